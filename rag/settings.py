@@ -1,0 +1,170 @@
+"""The one settings model of the product, and how it is loaded.
+
+Precedence, lowest first: defaults < config file (TOML) < environment (RAG_*) < command-line flags.
+Loaded once by the entry point (CLI, UI, eval) and passed down; no other module reads the environment
+for a setting. Secrets (API keys) are read from the environment by the backend that needs them, by the
+variable *name* held here, and are never stored in this model, logged or written to disk.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from index.config import IndexConfig
+
+BackendName = Literal["extractive", "ollama", "openai", "hf"]
+ENV_PREFIX = "RAG_"
+DEFAULT_CONFIG_FILE = "rag.toml"
+
+
+class SettingsError(ValueError):
+    """A setting is wrong; the message names it and says how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RetrievalSettings(_Strict):
+    top_k: int = Field(5, ge=1, le=100, description="Passages shown to the model.")
+    candidates: int = Field(
+        50, ge=1, le=2000, description="Candidates taken from each retriever before fusion."
+    )
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(60, ge=1, le=1000)
+    dense_weight: float = Field(1.0, ge=0.0)
+    lexical_weight: float = Field(1.0, ge=0.0)
+    lexical_only: bool = Field(False, description="Ignore the dense index even when there is one.")
+    reranker_model: str | None = Field(
+        None,
+        description="Cross-encoder to rerank candidates, e.g. cross-encoder/mmarco-mMiniLMv2-L12-H384-v1.",
+    )
+    reranker_device: str = "cpu"
+
+
+class LLMSettings(_Strict):
+    backend: BackendName = "extractive"
+    model: str | None = Field(None, description="Model name for ollama/openai, or a name/folder for hf.")
+    base_url: str | None = Field(None, description="Server address for ollama and OpenAI-compatible servers.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Name of the environment variable holding the key."
+    )
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(512, ge=1, le=32768)
+    timeout_s: float = Field(60.0, gt=0)
+    hf_device: str = "cpu"
+
+
+class AnswerSettings(_Strict):
+    abstain_threshold: float | None = Field(
+        None, description="Override the calibrated abstention threshold (0..1); None: calibrated default."
+    )
+    support_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Minimum support of a valid citation.")
+    max_history_turns: int = Field(6, ge=0, le=100)
+
+
+class UISettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    uploads_dir: Path = Path(".rag/uploads")
+
+
+class EvalSettings(_Strict):
+    piaf_dir: Path = Path("../shared/bench/piaf")
+    golden: Path = Path("eval/golden/seed_qa.jsonl")
+    runs_dir: Path = Path("runs")
+
+
+class Settings(_Strict):
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """RAG_SECTION__FIELD=value, e.g. RAG_LLM__BACKEND=ollama or RAG_INDEX__EMBEDDING_MODEL=./my-model."""
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, field = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in Settings.model_fields:
+            raise SettingsError(
+                f"Environment variable {name}: unknown section {section!r}. "
+                f"Valid sections: {', '.join(Settings.model_fields)}."
+            )
+        values.setdefault(section, {})[field] = raw
+    return values
+
+
+def _dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """{'llm.backend': 'hf'} -> {'llm': {'backend': 'hf'}}; None values are skipped (flag not given)."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _explain(error: ValidationError, origin: str) -> str:
+    lines = [f"Invalid settings ({origin}):"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        env_name = ENV_PREFIX + "__".join(str(p) for p in item["loc"]).upper()
+        lines.append(
+            f"  - {where}: {item['msg']} (got {item.get('input')!r}; config key {where}, env {env_name})"
+        )
+    return "\n".join(lines)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings: defaults < TOML file < RAG_* environment < `overrides` (dotted keys)."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    path = Path(config_file) if config_file else Path(environ.get("RAG_CONFIG", DEFAULT_CONFIG_FILE))
+    if config_file and not path.is_file():
+        raise SettingsError(
+            f"Config file {path} does not exist. Give an existing TOML file or leave --config out."
+        )
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"Config file {path} is not valid TOML: {exc}. Fix the file or remove it."
+            ) from exc
+    data = _deep_merge(data, _from_env(environ))
+    data = _deep_merge(data, _dotted(overrides or {}))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, f"file {path}, RAG_* environment, flags")) from exc

@@ -1,0 +1,54 @@
+"""Settings precedence (defaults < file < environment < flags) and the messages of bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_are_offline_friendly() -> None:
+    settings = load_settings(environ={}, config_file=None)
+    assert settings == Settings()
+    assert settings.llm.backend == "extractive"
+    assert settings.index.embedding_model == "intfloat/multilingual-e5-small"
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "rag.toml"
+    config.write_text(
+        '[retrieval]\ntop_k = 7\n[llm]\nbackend = "ollama"\nmodel = "from-file"\n', encoding="utf-8"
+    )
+    environ = {"RAG_LLM__MODEL": "from-env", "RAG_RETRIEVAL__TOP_K": "9"}
+    settings = load_settings(config, environ=environ, overrides={"retrieval.top_k": 3, "llm.base_url": None})
+    assert settings.llm.backend == "ollama"  # file
+    assert settings.llm.model == "from-env"  # env beats file
+    assert settings.retrieval.top_k == 3  # flag beats env
+    assert settings.llm.base_url is None  # a flag left out changes nothing
+
+
+def test_bad_value_names_setting_and_env_variable() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(environ={"RAG_LLM__BACKEND": "gpt5"})
+    message = str(error.value)
+    assert "llm.backend" in message and "RAG_LLM__BACKEND" in message and "'gpt5'" in message
+
+
+def test_unknown_keys_are_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "rag.toml"
+    config.write_text("[retrieval]\ntopk = 7\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="retrieval.topk"):
+        load_settings(config, environ={})
+    with pytest.raises(SettingsError, match="unknown section 'retreival'"):
+        load_settings(environ={"RAG_RETREIVAL__TOP_K": "3"})
+
+
+def test_missing_or_broken_config_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[llm\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(broken, environ={})
