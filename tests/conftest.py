@@ -51,3 +51,60 @@ def _no_network() -> None:
 @pytest.fixture(scope="session")
 def seeds_dir() -> Path:
     return SEEDS
+
+
+# -- tiny sentence-transformers model (helper INDEX) --------------------------------------------------
+_TINY_CORPUS_EXTRA = """
+The quick brown fox jumps over the lazy dog. Retrieval augmented generation answers questions from documents.
+Le chat dort sur le canapé. L'intelligence artificielle transforme l'économie. Où est la bibliothèque ?
+Der Hund schläft. El perro duerme. Il cane dorme. De hond slaapt. O cão dorme. 3,5 milliards ; 1.000 euros.
+"""
+
+
+def _build_tiny_st_model(folder: Path) -> Path:
+    """A random 2-layer BERT (hidden 32) with a WordPiece vocabulary trained on the seed text, saved as a
+    sentence-transformers folder (Transformer + mean Pooling) so tests exercise the real loading path."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    corpus = [line for path in sorted(SEEDS.glob("*.txt")) for line in path.read_text("utf-8").splitlines()]
+    corpus += _TINY_CORPUS_EXTRA.strip().splitlines()
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=1200, special_tokens=specials))
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    hf_dir = folder / "hf"
+    fast = BertTokenizerFast(tokenizer_object=tokenizer, do_lower_case=True, model_max_length=128)
+    fast.save_pretrained(hf_dir)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(hf_dir)
+    transformer = Transformer(str(hf_dir), max_seq_length=128)
+    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")])
+    out = folder / "tiny-st"
+    model.save(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_st_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a tiny sentence-transformers model folder (dimension 32, max 128 tokens), built once."""
+    return _build_tiny_st_model(tmp_path_factory.mktemp("tiny_st_model"))

@@ -1,0 +1,232 @@
+"""Lexical retrieval: a language-aware analyzer and an Okapi BM25 index stored without pickle.
+
+Analyzer, in order: lowercase; French/Italian elisions dropped (l', d', qu', j', n', s', c', m', t',
+jusqu', lorsqu', puisqu' with ' or ’); words and numbers split out; stop words of the language removed
+(compared accent-folded); Snowball stem of the language, then accent folding (stemming first, because the
+Snowball rules expect the accents). Numbers are kept: "2019" stays "2019", "14,2" gives "14,2", "14" and
+"2" so that both the exact figure and its parts match.
+
+BM25Index keeps postings term-major (CSC-like: per term, the rows that hold it and the counts) in numpy
+arrays: a query touches only its terms' postings, summed with `np.bincount`. Saved as bm25.npz (plain
+arrays, loaded with allow_pickle=False) + bm25.json (vocabulary and parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from index.language import LANGUAGES, STOPWORDS, detect_language, fold_accents
+
+ANALYZER_VERSION = 1
+# Checked on the PIAF dev split (eval/benchmarks/chunking.py): k1 in 0.6..2.0 and b in 0.3..1.0 all land
+# within 0.005 of each other in recall@5, so the textbook values stay.
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+_SNOWBALL_NAMES = {
+    "fr": "french",
+    "en": "english",
+    "de": "german",
+    "es": "spanish",
+    "it": "italian",
+    "nl": "dutch",
+    "pt": "portuguese",
+}
+_ELISION = re.compile(
+    r"\b(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu|quoiqu|dell|all|dall|nell|sull|un)['’](?=[^\W\d_])",
+    re.IGNORECASE,
+)
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
+_NUMBER_PART = re.compile(r"\d+")
+
+
+@lru_cache(maxsize=16)
+def _stemmer(language: str):  # noqa: ANN202 - snowballstemmer has no type hints
+    import snowballstemmer
+
+    return snowballstemmer.stemmer(_SNOWBALL_NAMES[language])
+
+
+class Analyzer:
+    """Turns text into index terms for one language (None: detect it from each text)."""
+
+    def __init__(self, language: str | None = None) -> None:
+        if language is not None and language not in LANGUAGES:
+            raise ValueError(
+                f"Unknown analyzer language {language!r}; valid: {', '.join(LANGUAGES)} or None."
+            )
+        self.language = language
+        self._stem_cache: dict[tuple[str, str], str] = {}
+
+    def analyze(self, text: str, language: str | None = None) -> list[str]:
+        lang = language or self.language or detect_language(text)
+        stop = STOPWORDS[lang]
+        stemmer = _stemmer(lang)
+        cache = self._stem_cache
+        terms: list[str] = []
+        lowered = _ELISION.sub("", text.lower()) if lang in ("fr", "it") else text.lower()
+        for match in _TOKEN.finditer(lowered):
+            token = match.group()
+            if token[0].isdigit():
+                terms.append(token)
+                parts = _NUMBER_PART.findall(token)
+                if len(parts) > 1:  # "14,2": also "14" and "2"
+                    terms.extend(parts)
+                continue
+            key = (lang, token)
+            term = cache.get(key)
+            if term is None:
+                folded = fold_accents(token)
+                term = "" if folded in stop else fold_accents(stemmer.stemWord(token))
+                if len(cache) < 500_000:  # bounded: a huge corpus must not grow it forever
+                    cache[key] = term
+            if term:
+                terms.append(term)
+        return terms
+
+    def settings(self) -> dict[str, object]:
+        return {"version": ANALYZER_VERSION, "language": self.language, "stemmer": "snowball"}
+
+
+_DEFAULT_ANALYZER = Analyzer()
+
+
+def analyze(text: str, language: str | None = None) -> list[str]:
+    """Terms of `text` in `language` (detected when None)."""
+    return _DEFAULT_ANALYZER.analyze(text, language)
+
+
+class BM25Index:
+    """Okapi BM25 over rows 0..n-1 (row i == chunk i of the store)."""
+
+    def __init__(self, k1: float = BM25_K1, b: float = BM25_B) -> None:
+        self.k1 = float(k1)
+        self.b = float(b)
+        self.vocabulary: dict[str, int] = {}
+        self.term_ptr = np.zeros(1, dtype=np.int64)  # postings of term t: [term_ptr[t], term_ptr[t+1])
+        self.post_rows = np.zeros(0, dtype=np.int32)
+        self.post_counts = np.zeros(0, dtype=np.int32)
+        self.doc_lengths = np.zeros(0, dtype=np.int32)
+        self._weights: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.doc_lengths)
+
+    # -- building -------------------------------------------------------------------------------------
+    def build(self, token_lists: Iterable[Sequence[str]]) -> BM25Index:
+        return self.build_from_counts(Counter(tokens) for tokens in token_lists)
+
+    def build_from_counts(self, term_counts: Iterable[dict[str, int]]) -> BM25Index:
+        """Build from one {term: count} per row (what `row_term_counts` returns, for incremental builds)."""
+        vocabulary: dict[str, int] = {}
+        rows: list[int] = []
+        terms: list[int] = []
+        counts: list[int] = []
+        lengths: list[int] = []
+        for row, row_counts in enumerate(term_counts):
+            lengths.append(sum(row_counts.values()))
+            for term, count in row_counts.items():
+                term_id = vocabulary.setdefault(term, len(vocabulary))
+                rows.append(row)
+                terms.append(term_id)
+                counts.append(count)
+        term_arr = np.asarray(terms, dtype=np.int64)
+        order = np.argsort(term_arr, kind="stable")
+        self.vocabulary = vocabulary
+        self.post_rows = np.asarray(rows, dtype=np.int32)[order]
+        self.post_counts = np.asarray(counts, dtype=np.int32)[order]
+        self.term_ptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_arr, minlength=len(vocabulary)), out=self.term_ptr[1:])
+        self.doc_lengths = np.asarray(lengths, dtype=np.int32)
+        self._weights = None
+        return self
+
+    def row_term_counts(self) -> list[dict[str, int]]:
+        """Per row {term: count}: lets an incremental build reuse unchanged rows without re-analysing."""
+        id_to_term = list(self.vocabulary)
+        term_of_posting = np.repeat(np.arange(len(id_to_term)), np.diff(self.term_ptr))
+        order = np.argsort(self.post_rows, kind="stable")
+        per_row: list[dict[str, int]] = [{} for _ in range(self.size)]
+        for row, term_id, count in zip(
+            self.post_rows[order].tolist(),
+            term_of_posting[order].tolist(),
+            self.post_counts[order].tolist(),
+            strict=True,
+        ):
+            per_row[row][id_to_term[term_id]] = count
+        return per_row
+
+    # -- searching ------------------------------------------------------------------------------------
+    def _posting_weights(self) -> np.ndarray:
+        """BM25 weight of every posting, idf included: precomputed once so a query is a gather + bincount."""
+        if self._weights is None:
+            n = max(1, self.size)
+            doc_freq = np.diff(self.term_ptr).astype(np.float64)
+            idf = np.log1p((n - doc_freq + 0.5) / (doc_freq + 0.5))
+            avg_len = float(self.doc_lengths.mean()) if self.size else 1.0
+            lengths = self.doc_lengths[self.post_rows].astype(np.float64)
+            tf = self.post_counts.astype(np.float64)
+            norm = self.k1 * (1.0 - self.b + self.b * lengths / max(avg_len, 1e-9))
+            term_of_posting = np.repeat(np.arange(len(doc_freq)), np.diff(self.term_ptr))
+            self._weights = (idf[term_of_posting] * tf * (self.k1 + 1.0) / (tf + norm)).astype(np.float32)
+        return self._weights
+
+    def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every row for the query (a repeated query term counts once per occurrence)."""
+        weights = self._posting_weights()
+        total = np.zeros(self.size, dtype=np.float32)
+        for term, repeat in Counter(query_tokens).items():
+            term_id = self.vocabulary.get(term)
+            if term_id is None:
+                continue
+            lo, hi = self.term_ptr[term_id], self.term_ptr[term_id + 1]
+            total += repeat * np.bincount(
+                self.post_rows[lo:hi], weights=weights[lo:hi], minlength=self.size
+            ).astype(np.float32)
+        return total
+
+    def search(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Top-k (row, score), best first; rows with score 0 (no shared term) are left out."""
+        if self.size == 0 or k <= 0:
+            return []
+        scores = self.scores(query_tokens)
+        k = min(k, self.size)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((top, -scores[top]))]  # by score, then row: deterministic ties
+        return [(int(row), float(scores[row])) for row in top if scores[row] > 0]
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        np.savez(
+            directory / "bm25.npz",
+            term_ptr=self.term_ptr,
+            post_rows=self.post_rows,
+            post_counts=self.post_counts,
+            doc_lengths=self.doc_lengths,
+        )
+        meta = {"k1": self.k1, "b": self.b, "vocabulary": list(self.vocabulary)}
+        (directory / "bm25.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> BM25Index:
+        directory = Path(directory)
+        meta = json.loads((directory / "bm25.json").read_text(encoding="utf-8"))
+        index = cls(k1=meta["k1"], b=meta["b"])
+        index.vocabulary = {term: i for i, term in enumerate(meta["vocabulary"])}
+        with np.load(directory / "bm25.npz", allow_pickle=False) as arrays:
+            index.term_ptr = arrays["term_ptr"]
+            index.post_rows = arrays["post_rows"]
+            index.post_counts = arrays["post_counts"]
+            index.doc_lengths = arrays["doc_lengths"]
+        if len(index.term_ptr) != len(index.vocabulary) + 1:
+            raise ValueError(f"{directory}: bm25.json and bm25.npz disagree on the vocabulary size")
+        return index

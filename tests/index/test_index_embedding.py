@@ -1,0 +1,90 @@
+"""The embedder contract on the tiny real model, prompt rules, and the lexical fallback when loading fails."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.config import IndexConfig
+from index.embedding import SentenceTransformerEmbedder, load_embedder, resolve_prompts
+
+
+def test_embedder_contract(tiny_embedder) -> None:  # noqa: ANN001
+    vectors = tiny_embedder.embed_passages(["Bonjour le monde.", "Le chat dort.", "x"])
+    assert vectors.dtype == np.float32 and vectors.shape == (3, tiny_embedder.dimension)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    query = tiny_embedder.embed_query("Où dort le chat ?")
+    assert query.shape == (tiny_embedder.dimension,) and np.isclose(np.linalg.norm(query), 1.0, atol=1e-5)
+    assert tiny_embedder.embed_passages([]).shape == (0, tiny_embedder.dimension)
+    assert tiny_embedder.count_tokens("le chat") == len(tiny_embedder.token_spans("le chat")) > 0
+    assert tiny_embedder.count_tokens_batch(["le chat", ""]) == [tiny_embedder.count_tokens("le chat"), 0]
+
+
+def test_progress_callback_keeps_row_order(tiny_embedder) -> None:  # noqa: ANN001
+    texts = [f"phrase {'longue ' * (i % 7)} numéro {i}" for i in range(160)]
+    seen: list[tuple[int, int]] = []
+    sliced = tiny_embedder.embed_passages(
+        texts, on_progress=lambda done, total, _: seen.append((done, total))
+    )
+    assert np.allclose(sliced, tiny_embedder.embed_passages(texts), atol=1e-5)
+    assert seen[-1] == (160, 160) and len(seen) > 1
+
+
+def test_e5_prompts_are_applied(tiny_st_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "multilingual-e5-tiny"
+    shutil.copytree(tiny_st_model_dir, folder)
+    embedder = SentenceTransformerEmbedder(IndexConfig(embedding_model=str(folder)))
+    assert (embedder.query_prompt, embedder.passage_prompt) == ("query: ", "passage: ")
+    raw = embedder.model.encode(["query: le chat"], normalize_embeddings=True)[0]
+    assert np.allclose(embedder.embed_query("le chat"), raw, atol=1e-5)
+    raw = embedder.model.encode(["passage: le chat"], normalize_embeddings=True)[0]
+    assert np.allclose(embedder.embed_passages(["le chat"])[0], raw, atol=1e-5)
+
+
+def test_prompt_precedence() -> None:
+    e5 = IndexConfig(embedding_model="intfloat/multilingual-e5-small")
+    assert resolve_prompts(e5, None) == ("query: ", "passage: ")
+    assert resolve_prompts(e5.model_copy(update={"query_prompt": ""}), None) == ("", "passage: ")
+    own = {"query": "Represent the question: ", "document": ""}
+    assert resolve_prompts(IndexConfig(embedding_model="org/other"), own) == ("Represent the question: ", "")
+    assert resolve_prompts(IndexConfig(embedding_model="sentence-transformers/all-MiniLM-L6-v2"), {}) == (
+        "",
+        "",
+    )
+
+
+def test_models_own_prompts_are_used(tiny_st_model_dir: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_st_model_dir), prompts={"query": "Q: ", "document": "D: "})
+    model.save(str(tmp_path / "prompted"))
+    embedder = SentenceTransformerEmbedder(IndexConfig(embedding_model=str(tmp_path / "prompted")))
+    assert (embedder.query_prompt, embedder.passage_prompt) == ("Q: ", "D: ")
+
+
+@pytest.mark.parametrize(
+    "model", ["./no/such/folder", "intfloat/multilingual-e5-small", "not-a-real/model-xyz"]
+)
+def test_unloadable_model_means_lexical_with_one_warning(model: str, capsys, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the hub is unreachable: must still be fast
+    started = time.perf_counter()
+    assert load_embedder(IndexConfig(embedding_model=model)) is None
+    assert time.perf_counter() - started < 30
+    err = capsys.readouterr().err
+    assert err.count("Warning:") == 1 and model in err
+    assert "RAG_INDEX__EMBEDDING_MODEL" in err and "lexical" in err
+
+
+def test_folder_that_is_not_a_model(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    (tmp_path / "junk.txt").write_text("x", encoding="utf-8")
+    assert load_embedder(IndexConfig(embedding_model=str(tmp_path))) is None
+    assert str(tmp_path) in capsys.readouterr().err
+
+
+def test_empty_model_name_is_lexical_without_warning(capsys) -> None:  # noqa: ANN001
+    assert load_embedder(IndexConfig(embedding_model="")) is None
+    assert capsys.readouterr().err == ""

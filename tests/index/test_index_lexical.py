@@ -1,0 +1,87 @@
+"""Language detection, the analyzer, and BM25 against a direct implementation of the formula."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.language import STOPWORDS, detect_language
+from index.lexical import Analyzer, BM25Index, analyze
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Quelle est la valorisation d’OpenAI évoquée dans l’article ?", "fr"),
+        ("Combien d'employeurs", "fr"),
+        ("Who is the chief executive of the company?", "en"),
+        ("Wer hat die Firma gegründet und warum ist sie so groß?", "de"),
+        ("¿Quién fundó la empresa y por qué es tan grande?", "es"),
+        ("Chi ha fondato la società e perché è così grande?", "it"),
+        ("Wie heeft het bedrijf opgericht en waarom is het zo groot?", "nl"),
+        ("Quem fundou a empresa e por que ela é tão grande?", "pt"),
+    ],
+)
+def test_detect_language(text: str, language: str) -> None:
+    assert detect_language(text) == language
+
+
+def test_detect_language_empty_defaults() -> None:
+    assert detect_language("") == "en"
+    assert detect_language("1234", default="fr") == "fr"
+    assert set(STOPWORDS) == {"fr", "en", "de", "es", "it", "nl", "pt"}
+
+
+def test_french_analysis_elisions_accents_stems_numbers() -> None:
+    terms = analyze("L’économie d'OpenAI qu’il a créée vaut 80 milliards, soit 14,2 % en 2019.", "fr")
+    assert "l" not in terms and "d" not in terms and "qu" not in terms and "il" not in terms
+    assert "econom" in terms  # stemmed then accent-folded
+    assert {"80", "2019", "14,2", "14", "2"} <= set(terms)
+    assert analyze("économies", "fr") == analyze("Economie", "fr")
+
+
+def test_analyzer_language_detected_when_none() -> None:
+    assert Analyzer().analyze("The companies were running") == ["compani", "run"]
+    with pytest.raises(ValueError, match="valid"):
+        Analyzer("xx")
+
+
+def _bm25_reference(docs: list[list[str]], query: list[str], k1: float, b: float) -> list[float]:
+    n = len(docs)
+    avg = sum(len(d) for d in docs) / n
+    df = Counter(t for d in docs for t in set(d))
+    scores = []
+    for d in docs:
+        tf = Counter(d)
+        score = 0.0
+        for term in query:
+            if term not in tf:
+                continue
+            idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+            score += idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * len(d) / avg))
+        scores.append(score)
+    return scores
+
+
+def test_bm25_matches_the_formula_and_survives_save_load(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    vocabulary = [f"t{i}" for i in range(40)]
+    docs = [list(rng.choice(vocabulary, size=rng.integers(1, 30))) for _ in range(60)]
+    docs.append([])  # an empty row must not break anything
+    index = BM25Index(k1=1.3, b=0.6).build(docs)
+    index.save(tmp_path)
+    loaded = BM25Index.load(tmp_path)
+    for query in (["t1"], ["t2", "t3", "t3"], ["t5", "unknown"]):
+        expected = _bm25_reference(docs, query, 1.3, 0.6)
+        assert np.allclose(loaded.scores(query), expected, rtol=1e-5)
+        top = loaded.search(query, 5)
+        best = sorted((s for s in expected if s > 0), reverse=True)[:5]
+        assert np.allclose([score for _, score in top], best, rtol=1e-5)  # equal scores may swap rows
+        assert all(np.isclose(expected[row], score, rtol=1e-5) for row, score in top)
+    assert loaded.search(["unknown"], 5) == []
+    assert loaded.row_term_counts() == [dict(Counter(d)) for d in docs]
+    assert not list(tmp_path.glob("*.pkl"))
