@@ -1,0 +1,68 @@
+"""Retrieval-augmented answers over your own documents, French first, with verified citations.
+
+Public API (imported lazily: `import rag` loads no model library, no torch, no FAISS):
+
+    from rag import load_settings, open_assistant, build_assistant
+    assistant = build_assistant(["seeds/"], load_settings())
+    answer = assistant.ask("Quelle est la valorisation d'OpenAI ?")
+    print(answer.text, answer.citations)
+
+Names: `Settings`, `load_settings`, `SettingsError`, `open_assistant`, `build_assistant`, `Assistant`,
+`Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Settings": "rag.settings",
+    "load_settings": "rag.settings",
+    "SettingsError": "rag.settings",
+    "Answer": "rag.records",
+    "Citation": "rag.records",
+    "Passage": "rag.records",
+    "CitationReport": "rag.records",
+    "RagError": "rag.errors",
+    "BackendError": "rag.errors",
+    "IndexUnavailableError": "rag.errors",
+    "Assistant": "rag.assistant",
+    "open_assistant": "rag.assistant",
+    "build_assistant": "rag.assistant",
+}
+
+__all__ = [
+    "Answer",
+    "Assistant",
+    "BackendError",
+    "Citation",
+    "CitationReport",
+    "IndexUnavailableError",
+    "Passage",
+    "RagError",
+    "Settings",
+    "SettingsError",
+    "build_assistant",
+    "load_settings",
+    "open_assistant",
+]
+
+if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time here
+    from rag.assistant import Assistant, build_assistant, open_assistant
+    from rag.errors import BackendError, IndexUnavailableError, RagError
+    from rag.records import Answer, Citation, CitationReport, Passage
+    from rag.settings import Settings, SettingsError, load_settings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

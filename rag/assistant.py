@@ -1,0 +1,322 @@
+"""The assistant: one opened index + the answering chain, behind the small API the CLI, UI and eval use.
+
+    assistant = open_assistant(load_settings())            # an index built before (`rag index`)
+    assistant = build_assistant(["docs/"], settings)        # index/update these files, then open
+    answer = assistant.ask("Quelle est la valorisation d'OpenAI ?")
+    for item in assistant.stream(question, history): ...    # str pieces, then one Answer
+
+Models load on first use: opening an assistant in lexical mode loads none; the embedding model (hybrid
+mode) is loaded by the index store, the reranker and LLM backends when first needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.errors import IndexUnavailableError, RagError
+from rag.records import Answer, Passage
+from rag.settings import Settings, load_settings
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+def _with_index_dir(settings: Settings, index_dir: str | Path | None) -> Settings:
+    if index_dir is None:
+        return settings
+    return settings.model_copy(
+        update={"index": settings.index.model_copy(update={"index_dir": Path(index_dir)})}
+    )
+
+
+def _index_command(settings: Settings) -> str:
+    return f"rag index <files or folders> --index-dir {settings.index.index_dir}"
+
+
+def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
+    """Open the index of `settings.index.index_dir`; index errors become `IndexUnavailableError`."""
+    from index.errors import IndexError_, IndexNotFoundError
+    from index.store import IndexStore
+
+    # lexical_only: keep the vectors on disk but load no model (faster start, no torch).
+    lexical_only = settings.retrieval.lexical_only or not settings.index.embedding_model
+    try:
+        return IndexStore.open(
+            settings.index.resolved_index_dir(),
+            config=settings.index,
+            embedder=None if lexical_only else embedder,
+            load_model=not lexical_only,
+        )
+    except IndexNotFoundError as exc:
+        message = str(exc)
+        if "rag index" not in message:
+            message = f"No index in {settings.index.resolved_index_dir()}. Build one first: {_index_command(settings)}"
+        raise IndexUnavailableError(message) from exc
+    except IndexError_ as exc:
+        raise IndexUnavailableError(f"{exc}") from exc
+
+
+class Assistant:
+    """Answers questions over one index. Build it with `open_assistant` or `build_assistant`."""
+
+    def __init__(self, settings: Settings, store: Any) -> None:
+        self.settings = settings
+        self._store = store
+        self._lock = threading.RLock()
+        self._reset()
+
+    # --- wiring (lazy) ------------------------------------------------------------------------------------
+    def _reset(self) -> None:
+        self._languages: dict[str, str] = {}
+        self._corpus_languages: set[str] | None = None
+        self._scorer = None
+        self._retriever = None
+        self._reranker = None
+        self._generators: dict[str, Any] = {}
+        self._chains: dict[str, Any] = {}
+
+    @property
+    def store(self) -> Any:
+        return self._store
+
+    def language_of(self, doc_id: str) -> str:
+        """The language of a document (detected once from its text)."""
+        language = self._languages.get(doc_id)
+        if language is None:
+            if hasattr(self._store, "document_language"):
+                language = self._store.document_language(doc_id)
+            else:
+                from index.language import detect_language
+
+                language = detect_language(self._store.document_text(doc_id)[:4000], default="en")
+            self._languages[doc_id] = language
+        return language
+
+    def corpus_languages(self) -> set[str]:
+        if self._corpus_languages is None:
+            doc_ids = {chunk.doc_id for chunk in self._store.chunks}
+            self._corpus_languages = {self.language_of(doc_id) for doc_id in doc_ids}
+        return self._corpus_languages
+
+    @property
+    def scorer(self) -> Any:
+        if self._scorer is None:
+            from rag.evidence import CorpusStats, EvidenceScorer
+
+            bm25 = getattr(self._store, "bm25", None)
+            if bm25 is not None:
+                stats = CorpusStats.from_bm25(
+                    bm25
+                )  # the index's own document frequencies: nothing to analyze
+            else:
+                stats = CorpusStats.from_texts(
+                    (c.text, self.language_of(c.doc_id)) for c in self._store.chunks
+                )
+            self._scorer = EvidenceScorer(stats)
+        return self._scorer
+
+    @property
+    def embedder(self) -> Any | None:
+        if self.retriever.mode != "hybrid":
+            return None
+        return getattr(self._store, "embedder", None)
+
+    @property
+    def retriever(self) -> Any:
+        if self._retriever is None:
+            from rag.retrieval import HybridRetriever
+
+            reranker = None
+            if self.settings.retrieval.reranker_model:
+                from rag.rerank import CrossEncoderReranker
+
+                reranker = CrossEncoderReranker(
+                    self.settings.retrieval.reranker_model, device=self.settings.retrieval.reranker_device
+                )
+            self._retriever = HybridRetriever(
+                self._store,
+                self.settings.retrieval,
+                document_languages=self.corpus_languages,
+                reranker=reranker,
+            )
+        return self._retriever
+
+    def generator(self, backend: str | None = None) -> Any:
+        name = backend or self.settings.llm.backend
+        with self._lock:
+            generator = self._generators.get(name)
+            if generator is None:
+                generator = _make_generator(self.settings, name)
+                if hasattr(generator, "attach"):
+                    generator.attach(self.scorer, self.language_of, self.embedder)
+                self._generators[name] = generator
+            return generator
+
+    def chain(self, backend: str | None = None) -> Any:
+        """The `AnswerChain` for a backend (its `.runnable` is the LCEL chain)."""
+        name = backend or self.settings.llm.backend
+        with self._lock:
+            chain = self._chains.get(name)
+            if chain is None:
+                from rag.chain import AnswerChain
+                from rag.citations import CitationVerifier
+
+                verifier = CitationVerifier(
+                    self.scorer,
+                    self.language_of,
+                    self._chunk_span,
+                    embedder=self.embedder,
+                    support_threshold=self.settings.answer.support_threshold,
+                )
+                chain = AnswerChain(
+                    retrieve_passages=self._retrieve_for_chain,
+                    generator=self.generator(name),
+                    scorer=self.scorer,
+                    verifier=verifier,
+                    language_of=self.language_of,
+                    settings=self.settings,
+                    retrieval_mode=self.retriever.mode,
+                )
+                self._chains[name] = chain
+            return chain
+
+    def _chunk_span(self, chunk_id: str) -> tuple[int, int]:
+        chunk = self._store.chunk(chunk_id)
+        return chunk.start, chunk.end
+
+    def _retrieve_for_chain(self, question: str, language: str, k: int | None) -> list[Passage]:
+        return self.retriever.retrieve(question, language, k)
+
+    # --- public API ---------------------------------------------------------------------------------------
+    def ask(
+        self,
+        question: str,
+        history: list[dict] | None = None,
+        *,
+        top_k: int | None = None,
+        backend: str | None = None,
+    ) -> Answer:
+        """Answer `question` (with the conversation so far in `history`) from the indexed documents."""
+        _check_question(question)
+        return self.chain(backend).invoke(question, history, top_k)
+
+    def stream(
+        self,
+        question: str,
+        history: list[dict] | None = None,
+        *,
+        top_k: int | None = None,
+        backend: str | None = None,
+    ) -> Iterator[str | Answer]:
+        """Text pieces as they are generated, then exactly one final `Answer`."""
+        _check_question(question)
+        yield from self.chain(backend).stream(question, history, top_k)
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
+        """The passages retrieval finds for `question` (no condensing, no generation)."""
+        from rag.chain import question_language
+
+        _check_question(question)
+        return self.retriever.retrieve(question, question_language(question), k)
+
+    def add_documents(
+        self, paths: Sequence[str | Path], *, on_progress: ProgressCallback | None = None
+    ) -> Any:
+        """Index more files into the same index (incremental), then reload it. Returns the `BuildReport`."""
+        from index.build import build_index
+
+        with self._lock:
+            options: dict[str, Any] = {}
+            if getattr(self._store, "embedder", None) is not None:
+                options["embedder"] = (
+                    self._store.embedder
+                )  # reuse the loaded model (else: build_index decides)
+            report = build_index(
+                [Path(p) for p in paths],
+                self.settings.index,
+                progress=on_progress is None and self.settings.index.show_progress,
+                on_progress=on_progress,
+                **options,
+            )
+            self._store = _open_store(self.settings, getattr(self._store, "embedder", None))
+            self._reset()
+        return report
+
+    def status(self) -> dict[str, Any]:
+        embedder = getattr(self._store, "embedder", None)
+        return {
+            "retrieval_mode": self.retriever.mode,
+            "embedding_model": getattr(embedder, "name", None) if self.retriever.mode == "hybrid" else None,
+            "backend": self.settings.llm.backend,
+            "backends": _available_backends(self.settings),
+            "documents": len({chunk.doc_id for chunk in self._store.chunks}),
+            "chunks": len(self._store.chunks),
+            "index_dir": str(self.settings.index.resolved_index_dir()),
+        }
+
+    def as_langchain_retriever(self, k: int | None = None) -> Any:
+        """This assistant's retrieval as a LangChain `BaseRetriever` (Documents with source metadata)."""
+        from rag.retrieval import PassageRetriever
+
+        return PassageRetriever(retrieve=self.retrieve, k=k)
+
+
+def _check_question(question: str) -> None:
+    if not isinstance(question, str) or not question.strip():
+        raise RagError("The question is empty: type a question about your documents.")
+
+
+def _make_generator(settings: Settings, name: str) -> Any:
+    if name == "extractive":
+        from rag.backends.extractive import ExtractiveGenerator
+
+        return ExtractiveGenerator()
+    from rag.backends import make_generator
+
+    return make_generator(settings, name)
+
+
+def _available_backends(settings: Settings) -> list[str]:
+    try:
+        from rag.backends import available_backends
+
+        return list(available_backends(settings))
+    except ImportError:
+        return ["extractive"]
+
+
+def open_assistant(settings: Settings | None = None, *, index_dir: str | Path | None = None) -> Assistant:
+    """Open the existing index of `settings.index.index_dir` (or `index_dir`).
+
+    Raises `IndexUnavailableError` (a `RagError`) with the command that builds the index when there is none.
+    """
+    settings = _with_index_dir(settings or load_settings(), index_dir)
+    return Assistant(settings, _open_store(settings))
+
+
+def build_assistant(
+    paths: Sequence[str | Path],
+    settings: Settings | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> Assistant:
+    """Index (or update, incrementally) `paths` into `settings.index.index_dir`, then open it."""
+    from index.build import build_index
+
+    settings = settings or load_settings()
+    embedder = None
+    if settings.index.embedding_model:
+        from index.embedding import load_embedder
+
+        # Loaded once for building and searching; None (with a printed warning) means lexical mode.
+        embedder = load_embedder(settings.index)
+    build_index(
+        [Path(p) for p in paths],
+        settings.index,
+        embedder=embedder,
+        progress=on_progress is None and settings.index.show_progress,
+        on_progress=on_progress,
+    )
+    return Assistant(settings, _open_store(settings, embedder))

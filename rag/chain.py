@@ -1,0 +1,230 @@
+"""The answering chain, wired with LangChain Expression Language (LCEL).
+
+    question, history
+      -> language      detect the question's language (index.language)
+      -> condense      follow-up + history -> standalone question (LLM: generator.condense with the
+                       condense prompt; extractive: the heuristic of rag.condense)
+      -> retrieve      hybrid retrieval -> numbered passages (rag.retrieval)
+      -> check         abstention signal on the passages (rag.abstention)
+      -> prompt        system + user messages with the numbered passages (rag.prompts)
+      -> generate      generator.stream(...) (skipped when abstaining: nothing is invented)
+      -> verify        parse [n] markers, check each against its passage (rag.citations)
+      -> Answer        with the time spent in each stage
+
+`AnswerChain.prepare` (everything before generation) and `AnswerChain.finalize` (verification) are LCEL
+runnables; `AnswerChain.runnable` chains prepare | generate | finalize for `invoke`/`batch`, and
+`AnswerChain.stream` yields the generator's pieces as they come, then the final `Answer`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from index.language import detect_language
+from rag.abstention import ABSTAIN_THRESHOLD, evidence_check, is_abstention
+from rag.backends.base import GenerationRequest, Generator
+from rag.citations import CitationVerifier, parse_markers
+from rag.condense import Condensed, condense_heuristically
+from rag.errors import BackendError
+from rag.evidence import EvidenceScorer
+from rag.prompts import abstention_message, build_messages, format_history
+from rag.records import Answer, CitationReport, Passage
+from rag.settings import Settings
+
+State = dict[str, Any]
+
+
+def _timed(stage: str, function: Callable[[State], Any]) -> Callable[[State], Any]:
+    def run(state: State) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(state)
+        finally:
+            timings = state["timings"]
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+    run.__name__ = stage
+    return run
+
+
+def question_language(question: str) -> str:
+    # Questions are short: French is the product's first language, so a tie goes to it.
+    return detect_language(question, default="fr")
+
+
+def remove_markers(text: str, invalid: set[int]) -> str:
+    """Drop the numbers in `invalid` from the [n] markers of `text` (a marker left empty disappears)."""
+    if not invalid:
+        return text
+
+    def keep(match: re.Match[str]) -> str:
+        numbers = [n for n in parse_markers(match.group(0)) if n not in invalid]
+        return "" if not numbers else "[" + ", ".join(str(n) for n in numbers) + "]"
+
+    cleaned = re.sub(r"\[\s*\d+\s*(?:(?:,|;|-|–)\s*\d+\s*)*\]", keep, text)
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
+
+
+@dataclass(slots=True)
+class AnswerChain:
+    """The stages bound to one index, one generator and the settings."""
+
+    retrieve_passages: Callable[[str, str, int | None], list[Passage]]
+    generator: Generator
+    scorer: EvidenceScorer
+    verifier: CitationVerifier
+    language_of: Callable[[str], str]
+    settings: Settings
+    retrieval_mode: str = "lexical"
+
+    # --- stages -------------------------------------------------------------------------------------------
+    def _language(self, state: State) -> str:
+        return question_language(state["question"])
+
+    def _condense(self, state: State) -> Condensed:
+        question, history = state["question"], state.get("history") or []
+        max_turns = self.settings.answer.max_history_turns
+        if not history or max_turns == 0:
+            return Condensed(question, question, False)
+        history = list(history)[-2 * max_turns :]
+        if not self.generator.is_llm:
+            return condense_heuristically(question, history, state["language"], self.scorer)
+        history_text = format_history(history, state["language"], max_turns)
+        try:
+            standalone = self.generator.condense(question, history_text, state["language"]).strip()
+        except NotImplementedError:
+            return condense_heuristically(question, history, state["language"], self.scorer)
+        standalone = standalone or question
+        return Condensed(standalone, standalone, standalone != question)
+
+    def _retrieve(self, state: State) -> list[Passage]:
+        return self.retrieve_passages(state["condensed"].standalone, state["language"], state.get("top_k"))
+
+    def _check(self, state: State) -> Any:
+        threshold = self.settings.answer.abstain_threshold
+        return evidence_check(
+            state["condensed"].focus,
+            state["language"],
+            state["passages"],
+            self.scorer,
+            self.language_of,
+            threshold=ABSTAIN_THRESHOLD if threshold is None else threshold,
+        )
+
+    def _prompt(self, state: State) -> list:
+        return build_messages(state["condensed"].focus, state["language"], state["passages"])
+
+    def request(self, state: State) -> GenerationRequest:
+        return GenerationRequest(
+            question=state["condensed"].focus,
+            language=state["language"],
+            passages=state["passages"],
+            messages=state["messages"],
+        )
+
+    def _verify(self, state: State) -> Answer:
+        text = state["text"].strip()
+        passages: Sequence[Passage] = state["passages"]
+        abstained = state["check"].abstain or not passages or is_abstention(text)
+        if abstained:
+            citations, report = [], CitationReport()
+            if state["check"].abstain or not passages:
+                text = abstention_message(state["language"])
+        else:
+            citations, report = self.verifier.verify(text, state["language"], passages)
+            text = remove_markers(text, set(report.dropped_markers))
+        timings = state["timings"]
+        return Answer(
+            question=state["question"],
+            standalone_question=state["condensed"].standalone,
+            text=text,
+            language=state["language"],
+            citations=citations,
+            passages=list(passages),
+            abstained=abstained,
+            verification=report,
+            timings=timings,
+            backend=self.generator.name,
+            retrieval_mode=self.retrieval_mode,
+        )
+
+    # --- runnables ----------------------------------------------------------------------------------------
+    @property
+    def prepare(self) -> Runnable:
+        return (
+            RunnablePassthrough.assign(language=RunnableLambda(_timed("condense", self._language)))
+            | RunnablePassthrough.assign(condensed=RunnableLambda(_timed("condense", self._condense)))
+            | RunnablePassthrough.assign(passages=RunnableLambda(_timed("retrieve", self._retrieve)))
+            | RunnablePassthrough.assign(check=RunnableLambda(_timed("check", self._check)))
+            | RunnablePassthrough.assign(messages=RunnableLambda(_timed("generate", self._prompt)))
+        ).with_config(run_name="rag_prepare")
+
+    @property
+    def finalize(self) -> Runnable:
+        return RunnableLambda(_timed("verify", self._verify)).with_config(run_name="rag_verify")
+
+    def _generate_all(self, state: State) -> State:
+        return {**state, "text": "".join(self.pieces(state))}
+
+    @property
+    def runnable(self) -> Runnable:
+        """prepare | generate | verify: `invoke({"question": …, "history": […], "top_k": 5})` -> Answer."""
+        return (
+            RunnableLambda(_start)
+            | self.prepare
+            | RunnableLambda(self._generate_all)
+            | self.finalize
+            | RunnableLambda(_finish)
+        ).with_config(run_name="rag_answer")
+
+    # --- streaming ----------------------------------------------------------------------------------------
+    def pieces(self, state: State) -> Iterator[str]:
+        """The generator's text pieces (or the abstention message), timing the generate stage."""
+        if state["check"].abstain or not state["passages"]:
+            yield abstention_message(state["language"])
+            return
+        request = self.request(state)
+        started = time.perf_counter()
+        try:
+            yield from self.generator.stream(request)
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any backend failure reaches the user as a BackendError
+            raise BackendError(f"Backend {self.generator.name!r} failed while answering: {exc}") from exc
+        finally:
+            state["timings"]["generate"] = (
+                state["timings"].get("generate", 0.0) + time.perf_counter() - started
+            )
+
+    def stream(self, question: str, history: Sequence[dict] | None = None, top_k: int | None = None):
+        """Text pieces as generated, then exactly one `Answer`."""
+        state = _start({"question": question, "history": list(history or []), "top_k": top_k})
+        state = self.prepare.invoke(state)
+        text: list[str] = []
+        for piece in self.pieces(state):
+            text.append(piece)
+            yield piece
+        answer = self.finalize.invoke({**state, "text": "".join(text)})
+        yield _finish(answer)
+
+    def invoke(
+        self, question: str, history: Sequence[dict] | None = None, top_k: int | None = None
+    ) -> Answer:
+        return self.runnable.invoke({"question": question, "history": list(history or []), "top_k": top_k})
+
+
+def _start(state: State) -> State:
+    return {**state, "timings": {"_t0": time.perf_counter()}}
+
+
+def _finish(answer: Answer) -> Answer:
+    started = answer.timings.pop("_t0", None)
+    if started is not None:
+        answer.timings["total"] = time.perf_counter() - started
+    return answer

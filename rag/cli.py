@@ -1,0 +1,220 @@
+"""The `rag` command: index documents, ask questions, chat in the browser, run the evaluation.
+
+    rag index [PATHS...] [--index-dir DIR] [--watch] [--rebuild] [--forget PATH]
+    rag ask "question" [--index-dir DIR] [--top-k N] [--backend NAME] [--json]
+    rag chat [PATHS...] [--host HOST] [--port PORT] [--index-dir DIR]
+    rag eval ...            (options of eval.cli)
+
+`--config FILE` (before the subcommand) reads a TOML settings file; flags override it (see
+`rag.settings.load_settings`). Each subcommand imports what it needs when it runs, so `rag ask` works
+without the UI or eval dependencies. Errors meant for people (bad settings, no index, backend down) print
+one line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+DEFAULT_CHAT_PATHS = ("seeds",)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Questions and answers over your own documents, with verified citations."
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML settings file (default: ./rag.toml if present)."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    index = commands.add_parser("index", help="Index files or folders (incremental).")
+    index.add_argument("paths", nargs="*", metavar="PATH", help="Files or folders to index.")
+    index.add_argument("--index-dir", metavar="DIR", help="Folder of the index (setting index.index_dir).")
+    index.add_argument("--watch", action="store_true", help="Keep watching the paths and re-index on change.")
+    index.add_argument("--rebuild", action="store_true", help="Delete the index first and build it anew.")
+    index.add_argument(
+        "--forget",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="Remove a file's documents (repeatable).",
+    )
+
+    ask = commands.add_parser("ask", help="Answer one question from the index.")
+    ask.add_argument("question", help="The question, in quotes.")
+    ask.add_argument("--index-dir", metavar="DIR", help="Folder of the index (setting index.index_dir).")
+    ask.add_argument("--top-k", type=int, metavar="N", help="Passages to retrieve (setting retrieval.top_k).")
+    ask.add_argument(
+        "--backend", metavar="NAME", help="extractive, ollama, openai or hf (setting llm.backend)."
+    )
+    ask.add_argument("--json", action="store_true", help="Print the whole Answer as JSON.")
+
+    chat = commands.add_parser("chat", help="Index PATHS (default: seeds/) and open the chat in the browser.")
+    chat.add_argument("paths", nargs="*", metavar="PATH", help="Files or folders to index first.")
+    chat.add_argument("--host", help="Address to listen on (setting ui.host).")
+    chat.add_argument("--port", type=int, help="Port to listen on (setting ui.port).")
+    chat.add_argument("--index-dir", metavar="DIR", help="Folder of the index (setting index.index_dir).")
+
+    evaluate = commands.add_parser("eval", help="Run the evaluation suite (see `rag eval --help`).")
+    evaluate.add_argument("--index-dir", metavar="DIR", help="Folder of the index (setting index.index_dir).")
+    try:
+        from eval.cli import add_arguments
+    except ImportError:
+        evaluate.add_argument("eval_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    else:
+        add_arguments(evaluate)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "index.index_dir": getattr(args, "index_dir", None),
+        "retrieval.top_k": getattr(args, "top_k", None),
+        "llm.backend": getattr(args, "backend", None),
+        "ui.host": getattr(args, "host", None),
+        "ui.port": getattr(args, "port", None),
+    }
+
+
+def _cmd_index(args: argparse.Namespace, settings: Any) -> int:
+    from index.cli import run_index
+
+    if not args.paths and not args.forget and not args.rebuild:
+        raise _UsageError("Give the files or folders to index, e.g. `rag index docs/`.")
+    code = run_index(
+        [Path(p) for p in args.paths],
+        settings.index,
+        watch=args.watch,
+        forget=args.forget,
+        rebuild=args.rebuild,
+    )
+    return int(code or 0)
+
+
+def _excerpt(text: str, start: int, end: int, width: int = 240, context: int = 60) -> str:
+    """The cited span with a little context around it, the span itself in **bold** (Markdown style)."""
+    start, end = max(0, start), min(len(text), end)
+    span = text[start:end]
+    if len(span) > width:
+        span = span[:width].rsplit(" ", 1)[0] + " …"
+    before = ("…" if start > context else "") + text[max(0, start - context) : start]
+    after = text[end : end + context] + ("…" if end + context < len(text) else "")
+    return " ".join(f"{before}**{span.strip()}**{after}".split())
+
+
+def format_answer(answer: Any) -> str:
+    """The answer, then its numbered sources (file, heading/page, excerpt with the cited span)."""
+    from rag.prompts import passage_label
+
+    lines = [textwrap.fill(answer.text, width=100, break_long_words=False) if answer.text else ""]
+    if answer.abstained:
+        return lines[0]
+    cited = {}
+    for citation in answer.citations:
+        cited.setdefault(citation.marker, citation)
+    if cited:
+        lines += ["", "Sources:"]
+    for passage in answer.passages:
+        citation = cited.get(passage.number)
+        if citation is None:
+            continue
+        flag = "" if citation.supported else f"  (weak support: {citation.support:.2f})"
+        lines.append(f"  {passage_label(passage)}{flag}")
+        relative_start = citation.start - passage.start
+        relative_end = citation.end - passage.start
+        lines.append(
+            textwrap.indent(
+                textwrap.fill(
+                    _excerpt(passage.text, relative_start, relative_end), 96, break_long_words=False
+                ),
+                "      ",
+            )
+        )
+    return "\n".join(lines)
+
+
+def _cmd_ask(args: argparse.Namespace, settings: Any) -> int:
+    from rag.assistant import open_assistant
+
+    assistant = open_assistant(settings)
+    answer = assistant.ask(args.question, top_k=args.top_k, backend=args.backend)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace, settings: Any) -> int:
+    from rag.assistant import build_assistant
+
+    paths = [Path(p) for p in (args.paths or DEFAULT_CHAT_PATHS)]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise _UsageError(f"Not found: {', '.join(missing)}. Give existing files or folders to `rag chat`.")
+    assistant = build_assistant(paths, settings)  # builds or updates the index: the UI opens on fresh data
+    try:
+        from ui.app import launch
+    except ImportError as exc:
+        raise _UsageError(
+            f"The chat UI cannot be loaded ({exc}). Install the project with `make setup`."
+        ) from exc
+    launch(settings, paths, assistant=assistant)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Any) -> int:
+    try:
+        from eval.cli import run
+    except ImportError as exc:
+        raise _UsageError(
+            f"The evaluation suite cannot be loaded ({exc}). Install the project with its extras."
+        ) from exc
+    return int(run(args, settings) or 0)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from rag.errors import RagError
+    from rag.settings import SettingsError
+
+    errors: list[type[BaseException]] = [RagError, SettingsError, _UsageError]
+    try:
+        from index.errors import IndexError_
+
+        errors.append(IndexError_)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    commands = {"index": _cmd_index, "ask": _cmd_ask, "chat": _cmd_chat, "eval": _cmd_eval}
+    try:
+        from rag.settings import load_settings
+
+        settings = load_settings(args.config, overrides=_overrides(args))
+        return commands[args.command](args, settings)
+    except _known_errors() as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the error's own layout
+        print(f"rag {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

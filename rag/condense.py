@@ -1,0 +1,104 @@
+"""Follow-up questions -> standalone questions, without a model (the extractive backend's condense step).
+
+LLM backends rewrite the follow-up with the condense prompt of `rag.prompts`. Without a model the rewrite
+is a deterministic heuristic:
+1. Is it a follow-up? Yes when it leans on the conversation: a pronoun or possessive and no name of its
+   own ("D'où est-il originaire ?"), an "and …?" question with one or two content words ("Et Microsoft ?"),
+   or no content word that occurs anywhere in the corpus.
+2. If so, the salient content words of the previous user turns (rarest in the corpus first, most recent
+   turn first, at most `MAX_CONTEXT_TERMS`) are appended, to steer retrieval.
+
+The question as asked stays the *focus* of the answer: abstention and sentence selection require its own
+content words, the appended ones only help to find the passage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.evidence import EvidenceScorer, content_words, fold
+
+MAX_CONTEXT_TERMS = 5
+_PRONOUNS = {
+    "fr": "il elle ils elles lui leur leurs son sa ses celui celle ceux celles dernier derniere cela ca y",
+    "en": "he she it they him her his its their them this that these those",
+    "de": "er sie es ihn ihm sein seine seiner seinen seinem ihr ihre ihrer ihren ihrem dessen deren dies",
+}
+_AND_START = re.compile(r"^\s*(et|and|und|puis|also|aussi)\b", re.IGNORECASE)
+_ROLE_LINE = re.compile(r"^(User|Utilisateur|Nutzer|Assistant|Assistent)\s*:\s*(.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Condensed:
+    standalone: str  # what retrieval searches with
+    focus: str  # what the answer must address (the question as asked, or the LLM's rewrite)
+    is_follow_up: bool
+
+
+def parse_history_text(history_text: str) -> list[dict]:
+    """'User: …' / 'Assistant: …' lines (see `rag.prompts.format_history`) back to turns."""
+    turns: list[dict] = []
+    for line in history_text.splitlines():
+        match = _ROLE_LINE.match(line.strip())
+        if match:
+            role = "user" if match.group(1) in ("User", "Utilisateur", "Nutzer") else "assistant"
+            turns.append({"role": role, "content": match.group(2)})
+        elif turns:
+            turns[-1]["content"] += "\n" + line
+    return turns
+
+
+def _has_pronoun(question: str, language: str) -> bool:
+    pronouns = {fold(w) for w in _PRONOUNS.get(language, _PRONOUNS["en"]).split()}
+    words = re.findall(r"\w+", question)  # "est-il" -> "est", "il"
+    return any(fold(w) in pronouns for w in words)
+
+
+def _has_name(question: str) -> bool:
+    words = re.findall(r"[\w’'-]+", question)
+    # A capital inside the question (not its first word) or an inner capital (OpenAI) marks a name.
+    return any(w[:1].isupper() for w in words[1:]) or any(any(c.isupper() for c in w[1:]) for w in words)
+
+
+def is_follow_up(question: str, language: str, scorer: EvidenceScorer | None) -> bool:
+    words = content_words(question, language)
+    if _has_pronoun(question, language) and not _has_name(question):
+        return True
+    if _AND_START.match(question) and len(words) <= 2:
+        return True
+    if not words:
+        return True
+    if scorer is not None:
+        known = [
+            w for w in words if any(scorer.stats.document_frequency.get(s) for s in scorer.stems(w, language))
+        ]
+        return not known
+    return False
+
+
+def condense_heuristically(
+    question: str, history: Sequence[dict], language: str, scorer: EvidenceScorer | None
+) -> Condensed:
+    user_turns = [str(t.get("content", "")) for t in history if t.get("role") == "user"]
+    if not user_turns or not is_follow_up(question, language, scorer):
+        return Condensed(question, question, False)
+    present = {fold(w) for w in content_words(question, language)}
+    context: list[str] = []
+    for turn in reversed(user_turns):
+        words = [w for w in content_words(turn, language) if fold(w) not in present]
+        if scorer is not None:
+            # Rarest first: a name or a specific noun carries the topic better than a common verb.
+            words.sort(
+                key=lambda w: -max((scorer.stats.idf(s) for s in scorer.stems(w, language)), default=0.0)
+            )
+        for word in words:
+            if fold(word) not in {fold(c) for c in context}:
+                context.append(word)
+        if len(context) >= MAX_CONTEXT_TERMS:
+            break
+    context = context[:MAX_CONTEXT_TERMS]
+    if not context:
+        return Condensed(question, question, True)
+    return Condensed(f"{question.strip()} ({' '.join(context)})", question, True)

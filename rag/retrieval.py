@@ -1,0 +1,260 @@
+"""Hybrid retrieval: dense + lexical candidates, fused, merged into passages, optionally reranked.
+
+- Dense: `store.search_dense` (cosine over the embedded chunks; nothing in lexical mode).
+- Lexical: `store.search_lexical` (BM25 with the analyzer of the documents' language). When the question is
+  in another language than the documents, its words are expanded with `rag.crosslingual.expand_query`
+  before the lexical search, so "How much is OpenAI valued at?" can match "valorisation".
+- Fusion: reciprocal rank fusion (RRF, the default, chosen by measurement: see the README) or a weighted sum
+  of min-max normalised scores.
+- Merge: overlapping or adjacent chunks of one document become one `Passage` (offsets union, text read
+  back from the document), so the same sentences are never shown twice.
+- Rerank (optional): a sentence-transformers cross-encoder reorders the fused candidates.
+
+`PassageRetriever` exposes the same retrieval as a LangChain `BaseRetriever`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+
+from index.records import Chunk
+from rag.records import Passage
+from rag.settings import RetrievalSettings
+
+Ranking = list[tuple[int, float]]  # (chunk row, score), best first
+
+
+def rrf_fuse(
+    rankings: dict[str, Ranking], k: int, weights: dict[str, float] | None = None
+) -> dict[int, float]:
+    """Reciprocal rank fusion: sum over rankings of weight / (k + rank), rank starting at 1."""
+    fused: dict[int, float] = {}
+    for name, ranking in rankings.items():
+        weight = 1.0 if weights is None else weights.get(name, 1.0)
+        for rank, (row, _score) in enumerate(ranking, start=1):
+            fused[row] = fused.get(row, 0.0) + weight / (k + rank)
+    return fused
+
+
+def weighted_fuse(rankings: dict[str, Ranking], weights: dict[str, float]) -> dict[int, float]:
+    """Weighted sum of min-max normalised scores (a candidate missing from a ranking scores 0 there)."""
+    fused: dict[int, float] = {}
+    for name, ranking in rankings.items():
+        if not ranking:
+            continue
+        scores = [s for _, s in ranking]
+        low, high = min(scores), max(scores)
+        spread = high - low
+        for row, score in ranking:
+            normalised = 1.0 if spread <= 0 else (score - low) / spread
+            fused[row] = fused.get(row, 0.0) + weights.get(name, 1.0) * normalised
+    return fused
+
+
+@dataclass(slots=True)
+class _Group:
+    doc_id: str
+    chunks: list[Chunk]
+    start: int
+    end: int
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def _touches(chunk: Chunk, group: _Group, text: str) -> bool:
+    """Overlapping, or adjacent with nothing but whitespace between them."""
+    if chunk.doc_id != group.doc_id:
+        return False
+    if chunk.start <= group.end and chunk.end >= group.start:
+        return True
+    gap = text[group.end : chunk.start] if chunk.start > group.end else text[chunk.end : group.start]
+    return not gap.strip()
+
+
+def _groups_touch(a: _Group, b: _Group, text: str) -> bool:
+    low, high = (a, b) if a.start <= b.start else (b, a)
+    return high.start <= low.end or not text[low.end : high.start].strip()
+
+
+def merge_chunks(
+    ranked: Sequence[tuple[Chunk, float, dict[str, float]]],
+    document_text: Callable[[str], str],
+    limit: int,
+) -> list[Passage]:
+    """Chunks in rank order -> at most `limit` passages; touching chunks of one document are merged.
+
+    The first `limit` chunks are merged (so there may be fewer passages than `limit`). A merged passage keeps
+    the best score of its chunks and the heading/page of its first chunk.
+    """
+    groups: list[_Group] = []
+    texts: dict[str, str] = {}
+    # The best `limit` chunks, merged: taking more to fill `limit` passages would chain overlapping
+    # neighbours into whole documents.
+    for chunk, score, scores in ranked[:limit]:
+        text = texts.setdefault(chunk.doc_id, document_text(chunk.doc_id))
+        target = next((g for g in groups if _touches(chunk, g, text)), None)
+        if target is None:
+            groups.append(_Group(chunk.doc_id, [chunk], chunk.start, chunk.end, score, dict(scores)))
+            continue
+        target.chunks.append(chunk)
+        target.start, target.end = min(target.start, chunk.start), max(target.end, chunk.end)
+        target.score = max(target.score, score)
+        for name, value in scores.items():
+            target.scores[name] = max(target.scores.get(name, value), value)
+        # The grown group may now touch another one of its document: fold them (the better-ranked survives).
+        for other in [g for g in groups if g is not target and g.doc_id == target.doc_id]:
+            if not _groups_touch(target, other, texts[target.doc_id]):
+                continue
+            keep, drop = (target, other) if groups.index(target) < groups.index(other) else (other, target)
+            keep.chunks.extend(drop.chunks)
+            keep.start, keep.end = min(keep.start, drop.start), max(keep.end, drop.end)
+            keep.score = max(keep.score, drop.score)
+            for name, value in drop.scores.items():
+                keep.scores[name] = max(keep.scores.get(name, value), value)
+            groups.remove(drop)
+            target = keep
+    passages = []
+    for number, group in enumerate(groups, start=1):
+        first = min(group.chunks, key=lambda c: c.start)
+        text = texts[group.doc_id]
+        passages.append(
+            Passage(
+                number=number,
+                chunk_ids=[c.chunk_id for c in sorted(group.chunks, key=lambda c: c.start)],
+                doc_id=group.doc_id,
+                source=first.source,
+                title=first.title,
+                text=text[group.start : group.end],
+                start=group.start,
+                end=group.end,
+                score=group.score,
+                heading_path=list(first.heading_path),
+                page=first.page,
+                scores=group.scores,
+            )
+        )
+    return passages
+
+
+class HybridRetriever:
+    """Question -> numbered passages, from an opened `index.store.IndexStore`."""
+
+    def __init__(
+        self,
+        store: Any,
+        settings: RetrievalSettings,
+        *,
+        document_languages: Callable[[], set[str]] | None = None,
+        reranker: Any | None = None,
+        expander: Callable[[str, str, Sequence[str]], str] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.reranker = reranker
+        self._document_languages = document_languages or (lambda: set())
+        if expander is None:
+            try:
+                from rag.crosslingual import expand_query as expander
+            except ImportError:
+                expander = None
+        self.expander = expander
+        self.last_timings: dict[str, float] = {}
+
+    @property
+    def mode(self) -> str:
+        if self.settings.lexical_only or getattr(self.store, "mode", "lexical") != "hybrid":
+            return "lexical"
+        return "hybrid"
+
+    def lexical_ranking(self, question: str, language: str, k: int) -> Ranking:
+        """BM25 over the documents' language(s), with cross-lingual expansion of the question when needed."""
+        languages = sorted(self._document_languages()) or [language]
+        runs: dict[str, Ranking] = {}
+        for doc_language in languages:
+            query = question
+            if doc_language != language and self.expander is not None:
+                try:
+                    extra = self.expander(question, language, [doc_language])
+                except Exception:  # noqa: BLE001 - expansion is a bonus; the plain question still searches
+                    extra = ""
+                if extra:
+                    query = f"{question} {extra}"
+            runs[doc_language] = self.store.search_lexical(query, k, language=doc_language)
+        if len(runs) == 1:
+            return next(iter(runs.values()))
+        fused = rrf_fuse(runs, self.settings.rrf_k)
+        return sorted(fused.items(), key=lambda item: -item[1])[:k]
+
+    def rankings(self, question: str, language: str, k: int) -> dict[str, Ranking]:
+        rankings = {"lexical": self.lexical_ranking(question, language, k)}
+        if self.mode == "hybrid":
+            rankings["dense"] = self.store.search_dense(question, k)
+        return rankings
+
+    def fuse(self, rankings: dict[str, Ranking]) -> list[tuple[int, float]]:
+        weights = {"dense": self.settings.dense_weight, "lexical": self.settings.lexical_weight}
+        if len(rankings) == 1:
+            fused = {row: score for row, score in next(iter(rankings.values()))}
+        elif self.settings.fusion == "rrf":
+            fused = rrf_fuse(rankings, self.settings.rrf_k, weights)
+        else:
+            fused = weighted_fuse(rankings, weights)
+        return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+    def retrieve(self, question: str, language: str, k: int | None = None) -> list[Passage]:
+        """The `k` (default `top_k`) best passages for `question`, numbered from 1."""
+        started = time.perf_counter()
+        k = k or self.settings.top_k
+        candidates = max(self.settings.candidates, k)
+        rankings = self.rankings(question, language, candidates)
+        per_retriever = {name: dict(ranking) for name, ranking in rankings.items()}
+        fused = self.fuse(rankings)
+        if self.reranker is not None and fused:
+            fused = self.reranker.rerank(question, [(row, self.store.chunks[row].text) for row, _ in fused])
+            per_retriever["rerank"] = dict(fused)
+        ranked = []
+        for row, score in fused:
+            scores = {name: values[row] for name, values in per_retriever.items() if row in values}
+            ranked.append((self.store.chunks[row], float(score), scores))
+        passages = merge_chunks(ranked, self.store.document_text, k)
+        self.last_timings = {"retrieve": time.perf_counter() - started}
+        return passages
+
+
+def passage_to_document(passage: Passage) -> LCDocument:
+    """A LangChain Document for a passage: text plus where it comes from and how it scored."""
+    return LCDocument(
+        page_content=passage.text,
+        metadata={
+            "number": passage.number,
+            "chunk_ids": list(passage.chunk_ids),
+            "doc_id": passage.doc_id,
+            "source": passage.source,
+            "title": passage.title,
+            "start": passage.start,
+            "end": passage.end,
+            "score": passage.score,
+            "scores": dict(passage.scores),
+            "heading_path": list(passage.heading_path),
+            "page": passage.page,
+        },
+    )
+
+
+class PassageRetriever(BaseRetriever):
+    """LangChain adapter: `PassageRetriever(retrieve=assistant.retrieve).invoke("question")` -> Documents."""
+
+    retrieve: Callable[[str, int | None], list[Passage]]
+    k: int | None = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[LCDocument]:
+        return [passage_to_document(p) for p in self.retrieve(query, self.k)]

@@ -1,0 +1,85 @@
+"""Abstention: no answer in the passages -> "the documents do not say" in the question's language."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from rag.abstention import ABSTAIN_THRESHOLD, is_abstention
+from rag.backends.base import GenerationRequest, Generator
+from rag.prompts import ABSTENTION_MESSAGES, abstention_message
+
+
+class MustNotBeCalled(Generator):
+    name = "must-not-be-called"
+    is_llm = True
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        raise AssertionError("the generator was called although the passages cannot answer")
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        ("Combien d'employés compte OpenAI ?", "fr"),
+        ("En quelle année OpenAI a-t-elle été fondée ?", "fr"),
+        ("What is the name of OpenAI's latest model?", "en"),
+        ("In welchem Jahr wurde OpenAI gegründet?", "de"),
+    ],
+)
+def test_unanswerable_questions_abstain_in_their_language(
+    fresh_assistant, question: str, language: str
+) -> None:
+    fresh_assistant._generators["strict"] = MustNotBeCalled()
+    answer = fresh_assistant.ask(question, backend="strict")
+    assert answer.abstained
+    assert answer.language == language
+    assert answer.text == ABSTENTION_MESSAGES[language]
+    assert answer.citations == [] and answer.cited_passages == []
+    extractive = fresh_assistant.ask(question)
+    assert extractive.abstained and extractive.text == ABSTENTION_MESSAGES[language]
+
+
+def test_answerable_question_is_answered_from_the_passage(seed_assistant) -> None:
+    answer = seed_assistant.ask("Quelle est la valorisation d'OpenAI ?")
+    assert not answer.abstained
+    assert "80 milliards de dollars" in answer.text
+    assert any("80 milliards de dollars" in c.quote and c.supported for c in answer.citations)
+
+
+def test_messages_and_fallback() -> None:
+    assert abstention_message("fr").startswith("Les documents ne le disent pas")
+    assert abstention_message("de").startswith("Die Dokumente sagen es nicht")
+    assert abstention_message("pt") == ABSTENTION_MESSAGES["en"]  # no wording for Portuguese: English
+    assert is_abstention("The documents do not say.") and is_abstention("Les documents ne le disent pas.")
+    assert not is_abstention("Les documents disent que OpenAI vaut 80 milliards [1].")
+    assert 0.0 < ABSTAIN_THRESHOLD < 1.0
+
+
+def test_threshold_setting_overrides_the_calibrated_constant(seed_index_dir) -> None:
+    from rag_fakes import lexical_settings
+
+    from rag import open_assistant
+
+    settings = lexical_settings(seed_index_dir)
+    never = open_assistant(
+        settings.model_copy(update={"answer": settings.answer.model_copy(update={"abstain_threshold": 0.0})})
+    )
+    always = open_assistant(
+        settings.model_copy(update={"answer": settings.answer.model_copy(update={"abstain_threshold": 1.01})})
+    )
+    question = "Qui guide Microsoft dans son pari sur OpenAI ?"
+    assert not never.ask(question).abstained
+    assert always.ask(question).abstained
+
+
+def test_a_name_no_document_mentions_weighs_against_answering(seed_assistant) -> None:
+    from rag.abstention import _names_unknown_to_corpus
+
+    scorer = seed_assistant.scorer
+    known = "Quel rôle joue Microsoft auprès d'OpenAI ?"
+    unknown = "Quel rôle joue Amazon Zorblax auprès d'OpenAI ?"
+    assert not _names_unknown_to_corpus(known, scorer.term_groups(known, "fr", "fr"), scorer)
+    assert _names_unknown_to_corpus(unknown, scorer.term_groups(unknown, "fr", "fr"), scorer)
+    assert seed_assistant.ask(unknown).abstained

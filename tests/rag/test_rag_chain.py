@@ -1,0 +1,162 @@
+"""The answering chain end to end: extractive backend over seeds/, streaming, timings, follow-ups, hybrid."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.runnables import Runnable
+from rag_fakes import FakeStore
+
+from rag import Answer
+from rag.assistant import Assistant
+from rag.settings import load_settings
+
+STAGES = {"condense", "retrieve", "check", "generate", "verify", "total"}
+
+
+def test_ask_answers_from_the_seed_with_a_verified_citation(seed_assistant, seed_text) -> None:
+    answer = seed_assistant.ask("Quelle est la valorisation d'OpenAI ?")
+    assert isinstance(answer, Answer)
+    assert not answer.abstained and answer.language == "fr" and answer.backend == "extractive"
+    assert answer.retrieval_mode == "lexical"
+    assert answer.text.startswith("D’après les documents") and "80 milliards de dollars" in answer.text
+    citation = answer.citations[0]
+    assert citation.supported and seed_text[citation.start : citation.end] == citation.quote
+    assert [p.number for p in answer.passages] == list(range(1, len(answer.passages) + 1))
+    assert len(answer.passages) <= seed_assistant.settings.retrieval.top_k
+    assert set(answer.timings) >= STAGES and all(v >= 0 for v in answer.timings.values())
+    assert answer.timings["total"] >= answer.timings["retrieve"]
+
+
+def test_english_question_gets_an_english_lead_in_and_french_quotes(seed_assistant) -> None:
+    answer = seed_assistant.ask("What was Sam Altman's first company?")
+    assert answer.language == "en" and not answer.abstained
+    assert answer.text.startswith("According to the documents:")
+    assert "Loopt" in answer.text  # quoted in the document's language
+
+
+def test_stream_yields_pieces_then_exactly_one_answer(seed_assistant) -> None:
+    items = list(seed_assistant.stream("Qui guide Microsoft dans son pari sur OpenAI ?"))
+    assert isinstance(items[-1], Answer)
+    assert all(isinstance(item, str) for item in items[:-1]) and len(items) > 5  # word by word
+    assert "".join(items[:-1]).strip() == items[-1].text
+    assert "Satya Nadella" in items[-1].text
+
+
+def test_abstention_streams_the_message_then_the_answer(seed_assistant) -> None:
+    items = list(seed_assistant.stream("Combien d'employés compte OpenAI ?"))
+    assert isinstance(items[-1], Answer) and items[-1].abstained
+    assert "".join(items[:-1]) == items[-1].text
+
+
+def test_answers_are_deterministic(seed_assistant) -> None:
+    question = "Pourquoi l'inférence coûte-t-elle cher à OpenAI ?"
+    first, second = seed_assistant.ask(question), seed_assistant.ask(question)
+    assert first.text == second.text and first.citations == second.citations
+
+
+def test_the_chain_is_an_lcel_runnable(seed_assistant) -> None:
+    chain = seed_assistant.chain()
+    assert isinstance(chain.runnable, Runnable) and isinstance(chain.prepare, Runnable)
+    answer = chain.runnable.invoke({"question": "Qui a fondé Loopt ?", "history": [], "top_k": 3})
+    assert isinstance(answer, Answer) and len(answer.passages) <= 3
+
+
+def test_top_k_limits_the_passages(seed_assistant) -> None:
+    assert len(seed_assistant.ask("Microsoft OpenAI", top_k=2).passages) <= 2
+    assert len(seed_assistant.retrieve("Microsoft OpenAI", k=1)) == 1
+
+
+TWO_PEOPLE = {
+    "openai.txt": (
+        "Sam Altman pilote OpenAI, une entreprise d'intelligence artificielle. "
+        "Originaire de la baie de San Francisco, Sam Altman a fondé Loopt très jeune."
+    ),
+    "acme.txt": (
+        "Jeanne Martin dirige Acme, un fabricant de vélos électriques. "
+        "Originaire de Lyon, Jeanne Martin a repris l'entreprise familiale en 2010."
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def two_people() -> Assistant:
+    return Assistant(load_settings(environ={}), FakeStore(TWO_PEOPLE))
+
+
+@pytest.mark.parametrize(
+    ("first_question", "expected", "other"),
+    [("Qui pilote OpenAI ?", "San Francisco", "Lyon"), ("Qui dirige Acme ?", "Lyon", "San Francisco")],
+)
+def test_follow_up_question_is_resolved_with_the_history(two_people, first_question, expected, other) -> None:
+    first = two_people.ask(first_question)
+    history = [{"role": "user", "content": first_question}, {"role": "assistant", "content": first.text}]
+    follow_up = two_people.ask("D'où est-il originaire ?", history)
+    assert follow_up.standalone_question != follow_up.question  # condensed with the history
+    assert not follow_up.abstained
+    assert expected in follow_up.text and other not in follow_up.text
+
+
+def test_question_with_its_own_subject_is_not_rewritten(two_people) -> None:
+    history = [
+        {"role": "user", "content": "Qui pilote OpenAI ?"},
+        {"role": "assistant", "content": "Sam Altman."},
+    ]
+    answer = two_people.ask("D'où Jeanne Martin est-elle originaire ?", history)
+    assert answer.standalone_question == answer.question
+    assert "Lyon" in answer.text
+
+
+@pytest.mark.slow
+def test_hybrid_mode_with_a_small_embedding_model(request, tmp_path, seeds_dir) -> None:
+    try:
+        model_dir = request.getfixturevalue("tiny_st_model_dir")
+    except pytest.FixtureLookupError:
+        pytest.skip("the tiny_st_model_dir fixture (tests/conftest.py) is not available")
+    from index.build import build_index
+    from index.embedding import load_embedder
+    from rag import open_assistant
+
+    settings = load_settings(
+        environ={},
+        overrides={
+            "index.index_dir": str(tmp_path / "index"),
+            "index.embedding_model": str(model_dir),
+            "index.show_progress": False,
+        },
+    )
+    build_index([seeds_dir], settings.index, embedder=load_embedder(settings.index), progress=False)
+    assistant = open_assistant(settings)
+    assert assistant.status()["retrieval_mode"] == "hybrid"
+    answer = assistant.ask("Quelle est la valorisation d'OpenAI ?")
+    assert answer.retrieval_mode == "hybrid"
+    assert "80 milliards de dollars" in answer.text and answer.citations[0].supported
+    assert any("dense" in p.scores for p in answer.passages)
+    assert assistant.ask("Combien d'employés compte OpenAI ?").abstained
+
+
+def test_build_assistant_status_and_add_documents(tmp_path, seeds_dir) -> None:
+    from rag_fakes import lexical_settings
+
+    from rag import build_assistant
+
+    settings = lexical_settings(tmp_path / "index")
+    assistant = build_assistant([seeds_dir], settings)
+    status = assistant.status()
+    assert set(status) >= {
+        "retrieval_mode",
+        "embedding_model",
+        "backend",
+        "backends",
+        "documents",
+        "chunks",
+        "index_dir",
+    }
+    assert status["retrieval_mode"] == "lexical" and status["embedding_model"] is None
+    assert status["documents"] == 1 and status["chunks"] > 1 and "extractive" in status["backends"]
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "velo.md").write_text("# Vélos\n\nLa société Cyclo vend 4 000 vélos cargo par an.\n", "utf-8")
+    report = assistant.add_documents([extra])
+    assert report is not None and assistant.status()["documents"] == 2
+    answer = assistant.ask("Combien de vélos cargo la société Cyclo vend-elle ?")
+    assert "4 000" in answer.text and answer.citations[0].source.endswith("velo.md")

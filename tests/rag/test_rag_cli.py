@@ -1,0 +1,121 @@
+"""The `rag` command: ask (text and JSON), the no-index error, settings errors; all without a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.cli import main
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _env(monkeypatch) -> None:
+    # The test's settings come from flags only: no stray rag.toml or RAG_* variable of the machine.
+    for name in [n for n in __import__("os").environ if n.startswith("RAG_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("RAG_INDEX__EMBEDDING_MODEL", "")
+    monkeypatch.setenv("RAG_CONFIG", "/nonexistent/rag.toml")
+
+
+def test_ask_prints_the_answer_and_numbered_sources(capsys, monkeypatch, seed_index_dir) -> None:
+    _env(monkeypatch)
+    code, out, err = _run(
+        capsys, "ask", "Quelle est la valorisation d'OpenAI ?", "--index-dir", str(seed_index_dir)
+    )
+    assert code == 0, err
+    assert "80 milliards de dollars" in out
+    assert "Sources:" in out and "openai-altman.fr.txt" in out
+    assert "**80 milliards de dollars." in out  # the cited span is marked in the excerpt
+
+
+def test_ask_abstains_on_an_unanswerable_question(capsys, monkeypatch, seed_index_dir) -> None:
+    _env(monkeypatch)
+    code, out, _ = _run(
+        capsys, "ask", "Combien d'employés compte OpenAI ?", "--index-dir", str(seed_index_dir)
+    )
+    assert code == 0
+    assert out.startswith("Les documents ne le disent pas") and "Sources:" not in out
+
+
+def test_ask_json_is_the_whole_answer(capsys, monkeypatch, seed_index_dir) -> None:
+    _env(monkeypatch)
+    code, out, _ = _run(
+        capsys,
+        "ask",
+        "Qui guide Microsoft dans son pari sur OpenAI ?",
+        "--index-dir",
+        str(seed_index_dir),
+        "--json",
+        "--top-k",
+        "3",
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert {"question", "text", "citations", "passages", "abstained", "timings", "verification"} <= set(data)
+    assert data["abstained"] is False and len(data["passages"]) <= 3
+    assert data["citations"][0]["supported"] is True and "Satya Nadella" in data["citations"][0]["quote"]
+
+
+def test_ask_without_an_index_says_how_to_build_one(capsys, monkeypatch, tmp_path) -> None:
+    _env(monkeypatch)
+    code, out, err = _run(capsys, "ask", "Une question ?", "--index-dir", str(tmp_path / "none"))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "rag index" in err and str(tmp_path / "none") in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "/nonexistent/file.toml", "ask", "q"],
+        ["ask", "q", "--top-k", "0"],
+        ["ask", "q", "--backend", "telepathy"],
+    ],
+)
+def test_bad_settings_are_one_line_errors(capsys, monkeypatch, seed_index_dir, argv) -> None:
+    _env(monkeypatch)
+    code, out, err = (
+        _run(capsys, *argv, "--index-dir", str(seed_index_dir)) if argv[0] == "ask" else _run(capsys, *argv)
+    )
+    assert code == 2
+    assert err.startswith("rag ask: error:") and err.count("\n") == 1
+
+
+def test_index_then_ask(capsys, monkeypatch, tmp_path) -> None:
+    _env(monkeypatch)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.md").write_text(
+        "# Projet Hélios\n\nLe projet Hélios a coûté 12 millions d'euros en 2021.\n", "utf-8"
+    )
+    index_dir = str(tmp_path / "index")
+    code, _, err = _run(capsys, "index", str(docs), "--index-dir", index_dir)
+    assert code == 0, err
+    code, out, _ = _run(capsys, "ask", "Combien a coûté le projet Hélios ?", "--index-dir", index_dir)
+    assert code == 0 and "12 millions" in out and "note.md" in out
+
+
+def test_chat_indexes_the_paths_then_launches_the_ui(capsys, monkeypatch, tmp_path, seeds_dir) -> None:
+    import sys
+    import types
+
+    _env(monkeypatch)
+    calls = []
+    fake_ui = types.ModuleType("ui.app")
+    fake_ui.launch = lambda settings, paths, **kwargs: calls.append((settings, paths, kwargs))
+    monkeypatch.setitem(sys.modules, "ui.app", fake_ui)
+    index_dir = tmp_path / "index"
+    code, _, err = _run(capsys, "chat", str(seeds_dir), "--index-dir", str(index_dir), "--port", "7999")
+    assert code == 0, err
+    ((settings, paths, kwargs),) = calls
+    assert settings.ui.port == 7999 and [str(p) for p in paths] == [str(seeds_dir)]
+    assert kwargs["assistant"].status()["documents"] == 1
+    assert (index_dir / "CURRENT").is_file()
+    code, _, err = _run(capsys, "chat", str(tmp_path / "missing"), "--index-dir", str(index_dir))
+    assert code == 2 and "Not found" in err

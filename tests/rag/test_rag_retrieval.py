@@ -1,0 +1,142 @@
+"""Retrieval: fusion, merging of overlapping/adjacent chunks, cross-lingual expansion, LangChain adapter."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+from rag_fakes import FakeStore, sentence_spans
+
+from index.records import Chunk
+from rag.retrieval import HybridRetriever, PassageRetriever, merge_chunks, rrf_fuse, weighted_fuse
+from rag.settings import RetrievalSettings
+
+TEXT = (
+    "Le port de Brest accueille des navires depuis le Moyen Âge. "
+    "La rade de Brest est une des plus grandes d'Europe. "
+    "Le pont de Recouvrance relie les deux rives de la Penfeld. "
+    "Le château de Brest abrite le musée national de la Marine. "
+    "La ville a été reconstruite après la Seconde Guerre mondiale."
+)
+
+
+def _chunk(doc_id: str, text: str, start: int, end: int, ordinal: int) -> Chunk:
+    return Chunk(
+        f"{doc_id}-{ordinal}", doc_id, f"/docs/{doc_id}", doc_id, text[start:end], start, end, ordinal
+    )
+
+
+def test_rrf_and_weighted_fusion() -> None:
+    rankings = {"dense": [(1, 0.9), (2, 0.5)], "lexical": [(2, 12.0), (3, 4.0)]}
+    rrf = rrf_fuse(rankings, k=60)
+    assert rrf[2] == pytest.approx(1 / 62 + 1 / 61)
+    assert max(rrf, key=rrf.get) == 2  # found by both
+    weighted = weighted_fuse(rankings, {"dense": 1.0, "lexical": 0.5})
+    assert weighted[1] == pytest.approx(1.0)  # best dense, absent from lexical
+    assert weighted[2] == pytest.approx(0.0 + 0.5 * 1.0)
+    assert weighted[3] == pytest.approx(0.0)
+
+
+def test_merge_unions_overlapping_and_adjacent_chunks() -> None:
+    a = _chunk("d", TEXT, 0, 120, 0)
+    b = _chunk("d", TEXT, 100, 200, 1)  # overlaps a
+    c = _chunk("d", TEXT, 201, 260, 2)  # adjacent to b (one space between)
+    far = _chunk("e", "autre document " * 10, 0, 40, 0)
+    texts = {"d": TEXT, "e": "autre document " * 10}
+    passages = merge_chunks(
+        [(c, 3.0, {"lexical": 3.0}), (far, 2.0, {}), (a, 1.0, {}), (b, 0.5, {})], texts.get, 5
+    )
+    assert len(passages) == 2
+    merged = passages[0]
+    assert merged.chunk_ids == ["d-0", "d-1", "d-2"]  # in document order
+    assert (merged.start, merged.end) == (0, 260)
+    assert merged.text == TEXT[0:260]
+    assert merged.score == 3.0 and merged.number == 1
+    assert passages[1].doc_id == "e" and passages[1].number == 2
+
+
+def test_merge_joins_two_groups_bridged_by_a_later_chunk() -> None:
+    first = _chunk("d", TEXT, 0, 60, 0)
+    third = _chunk("d", TEXT, 120, 180, 2)
+    bridge = _chunk("d", TEXT, 50, 130, 1)
+    passages = merge_chunks([(first, 3.0, {}), (third, 2.0, {}), (bridge, 1.0, {})], {"d": TEXT}.get, 5)
+    assert [(p.start, p.end) for p in passages] == [(0, 180)]
+
+
+def test_retriever_never_shows_the_same_text_twice() -> None:
+    store = FakeStore({"brest.txt": TEXT}, {"brest.txt": sentence_spans(TEXT, 90, 40)})
+    assert len(store.chunks) > 4
+    retriever = HybridRetriever(store, RetrievalSettings(top_k=5), document_languages=lambda: {"fr"})
+    passages = retriever.retrieve("pont de Recouvrance Penfeld château Brest", "fr")
+    spans = sorted((p.start, p.end) for p in passages)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start > end  # neither overlapping nor merely touching
+    for passage in passages:
+        assert passage.text == TEXT[passage.start : passage.end]
+    assert any(len(p.chunk_ids) > 1 for p in passages)
+    assert "Recouvrance" in passages[0].text
+
+
+def test_cross_lingual_expansion_reaches_the_documents_language() -> None:
+    store = FakeStore({"brest.txt": TEXT})
+    calls = []
+
+    def expander(text: str, source: str, targets):
+        calls.append((source, tuple(targets)))
+        return "pont rive" if "bridge" in text else ""
+
+    plain = HybridRetriever(
+        store, RetrievalSettings(), document_languages=lambda: {"fr"}, expander=lambda *a: ""
+    )
+    assert plain.retrieve("bridge banks", "en") == []
+    expanded = HybridRetriever(
+        store, RetrievalSettings(), document_languages=lambda: {"fr"}, expander=expander
+    )
+    assert expanded.retrieve("bridge banks", "en")[0].doc_id == "brest.txt"
+    assert calls == [("en", ("fr",))]
+
+
+def test_langchain_retriever_adapter(seed_assistant) -> None:
+    retriever = seed_assistant.as_langchain_retriever(k=5)
+    assert isinstance(retriever, BaseRetriever)
+    documents = retriever.invoke("Quelle est la valorisation d'OpenAI ?")
+    assert 1 <= len(documents) <= 5
+    assert all(isinstance(d, LCDocument) for d in documents)
+    first = documents[0].metadata
+    assert {"chunk_ids", "source", "start", "end", "score", "number", "doc_id"} <= set(first)
+    text = seed_assistant.store.document_text(first["doc_id"])
+    assert text[first["start"] : first["end"]] == documents[0].page_content
+    assert any("80 milliards" in d.page_content for d in documents)
+    # The plain constructor works with any retrieve function.
+    adapter = PassageRetriever(retrieve=lambda q, k: seed_assistant.retrieve(q, k), k=1)
+    assert len(adapter.invoke("Loopt géolocalisation")) == 1
+
+
+@pytest.mark.slow  # imports sentence-transformers
+def test_reranker_that_cannot_load_is_a_clear_error(seed_index_dir) -> None:
+    from rag_fakes import lexical_settings
+
+    from rag import RagError, open_assistant
+
+    settings = lexical_settings(seed_index_dir, reranker_model="/nonexistent/cross-encoder")
+    assistant = open_assistant(settings)
+    with pytest.raises(RagError, match=r"/nonexistent/cross-encoder.*reranker_model"):
+        assistant.retrieve("Quelle est la valorisation d'OpenAI ?")
+
+
+class _ReverseReranker:
+    """Stands in for the cross-encoder: reverses the fused order (what a reranker may do)."""
+
+    def rerank(self, question, candidates):
+        return [(row, -float(i)) for i, (row, _) in enumerate(reversed(candidates))]
+
+
+def test_reranker_order_is_used_and_scored() -> None:
+    store = FakeStore({"brest.txt": TEXT}, {"brest.txt": sentence_spans(TEXT, 60, 0)})
+    plain = HybridRetriever(store, RetrievalSettings(top_k=1), document_languages=lambda: {"fr"})
+    reranked = HybridRetriever(
+        store, RetrievalSettings(top_k=1), document_languages=lambda: {"fr"}, reranker=_ReverseReranker()
+    )
+    question = "pont de Recouvrance Brest"
+    assert plain.retrieve(question, "fr")[0].chunk_ids != reranked.retrieve(question, "fr")[0].chunk_ids
+    assert "rerank" in reranked.retrieve(question, "fr")[0].scores
