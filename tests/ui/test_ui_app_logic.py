@@ -1,0 +1,127 @@
+"""The page's plain-Python parts: per-session conversation, uploads, errors (no browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ui_fakes import FakeAssistant
+
+from rag.errors import BackendError, RagError
+from rag.records import Answer
+from rag.settings import Settings
+from ui.app import (
+    Conversation,
+    Turn,
+    add_uploads,
+    describe_error,
+    existing_collections,
+    safe_collection,
+    split_by_type,
+)
+
+
+def test_history_holds_finished_turns_only():
+    conversation = Conversation()
+    done = Turn("Q1 ?", answer=Answer("Q1 ?", "Q1 ?", "R1 [1]", "fr", [], [], False))
+    failed = Turn("Q2 ?", text="partial", error="backend down")
+    streaming = Turn("Q3 ?", text="R3 so far")
+    conversation.turns += [done, failed, streaming]
+    assert conversation.history() == [
+        {"role": "user", "content": "Q1 ?"},
+        {"role": "assistant", "content": "R1 [1]"},
+    ]
+    shown = conversation.messages()
+    assert [m["role"] for m in shown] == ["user", "assistant"] * 3
+    assert "answer-error" in shown[3]["content"] and "answer-streaming" in shown[5]["content"]
+
+
+def test_conversations_do_not_share_turns():
+    first, second = Conversation(), Conversation()
+    first.turns.append(Turn("Q ?"))
+    assert second.turns == []
+
+
+def test_errors_for_people():
+    assert describe_error(BackendError("Ollama at http://127.0.0.1:11434 is not running.")).startswith(
+        "Ollama"
+    )
+    assert describe_error(ValueError("x")) == "Unexpected error (ValueError): x"
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "", "  ", ".hidden", "x" * 80])
+def test_collection_names_are_plain_folder_names(name):
+    if not name.strip():
+        assert safe_collection(name) == "uploads"
+    else:
+        with pytest.raises(ValueError, match="Collection name"):
+            safe_collection(name)
+
+
+def test_collection_names_accepted():
+    assert safe_collection(" Rapports 2024 ") == "Rapports 2024"
+    assert safe_collection("notes_v1.2") == "notes_v1.2"
+
+
+def test_files_are_split_by_extension_case_insensitively():
+    accepted, rejected = split_by_type(["/t/a.TXT", "/t/b.pdf", "/t/c.exe", "/t/noext"], [".txt", ".pdf"])
+    assert [p.name for p in accepted] == ["a.TXT", "b.pdf"]
+    assert [p.name for p in rejected] == ["c.exe", "noext"]
+
+
+def test_existing_collections_always_offer_the_default(tmp_path: Path):
+    assert existing_collections(tmp_path / "missing") == ["uploads"]
+    (tmp_path / "rapports").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    assert existing_collections(tmp_path) == ["rapports", "uploads"]
+
+
+@pytest.fixture
+def fake(tmp_path: Path, seeds_dir: Path) -> FakeAssistant:
+    settings = Settings.model_validate({"ui": {"uploads_dir": str(tmp_path / "uploads")}})
+    return FakeAssistant(sorted(seeds_dir.glob("*.txt")), settings)
+
+
+def test_uploads_are_copied_into_the_collection_and_indexed(fake: FakeAssistant, tmp_path: Path):
+    note = tmp_path / "in" / "note.md"
+    note.parent.mkdir()
+    note.write_text("# Zorblax\nLe zorblax est bleu.\n", encoding="utf-8")
+    seen = []
+    outcome = add_uploads(fake, [str(note)], "Rapports", on_progress=lambda *a: seen.append(a))
+    assert outcome.indexed
+    assert (tmp_path / "uploads" / "Rapports" / "note.md").read_text(encoding="utf-8").startswith("# Zorblax")
+    assert "Rapports" in outcome.message_html and "1 new" in outcome.message_html
+    assert seen == [(0, 1, "Indexing 1 file…"), (1, 1, "Indexed note.md")]
+    assert fake.ask("Qu'est-ce que le zorblax ?").passages[0].source.endswith("note.md")
+
+
+def test_unsupported_uploads_are_refused_by_name_and_the_rest_indexed(fake: FakeAssistant, tmp_path: Path):
+    bad, good = tmp_path / "x<b>.exe", tmp_path / "ok.txt"
+    bad.write_bytes(b"MZ")
+    good.write_text("zorblax", encoding="utf-8")
+    outcome = add_uploads(fake, [str(bad), str(good)], None)
+    assert outcome.indexed
+    assert "Rejected x&lt;b&gt;.exe: unsupported file type &quot;.exe&quot;" in outcome.message_html
+    assert ".docx" in outcome.message_html
+    assert not (tmp_path / "uploads" / "uploads" / bad.name).exists()
+    assert (tmp_path / "uploads" / "uploads" / "ok.txt").exists()
+
+
+def test_uploads_into_a_path_like_collection_are_refused(fake: FakeAssistant, tmp_path: Path):
+    good = tmp_path / "ok.txt"
+    good.write_text("zorblax", encoding="utf-8")
+    outcome = add_uploads(fake, [str(good)], "../../etc")
+    assert not outcome.indexed and "Collection name" in outcome.message_html
+    assert not (tmp_path / "uploads").exists()
+
+
+def test_indexing_errors_are_reported(fake: FakeAssistant, tmp_path: Path):
+    def broken(paths, *, on_progress=None):
+        raise RagError("Could not read ok.txt: not UTF-8. Save it as UTF-8 and add it again.")
+
+    fake.add_documents = broken
+    good = tmp_path / "ok.txt"
+    good.write_text("zorblax", encoding="utf-8")
+    outcome = add_uploads(fake, [str(good)], None)
+    assert not outcome.indexed
+    assert "Indexing failed: Could not read ok.txt" in outcome.message_html

@@ -1,0 +1,128 @@
+"""Page behaviour checked against a scripted assistant: streaming, history, examples, errors, uploads.
+
+The fake follows the `rag.Assistant` contract; `test_ui_chat_real.py` runs the same page over the real one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ui_browser import serve_app
+from ui_fakes import FakeAssistant
+
+from rag.errors import BackendError
+from rag.settings import Settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def fake(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FakeAssistant:
+    settings = Settings.model_validate({"ui": {"uploads_dir": str(tmp_path_factory.mktemp("uploads"))}})
+    return FakeAssistant(
+        sorted(seeds_dir.glob("*.txt")),
+        settings,
+        delay=0.04,
+        index_delay=1.0,
+        fail_backends={
+            "openai": BackendError("The openai server at http://127.0.0.1:9/v1 is unreachable."),
+            "ollama": RuntimeError("boom"),
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def url(fake: FakeAssistant, browser) -> str:
+    with serve_app(fake) as address:
+        yield address
+
+
+def test_answer_streams_piece_by_piece(url, chat_page_factory):
+    chat = chat_page_factory(url)
+    # Record every text the growing answer shows, from the page's point of view.
+    chat.page.evaluate(
+        """() => {
+            window.__seen = new Set();
+            new MutationObserver(() => {
+                const el = document.querySelector('#chat .answer-streaming .answer-text');
+                if (el) window.__seen.add(el.textContent);
+            }).observe(document.body, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    answer = chat.ask("Quelle est la valorisation d'OpenAI ?")
+    seen = chat.page.evaluate("() => [...window.__seen].filter(t => t.trim()).length")
+    assert seen >= 3, f"the answer did not stream (saw {seen} partial states)"
+    assert "80 milliards" in answer.inner_text()
+
+
+def test_follow_up_passes_history_and_shows_standalone_question(url, fake, chat_page_factory):
+    chat = chat_page_factory(url)
+    chat.ask("Quelle est la valorisation d'OpenAI ?")
+    answer = chat.ask("Et Microsoft ?")
+    history = fake.calls[-1]["history"]
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert history[0]["content"] == "Quelle est la valorisation d'OpenAI ?"
+    assert "80 milliards" in history[1]["content"]
+    details = answer.locator("details.standalone")
+    assert not details.locator(".standalone-text").is_visible()  # shown on demand only
+    details.locator("summary").click()
+    assert "Quelle est la valorisation" in details.locator(".standalone-text").inner_text()
+
+
+def test_chatbot_clear_button_forgets_the_conversation(url, fake, chat_page_factory):
+    chat = chat_page_factory(url)
+    chat.ask("Quelle est la valorisation d'OpenAI ?")
+    chat.page.get_by_role("button", name="Clear").click()
+    chat.page.wait_for_function("() => !document.querySelector('#chat .answer')")
+    chat.ask("Qui est Sam Altman ?")
+    assert fake.calls[-1]["history"] == []
+
+
+def test_example_question_is_asked_on_click(url, chat_page_factory):
+    chat = chat_page_factory(url)
+    chat.page.get_by_role("button", name="Select example 1: Quelle est la valorisation d'OpenAI ?").click()
+    chat.page.wait_for_selector("#chat .answer:not(.answer-streaming)", timeout=30_000)
+    assert chat.questions() == ["Quelle est la valorisation d'OpenAI ?"]
+    assert "80 milliards" in chat.answers().last.inner_text()
+
+
+def test_backend_errors_become_chat_messages_and_the_page_keeps_working(url, chat_page_factory):
+    chat = chat_page_factory(url)
+    chat.choose("backend", "openai")
+    failed = chat.ask("Quelle est la valorisation d'OpenAI ?")
+    assert "answer-error" in failed.get_attribute("class")
+    assert "127.0.0.1:9/v1 is unreachable" in failed.inner_text()
+
+    chat.choose("backend", "ollama")  # an exception that is not a RagError is shown too
+    failed = chat.ask("Quelle est la valorisation d'OpenAI ?")
+    assert "Unexpected error (RuntimeError): boom" in failed.inner_text()
+
+    chat.choose("backend", "extractive")
+    answer = chat.ask("Quelle est la valorisation d'OpenAI ?")
+    assert "80 milliards" in answer.locator(".src-card mark").first.inner_text()
+
+
+def test_upload_shows_progress_and_rejects_unsupported_files_by_name(url, fake, chat_page_factory, tmp_path):
+    chat = chat_page_factory(url)
+    bad = tmp_path / "tableur.xlsx"
+    bad.write_bytes(b"PK\x03\x04 not a document")
+    good = tmp_path / "notes.md"
+    good.write_text("# Notes\nLe zorblax est un fromage bleu.\n", encoding="utf-8")
+    chat.page.click("#upload")  # open the accordion
+    chat.page.set_input_files("#files input[type=file]", [str(bad), str(good)])
+    chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
+    chat.page.click("#add-documents")
+    progress = chat.page.locator("#files [role=progressbar]")
+    progress.wait_for(timeout=10_000)  # the fake takes 1 s per file: the bar is up meanwhile
+    assert "Indexing 1 file" in (progress.get_attribute("aria-label") or "")
+
+    chat.page.locator("#upload-result .upload-ok").wait_for(timeout=15_000)
+    rejected = chat.page.locator("#upload-result .upload-error").inner_text()
+    assert "tableur.xlsx" in rejected and '".xlsx"' in rejected
+    for accepted in (".txt", ".md", ".html", ".pdf", ".docx"):
+        assert accepted in rejected
+    uploads = Path(fake.settings.ui.uploads_dir) / "uploads"
+    assert (uploads / "notes.md").is_file() and not (uploads / "tableur.xlsx").exists()
+    answer = chat.ask("Qu'est-ce que le zorblax ?")  # searchable as soon as indexing finished
+    assert "fromage bleu" in answer.inner_text()
