@@ -8,7 +8,7 @@ Public API (imported lazily: `import rag` loads no model library, no torch, no F
     print(answer.text, answer.citations)
 
 Names: `Settings`, `load_settings`, `SettingsError`, `open_assistant`, `build_assistant`, `Assistant`,
-`Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`.
+`Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`, `language_name`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _EXPORTS = {
     "Assistant": "rag.assistant",
     "open_assistant": "rag.assistant",
     "build_assistant": "rag.assistant",
+    "language_name": "rag.prompts",
 }
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "build_assistant",
+    "language_name",
     "load_settings",
     "open_assistant",
 ]
@@ -51,6 +53,7 @@ __all__ = [
 if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time here
     from rag.assistant import Assistant, build_assistant, open_assistant
     from rag.errors import BackendError, IndexUnavailableError, RagError
+    from rag.prompts import language_name
     from rag.records import Answer, Citation, CitationReport, Passage
     from rag.settings import Settings, SettingsError, load_settings
 

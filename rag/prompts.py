@@ -33,7 +33,7 @@ EXTRACTIVE_LEAD_INS = {
 }
 
 # Languages without their own wording get the English prompt, which still asks for an answer in theirs.
-_LANGUAGE_NAMES = {
+LANGUAGE_NAMES = {
     "fr": "French",
     "en": "English",
     "de": "German",
@@ -42,6 +42,12 @@ _LANGUAGE_NAMES = {
     "nl": "Dutch",
     "pt": "Portuguese",
 }
+
+
+def language_name(code: str) -> str:
+    """English name of an ISO 639-1 code ('fr' -> 'French'); the code itself when unknown."""
+    return LANGUAGE_NAMES.get(code, code)
+
 
 _SYSTEM = {
     "en": (
@@ -142,7 +148,7 @@ def build_messages(question: str, language: str, passages: Sequence[Passage]) ->
     """System + user messages for the generator; the passages are numbered as in `Passage.number`."""
     lang = answer_language(language)
     fields = {
-        "language_name": _LANGUAGE_NAMES.get(language, _LANGUAGE_NAMES[lang]),
+        "language_name": LANGUAGE_NAMES.get(language, LANGUAGE_NAMES[lang]),
         "abstention": ABSTENTION_MESSAGES[lang],
         "question": question.strip(),
         "passages": format_passages(passages),

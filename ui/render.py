@@ -19,21 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from rag import language_name
+
 if TYPE_CHECKING:
     from rag import Answer, Citation, Passage
 
 # "[1]", "[1, 2]" and "[1][2]" (the last is two matches).
 MARKER_PATTERN = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
-
-_LANGUAGE_NAMES = {
-    "fr": "French",
-    "en": "English",
-    "de": "German",
-    "es": "Spanish",
-    "it": "Italian",
-    "nl": "Dutch",
-    "pt": "Portuguese",
-}
 
 
 def escape_text(text: str) -> str:
@@ -228,7 +220,7 @@ def _meta_line(answer: Answer) -> str:
     if answer.retrieval_mode:
         parts.append(f"{html.escape(answer.retrieval_mode)} retrieval")
     if answer.language:
-        parts.append(f"answered in {html.escape(_LANGUAGE_NAMES.get(answer.language, answer.language))}")
+        parts.append(f"answered in {html.escape(language_name(answer.language))}")
     timings = answer.timings or {}
     total = timings.get("total") or sum(timings.values())
     if total:
