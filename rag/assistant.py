@@ -76,6 +76,7 @@ class Assistant:
         self._reranker = None
         self._generators: dict[str, Any] = {}
         self._chains: dict[str, Any] = {}
+        self._cached_embedder: Any | None = None
 
     @property
     def store(self) -> Any:
@@ -119,9 +120,14 @@ class Assistant:
 
     @property
     def embedder(self) -> Any | None:
-        if self.retriever.mode != "hybrid":
+        """The model for answer-side embeddings (sentence picking, citation checks), memoised per text."""
+        if self.retriever.mode != "hybrid" or getattr(self._store, "embedder", None) is None:
             return None
-        return getattr(self._store, "embedder", None)
+        if self._cached_embedder is None:
+            from rag.vector_cache import CachedEmbedder
+
+            self._cached_embedder = CachedEmbedder(self._store.embedder)
+        return self._cached_embedder
 
     @property
     def retriever(self) -> Any:

@@ -1,0 +1,60 @@
+"""A memo of text -> vector in front of the embedding model, for the answering side.
+
+The extractive backend and the citation check embed the sentences of the retrieved passages on every
+question; the same passages come back again and again, so each sentence is embedded once and then read
+from memory. Bounded (least recently used first out) so a long-running chat does not grow without limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+class CachedEmbedder:
+    """Wraps an `index.embedding.Embedder`; same methods and results, repeated texts are not re-embedded."""
+
+    def __init__(self, embedder: Any, max_entries: int = 50_000) -> None:
+        self._embedder = embedder
+        self._max_entries = max_entries
+        self._passages: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # name, dimension, prompts, count_tokens...
+        return getattr(self._embedder, name)
+
+    def _remember(self, memo: OrderedDict[str, np.ndarray], text: str, vector: np.ndarray) -> None:
+        memo[text] = vector
+        if len(memo) > self._max_entries:
+            memo.popitem(last=False)
+
+    def embed_passages(self, texts: Sequence[str], **options: Any) -> np.ndarray:
+        texts = list(texts)
+        with self._lock:
+            known = {t: self._passages[t] for t in texts if t in self._passages}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            known.update(zip(missing, self._embedder.embed_passages(missing, **options), strict=True))
+        with self._lock:
+            for text in dict.fromkeys(texts):  # most recently used last; eviction never loses a row of ours
+                self._passages.pop(text, None)
+                self._remember(self._passages, text, known[text])
+        if not texts:
+            return np.zeros((0, self._embedder.dimension), dtype=np.float32)
+        return np.stack([known[t] for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            vector = self._queries.get(text)
+            if vector is not None:
+                self._queries.move_to_end(text)
+                return vector
+        vector = self._embedder.embed_query(text)
+        with self._lock:
+            self._remember(self._queries, text, vector)
+        return vector
