@@ -63,7 +63,6 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--index-dir", metavar="DIR", help="Folder of the index (setting index.index_dir).")
 
     evaluate = commands.add_parser("eval", help="Run the evaluation suite (see `rag eval --help`).")
-    evaluate.add_argument("--index-dir", metavar="DIR", help="Folder of the index (setting index.index_dir).")
     try:
         from eval.cli import add_arguments
     except ImportError:
