@@ -94,6 +94,102 @@ def fold_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+# Question words are often the only function word of a short question ("Wer leitet X?", "Woher stammt Y?"),
+# and some of them are missing from the stop-word lists, so they are counted on their own.
+_QUESTION_WORDS: dict[str, frozenset[str]] = {
+    "fr": frozenset(
+        [
+            "qui",
+            "que",
+            "quoi",
+            "quel",
+            "quelle",
+            "quels",
+            "quelles",
+            "ou",
+            "quand",
+            "comment",
+            "combien",
+            "pourquoi",
+            "lequel",
+            "laquelle",
+        ]
+    ),
+    "en": frozenset(["who", "whom", "whose", "what", "when", "where", "why", "how", "which"]),
+    "de": frozenset(
+        [
+            "wer",
+            "wen",
+            "wem",
+            "wessen",
+            "was",
+            "wann",
+            "wo",
+            "woher",
+            "wohin",
+            "warum",
+            "wieso",
+            "weshalb",
+            "wie",
+            "welche",
+            "welcher",
+            "welches",
+        ]
+    ),
+    "es": frozenset(
+        [
+            "quien",
+            "quienes",
+            "que",
+            "cual",
+            "cuales",
+            "cuando",
+            "donde",
+            "como",
+            "cuanto",
+            "cuanta",
+            "cuantos",
+            "cuantas",
+            "por",
+        ]
+    ),
+    "it": frozenset(
+        [
+            "chi",
+            "che",
+            "cosa",
+            "quale",
+            "quali",
+            "quando",
+            "dove",
+            "come",
+            "quanto",
+            "quanta",
+            "quanti",
+            "quante",
+            "perche",
+        ]
+    ),
+    "nl": frozenset(["wie", "wat", "wanneer", "waar", "waarom", "hoe", "welke", "hoeveel"]),
+    "pt": frozenset(
+        [
+            "quem",
+            "que",
+            "qual",
+            "quais",
+            "quando",
+            "onde",
+            "como",
+            "quanto",
+            "quanta",
+            "quantos",
+            "quantas",
+            "porque",
+        ]
+    ),
+}
+
+
 def detect_language(text: str, default: str = "en") -> str:
     """Best guess among fr, en, de, es, it, nl, pt from stop-word counts; `default` for empty or unknown text.
 
@@ -108,6 +204,8 @@ def detect_language(text: str, default: str = "en") -> str:
         for lang in LANGUAGES:
             if folded in STOPWORDS[lang]:
                 scores[lang] += 1.0
+            if folded in _QUESTION_WORDS[lang]:
+                scores[lang] += 0.5
     # Letters and elisions that are (nearly) French-only: they decide short questions like "Qui a fondé X".
     lowered = text.lower()
     scores["fr"] += min(2.0, 0.25 * sum(1 for ch in lowered if ch in _FRENCH_LETTERS))

@@ -85,3 +85,18 @@ def test_bm25_matches_the_formula_and_survives_save_load(tmp_path: Path) -> None
     assert loaded.search(["unknown"], 5) == []
     assert loaded.row_term_counts() == [dict(Counter(d)) for d in docs]
     assert not list(tmp_path.glob("*.pkl"))
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        ("Wer leitet Siemens?", "de"),
+        ("Woher kommt der Kaffee?", "de"),
+        ("Who founded Siemens?", "en"),
+        ("Qui dirige Siemens ?", "fr"),
+        ("¿Dónde vive Ana?", "es"),
+    ],
+)
+def test_short_questions_are_told_apart_by_their_question_word(question: str, language: str) -> None:
+    # French is the default here, so a wrong guess would show as "fr".
+    assert detect_language(question, default="fr") == language
