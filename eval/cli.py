@@ -5,7 +5,8 @@ Also runnable alone: `python -m eval.cli [options]`.
 
 Default: the golden files of the settings (eval/golden/seed_qa.jsonl plus seed_qa_extra.jsonl beside it)
 over seeds/, and the PIAF dev split over all 1,518 PIAF paragraphs, with the configured backend
-(extractive by default) and both baselines.
+(extractive by default) and both baselines. `--judge [BACKEND]` adds LLM-judged faithfulness and
+correctness (eval/judge.py); it needs an LLM backend and is off by default.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-baselines", action="store_true", help="skip the BM25 and LangChain baselines")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--judge",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="BACKEND",
+        help="also score answers with an LLM judge (faithfulness, correctness; see eval/judge.py): "
+        "ollama, openai or hf (default without a value: settings llm.backend). Off by default.",
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         metavar=("RUN_A", "RUN_B"),
@@ -85,8 +95,17 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             return 2
         return 0
 
+    from eval.judge import JudgeError, make_judge
     from eval.report import run_folder, write_report
     from eval.runner import EvalConfig, run_eval
+
+    judge = None
+    if getattr(args, "judge", None) is not None:
+        try:  # checked before indexing anything: a judge that cannot work is a usage error
+            judge = make_judge(settings, args.judge or None)
+        except JudgeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     runs_dir = Path(settings.eval.runs_dir)
     cache_dir = runs_dir / ".cache"
@@ -116,9 +135,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         baselines=not args.no_baselines,
         progress=not args.no_progress,
         cache_dir=cache_dir,
+        judge=judge.name if judge else None,
     )
     folder = Path(args.out) if args.out else run_folder(runs_dir, config.label)
-    results = run_eval(datasets, settings, config)
+    results = run_eval(datasets, settings, config)  # builds the judge again from config.judge (cheap)
     written = write_report(results, folder)
     print(headline(results))
     print(f"Report: {written['summary']}")
@@ -138,11 +158,20 @@ def headline(results: dict[str, Any]) -> str:
             extra += f", correct abstentions {abstention['correct_abstention']:.2f}"
         if abstention.get("false_abstention") is not None:
             extra += f", false abstentions {abstention['false_abstention']:.2f}"
+        judged = summary.get("judge")
+        if judged:
+            extra += f", judge faithfulness {_num(judged['faithfulness'])} correctness {_num(judged['correctness'])}"
         lines.append(
             f"{name} ({summary['questions']} q): " + " | ".join(parts) + (f" | {extra}" if extra else "")
         )
+    if (results.get("judge") or {}).get("stopped"):
+        lines.append(f"LLM judge stopped early: {results['judge']['stopped']}")
     lines.append(f"Wall time: {results['wall_seconds']:.1f} s")
     return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,6 +103,22 @@ def answer_table(summary: dict[str, Any]) -> list[str]:
     return _table(["ours: answers", "value"], rows)
 
 
+def judge_table(judged: dict[str, Any], info: dict[str, Any] | None) -> list[str]:
+    """LLM-judged scores (`rag eval --judge`); only written for judged runs."""
+    rows = [
+        [
+            f"faithfulness to the passages ({judged['judged_faithfulness']} judged)",
+            _fmt(judged["faithfulness"]),
+        ],
+        [f"correctness vs reference ({judged['judged_correctness']} judged)", _fmt(judged["correctness"])],
+        ["unparsable judge replies (not in the means)", str(judged["unparsable"])],
+    ]
+    lines = _table([f"LLM judge ({(info or {}).get('backend', '?')}): answered questions", "value"], rows)
+    if info and info.get("stopped"):
+        lines += ["", f"**Judging stopped early** (backend error): {info['stopped']}"]
+    return lines
+
+
 def latency_table(latency: dict[str, Any]) -> list[str]:
     rows = [
         [stage, _fmt(v["median_ms"], 1), _fmt(v["p95_ms"], 1), str(v["count"])]
@@ -201,7 +217,10 @@ def summary_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
             "",
         ]
         lines += retrieval_table(summary)
-        lines += ["", *answer_table(summary), "", "Latency:", "", *latency_table(info["latency"]), ""]
+        lines += ["", *answer_table(summary), ""]
+        if summary.get("judge"):
+            lines += [*judge_table(summary["judge"], results.get("judge")), ""]
+        lines += ["Latency:", "", *latency_table(info["latency"]), ""]
         if name in results.get("tags", {}):
             lines += ["By tag:", "", *tag_table(results["tags"][name]), ""]
             records = [r for r in results["questions"] if r["dataset"] == name]
@@ -219,6 +238,14 @@ def summary_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         "LangChain baseline shows 4 chunks of ≤1000 characters. Compare `chars shown` too.",
         "- Baselines get the raw question (no follow-up rewriting); ours retrieves with the standalone question.",
         "- Ratios are ours / baseline (>1: ours better).",
+        *(
+            [
+                "- LLM judge (0..1, answered questions only): faithfulness = every claim supported by the "
+                "passages shown; correctness = agrees with the reference answer. See eval/judge.py."
+            ]
+            if results.get("judge")
+            else []
+        ),
         "- Latency: `langchain-naive.search` is the FAISS search only (its query vectors are embedded in one batch "
         "before the loop, to keep the run short); per-query embedding cost is measured by "
         "`python -m eval.benchmarks.latency`. `answer.*` stages come from `Answer.timings`.",

@@ -8,7 +8,9 @@ question it records:
 - the ranked passages of `Assistant.retrieve(standalone question, k=K_MAX)`, turned into offsets, and the
   rank at which each evidence item is covered (`eval.metrics.evidence_ranks`); the same for each baseline
   (baselines get the raw question: the naive pipeline has no history handling);
-- answer, citation and abstention scores.
+- answer, citation and abstention scores;
+- with an LLM judge (`rag eval --judge`, see `eval.judge`), the judged faithfulness and correctness of each
+  answered question (`judge_faithfulness`, `judge_correctness`; None when not judged).
 
 Everything except timings is deterministic with the extractive backend, so two runs give the same
 `summary` (see `deterministic_view`). Writing the report is `eval.report`'s job.
@@ -38,6 +40,7 @@ from eval.baselines import (
     tutorial_chunks,
 )
 from eval.datasets import Dataset, EvalItem
+from eval.judge import LLMJudge, judge_summary, make_judge
 
 K_MAX = 10  # depth of the ranked lists kept for recall@k curves and nDCG@10
 CURVE_KS = tuple(range(1, K_MAX + 1))
@@ -79,6 +82,7 @@ class EvalConfig:
     baselines: bool = True
     progress: bool = True
     cache_dir: Path = Path("runs/.cache")
+    judge: str | None = None  # LLM backend judging the answers (eval.judge); None: no judged metrics
 
 
 # --- corpus building through the public API ----------------------------------------------------------
@@ -178,6 +182,7 @@ def evaluate_item(
     baselines: dict[str, Any],
     mapper: DocMapper,
     config: EvalConfig,
+    judge: LLMJudge | None = None,
 ) -> dict[str, Any]:
     """Ask one question, retrieve for it, run the baselines, and score everything."""
     started = time.perf_counter()
@@ -230,12 +235,17 @@ def evaluate_item(
         scores["citation_recall"] = m.citation_recall(cited_spans, item.evidence)
     scores["citations"] = len(answer.citations)
     scores["cites_when_abstaining"] = bool(answer.abstained and answer.citations)
+    judged = None
+    if judge is not None and not answer.abstained:
+        judged = judge.judge(query, answer.text, answer.passages, item.answers)
+    scores["judge_faithfulness"] = judged["faithfulness"].score if judged else None
+    scores["judge_correctness"] = judged["correctness"].score if judged else None
 
     timings = {f"answer.{k}": float(v) for k, v in (answer.timings or {}).items()}
     timings["ask_wall"] = ask_seconds
     timings["retrieve_wall"] = retrieve_seconds
     timings |= {f"{name}.search": s for name, s in baseline_seconds.items()}
-    return {
+    record = {
         "id": item.id,
         "dataset": item.dataset,
         "question": item.question,
@@ -251,6 +261,9 @@ def evaluate_item(
         "systems": systems,
         "timings": timings,
     }
+    if judged:
+        record["judge"] = {kind: j.to_dict() for kind, j in judged.items()}
+    return record
 
 
 # --- aggregation -------------------------------------------------------------------------------------
@@ -289,6 +302,9 @@ def summarize_records(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     summary["abstention"]["cites_when_abstaining"] = sum(
         r["scores"]["cites_when_abstaining"] for r in records
     )
+    judged = judge_summary(records)
+    if judged is not None:  # only for judged runs, so unjudged results keep their shape
+        summary["judge"] = judged
     return summary
 
 
@@ -424,8 +440,14 @@ def run_eval(
     settings: Any,
     config: EvalConfig,
     corpus_factory: CorpusFactory | None = None,
+    judge: LLMJudge | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every dataset; return the results dictionary (see module docstring)."""
+    """Evaluate every dataset; return the results dictionary (see module docstring).
+
+    `judge` (or `config.judge`, a backend name) adds the LLM-judged metrics; it raises `JudgeError`
+    before any work when that backend cannot judge."""
+    if judge is None and config.judge:
+        judge = make_judge(settings, config.judge)
     factory = corpus_factory or (lambda dataset, s: build_corpus(dataset, s, config.cache_dir))
     _single_thread_faiss()
     run_started = time.perf_counter()
@@ -442,7 +464,7 @@ def run_eval(
         mapper = DocMapper(dataset)
         started = time.perf_counter()
         dataset_records = [
-            evaluate_item(item, corpus, baselines, mapper, config)
+            evaluate_item(item, corpus, baselines, mapper, config, judge)
             for item in _progress(dataset.items, dataset.name, config.progress)
         ]
         question_seconds = time.perf_counter() - started
@@ -467,7 +489,15 @@ def run_eval(
         records.extend(dataset_records)
     wall = time.perf_counter() - run_started
     names = list(per_dataset)
-    return {
+    judge_info = None
+    if judge is not None:
+        judge_info = {"backend": judge.name, "replies": judge.replies, "stopped": judge.stopped}
+        if judge.stopped:
+            notes.append(
+                f"LLM judge ({judge.name}) stopped after {judge.replies} replies: {judge.stopped} "
+                "The questions after that are not judged; every other metric is complete."
+            )
+    results = {
         "label": config.label,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {
@@ -488,3 +518,6 @@ def run_eval(
         "notes": notes,
         "questions": records,
     }
+    if judge_info is not None:
+        results["judge"] = judge_info
+    return results
