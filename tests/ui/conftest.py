@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ui_browser import CHROMIUM, CHROMIUM_ARGS, ChatPage
+from ui_browser import CHROMIUM, ChatPage
+
+from ui.screenshot import CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="session")

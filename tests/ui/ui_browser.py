@@ -13,15 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+from ui.screenshot import CHROMIUM as SCREENSHOT_CHROMIUM
+
+# The same browser and flags as `python -m ui.screenshot` (see DEVELOPERS.md for why these flags).
+CHROMIUM = Path(SCREENSHOT_CHROMIUM)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ANSWER_TIMEOUT_MS = 60_000
 
