@@ -100,25 +100,28 @@ def bench_vectors(
     from index.store import HNSW_EF_SEARCH, HNSW_M
 
     count, dim = vectors.shape
-    rows: list[dict[str, Any]] = []
+    exact: list[np.ndarray] | None = None  # the flat index's answers: the reference for the approximate ones
+
+    def measure(kind: str, build_s: float, index: Any, mb: float) -> dict[str, Any]:
+        nonlocal exact
+        p50, p95, found = time_queries(lambda q: index.search(q, TOP_K)[1], queries)
+        if exact is None:
+            exact = found
+        return {
+            "kind": kind,
+            "n": count,
+            "build_s": build_s,
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "recall@10": recall_vs(exact, found),
+            "recall@1": recall_vs(exact, found, 1),
+            "mb": mb,
+        }
 
     started = time.perf_counter()
     flat = faiss.IndexFlatIP(dim)
     flat.add(vectors)
-    build = time.perf_counter() - started
-    p50, p95, exact = time_queries(lambda q: flat.search(q, TOP_K)[1], queries)
-    rows.append(
-        {
-            "kind": "flat",
-            "n": count,
-            "build_s": build,
-            "p50_ms": p50,
-            "p95_ms": p95,
-            "recall@10": 1.0,
-            "recall@1": 1.0,
-            "mb": count * dim * 4 / 2**20,
-        }
-    )
+    rows = [measure("flat", time.perf_counter() - started, flat, count * dim * 4 / 2**20)]
 
     started = time.perf_counter()
     hnsw = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -126,19 +129,8 @@ def bench_vectors(
     hnsw.add(vectors)
     build = time.perf_counter() - started
     hnsw.hnsw.efSearch = HNSW_EF_SEARCH
-    p50, p95, found = time_queries(lambda q: hnsw.search(q, TOP_K)[1], queries)
-    rows.append(
-        {
-            "kind": f"hnsw M={HNSW_M} efC={ef_construction} efS={HNSW_EF_SEARCH}",
-            "n": count,
-            "build_s": build,
-            "p50_ms": p50,
-            "p95_ms": p95,
-            "recall@10": recall_vs(exact, found),
-            "recall@1": recall_vs(exact, found, 1),
-            "mb": (count * dim * 4 + count * HNSW_M * 2 * 4) / 2**20,
-        }
-    )
+    kind = f"hnsw M={HNSW_M} efC={ef_construction} efS={HNSW_EF_SEARCH}"
+    rows.append(measure(kind, build, hnsw, (count * dim * 4 + count * HNSW_M * 2 * 4) / 2**20))
 
     nlist = max(16, int(round(math.sqrt(count))))
     started = time.perf_counter()
@@ -149,19 +141,8 @@ def bench_vectors(
     ivf.add(vectors)
     build = time.perf_counter() - started
     ivf.nprobe = ivf_nprobe
-    p50, p95, found = time_queries(lambda q: ivf.search(q, TOP_K)[1], queries)
-    rows.append(
-        {
-            "kind": f"ivf nlist={nlist} nprobe={ivf_nprobe}",
-            "n": count,
-            "build_s": build,
-            "p50_ms": p50,
-            "p95_ms": p95,
-            "recall@10": recall_vs(exact, found),
-            "recall@1": recall_vs(exact, found, 1),
-            "mb": (count * (dim * 4 + 8) + nlist * dim * 4) / 2**20,
-        }
-    )
+    mb = (count * (dim * 4 + 8) + nlist * dim * 4) / 2**20
+    rows.append(measure(f"ivf nlist={nlist} nprobe={ivf_nprobe}", build, ivf, mb))
     return rows
 
 
