@@ -7,8 +7,9 @@ document file (never by searching the answer text later), so that metrics compar
   "evidence": [{"doc", "quote"}], "history"?: [{"role", "content"}], "tags"?: [...]}`. Every quote must be
   an exact substring of its document, otherwise loading fails and says which line to fix.
 - PIAF (Etalab, MIT; paragraphs from French Wikipedia, CC BY-SA): every paragraph of both splits is written
-  as one `<context id>.txt` file in a cache folder, so that the product indexes them like any user folder;
-  a question's evidence is its paragraph file as a whole.
+  as one `<context id>.md` file in a cache folder (`# <article title>` then the paragraph, as it sits in its
+  article), so that the product indexes them like any user folder; a question's evidence is its paragraph
+  file as a whole.
 
 This module reads files only; it builds no index and imports nothing heavy.
 """
@@ -213,8 +214,22 @@ def piaf_available(piaf_dir: str | Path) -> bool:
     return (piaf_dir / "contexts.jsonl").is_file() and (piaf_dir / "questions.jsonl").is_file()
 
 
+def piaf_file_name(context_id: str) -> str:
+    return f"{context_id}.md"
+
+
+def piaf_document(context: dict) -> tuple[str, str]:
+    """(file name, file text) of one PIAF paragraph: Markdown headed by its Wikipedia article's title.
+
+    The title is part of the benchmark data and of any real page the paragraph comes from; a paragraph
+    alone often never names its subject ("Il commence sa carrière en 1953"). `--untitled` figures in
+    eval/benchmarks/answer_figures.py show the paragraphs without it.
+    """
+    return piaf_file_name(context["id"]), f"# {context['title']}\n\n{context['text']}\n"
+
+
 def write_piaf_documents(piaf_dir: Path, cache_dir: Path) -> dict[str, str]:
-    """Write every PIAF paragraph (both splits: the corpus is all of them) as `<context id>.txt`.
+    """Write every PIAF paragraph (both splits: the corpus is all of them) as `<context id>.md`.
 
     Files are rewritten only when their content differs, so the index sees unchanged files on later runs
     and updates incrementally. Returns {file name: text}.
@@ -222,14 +237,13 @@ def write_piaf_documents(piaf_dir: Path, cache_dir: Path) -> dict[str, str]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     documents: dict[str, str] = {}
     for context in _read_jsonl(piaf_dir / "contexts.jsonl"):
-        name = f"{context['id']}.txt"
-        text = str(context["text"])
+        name, text = piaf_document(context)
         documents[name] = text
         path = cache_dir / name
         if not path.is_file() or read_document(path) != text:
             with open(path, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
-    stale = [p for p in cache_dir.glob("*.txt") if p.name not in documents]
+    stale = [p for p in [*cache_dir.glob("*.txt"), *cache_dir.glob("*.md")] if p.name not in documents]
     for path in stale:
         path.unlink()
     return documents
@@ -247,7 +261,7 @@ def load_piaf(piaf_dir: str | Path, split: str, cache_dir: str | Path, limit: in
     for record in _read_jsonl(piaf_dir / "questions.jsonl"):
         if record.get("split") != split:
             continue
-        doc = f"{record['context_id']}.txt"
+        doc = piaf_file_name(record["context_id"])
         if doc not in documents:
             raise DatasetError(
                 f"{piaf_dir / 'questions.jsonl'}: question {record['id']} names context {record['context_id']}, "

@@ -316,7 +316,9 @@ def build_index(
                 term_counts.append(
                     old_counts[row]
                     if old_counts is not None
-                    else Counter(analyzer.analyze(chunk.text, old.language))
+                    else Counter(
+                        analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, old.language)
+                    )
                 )
             entries[old.doc_id] = FileEntry(
                 old.doc_id, str(item.path), str(item.root), old.content_hash, item.size, item.mtime_ns,
@@ -327,7 +329,9 @@ def build_index(
             for chunk in doc_chunks:
                 chunks.append(chunk)
                 vector_rows.append(-1)
-                term_counts.append(Counter(analyzer.analyze(chunk.text, language)))
+                term_counts.append(
+                    Counter(analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, language))
+                )
             entries[document.doc_id] = FileEntry(
                 document.doc_id, document.source, str(item.root), document.content_hash, item.size, item.mtime_ns,
                 language, document.title, [c.chunk_id for c in doc_chunks],

@@ -7,7 +7,10 @@
    question inside the top-5 passages (a quote may span two adjacent passages)? Are the unanswerable ones
    abstained and no answerable one?
 2. PIAF recall@5 of the gold paragraph over all 1,518 paragraphs, dev and test, for the product's retrieval
-   and for plain BM25 (whitespace tokens, lowercase, no stemming, one row per paragraph) in the same run.
+   and for plain BM25 (whitespace tokens, lowercase, no stemming, one row per paragraph) in the same run;
+   "titled": each paragraph is a Markdown file under its article's title (what `rag eval` indexes; the
+   product indexes a chunk's title and headings with its text, plain BM25 gets the title as words too),
+   "untitled": the bare paragraph as a .txt file.
 3. Median `ask` latency (extractive backend, index loaded) on the seed questions.
 
 `--hybrid MODEL_DIR` adds PIAF dev recall@5 of hybrid retrieval (RRF and weighted fusion, several weights)
@@ -114,23 +117,32 @@ def seed_figures(assistant, golden: list[dict], repeats: int = 5) -> dict:
 
 
 # -- PIAF -------------------------------------------------------------------------------------------------
-def write_piaf_corpus(piaf_dir: Path, folder: Path, exclude: set[str] = frozenset()) -> list[dict]:
-    """Every paragraph as <folder>/<context id>.txt (minus `exclude`); returns the contexts."""
+def write_piaf_corpus(
+    piaf_dir: Path, folder: Path, exclude: set[str] = frozenset(), titled: bool = True
+) -> list[dict]:
+    """Every paragraph (minus `exclude`) as a file in `folder`: `<id>.md` headed by its article title
+    (`eval.datasets.piaf_document`, what `rag eval` indexes) or, untitled, the bare paragraph as `<id>.txt`.
+    Returns the contexts."""
+    from eval.datasets import piaf_document
+
     contexts = read_jsonl(piaf_dir / "contexts.jsonl")
     folder.mkdir(parents=True, exist_ok=True)
     for context in contexts:
         if context["id"] in exclude:
             continue
-        (folder / f"{context['id']}.txt").write_text(context["text"], encoding="utf-8")
+        name, text = piaf_document(context) if titled else (f"{context['id']}.txt", context["text"])
+        (folder / name).write_text(text, encoding="utf-8")
     return contexts
 
 
-def plain_bm25(contexts: list[dict]):
-    """Whitespace tokens, lowercased, no stemming, no stop words: the baseline of the brief."""
+def plain_bm25(contexts: list[dict], titled: bool = True):
+    """Whitespace tokens, lowercased, no stemming, no stop words: the baseline of the brief, over the same
+    words as the product (the title too when `titled`)."""
     from index.lexical import BM25Index
 
     ids = [c["id"] for c in contexts]
-    bm25 = BM25Index().build([c["text"].lower().split() for c in contexts])
+    texts = [f"{c['title']} {c['text']}" if titled else c["text"] for c in contexts]
+    bm25 = BM25Index().build([text.lower().split() for text in texts])
 
     def search(question: str, k: int) -> list[str]:
         return [ids[row] for row, _ in bm25.search(question.lower().split(), k)]
@@ -155,36 +167,41 @@ def recall_at_k(search, questions: list[dict], k: int = K) -> float:
     return hits / max(1, len(questions))
 
 
+VARIANTS = {"titled": True, "untitled": False}  # paragraphs under their article title, or bare
+
+
 def piaf_figures(piaf_dir: Path, work: Path, hybrid_model: str | None, hybrid_questions: int = 600) -> dict:
+    """Recall@5 per split for the product and plain BM25, on titled and on bare paragraphs."""
     from rag.assistant import open_assistant
 
-    corpus = work / "piaf-corpus"
-    contexts = write_piaf_corpus(piaf_dir, corpus)
     questions = read_jsonl(piaf_dir / "questions.jsonl")
     by_split = {split: [q for q in questions if q["split"] == split] for split in ("dev", "test")}
-    settings = lexical_settings(work / "piaf-index")
-    started = time.perf_counter()
-    build([corpus], settings)
-    build_seconds = time.perf_counter() - started
-    assistant = open_assistant(settings)
-    baseline = plain_bm25(contexts)
-    product = product_search(assistant)
-    figures: dict = {
-        "paragraphs": len(contexts),
-        "chunks": len(assistant.store.chunks),
-        "build_s": build_seconds,
-    }
-    for split, items in by_split.items():
+    figures: dict = {}
+    for variant, titled in VARIANTS.items():
+        corpus = work / f"piaf-corpus-{variant}"
+        contexts = write_piaf_corpus(piaf_dir, corpus, titled=titled)
+        settings = lexical_settings(work / f"piaf-index-{variant}")
         started = time.perf_counter()
-        figures[f"{split}_product"] = recall_at_k(product, items)
-        figures[f"{split}_ms_per_query"] = 1000 * (time.perf_counter() - started) / max(1, len(items))
-        figures[f"{split}_plain_bm25"] = recall_at_k(baseline, items)
-        figures[f"{split}_questions"] = len(items)
-    if hybrid_model:
-        # A fixed sample of dev (query embedding is the slow part on a CPU): shuffled with seed 1.
-        sample = list(by_split["dev"])
-        random.Random(1).shuffle(sample)
-        figures.update(hybrid_figures(corpus, work, hybrid_model, sample[:hybrid_questions]))
+        build([corpus], settings)
+        figures[f"{variant}_build_s"] = time.perf_counter() - started
+        assistant = open_assistant(settings)
+        baseline = plain_bm25(contexts, titled=titled)
+        product = product_search(assistant)
+        figures["paragraphs"] = len(contexts)
+        figures[f"{variant}_chunks"] = len(assistant.store.chunks)
+        for split, items in by_split.items():
+            started = time.perf_counter()
+            figures[f"{variant}_{split}_product"] = recall_at_k(product, items)
+            figures[f"{variant}_{split}_ms_per_query"] = (
+                1000 * (time.perf_counter() - started) / max(1, len(items))
+            )
+            figures[f"{variant}_{split}_plain_bm25"] = recall_at_k(baseline, items)
+            figures[f"{split}_questions"] = len(items)
+        if hybrid_model and titled:
+            # A fixed sample of dev (query embedding is the slow part on a CPU): shuffled with seed 1.
+            sample = list(by_split["dev"])
+            random.Random(1).shuffle(sample)
+            figures.update(hybrid_figures(corpus, work, hybrid_model, sample[:hybrid_questions]))
     return figures
 
 
@@ -278,15 +295,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if "piaf" in out:
         piaf = out["piaf"]
+        print(f"\nPIAF recall@{K} of the gold paragraph ({piaf['paragraphs']} paragraphs)")
         print(
-            f"\nPIAF recall@{K} of the gold paragraph ({piaf['paragraphs']} paragraphs, {piaf['chunks']} chunks, "
-            f"index built in {piaf['build_s']:.1f} s)"
+            f"  {'paragraphs':<10} {'split':<6} {'questions':>9} {'product':>8} {'plain BM25':>11} {'ms/query':>9}"
         )
-        print(f"  {'split':<6} {'questions':>9} {'product':>8} {'plain BM25':>11} {'ms/query':>9}")
-        for split in ("dev", "test"):
+        for variant in VARIANTS:
+            for split in ("dev", "test"):
+                print(
+                    f"  {variant:<10} {split:<6} {piaf[f'{split}_questions']:>9} "
+                    f"{piaf[f'{variant}_{split}_product']:>8.4f} {piaf[f'{variant}_{split}_plain_bm25']:>11.4f} "
+                    f"{piaf[f'{variant}_{split}_ms_per_query']:>9.2f}"
+                )
             print(
-                f"  {split:<6} {piaf[f'{split}_questions']:>9} {piaf[f'{split}_product']:>8.4f} "
-                f"{piaf[f'{split}_plain_bm25']:>11.4f} {piaf[f'{split}_ms_per_query']:>9.2f}"
+                f"  {variant:<10} index: {piaf[f'{variant}_chunks']} chunks, built in "
+                f"{piaf[f'{variant}_build_s']:.1f} s"
             )
         for key, value in piaf.items():
             if key.startswith("dev_hybrid"):

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eval.benchmarks.answer_figures import DEFAULT_PIAF, GOLDEN, SEEDS, build, lexical_settings, read_jsonl
+from eval.datasets import piaf_document
 
 THRESHOLDS = [round(0.2 + 0.02 * i, 2) for i in range(36)]  # 0.20 .. 0.90
 TYPE_FACTORS = (0.6, 0.75, 1.0)
@@ -106,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         corpus.mkdir()
         for context in contexts:
             if context["id"] not in excluded:
-                (corpus / f"{context['id']}.txt").write_text(context["text"], encoding="utf-8")
+                name, text = piaf_document(context)
+                (corpus / name).write_text(text, encoding="utf-8")
         piaf_settings = lexical_settings(work / "piaf-index")
         build([corpus], piaf_settings)
         piaf_assistant = open_assistant(piaf_settings)

@@ -112,14 +112,13 @@ def _fake_piaf(folder: Path) -> Path:
 def test_piaf_loader_writes_all_paragraphs_and_keeps_the_split(tmp_path: Path) -> None:
     piaf = _fake_piaf(tmp_path / "piaf")
     dataset = load_piaf(piaf, "dev", tmp_path / "cache")
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
-        "a0-p00.txt",
-        "a1-p00.txt",
-        "a2-p00.txt",
-    ]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a0-p00.md", "a1-p00.md", "a2-p00.md"]
     assert [item.id for item in dataset.items] == ["q1", "q3"]
     assert dataset.items[1].answers == ["Rome", "Rome."]
-    assert dataset.items[1].evidence[0].doc == "a2-p00.txt" and dataset.items[1].evidence[0].whole_document
+    assert dataset.items[1].evidence[0].doc == "a2-p00.md" and dataset.items[1].evidence[0].whole_document
+    # Each paragraph sits under its article's title, as on its Wikipedia page.
+    assert dataset.documents["a2-p00.md"] == "# C\n\nRome est la capitale de l'Italie.\n"
+    assert (tmp_path / "cache" / "a2-p00.md").read_text(encoding="utf-8") == dataset.documents["a2-p00.md"]
     assert "PIAF" in dataset.attribution and "CC BY-SA" in dataset.attribution
     assert [item.id for item in load_piaf(piaf, "test", tmp_path / "cache").items] == ["q2"]
     assert len(load_piaf(piaf, "dev", tmp_path / "cache", limit=1).items) == 1

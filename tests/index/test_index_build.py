@@ -23,6 +23,7 @@ from index.errors import (
     IndexNotFoundError,
     IndexPathError,
 )
+from index.records import Chunk
 from index.store import IndexStore, index_lock
 
 PARIS = "Paris est la capitale de la France. La tour Eiffel y fut construite en 1889 pour l’Exposition universelle."
@@ -114,6 +115,42 @@ def test_lexical_mode_and_documents(tmp_path: Path, corpus: Path) -> None:
     (info,) = [d for d in store.documents() if d.doc_id == "sub/lyon.md"]
     assert info.title == "Lyon" and info.language == "fr" and info.chunk_count >= 1
     assert store.document_language("berlin.txt") == "en"
+
+
+def test_titles_and_headings_are_searchable_and_old_indexes_are_reanalysed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    filler = " ".join(f"Le rôle numéro {n} fut joué au théâtre de la ville." for n in range(12))
+    (folder / "cremer.md").write_text(f"# Bruno Cremer\n\n{filler}\n\nIl débute en 1953.\n", encoding="utf-8")
+    (folder / "gabin.md").write_text(f"# Jean Gabin\n\n{filler}\n\nIl débute en 1922.\n", encoding="utf-8")
+    config = IndexConfig(
+        index_dir=tmp_path / "index", embedding_model="", show_progress=False,
+        chunk_size_tokens=32, chunk_overlap_tokens=0,
+    )  # fmt: skip
+    question = "Quand Cremer débute-t-il ?"
+
+    def best(store: IndexStore) -> Chunk:
+        return store.chunks[store.search_lexical(question, 1)[0][0]]
+
+    # An index written by the previous analyzer (chunk text only, version 1): the chunk with the answer no
+    # longer says whose life it tells, so the question finds the name or the verb, never both...
+    monkeypatch.setattr("index.lexical.ANALYZER_VERSION", 1)
+    monkeypatch.setattr(
+        "index.lexical.Analyzer.analyze_chunk", lambda self, text, *_, **__: self.analyze(text)
+    )
+    build_index([folder], config)
+    old = IndexStore.open(config.index_dir, config=config)
+    assert "1953" not in best(old).text
+    monkeypatch.undo()
+
+    # ... and the next build re-analyses it although no file changed: the title now counts in every chunk.
+    build_index([folder], config)
+    store = IndexStore.open(config.index_dir, config=config)
+    assert store.manifest.analyzer["version"] == 2
+    assert best(store).doc_id == "cremer.md" and "Il débute en 1953." in best(store).text
+    assert "Cremer" not in best(store).text
 
 
 def test_interrupted_write_keeps_previous_index(tmp_path: Path, corpus: Path, monkeypatch) -> None:  # noqa: ANN001

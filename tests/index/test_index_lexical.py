@@ -44,6 +44,15 @@ def test_french_analysis_elisions_accents_stems_numbers() -> None:
     assert analyze("économies", "fr") == analyze("Economie", "fr")
 
 
+def test_chunk_terms_add_title_and_headings_once() -> None:
+    analyzer = Analyzer()
+    terms = analyzer.analyze_chunk(
+        "Il commence sa carrière en 1953.", "Bruno Cremer", ("Bruno Cremer", "Débuts"), "fr"
+    )
+    assert terms == analyze("Il commence sa carrière en 1953.", "fr") + ["bruno", "crem", "debut"]
+    assert analyzer.analyze_chunk("Texte seul.", "", (), "fr") == analyze("Texte seul.", "fr")
+
+
 def test_analyzer_language_detected_when_none() -> None:
     assert Analyzer().analyze("The companies were running") == ["compani", "run"]
     with pytest.raises(ValueError, match="valid"):
