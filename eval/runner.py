@@ -5,8 +5,9 @@ public API; tests pass a fake), so the same code scores the real product and scr
 question it records:
 
 - the answer (`Assistant.ask`, with the question's history) and its timings;
-- the ranked passages of `Assistant.retrieve(standalone question, k=K_MAX)`, turned into offsets, and the
-  rank at which each evidence item is covered (`eval.metrics.evidence_ranks`); the same for each baseline
+- the ranked chunks of `Assistant.retrieve(standalone question, k=K_MAX, merge=False)`, turned into offsets,
+  and the rank at which each evidence item is covered (`eval.metrics.evidence_ranks`), so recall@5 means
+  "in the 5 best chunks", exactly what `retrieve(question, 5)` shows merged; the same for each baseline
   (baselines get the raw question: the naive pipeline has no history handling);
 - answer, citation and abstention scores;
 - with an LLM judge (`rag eval --judge`, see `eval.judge`), the judged faithfulness and correctness of each
@@ -56,7 +57,7 @@ class AssistantLike(Protocol):
         self, question: str, history: list[dict] | None = None, *, top_k: int | None = None, backend=None
     ): ...
 
-    def retrieve(self, question: str, k: int | None = None) -> list: ...
+    def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list: ...
 
     def status(self) -> dict: ...
 
@@ -192,7 +193,7 @@ def evaluate_item(
     ask_seconds = time.perf_counter() - started
     query = answer.standalone_question or item.question
     started = time.perf_counter()
-    ranked = corpus.assistant.retrieve(query, k=K_MAX)
+    ranked = corpus.assistant.retrieve(query, k=K_MAX, merge=False)
     retrieve_seconds = time.perf_counter() - started
 
     ranked_spans = [mapper.span(p) for p in ranked]

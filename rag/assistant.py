@@ -220,12 +220,13 @@ class Assistant:
         _check_question(question)
         yield from self.chain(backend).stream(question, history, top_k)
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
-        """The passages retrieval finds for `question` (no condensing, no generation)."""
+    def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list[Passage]:
+        """The passages of the `k` best chunks for `question` (no condensing, no generation); touching
+        chunks are merged into one passage unless `merge` is False (one passage per chunk, in rank order)."""
         from rag.chain import question_language
 
         _check_question(question)
-        return self.retriever.retrieve(question, question_language(question), k)
+        return self.retriever.retrieve(question, question_language(question), k, merge=merge)
 
     def add_documents(
         self, paths: Sequence[str | Path], *, on_progress: ProgressCallback | None = None

@@ -87,11 +87,14 @@ def merge_chunks(
     ranked: Sequence[tuple[Chunk, float, dict[str, float]]],
     document_text: Callable[[str], str],
     limit: int,
+    *,
+    merge: bool = True,
 ) -> list[Passage]:
     """Chunks in rank order -> at most `limit` passages; touching chunks of one document are merged.
 
     The first `limit` chunks are merged (so there may be fewer passages than `limit`). A merged passage keeps
-    the best score of its chunks and the heading/page of its first chunk.
+    the best score of its chunks and the heading/page of its first chunk. `merge=False`: one passage per
+    chunk, in rank order (what rank metrics need: recall@k then means "in the k best chunks").
     """
     groups: list[_Group] = []
     texts: dict[str, str] = {}
@@ -99,7 +102,7 @@ def merge_chunks(
     # neighbours into whole documents.
     for chunk, score, scores in ranked[:limit]:
         text = texts.setdefault(chunk.doc_id, document_text(chunk.doc_id))
-        target = next((g for g in groups if _touches(chunk, g, text)), None)
+        target = next((g for g in groups if _touches(chunk, g, text)), None) if merge else None
         if target is None:
             groups.append(_Group(chunk.doc_id, [chunk], chunk.start, chunk.end, score, dict(scores)))
             continue
@@ -208,8 +211,11 @@ class HybridRetriever:
             fused = weighted_fuse(rankings, weights)
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
-    def retrieve(self, question: str, language: str, k: int | None = None) -> list[Passage]:
-        """The `k` (default `top_k`) best passages for `question`, numbered from 1."""
+    def retrieve(
+        self, question: str, language: str, k: int | None = None, *, merge: bool = True
+    ) -> list[Passage]:
+        """The passages of the `k` (default `top_k`) best chunks for `question`, numbered from 1; touching
+        chunks are merged into one passage unless `merge` is False."""
         started = time.perf_counter()
         k = k or self.settings.top_k
         candidates = max(self.settings.candidates, k)
@@ -223,7 +229,7 @@ class HybridRetriever:
         for row, score in fused:
             scores = {name: values[row] for name, values in per_retriever.items() if row in values}
             ranked.append((self.store.chunks[row], float(score), scores))
-        passages = merge_chunks(ranked, self.store.document_text, k)
+        passages = merge_chunks(ranked, self.store.document_text, k, merge=merge)
         self.last_timings = {"retrieve": time.perf_counter() - started}
         return passages
 

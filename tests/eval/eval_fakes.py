@@ -35,7 +35,7 @@ class FakeAssistant:
                     self.chunks.append((doc, position, position + len(line), line))
                 position += len(line) + 1
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
+    def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list[Passage]:
         query = _words(question)
         scored = [(len(query & _words(c[3])), i) for i, c in enumerate(self.chunks)]
         ranked = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[: k or 5]

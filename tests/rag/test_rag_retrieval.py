@@ -63,6 +63,20 @@ def test_merge_joins_two_groups_bridged_by_a_later_chunk() -> None:
     assert [(p.start, p.end) for p in passages] == [(0, 180)]
 
 
+def test_unmerged_passages_are_the_chunks_in_rank_order() -> None:
+    a, b = _chunk("d", TEXT, 0, 120, 0), _chunk("d", TEXT, 100, 200, 1)
+    far = _chunk("e", "autre document " * 10, 0, 40, 0)
+    texts = {"d": TEXT, "e": "autre document " * 10}
+    ranked = [(b, 3.0, {}), (far, 2.0, {}), (a, 1.0, {})]
+    passages = merge_chunks(ranked, texts.get, 5, merge=False)
+    assert [(p.number, p.chunk_ids, p.start, p.end) for p in passages] == [
+        (1, ["d-1"], 100, 200),
+        (2, ["e-0"], 0, 40),
+        (3, ["d-0"], 0, 120),
+    ]
+    assert len(merge_chunks(ranked, texts.get, 5)) == 2
+
+
 def test_retriever_never_shows_the_same_text_twice() -> None:
     store = FakeStore({"brest.txt": TEXT}, {"brest.txt": sentence_spans(TEXT, 90, 40)})
     assert len(store.chunks) > 4

@@ -57,7 +57,7 @@ class FakeAssistant:
                 self.paragraphs.append((str(path), paragraph, offset))
             offset += len(paragraph) + 1
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
+    def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list[Passage]:
         words = {w.lower() for w in _WORD.findall(question) if len(w) > 3}
         scored = []
         for index, (source, paragraph, start) in enumerate(self.paragraphs):
