@@ -465,7 +465,9 @@ class IndexStore:
         if lang != self.main_language:
             seen = set(terms)
             terms += [t for t in self._analyzer.analyze(query, self.main_language) if t not in seen]
-        return terms
+        # Unknown terms (typos, inflections the stemmer kept) also search for the indexed term they likely mean.
+        variants = [self.bm25.known_variant(t) for t in dict.fromkeys(terms)]
+        return terms + [v for v in variants if v is not None]
 
     def search_lexical(self, query: str, k: int, language: str | None = None) -> list[tuple[int, float]]:
         """Top-k (row, BM25 score); rows sharing no term with the query are left out."""

@@ -3,9 +3,9 @@
 - Dense: `store.search_dense` (cosine over the embedded chunks; nothing in lexical mode).
 - Lexical: `store.search_lexical` (BM25 with the analyzer of the documents' language). When the question is
   in another language than the documents, its words are expanded with `rag.crosslingual.expand_query`
-  before the lexical search, so "How much is OpenAI valued at?" can match "valorisation".
-- Fusion: reciprocal rank fusion (RRF, the default, chosen by measurement: see the README) or a weighted sum
-  of min-max normalised scores.
+  before the lexical search, so an English "valuation" can match the French "valorisation".
+- Fusion: a weighted sum of min-max normalised scores (the default, chosen by measurement: see the README)
+  or reciprocal rank fusion (RRF).
 - Merge: overlapping or adjacent chunks of one document become one `Passage` (offsets union, text read
   back from the document), so the same sentences are never shown twice.
 - Rerank (optional): a sentence-transformers cross-encoder reorders the fused candidates.

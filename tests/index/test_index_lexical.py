@@ -44,6 +44,25 @@ def test_french_analysis_elisions_accents_stems_numbers() -> None:
     assert analyze("économies", "fr") == analyze("Economie", "fr")
 
 
+def test_ligatures_are_spelled_out() -> None:
+    assert analyze("Les œuvres d’Æsope", "fr") == analyze("les oeuvres d'aesope", "fr")
+
+
+def test_unknown_query_terms_find_the_indexed_term_they_mean() -> None:
+    bm25 = BM25Index().build(
+        [
+            analyze(text, "fr")
+            for text in ("La mare symbolise le quartier.", "Une hiérarchie stricte.", "Hiérarchie.")
+        ]
+    )
+    assert analyze("symbolisent", "fr") == ["symbolisent"]  # the French stemmer keeps this plural
+    assert bm25.known_variant("symbolisent") == "symbolis"  # inflection: longest indexed prefix
+    assert bm25.known_variant("hiearch") == "hierarch"  # typo: one letter missing ("hiéarchie")
+    assert bm25.known_variant("hierarch") is None  # known already
+    assert bm25.known_variant("mar") is None and bm25.known_variant("2019") is None  # too short, a number
+    assert bm25.known_variant("zzzzzz") is None
+
+
 def test_chunk_terms_add_title_and_headings_once() -> None:
     analyzer = Analyzer()
     terms = analyzer.analyze_chunk(
