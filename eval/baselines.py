@@ -125,7 +125,9 @@ def make_embeddings_adapter(embedder: Any) -> Any:
     return EmbedderEmbeddings()
 
 
-def cached_passage_vectors(embedder: Any, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
+def cached_passage_vectors(
+    embedder: Any, texts: Sequence[str], cache_dir: Path | None, progress: bool = True
+) -> np.ndarray:
     """embed_passages(texts), cached as a float32 .npy keyed by model, prompt and texts (no pickle)."""
     digest = hashlib.sha256()
     digest.update(f"{embedder.name}\0{getattr(embedder, 'passage_prompt', '')}\0".encode())
@@ -137,7 +139,7 @@ def cached_passage_vectors(embedder: Any, texts: Sequence[str], cache_dir: Path 
         if vectors.shape[0] == len(texts):
             return vectors
     vectors = np.asarray(
-        embedder.embed_passages(list(texts), show_progress=len(texts) > 200), dtype=np.float32
+        embedder.embed_passages(list(texts), show_progress=progress and len(texts) > 200), dtype=np.float32
     )
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +152,9 @@ class NaiveLangChainRAG:
 
     name = "langchain-naive"
 
-    def __init__(self, documents: dict[str, str], embedder: Any, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, documents: dict[str, str], embedder: Any, cache_dir: Path | None = None, progress: bool = True
+    ) -> None:
         with warnings.catch_warnings():
             # langchain-community warns that it is being sunset; the tutorial baseline still uses it.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -159,7 +163,7 @@ class NaiveLangChainRAG:
         self.chunks = tutorial_chunks(documents)
         self.embedder = embedder
         self.embeddings = make_embeddings_adapter(embedder)
-        vectors = cached_passage_vectors(embedder, [c.text for c in self.chunks], cache_dir)
+        vectors = cached_passage_vectors(embedder, [c.text for c in self.chunks], cache_dir, progress)
         self.store = FAISS.from_embeddings(
             text_embeddings=list(zip([c.text for c in self.chunks], vectors.tolist(), strict=True)),
             embedding=self.embeddings,

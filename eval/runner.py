@@ -101,12 +101,15 @@ def _index_dir_for(dataset: Dataset, settings: Any, cache_dir: Path) -> Path:
     return cache_dir / f"index-{dataset.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def build_corpus(dataset: Dataset, settings: Any, cache_dir: Path = Path("runs/.cache")) -> Corpus:
+def build_corpus(
+    dataset: Dataset, settings: Any, cache_dir: Path = Path("runs/.cache"), progress: bool = True
+) -> Corpus:
     """Index the dataset's documents with the product (incremental, cached under `cache_dir`) and open it."""
     from rag import build_assistant
 
     settings = settings.model_copy(deep=True)
     settings.index.index_dir = _index_dir_for(dataset, settings, cache_dir)
+    settings.index.show_progress = settings.index.show_progress and progress
     assistant = build_assistant([dataset.docs_dir], settings)
     corpus = Corpus(assistant=assistant)
     try:
@@ -416,7 +419,7 @@ def make_baselines(dataset: Dataset, corpus: Corpus, config: EvalConfig, notes: 
         )
     started = time.perf_counter()
     baselines[LANGCHAIN] = NaiveLangChainRAG(
-        dataset.documents, embedder, cache_dir=config.cache_dir / "vectors"
+        dataset.documents, embedder, cache_dir=config.cache_dir / "vectors", progress=config.progress
     )
     baselines[LANGCHAIN].prepare_queries([item.question for item in dataset.items])
     notes.append(
@@ -449,7 +452,9 @@ def run_eval(
     before any work when that backend cannot judge."""
     if judge is None and config.judge:
         judge = make_judge(settings, config.judge)
-    factory = corpus_factory or (lambda dataset, s: build_corpus(dataset, s, config.cache_dir))
+    factory = corpus_factory or (
+        lambda dataset, s: build_corpus(dataset, s, config.cache_dir, config.progress)
+    )
     _single_thread_faiss()
     run_started = time.perf_counter()
     records: list[dict[str, Any]] = []

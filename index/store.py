@@ -457,18 +457,23 @@ class IndexStore:
         scores, rows = self.vector_index.search(vector, min(k, len(self.chunks)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
-    def query_terms(self, query: str, language: str | None = None) -> list[str]:
+    def query_terms(self, query: str, language: str | None = None, *, fix_unknown: bool = True) -> list[str]:
         """Terms of the query, analysed in its language and also in the index's main language when they
-        differ: short questions are often misdetected, and documents were stemmed in their own language."""
+        differ: short questions are often misdetected, and documents were stemmed in their own language.
+        `fix_unknown`: terms the index never saw also search for the indexed term they likely mean
+        (`BM25Index.known_variant`); turn it off for a query in another language than the documents."""
         lang = language or detect_language(query, default=self.main_language)
         terms = self._analyzer.analyze(query, lang)
         if lang != self.main_language:
             seen = set(terms)
             terms += [t for t in self._analyzer.analyze(query, self.main_language) if t not in seen]
-        # Unknown terms (typos, inflections the stemmer kept) also search for the indexed term they likely mean.
+        if not fix_unknown:
+            return terms
         variants = [self.bm25.known_variant(t) for t in dict.fromkeys(terms)]
         return terms + [v for v in variants if v is not None]
 
-    def search_lexical(self, query: str, k: int, language: str | None = None) -> list[tuple[int, float]]:
+    def search_lexical(
+        self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
+    ) -> list[tuple[int, float]]:
         """Top-k (row, BM25 score); rows sharing no term with the query are left out."""
-        return self.bm25.search(self.query_terms(query, language), k)
+        return self.bm25.search(self.query_terms(query, language, fix_unknown=fix_unknown), k)

@@ -189,7 +189,11 @@ class HybridRetriever:
                     extra = ""
                 if extra:
                     query = f"{question} {extra}"
-            runs[doc_language] = self.store.search_lexical(query, k, language=doc_language)
+            # Typo/inflection repair only for a question in the documents' language: a foreign word is
+            # unknown because it is foreign, and its near neighbours in the index are noise.
+            runs[doc_language] = self.store.search_lexical(
+                query, k, language=doc_language, fix_unknown=doc_language == language
+            )
         if len(runs) == 1:
             return next(iter(runs.values()))
         fused = rrf_fuse(runs, self.settings.rrf_k)

@@ -47,7 +47,9 @@ class FakeStore:
     def document_text(self, doc_id: str) -> str:
         return self._texts[doc_id]
 
-    def search_lexical(self, query: str, k: int, language: str | None = None) -> list[tuple[int, float]]:
+    def search_lexical(
+        self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
+    ) -> list[tuple[int, float]]:
         return self.bm25.search(analyze(query, language=language), k)
 
     def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
