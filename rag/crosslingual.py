@@ -43,6 +43,8 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 # French elisions (l'entreprise -> entreprise), as the index analyzer drops them for French.
 _FRENCH_ELISION = re.compile(r"\b(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu|quoiqu)['’](?=[^\W\d_])", re.I)
 _SENTENCE_END = re.compile(r"[.!?:;\n]\s*$")
+# Between the parts of a German compound: Arbeit-s-markt, Firm-en-wert, Sonne-n-energie ("" first).
+_LINKING_ELEMENTS = ("", "s", "es", "n", "en", "e", "er")
 
 
 class GlossaryFormatError(RagError):
@@ -209,6 +211,10 @@ class Glossary:
                 position += length
                 continue
             token = tokens[position]
+            if source_lang == "de":
+                for index in self._compound_parts(token.text):
+                    for target in targets:
+                        output.extend(self._forms(index, target))
             if _looks_like_name(token) or _is_number(token.text):
                 output.append(token.text)
             position += 1
@@ -224,6 +230,29 @@ class Glossary:
             if matched:
                 return matched, length
         return [], 1
+
+    def _compound_parts(self, word: str) -> list[int]:
+        """Concepts of a German compound the glossary lacks, from its parts: "Rechenleistung" -> "Leistung"
+        (the head, last part, 4+ letters) and, when known too, "Rechen" (the modifier, 3+ letters, a linking
+        -s/-es/-n/-en/-e/-er allowed, itself split again: "Arbeitsmarktpolitik" -> Arbeit, Markt, Politik).
+        The longest known head wins; [] when no head is known."""
+        if len(word) < 7 or not word.isalpha():
+            return []
+        lower = word.lower()
+        for cut in range(3, len(lower) - 3):
+            modifier, head = lower[:cut], lower[cut:]
+            head_ids = self._match([head], "de")
+            if not head_ids:
+                continue
+            for link in _LINKING_ELEMENTS:
+                base = modifier[: len(modifier) - len(link)] if modifier.endswith(link) else ""
+                modifier_ids = (
+                    (self._match([base], "de") or self._compound_parts(base)) if len(base) >= 3 else []
+                )
+                if modifier_ids:
+                    return modifier_ids + head_ids
+            return head_ids
+        return []
 
     def _forms(self, index: int, language: str) -> tuple[str, ...]:
         return self.concepts[index].forms[language]

@@ -111,6 +111,23 @@ def test_german_names_pass_through_but_known_nouns_are_translated() -> None:
     assert "Geschäftsführer" not in expansion  # a known noun is translated, not copied
 
 
+def test_german_compounds_are_translated_by_their_parts() -> None:
+    glossary = Glossary(
+        parse_glossary(["work\ttravail\tArbeit", "market\tmarché\tMarkt", "policy\tpolitique\tPolitik"])
+    )
+    # Arbeit + linking s + Markt + Politik: every part found, the head (last part) first found longest.
+    assert words(glossary.expand_query("Welche Arbeitsmarktpolitik?", "de", ["fr"])) >= {
+        "travail",
+        "marché",
+        "politique",
+    }
+    assert "politique" in glossary.expand_query(
+        "die Zollpolitik", "de", ["fr"]
+    )  # unknown modifier: head only
+    assert glossary.expand_query("die Arbeitsplatz", "de", ["fr"]) == "Arbeitsplatz"  # unknown head: as is
+    assert glossary.expand_query("the workmarketpolicy", "en", ["fr"]) == ""  # German only
+
+
 def test_unknown_words_are_dropped() -> None:
     assert expand_query("the flibbertigibbet quuxes", "en", ["fr"]) == ""
     # a capitalised unknown word at the start of a sentence is just a capitalised word
