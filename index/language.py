@@ -90,6 +90,8 @@ _FRENCH_ELISION = re.compile(r"\b(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu)['’
 
 def fold_accents(text: str) -> str:
     """'Élève' -> 'Eleve': drop combining marks after canonical decomposition (œ/æ/ß are kept)."""
+    if text.isascii():  # most words: nothing to fold
+        return text
     decomposed = unicodedata.normalize("NFD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
