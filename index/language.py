@@ -44,7 +44,7 @@ _RAW_STOPWORDS: dict[str, str] = {
         mein meine mich mir mit muss nach nicht nichts noch nun nur ob oder ohne sehr sein seine selbst sich
         sie sind so solche soll sondern sonst uber um und uns unser unter viel vom von vor war waren warum was
         weil welche welchem welchen welcher welches wenn werde werden wie wieder will wir wird wo wollen zu
-        zum zur zwar zwischen
+        zum zur zwar zwischen wurde wurden wurdest worden seid sollte sollten konnte konnten musste mussten
     """,
     "es": """
         a al algo algunas algunos ante antes como con contra cual cuando de del desde donde durante e el ella

@@ -178,9 +178,12 @@ class Glossary:
 
     # -- lookup ---------------------------------------------------------------------------------------
     def _match(self, words: Sequence[str], language: str) -> list[int]:
-        surface = self._surface[language].get(tuple(_surface_key(word) for word in words))
+        keys = tuple(_surface_key(word) for word in words)
+        surface = self._surface[language].get(keys)
         if surface:
             return surface
+        if len(keys) == 1 and keys[0] in STOPWORDS[language]:
+            return []  # a function word matches by its exact form only: "wurden" is not "Würde" (dignity)
         return self._stemmed[language].get(self._stem_key(words, language), [])
 
     def translations(self, word: str, source_lang: str, target_lang: str) -> list[str]:

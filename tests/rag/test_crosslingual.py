@@ -129,6 +129,16 @@ def test_german_compounds_are_translated_by_their_parts() -> None:
     assert glossary.expand_query("the workmarketpolicy", "en", ["fr"]) == "workmarketpolicy"  # German only
 
 
+def test_function_words_match_by_exact_form_only() -> None:
+    glossary = Glossary(parse_glossary(["dignity\tdignité\tWürde", "who\tqui\twer", "price\tprix\tPreis"]))
+    # Snowball stems "wurden" and "Würde" alike ("wurd"); the auxiliary must not bring "dignité".
+    assert glossary.expand_query("Preise wurden erhöht", "de", ["fr"]) == "prix erhöht"
+    assert "dignité" not in glossary.expand_query("Wann wurde OpenAI gegründet?", "de", ["fr"])
+    assert glossary.expand_query("Wer?", "de", ["fr"]) == "qui"  # question words still count
+    # The price of accent folding: "Würde" folds to the auxiliary "wurde" and is lost (rare in questions).
+    assert glossary.expand_query("die Würde", "de", ["fr"]) == "Würde"
+
+
 def test_unknown_words_pass_through_when_long_else_are_dropped() -> None:
     # 5+ letters: kept, since many are cognates the French stemmer unifies (integration / intégration)
     assert expand_query("the flibbertigibbet quuxes", "en", ["fr"]) == "flibbertigibbet quuxes"
