@@ -205,10 +205,12 @@ class BM25Index:
                 if i < len(term):
                     edits.add(term[:i] + letter + term[i + 1 :])
         known = [t for t in edits if t in self.vocabulary]
-        if not known:
-            return None
-        frequency = np.diff(self.term_ptr)
-        return max(known, key=lambda t: (int(frequency[self.vocabulary[t]]), t))
+        return max(known, key=lambda t: (self.document_frequency(t), t)) if known else None
+
+    def document_frequency(self, term: str) -> int:
+        """How many rows hold `term` (0 if none)."""
+        term_id = self.vocabulary.get(term)
+        return 0 if term_id is None else int(self.term_ptr[term_id + 1] - self.term_ptr[term_id])
 
     def _posting_weights(self) -> np.ndarray:
         """BM25 weight of every posting, idf included: precomputed once so a query is a gather + bincount."""
