@@ -237,6 +237,11 @@ def _in_local_cache(name: str) -> bool:
 def _load_sentence_transformer(config: IndexConfig) -> SentenceTransformer:
     """Load from a local folder or the local cache; download only if the hub is allowed. Raises
     EmbeddingUnavailable with the reason."""
+    from transformers.utils import logging as transformers_logging
+
+    # transformers 5 draws a "Loading weights" bar on every load: noise before each `rag ask`. Download bars
+    # (huggingface_hub's own, on a first use) are not affected.
+    transformers_logging.disable_progress_bar()
     name = config.embedding_model
     local = Path(name).expanduser()
     looks_like_path = local.is_absolute() or name.startswith((".", "~")) or local.exists()
