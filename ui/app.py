@@ -352,22 +352,16 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
                     upload_result = gr.HTML("", elem_id="upload-result", js_on_load=None)
 
         chat_outputs = [chatbot, conversation, question]
-        question.submit(
-            respond,
-            [question, conversation, top_k, backend],
-            chat_outputs,
-            concurrency_id=CONCURRENCY_GROUP,
-            show_progress="minimal",
-            show_progress_on=chatbot,
-        )
-        chatbot.example_select(pick_example, None, question, queue=False).then(
-            respond,
-            [question, conversation, top_k, backend],
-            chat_outputs,
-            concurrency_id=CONCURRENCY_GROUP,
-            show_progress="minimal",
-            show_progress_on=chatbot,
-        )
+        answer = {  # typing a question and clicking an example answer the same way
+            "fn": respond,
+            "inputs": [question, conversation, top_k, backend],
+            "outputs": chat_outputs,
+            "concurrency_id": CONCURRENCY_GROUP,
+            "show_progress": "minimal",
+            "show_progress_on": chatbot,
+        }
+        question.submit(**answer)
+        chatbot.example_select(pick_example, None, question, queue=False).then(**answer)
         new_chat.click(new_conversation, None, chat_outputs, queue=False)
         # The Chatbot's own trash button clears the display: forget the conversation with it.
         chatbot.clear(new_conversation, None, chat_outputs, queue=False)
