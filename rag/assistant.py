@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.errors import IndexUnavailableError, InvalidArgumentError
+from rag.errors import IndexingCancelledError, IndexUnavailableError, InvalidArgumentError, RagError
 from rag.records import Answer, Passage
 from rag.settings import Settings, load_settings
 
@@ -60,8 +60,9 @@ def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
         raise IndexUnavailableError(f"{exc}") from exc
 
 
-class Assistant:
-    """Answers questions over one index. Build it with `open_assistant` or `build_assistant`."""
+class _Reader:
+    """One index generation and what is built over it (scorer, retriever, chains), lazily. It never
+    changes: adding documents makes a new `_Reader` (see `Assistant`)."""
 
     def __init__(self, settings: Settings, store: Any) -> None:
         self.settings = settings
@@ -197,64 +198,6 @@ class Assistant:
     def _retrieve_for_chain(self, question: str, language: str, k: int | None) -> list[Passage]:
         return self.retriever.retrieve(question, language, k)
 
-    # --- public API ---------------------------------------------------------------------------------------
-    def ask(
-        self,
-        question: str,
-        history: list[dict] | None = None,
-        *,
-        top_k: int | None = None,
-        backend: str | None = None,
-    ) -> Answer:
-        """Answer `question` (with the conversation so far in `history`) from the indexed documents."""
-        _check_arguments(question, history, top_k)
-        return self.chain(backend).invoke(question, history, top_k)
-
-    def stream(
-        self,
-        question: str,
-        history: list[dict] | None = None,
-        *,
-        top_k: int | None = None,
-        backend: str | None = None,
-    ) -> Iterator[str | Answer]:
-        """Text pieces as they are generated, then exactly one final `Answer`."""
-        _check_arguments(question, history, top_k)
-        yield from self.chain(backend).stream(question, history, top_k)
-
-    def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list[Passage]:
-        """The passages of the `k` best chunks for `question` (no condensing, no generation); touching
-        chunks are merged into one passage unless `merge` is False (one passage per chunk, in rank order)."""
-        from rag.chain import question_language
-
-        _check_question(question)
-        _check_top_k(k, "k")
-        return self.retriever.retrieve(question, question_language(question), k, merge=merge)
-
-    def add_documents(
-        self, paths: Sequence[str | Path], *, on_progress: ProgressCallback | None = None
-    ) -> Any:
-        """Index more files into the same index (incremental), then reload it. Returns the `BuildReport`."""
-        from index.build import build_index
-
-        with self._lock:
-            options: dict[str, Any] = {}
-            if getattr(self._store, "embedder", None) is not None:
-                options["embedder"] = (
-                    self._store.embedder
-                )  # reuse the loaded model (else: build_index decides)
-            with _index_errors_as_rag_errors():
-                report = build_index(
-                    _check_paths(paths),
-                    self.settings.index,
-                    progress=on_progress is None and self.settings.index.show_progress,
-                    on_progress=on_progress,
-                    **options,
-                )
-            self._store = _open_store(self.settings, getattr(self._store, "embedder", None))
-            self._reset()
-        return report
-
     def status(self) -> dict[str, Any]:
         """What the assistant runs on; `models` maps each available backend to the model it would use."""
         embedder = getattr(self._store, "embedder", None)
@@ -270,11 +213,246 @@ class Assistant:
             "index_dir": str(self.settings.index.resolved_index_dir()),
         }
 
+
+class Assistant:
+    """Answers questions over one index. Build it with `open_assistant` or `build_assistant`.
+
+    Questions never wait for each other nor for `add_documents`: each call takes the current generation
+    (a `_Reader`: the loaded index with its retriever, scorer and chains) once and uses it to the end.
+    `add_documents` builds the next generation beside it and switches it in with one assignment; answers
+    already running finish on the generation they started with. Writers wait for each other.
+    """
+
+    def __init__(self, settings: Settings, store: Any) -> None:
+        self.settings = settings
+        self._reader = _Reader(settings, store)
+        self._write_lock = threading.Lock()
+
+    # --- the current generation (read side) ---------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        return self._reader.store
+
+    @property
+    def scorer(self) -> Any:
+        return self._reader.scorer
+
+    @property
+    def embedder(self) -> Any | None:
+        return self._reader.embedder
+
+    @property
+    def retriever(self) -> Any:
+        return self._reader.retriever
+
+    @property
+    def _generators(self) -> dict[str, Any]:  # where tests plug scripted generators in
+        return self._reader._generators
+
+    def language_of(self, doc_id: str) -> str:
+        return self._reader.language_of(doc_id)
+
+    def corpus_languages(self) -> set[str]:
+        return self._reader.corpus_languages()
+
+    def generator(self, backend: str | None = None) -> Any:
+        return self._reader.generator(backend)
+
+    def chain(self, backend: str | None = None) -> Any:
+        """The `AnswerChain` for a backend (its `.runnable` is the LCEL chain)."""
+        return self._reader.chain(backend)
+
+    def ask(
+        self,
+        question: str,
+        history: list[dict] | None = None,
+        *,
+        top_k: int | None = None,
+        backend: str | None = None,
+    ) -> Answer:
+        """Answer `question` (with the conversation so far in `history`) from the indexed documents."""
+        _check_arguments(question, history, top_k)
+        return self._reader.chain(backend).invoke(question, history, top_k)
+
+    def stream(
+        self,
+        question: str,
+        history: list[dict] | None = None,
+        *,
+        top_k: int | None = None,
+        backend: str | None = None,
+    ) -> Iterator[str | Answer]:
+        """Text pieces as they are generated, then exactly one final `Answer`."""
+        # The generation is taken now, at the call: the answer ends on the generation it began on.
+        return _stream(self._reader, question, history, top_k, backend)
+
+    def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list[Passage]:
+        """The passages of the `k` best chunks for `question` (no condensing, no generation); touching
+        chunks are merged into one passage unless `merge` is False (one passage per chunk, in rank order)."""
+        from rag.chain import question_language
+
+        _check_question(question)
+        _check_top_k(k, "k")
+        return self._reader.retriever.retrieve(question, question_language(question), k, merge=merge)
+
+    def status(self) -> dict[str, Any]:
+        """What the assistant runs on; `models` maps each available backend to the model it would use."""
+        return self._reader.status()
+
     def as_langchain_retriever(self, k: int | None = None) -> Any:
         """This assistant's retrieval as a LangChain `BaseRetriever` (Documents with source metadata)."""
         from rag.retrieval import PassageRetriever
 
         return PassageRetriever(retrieve=self.retrieve, k=k)
+
+    # --- writing ---------------------------------------------------------------------------------------------
+    def add_documents(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        in_subprocess: bool = False,
+    ) -> Any:
+        """Index more files into the same index (incremental), then switch to it. Returns the `BuildReport`.
+
+        `cancel`: set it to stop; `IndexingCancelledError` is raised and the index stays as it was (a
+        generation is only committed complete). `in_subprocess`: build in a child process at lower CPU
+        priority (what a server wants: indexing never holds this process's interpreter lock, so answers
+        keep their speed); the child loads the embedding model itself in hybrid mode.
+        """
+        paths = _check_paths(paths)
+        with self._write_lock:
+            if cancel is not None and cancel.is_set():
+                raise IndexingCancelledError(CANCELLED_MESSAGE)
+            with _index_errors_as_rag_errors():
+                if in_subprocess:
+                    report = _build_in_child(paths, self.settings.index, on_progress, cancel)
+                else:
+                    report = _build_here(paths, self.settings, self.store, on_progress, cancel)
+            embedder = getattr(self.store, "embedder", None)
+            reader = _Reader(self.settings, _open_store(self.settings, embedder))
+            reader.chain()  # built before the switch: the first question after it does not pay for it
+            self._reader = reader
+        return report
+
+
+def _stream(
+    reader: _Reader, question: str, history: list[dict] | None, top_k: int | None, backend: str | None
+) -> Iterator[str | Answer]:
+    _check_arguments(question, history, top_k)
+    yield from reader.chain(backend).stream(question, history, top_k)
+
+
+CANCELLED_MESSAGE = "Indexing cancelled: nothing was added, the index is as it was."
+
+
+def _build_here(
+    paths: list[Path],
+    settings: Settings,
+    store: Any,
+    on_progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> Any:
+    from index.build import build_index
+
+    def progress(done: int, total: int, message: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise IndexingCancelledError(CANCELLED_MESSAGE)  # build_index commits nothing before the end
+        if on_progress is not None:
+            on_progress(done, total, message)
+
+    options: dict[str, Any] = {}
+    if getattr(store, "embedder", None) is not None:
+        options["embedder"] = store.embedder  # reuse the loaded model (else: build_index decides)
+    return build_index(
+        paths,
+        settings.index,
+        progress=on_progress is None and settings.index.show_progress,
+        on_progress=progress,
+        **options,
+    )
+
+
+def _build_in_child(
+    paths: list[Path],
+    index_config: Any,
+    on_progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> Any:
+    """`build_index` in a spawned child process; progress comes back through a queue; `cancel` kills it
+    (safe: the index lock is a flock the kernel releases, and an unfinished generation is never current)."""
+    import multiprocessing
+    import queue as queues
+
+    context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+    messages = context.Queue()
+    child = context.Process(
+        target=_child_build, args=([str(p) for p in paths], index_config, messages), daemon=True
+    )
+    child.start()
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                child.terminate()
+                child.join(timeout=10)
+                late = _drain_report(messages)
+                if late is not None:  # the child had committed its generation before it was stopped
+                    return late
+                raise IndexingCancelledError(CANCELLED_MESSAGE)
+            try:
+                kind, *payload = messages.get(timeout=0.2)
+            except queues.Empty:
+                if not child.is_alive() and messages.empty():
+                    raise RagError(
+                        f"Indexing stopped unexpectedly (exit code {child.exitcode}); the index is as it was."
+                    ) from None
+                continue
+            if kind == "progress":
+                if on_progress is not None:
+                    on_progress(*payload)
+            elif kind == "done":
+                return payload[0]
+            else:
+                error_type, message = payload
+                raise error_type(message)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+
+
+def _drain_report(messages: Any) -> Any | None:
+    import queue as queues
+
+    while True:
+        try:
+            kind, *payload = messages.get(timeout=0.1)
+        except (queues.Empty, OSError, EOFError):
+            return None
+        if kind == "done":
+            return payload[0]
+
+
+def _child_build(paths: list[str], index_config: Any, messages: Any) -> None:
+    """Runs in the child process of `_build_in_child`."""
+    from index.build import build_index
+
+    with contextlib.suppress(OSError):
+        os.nice(10)  # the parent serves questions: they come first
+    try:
+        with _index_errors_as_rag_errors():
+            report = build_index(
+                [Path(p) for p in paths],
+                index_config,
+                progress=False,
+                on_progress=lambda done, total, message: messages.put(("progress", done, total, message)),
+            )
+        messages.put(("done", report))
+    except RagError as exc:
+        messages.put(("error", type(exc), str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it for the caller
+        messages.put(("error", RagError, f"Indexing failed ({type(exc).__name__}): {exc}"))
 
 
 @contextlib.contextmanager

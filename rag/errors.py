@@ -15,3 +15,7 @@ class IndexUnavailableError(RagError):
 
 class InvalidArgumentError(RagError, ValueError):
     """An argument of the Python API has the wrong type or value; the message names the argument."""
+
+
+class IndexingCancelledError(RagError):
+    """Adding documents was cancelled by the caller; the index is unchanged."""

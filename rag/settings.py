@@ -77,6 +77,12 @@ class UISettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     uploads_dir: Path = Path(".rag/uploads")
+    # Limits of the shared chat, each refused with a message that names it.
+    max_concurrent_answers: int = Field(64, ge=1, le=1024, description="Questions answered at once.")
+    max_question_chars: int = Field(4000, ge=10, le=1_000_000, description="Longest question accepted.")
+    questions_per_minute: int = Field(30, ge=1, le=10_000, description="Per user (or per browser session).")
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest file accepted in an upload, in MB.")
+    max_upload_files: int = Field(20, ge=1, le=1000, description="Most files in one upload.")
 
 
 class EvalSettings(_Strict):

@@ -108,3 +108,27 @@ def _build_tiny_st_model(folder: Path) -> Path:
 def tiny_st_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny sentence-transformers model folder (dimension 32, max 128 tokens), built once."""
     return _build_tiny_st_model(tmp_path_factory.mktemp("tiny_st_model"))
+
+
+# -- a one-document lexical assistant, built in a test's own temp folder ------------------------------------
+ZORBLAX = "Le zorblax est un fromage bleu affiné à Grenoble pendant neuf semaines.\n"
+
+
+@pytest.fixture
+def zorblax_assistant(tmp_path: Path):
+    """A real assistant (lexical, extractive) over one small French document, uploads under tmp_path."""
+    from rag import build_assistant, load_settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "fromage.txt").write_text(ZORBLAX, encoding="utf-8")
+    settings = load_settings(
+        environ={},
+        overrides={
+            "index.index_dir": str(tmp_path / "index"),
+            "index.embedding_model": "",
+            "index.show_progress": False,
+            "ui.uploads_dir": str(tmp_path / "uploads"),
+        },
+    )
+    return build_assistant([corpus], settings)

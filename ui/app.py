@@ -4,8 +4,11 @@
 before by `launch` or by the caller). Each browser session owns its `Conversation` in a `gr.State`, so two
 people never see each other's history; nothing conversation-related lives in a module global.
 
-Calls into the assistant (answers and uploads) share one Gradio concurrency group of size 1: the assistant
-is reloaded in place when documents are added, and answers must never run against a half-swapped index.
+Answers run in parallel (up to `ui.max_concurrent_answers`): the assistant gives each one the index
+generation current when it started, and an upload is indexed by a background job (`ui.jobs`) in a child
+process, switched in when complete; the page polls its progress and can cancel it. The event handlers are
+the methods of `ChatHandlers`, testable without a browser. Limits (`ui.limits`) refuse oversized questions
+and uploads, and too many questions a minute, with a message that says what to do.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from rag import RagError
-from ui import render
+from rag import IndexingCancelledError, RagError
+from ui import limits, render
+from ui.jobs import STAGES, IndexingJobs
 
 if TYPE_CHECKING:
     from rag import Answer, Assistant, Settings
@@ -31,7 +37,6 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 CSS_PATH = STATIC_DIR / "app.css"
 DEFAULT_COLLECTION = "uploads"
-CONCURRENCY_GROUP = "assistant"
 EXAMPLES = [
     "Quelle est la valorisation d'OpenAI ?",
     "Sam Altman possède-t-il des parts d'OpenAI ?",
@@ -157,6 +162,84 @@ class UploadOutcome:
     indexed: bool = False  # True when add_documents ran and the index changed or was checked
 
 
+@dataclass
+class CheckedUpload:
+    """An upload after the checks that need no indexing: what will be indexed, and what was refused."""
+
+    accepted: list[Path]
+    collection: str
+    refusals_html: str
+
+
+def check_uploads(settings: Settings, paths: Sequence[str], collection: str | None) -> CheckedUpload:
+    """Refuse, by name and with the fix, what cannot be indexed: wrong type, empty, too big, too many."""
+    if not paths:
+        return CheckedUpload([], "", _error_line("Choose one or more files first."))
+    try:
+        collection = safe_collection(collection)
+    except ValueError as exc:
+        return CheckedUpload([], "", _error_line(str(exc)))
+    too_many = limits.too_many_files(len(paths), settings.ui.max_upload_files)
+    if too_many:
+        return CheckedUpload([], collection, _error_line(too_many))
+    extensions = list(settings.index.extensions)
+    by_type, rejected = split_by_type(paths, extensions)
+    refusals = [
+        f'Rejected {p.name}: unsupported file type "{p.suffix or "(none)"}". '
+        f"Accepted types: {', '.join(extensions)}."
+        for p in rejected
+    ]
+    accepted = []
+    for path in by_type:
+        problem = limits.file_problem(path, settings.ui.max_upload_mb)
+        if problem:
+            refusals.append(problem)
+        else:
+            accepted.append(path)
+    return CheckedUpload(accepted, collection, "".join(_error_line(message) for message in refusals))
+
+
+def index_uploads(
+    assistant: Assistant,
+    upload: CheckedUpload,
+    *,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    cancel: threading.Event | None = None,
+    in_subprocess: bool = False,
+) -> UploadOutcome:
+    """Copy the accepted files into `ui.uploads_dir/<collection>/` and index them into the open index.
+
+    Cancelled, the copies of files that were not there before are removed again: the folder and the index
+    stay as they were.
+    """
+    if not upload.accepted:
+        return UploadOutcome(upload.refusals_html)
+    target = Path(assistant.settings.ui.uploads_dir) / upload.collection
+    target.mkdir(parents=True, exist_ok=True)
+    copied, new_copies = [], []
+    for path in upload.accepted:
+        destination = target / path.name
+        if not destination.exists():
+            new_copies.append(destination)
+        shutil.copyfile(path, destination)
+        copied.append(destination)
+    if on_progress:
+        on_progress(0, len(copied), f"Indexing {len(copied)} file{'s' if len(copied) > 1 else ''}…")
+    options: dict[str, Any] = {"on_progress": on_progress}
+    if cancel is not None or in_subprocess:
+        options.update(cancel=cancel, in_subprocess=in_subprocess)
+    try:
+        report = assistant.add_documents(copied, **options)
+    except IndexingCancelledError as exc:
+        for path in new_copies:
+            path.unlink(missing_ok=True)
+        return UploadOutcome(upload.refusals_html + _error_line(str(exc)))
+    except Exception as exc:
+        log.warning("indexing failed: %s", exc, exc_info=not isinstance(exc, RagError))
+        return UploadOutcome(upload.refusals_html + _error_line(f"Indexing failed: {describe_error(exc)}"))
+    return UploadOutcome(upload.refusals_html + _report_html(report, upload.collection, copied), indexed=True)
+
+
 def add_uploads(
     assistant: Assistant,
     paths: Sequence[str],
@@ -164,75 +247,60 @@ def add_uploads(
     *,
     on_progress: Callable[[int, int, str], None] | None = None,
 ) -> UploadOutcome:
-    """Copy uploaded files into `ui.uploads_dir/<collection>/` and index them into the open index.
+    """`check_uploads` then `index_uploads`, in this thread (the page runs the second as a background job)."""
+    return index_uploads(
+        assistant, check_uploads(assistant.settings, paths, collection), on_progress=on_progress
+    )
 
-    Files of other types are refused by name, with the accepted types; the others are still indexed.
+
+class ChatHandlers:
+    """What the page's events do, as plain methods (testable without a browser); `build_app` wires them.
+
+    Per-person state arrives as arguments (the `Conversation` in a `gr.State`); what is shared by every
+    session is here: the assistant, the upload jobs and the question rate limiter.
     """
-    if not paths:
-        return UploadOutcome(_error_line("Choose one or more files first."))
-    try:
-        collection = safe_collection(collection)
-    except ValueError as exc:
-        return UploadOutcome(_error_line(str(exc)))
-    extensions = list(assistant.settings.index.extensions)
-    accepted, rejected = split_by_type(paths, extensions)
-    refusals = [
-        f'Rejected {p.name}: unsupported file type "{p.suffix or "(none)"}". '
-        f"Accepted types: {', '.join(extensions)}."
-        for p in rejected
-    ]
-    empty = [p for p in accepted if p.stat().st_size == 0]
-    refusals += [f"Rejected {p.name}: the file is empty. Choose a file with text in it." for p in empty]
-    accepted = [p for p in accepted if p not in empty]
-    rejected_html = "".join(_error_line(message) for message in refusals)
-    if not accepted:
-        return UploadOutcome(rejected_html)
-    target = Path(assistant.settings.ui.uploads_dir) / collection
-    target.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for path in accepted:
-        destination = target / path.name
-        shutil.copyfile(path, destination)
-        copied.append(destination)
-    if on_progress:
-        on_progress(0, len(copied), f"Indexing {len(copied)} file{'s' if len(copied) > 1 else ''}…")
-    try:
-        report = assistant.add_documents(copied, on_progress=on_progress)
-    except Exception as exc:
-        log.warning("indexing failed: %s", exc, exc_info=not isinstance(exc, RagError))
-        return UploadOutcome(rejected_html + _error_line(f"Indexing failed: {describe_error(exc)}"))
-    return UploadOutcome(rejected_html + _report_html(report, collection, copied), indexed=True)
 
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.settings = assistant.settings
+        self.jobs = IndexingJobs()
+        self.rate = limits.RateLimiter(self.settings.ui.questions_per_minute)
+        status = assistant.status()
+        self.backends = list(status.get("backends") or [status.get("backend", "extractive")])
+        self.default_backend = str(status.get("backend") or self.backends[0])
+        self.models = dict(status.get("models") or {})
 
-def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
-    """The chat page over `assistant` (see the module docstring). Launch it with `serve`."""
-    settings = assistant.settings
-    status = assistant.status()
-    backends = list(status.get("backends") or [status.get("backend", "extractive")])
-    default_backend = str(status.get("backend") or backends[0])
-    extensions = list(settings.index.extensions)
-    uploads_dir = Path(settings.ui.uploads_dir)
-
-    def page_info(backend: str | None = None) -> tuple[str, str]:
-        current = assistant.status()
+    # --- page information --------------------------------------------------------------------------------
+    def page_info(self, backend: str | None = None) -> tuple[str, str]:
+        current = self.assistant.status()
         return render.render_banner(current, backend), render.render_index_info(current)
 
-    models = dict(status.get("models") or {})
-
-    def model_note(backend: str) -> str:
+    def model_note(self, backend: str) -> str:
         # The model the backend will really call (its default when llm.model is unset), the same name its
-        # errors give: "(not set)" here while the error names llama3.2 was a contradiction.
-        model = models.get(backend) or settings.llm.model
+        # errors give: "(not set)" here while the error named llama3.2 was a contradiction.
+        model = self.models.get(backend) or self.settings.llm.model
         if backend == "extractive" or not model:
             return "No model: answers are quoted from the documents."
-        default = "" if settings.llm.model else f" (the {backend} default)"
+        default = "" if self.settings.llm.model else f" (the {backend} default)"
         return f"Model: `{model}`{default}. Change it with `llm.model` / `RAG_LLM__MODEL`."
 
+    # --- answers -----------------------------------------------------------------------------------------
     def respond(
-        question: str, conversation: Conversation, top_k: float, backend: str
+        self,
+        question: str,
+        conversation: Conversation,
+        top_k: float,
+        backend: str,
+        request: gr.Request | None = None,
     ) -> Iterator[tuple[list[dict[str, str]], Conversation, Any]]:
         question = (question or "").strip()
         if not question:
+            yield conversation.messages(), conversation, gr.update()
+            return
+        problem = limits.question_problem(question, self.settings.ui.max_question_chars)
+        problem = problem or self.rate.check(person(request))
+        if problem:  # refused before any work: shown in the chat, the typed text is kept to shorten it
+            conversation.turns.append(Turn(_shorten(question), error=problem))
             yield conversation.messages(), conversation, gr.update()
             return
         history = conversation.history()
@@ -240,7 +308,8 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
         conversation.turns.append(turn)
         yield conversation.messages(), conversation, ""  # clear the box once; then leave what is typed
         try:
-            for item in assistant.stream(question, history, top_k=int(top_k), backend=backend or None):
+            stream = self.assistant.stream(question, history, top_k=int(top_k), backend=backend or None)
+            for item in stream:
                 if isinstance(item, str):
                     turn.text += item
                     yield conversation.messages(), conversation, gr.update()
@@ -254,35 +323,133 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
             turn.error = "The assistant stopped without a final answer. Please try again."
         yield conversation.messages(), conversation, gr.update()
 
+    @staticmethod
     def new_conversation() -> tuple[list[dict[str, str]], Conversation, str]:
         return [], Conversation(), ""
 
+    @staticmethod
     def pick_example(example: gr.SelectData) -> str:
         value = example.value
         return value.get("text", "") if isinstance(value, dict) else str(value)
 
-    def add_documents(files: Any, collection: str, backend: str, progress: gr.Progress = gr.Progress()):  # noqa: B008
-        """-> (upload message, collection dropdown, file list, banner, index info)."""
-        paths = _uploaded_paths(files)
+    # --- uploads (background jobs) -------------------------------------------------------------------------
+    def start_upload(self, files: Any, collection: str, request: gr.Request | None = None):
+        """-> (job id, upload message, file box, timer, add button, cancel button)."""
+        owner = person(request)
+        running = self.jobs.running(owner)
+        if running is not None:
+            message = _error_line("Your previous upload is still being indexed: wait for it or cancel it.")
+            return running.job_id, message, gr.update(), gr.Timer(active=True), *_job_buttons(True)
+        upload = check_uploads(self.settings, _uploaded_paths(files), collection)
+        if not upload.accepted:  # nothing to index: answer at once, and empty the drop zone
+            return (
+                None,
+                upload.refusals_html,
+                gr.update(value=None),
+                gr.Timer(active=False),
+                *_job_buttons(False),
+            )
 
-        def on_progress(done: int, total: int, message: str) -> None:
-            progress((done, max(total, 1)), desc=message or "Indexing…")
+        def work(job: Any) -> str:
+            outcome = index_uploads(
+                self.assistant, upload, on_progress=job.progress, cancel=job.cancel, in_subprocess=True
+            )
+            return outcome.message_html
 
-        outcome = add_uploads(assistant, paths, collection, on_progress=on_progress)
-        # The drop zone is emptied whatever happened: a rejected file left there would be sent (and
-        # rejected) again with the next one; the result line says what became of each file.
-        if not outcome.indexed:
-            return outcome.message_html, gr.update(), gr.update(value=None), *page_info(backend)
-        choices = existing_collections(uploads_dir)
+        job = self.jobs.start(owner, [p.name for p in upload.accepted], work)
+        # The drop zone is emptied at once: a rejected file left there would be sent again with the next one.
         return (
-            outcome.message_html,
-            gr.update(choices=choices, value=safe_collection(collection)),
+            job.job_id,
+            upload.refusals_html + render_job(job),
             gr.update(value=None),
-            *page_info(backend),
+            gr.Timer(active=True),
+            *_job_buttons(True),
         )
+
+    def poll_upload(self, job_id: str | None, backend: str, request: gr.Request | None = None):
+        """-> (job id, upload message, timer, add button, cancel button, collection, banner, index info)."""
+        job = self.jobs.get(job_id, person(request))
+        if job is None:
+            return (
+                None,
+                gr.update(),
+                gr.Timer(active=False),
+                *_job_buttons(False),
+                gr.update(),
+                gr.update(),
+                gr.update(),
+            )
+        if not job.finished:
+            return (
+                job_id,
+                render_job(job),
+                gr.update(),
+                *_job_buttons(True),
+                gr.update(),
+                gr.update(),
+                gr.update(),
+            )
+        choices = existing_collections(Path(self.settings.ui.uploads_dir))
+        return (
+            None,
+            job.result_html,
+            gr.Timer(active=False),
+            *_job_buttons(False),
+            gr.update(choices=choices),
+            *self.page_info(backend),
+        )
+
+    def cancel_upload(self, job_id: str | None, request: gr.Request | None = None) -> str:
+        if self.jobs.cancel(job_id, person(request)):
+            return '<div class="upload-note">Cancelling… the index stays as it was.</div>'
+        return gr.update()
+
+
+def person(request: gr.Request | None) -> str:
+    """Whose question or upload this is: the logged-in user, else the browser session."""
+    if request is None:
+        return "local"
+    return getattr(request, "username", None) or getattr(request, "session_hash", None) or "local"
+
+
+def _shorten(question: str, limit: int = 300) -> str:
+    return question if len(question) <= limit else question[:limit] + f"… ({len(question):,} characters)"
+
+
+def _job_buttons(running: bool) -> tuple[Any, Any]:
+    """(Add button, Cancel button): one indexing job per person at a time."""
+    return gr.update(interactive=not running), gr.update(visible=running)
+
+
+def render_job(job: Any) -> str:
+    """The progress of an indexing job: stage, counts and a progress bar (escaped file names)."""
+    label, unit = STAGES.get(job.stage, ("Waiting for another upload to finish", "files"))
+    if job.state == "waiting" or not job.total:
+        label, counts, value = (label if job.state != "waiting" else "Starting"), "", ""
+    else:
+        counts = f" {job.done:,}/{job.total:,} {unit}"
+        value = f' value="{job.done}" max="{job.total}"'
+    names = render.escape_text(", ".join(job.files[:5]) + (" …" if len(job.files) > 5 else ""))
+    elapsed = time.monotonic() - job.started
+    return (
+        f'<div class="upload-job" data-state="{job.state}"><div class="upload-note">{label}{counts} · '
+        f"{elapsed:.0f} s · {names}</div>"
+        f'<progress class="upload-progress"{value} aria-label="{label}{counts}"></progress>'
+        '<div class="upload-note">Questions are answered meanwhile, from the documents already indexed.</div></div>'
+    )
+
+
+def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
+    """The chat page over `assistant` (see the module docstring). Launch it with `serve`."""
+    handlers = ChatHandlers(assistant)
+    settings = assistant.settings
+    backends, default_backend = handlers.backends, handlers.default_backend
+    extensions = list(settings.index.extensions)
+    uploads_dir = Path(settings.ui.uploads_dir)
 
     with gr.Blocks(title="Ask your documents", analytics_enabled=False) as demo:
         conversation = gr.State(Conversation())
+        upload_job = gr.State(None)
         with gr.Row(elem_classes="header-row"):
             gr.HTML(
                 '<div class="app-title">Ask your documents</div>'
@@ -291,7 +458,7 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
                 elem_classes="header",
                 js_on_load=None,
             )
-        banner = gr.HTML(page_info(default_backend)[0], elem_id="mode-banner", js_on_load=None)
+        banner = gr.HTML(handlers.page_info(default_backend)[0], elem_id="mode-banner", js_on_load=None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=7, min_width=420):
                 chatbot = gr.Chatbot(
@@ -327,7 +494,9 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
                         scale=0,
                     )
             with gr.Column(scale=3, min_width=260, elem_classes="side"):
-                index_info = gr.HTML(page_info(default_backend)[1], elem_id="index-info", js_on_load=None)
+                index_info = gr.HTML(
+                    handlers.page_info(default_backend)[1], elem_id="index-info", js_on_load=None
+                )
                 with gr.Accordion("Settings", open=True, elem_id="settings"):
                     top_k = gr.Slider(
                         1,
@@ -345,7 +514,7 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
                         interactive=len(backends) > 1,
                     )
                     model = gr.Markdown(
-                        model_note(default_backend), elem_id="model-note", elem_classes="hint"
+                        handlers.model_note(default_backend), elem_id="model-note", elem_classes="hint"
                     )
                     gr.Markdown(
                         "The answer is written in the language of the question.",
@@ -361,42 +530,63 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
                     )
                     files = gr.File(
                         file_count="multiple",
-                        label=f"Files ({' '.join(extensions)})",
+                        label=f"Files ({' '.join(extensions)}; up to {settings.ui.max_upload_files} "
+                        f"files of {settings.ui.max_upload_mb:g} MB)",
                         elem_id="files",
                     )
-                    add = gr.Button("Add to the index", variant="primary", elem_id="add-documents")
+                    with gr.Row():
+                        add = gr.Button("Add to the index", variant="primary", elem_id="add-documents")
+                        cancel = gr.Button(
+                            "Cancel indexing", variant="stop", elem_id="cancel-indexing", visible=False
+                        )
                     upload_result = gr.HTML("", elem_id="upload-result", js_on_load=None)
+                    poll = gr.Timer(1.0, active=False)
 
         chat_outputs = [chatbot, conversation, question]
         answer = {  # typing a question and clicking an example answer the same way
-            "fn": respond,
+            "fn": handlers.respond,
             "inputs": [question, conversation, top_k, backend],
             "outputs": chat_outputs,
-            "concurrency_id": CONCURRENCY_GROUP,
+            "concurrency_id": "answers",
+            "concurrency_limit": settings.ui.max_concurrent_answers,
             "show_progress": "minimal",
             "show_progress_on": chatbot,
         }
-        question.submit(**answer)
-        chatbot.example_select(pick_example, None, question, queue=False).then(**answer)
-        new_chat.click(new_conversation, None, chat_outputs, queue=False)
+        question.submit(**answer, api_name="ask")  # also what gradio_client calls (the benchmark does)
+        chatbot.example_select(handlers.pick_example, None, question, queue=False).then(
+            **answer, api_visibility="private"
+        )
+        new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False)
         # The Chatbot's own trash button clears the display: forget the conversation with it.
-        chatbot.clear(new_conversation, None, chat_outputs, queue=False)
+        chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False)
         backend.change(
-            lambda name: (page_info(name)[0], model_note(name)),
+            lambda name: (handlers.page_info(name)[0], handlers.model_note(name)),
             backend,
             [banner, model],
             queue=False,
             show_progress="hidden",
         )
+        # Uploads: starting, polling and cancelling a job are instant; the indexing runs in the background.
         add.click(
-            add_documents,
-            [files, collection, backend],
-            [upload_result, collection, files, banner, index_info],
-            concurrency_id=CONCURRENCY_GROUP,
-            show_progress_on=files,
+            handlers.start_upload,
+            [files, collection],
+            [upload_job, upload_result, files, poll, add, cancel],
+            queue=False,
+            show_progress="hidden",
+            api_name="add_documents",
         )
+        poll.tick(
+            handlers.poll_upload,
+            [upload_job, backend],
+            [upload_job, upload_result, poll, add, cancel, collection, banner, index_info],
+            queue=False,
+            show_progress="hidden",
+            api_name="upload_progress",
+        )
+        cancel.click(handlers.cancel_upload, upload_job, upload_result, queue=False, show_progress="hidden")
         # Counts and mode can change after another session's upload: refresh them for each new page.
-        demo.load(page_info, backend, [banner, index_info], queue=False, show_progress="hidden")
+        demo.load(handlers.page_info, backend, [banner, index_info], queue=False, show_progress="hidden")
+    demo.ui_settings = settings.ui  # read by `serve`: thread and upload size limits
     return demo
 
 
@@ -428,7 +618,12 @@ def theme() -> Any:
 
 def serve(demo: gr.Blocks, host: str, port: int, *, block: bool = True, quiet: bool = False) -> str:
     """Start the page on host:port and return its URL. `block=False` returns at once (tests, scripts)."""
+    ui_settings = getattr(demo, "ui_settings", None)  # set by build_app
+    max_answers = ui_settings.max_concurrent_answers if ui_settings else 64
     _, url, _ = demo.launch(
+        # Answers run in worker threads: enough of them for the answers allowed at once, plus the quick events.
+        max_threads=max(40, max_answers + 8),
+        max_file_size=f"{int(ui_settings.max_upload_mb * 1_000_000)}b" if ui_settings else None,
         server_name=host,
         server_port=port,
         prevent_thread_lock=not block,

@@ -91,7 +91,7 @@ def test_uploads_are_copied_into_the_collection_and_indexed(fake: FakeAssistant,
     assert outcome.indexed
     assert (tmp_path / "uploads" / "Rapports" / "note.md").read_text(encoding="utf-8").startswith("# Zorblax")
     assert "Rapports" in outcome.message_html and "1 new" in outcome.message_html
-    assert seen == [(0, 1, "Indexing 1 file…"), (1, 1, "Indexed note.md")]
+    assert seen == [(0, 1, "Indexing 1 file…"), (1, 1, "reading")]
     assert fake.ask("Qu'est-ce que le zorblax ?").passages[0].source.endswith("note.md")
 
 
@@ -128,22 +128,8 @@ def test_indexing_errors_are_reported(fake: FakeAssistant, tmp_path: Path):
 
 
 @pytest.fixture
-def real_assistant(tmp_path: Path):
-    from rag import build_assistant, load_settings
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "base.txt").write_text("Le zorblax est un fromage bleu de Grenoble.\n", encoding="utf-8")
-    settings = load_settings(
-        environ={},
-        overrides={
-            "index.index_dir": str(tmp_path / "index"),
-            "index.embedding_model": "",
-            "index.show_progress": False,
-            "ui.uploads_dir": str(tmp_path / "uploads"),
-        },
-    )
-    return build_assistant([corpus], settings)
+def real_assistant(zorblax_assistant):
+    return zorblax_assistant
 
 
 def test_an_empty_upload_is_named_as_empty_not_already_indexed(real_assistant, tmp_path: Path):

@@ -113,17 +113,21 @@ def test_upload_shows_progress_and_rejects_unsupported_files_by_name(url, fake, 
     chat.page.set_input_files("#files input[type=file]", [str(bad), str(good)])
     chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
     chat.page.click("#add-documents")
-    progress = chat.page.locator("#files [role=progressbar]")
+    progress = chat.page.locator("#upload-result progress.upload-progress")
     progress.wait_for(timeout=10_000)  # the fake takes 1 s per file: the bar is up meanwhile
-    assert "Indexing 1 file" in (progress.get_attribute("aria-label") or "")
+    assert chat.page.locator("#cancel-indexing").is_visible()
+    answer = chat.ask("Quelle est la valorisation d'OpenAI ?")  # questions are answered meanwhile
+    assert "80 milliards" in answer.inner_text()
 
     chat.page.locator("#upload-result .upload-ok").wait_for(timeout=15_000)
+    assert not chat.page.locator("#cancel-indexing").is_visible()
     rejected = chat.page.locator("#upload-result .upload-error").inner_text()
     assert "tableur.xlsx" in rejected and '".xlsx"' in rejected
     for accepted in (".txt", ".md", ".html", ".pdf", ".docx"):
         assert accepted in rejected
     uploads = Path(fake.settings.ui.uploads_dir) / "uploads"
     assert (uploads / "notes.md").is_file() and not (uploads / "tableur.xlsx").exists()
+    chat.page.click("#new-conversation")
     answer = chat.ask("Qu'est-ce que le zorblax ?")  # searchable as soon as indexing finished
     assert "fromage bleu" in answer.inner_text()
 
@@ -145,3 +149,22 @@ def test_a_rejected_file_does_not_stay_in_the_drop_zone(url, fake, chat_page_fac
     chat.page.click("#add-documents")
     chat.page.locator("#upload-result .upload-ok").wait_for(timeout=15_000)
     assert "tableur.xlsx" not in chat.page.locator("#upload-result").inner_text()  # not sent again
+
+
+def test_indexing_can_be_cancelled_and_adds_nothing(url, fake, chat_page_factory, tmp_path):
+    chat = chat_page_factory(url)
+    files = []
+    for number in range(4):  # the fake takes 1 s per file
+        path = tmp_path / f"annule{number}.md"
+        path.write_text(f"Le glorbium numéro {number} est vert.\n", encoding="utf-8")
+        files.append(str(path))
+    chat.page.click("#upload")
+    chat.page.set_input_files("#files input[type=file]", files)
+    chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
+    chat.page.click("#add-documents")
+    chat.page.locator("#cancel-indexing").click(timeout=10_000)
+    chat.page.get_by_text("Indexing cancelled").wait_for(timeout=15_000)
+    assert chat.page.locator("#add-documents").is_enabled()
+    uploads = Path(fake.settings.ui.uploads_dir) / "uploads"
+    assert not list(uploads.glob("annule*"))  # the copies are removed again
+    assert not any("glorbium" in paragraph for _, paragraph, _ in fake.paragraphs)

@@ -7,11 +7,13 @@ enough to drive the page; the real assistant is exercised by the browser tests o
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.errors import IndexingCancelledError
 from rag.records import Answer, Citation, CitationReport, Passage
 from rag.settings import Settings
 
@@ -137,13 +139,23 @@ class FakeAssistant:
         return answer
 
     def add_documents(
-        self, paths: Sequence[Path], *, on_progress: Callable[[int, int, str], None] | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        on_progress: Callable[[int, int, str], None] | None = None,
+        cancel: threading.Event | None = None,
+        in_subprocess: bool = False,
     ):
+        loaded = []
         for done, path in enumerate(paths, start=1):
-            self._load(Path(path))
             time.sleep(self.index_delay)  # lets a test see the progress bar
+            if cancel is not None and cancel.is_set():
+                raise IndexingCancelledError("Indexing cancelled: nothing was added, the index is as it was.")
+            loaded.append(Path(path))
             if on_progress:
-                on_progress(done, len(paths), f"Indexed {Path(path).name}")
+                on_progress(done, len(paths), "reading")
+        for path in loaded:  # all or nothing, like the real index
+            self._load(path)
         return FakeReport(files=len(paths), chunks=len(self.paragraphs), new_files=len(paths))
 
     def status(self) -> dict:

@@ -1,0 +1,397 @@
+"""Many people asking at once: latency of the chat under 1, 10, 25, 50 simultaneous sessions.
+
+A benchmark script (prints figures, asserts nothing). It starts the chat server in a child process (so the
+clients' own work does not share the server's interpreter), over seeds/ as `rag chat` serves it, and drives
+it with `gradio_client`: one `Client` per session (its own server-side session), all sessions released at
+once. Each session asks a question, a follow-up that leans on it, and a third question, one after the
+other; every question is timed from submit to final answer, and to its first streamed token.
+
+Scenarios, each printed as p50/p95/max and errors per session count:
+- extractive backend, lexical mode and hybrid mode (--embedding-model, default the e5-small folder);
+- the openai backend against a loopback OpenAI-compatible server that streams slowly (--tokens-per-s,
+  default 20): time to first token is the figure that matters there;
+- an upload being indexed (a background job in the server) while 10 sessions ask: question latency with
+  and without it, side by side in one run.
+
+Isolation is checked for every session: its final chat shows exactly its own three questions (each one
+tagged with the session's number) and no other session's.
+
+    python -m eval.benchmarks.concurrency [--sessions 1,10,25,50] [--modes lexical,hybrid] [--no-llm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_E5 = "/root/.cache/rag-fr/e5-small"
+DEFAULT_PIAF = REPO.parent / "shared" / "bench" / "piaf"
+QUESTIONS = [  # (question, follow-up leaning on it, third question)
+    (
+        "Quelle est la valorisation d'OpenAI ?",
+        "Et qui est son principal investisseur ?",
+        "Qui est Sam Altman ?",
+    ),
+    (
+        "Sam Altman possède-t-il des parts d'OpenAI ?",
+        "Pourquoi a-t-il fait ce choix ?",
+        "Quels sont les défis financiers d'OpenAI ?",
+    ),
+    ("What financial challenges does OpenAI face?", "And who pays for them?", "Who runs OpenAI?"),
+    (
+        "Comment fonctionne le partenariat avec Microsoft ?",
+        "Et combien a-t-il investi ?",
+        "Quelle est la mission d'OpenAI ?",
+    ),
+]
+SLOW_ANSWER = (
+    "D'après les documents, OpenAI est valorisée à 80 milliards de dollars et Microsoft en est le principal "
+    "investisseur, avec des milliards injectés dans l'infrastructure et les crédits de calcul [1]."
+)
+
+
+# --- a slow OpenAI-compatible server on 127.0.0.1 ---------------------------------------------------------
+class _SlowLLM(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    tokens_per_s = 20.0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        delay = 1.0 / self.tokens_per_s
+        if not body.get("stream"):  # the condense step: a short standalone question, generated as slowly
+            text = "Quelle est la valorisation d'OpenAI et qui est son principal investisseur ?"
+            time.sleep(delay * len(text.split()))
+            data = json.dumps(
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def send(payload: str) -> None:
+            data = f"data: {payload}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        for token in re.findall(r"\S+\s*", SLOW_ANSWER):
+            time.sleep(delay)
+            chunk = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body.get("model"),
+                "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}],
+            }
+            send(json.dumps(chunk))
+        send("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client closing a kept-alive connection is not news
+
+
+def start_slow_llm(tokens_per_s: float) -> tuple[ThreadingHTTPServer, str]:
+    handler = type("SlowLLM", (_SlowLLM,), {"tokens_per_s": tokens_per_s})
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+# --- the chat server, in a child process ------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(overrides: dict[str, Any], corpus: str, ready: Any) -> None:
+    """Child process: index `corpus`, serve the chat on a free port, report its URL, then serve forever."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from rag import build_assistant, load_settings
+        from ui.app import build_app, serve
+
+        settings = load_settings(environ={}, overrides=overrides)
+        assistant = build_assistant([corpus], settings)
+        assistant.ask("Quelle est la valorisation d'OpenAI ?")  # warm-up: lazy loading is not latency
+        url = serve(build_app(assistant), "127.0.0.1", _free_port(), block=False, quiet=True)
+        ready.put(("ok", url, assistant.status()))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        ready.put(("error", f"{type(exc).__name__}: {exc}", None))
+        return
+    while True:
+        time.sleep(3600)
+
+
+class ChatServer:
+    def __init__(self, workdir: Path, mode: str, embedding_model: str, llm_url: str | None) -> None:
+        overrides = {
+            "index.index_dir": str(workdir / f"index-{mode}"),
+            "index.embedding_model": embedding_model if mode == "hybrid" else "",
+            "index.show_progress": False,
+            "llm.backend": "openai" if llm_url else "extractive",
+            "llm.base_url": llm_url,
+            "llm.model": "slow-fake" if llm_url else None,
+            "ui.uploads_dir": str(workdir / f"uploads-{mode}-{bool(llm_url)}"),
+            "ui.questions_per_minute": 10_000,  # the benchmark is one "person" per session, asking fast
+        }
+        corpus = workdir / "seeds"
+        if not corpus.exists():
+            shutil.copytree(REPO / "seeds", corpus)
+        context = multiprocessing.get_context("spawn")
+        ready = context.Queue()
+        # Not a daemon: the server indexes uploads in child processes of its own.
+        self.process = context.Process(target=_serve, args=(overrides, str(corpus), ready))
+        self.process.start()
+        kind, self.url, self.status = ready.get(timeout=600)
+        if kind != "ok":
+            self.process.kill()
+            raise RuntimeError(f"the chat server did not start: {self.url}")
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.join(timeout=10)
+
+
+# --- sessions -----------------------------------------------------------------------------------------------
+@dataclass
+class SessionResult:
+    latencies: list[float] = field(default_factory=list)
+    first_tokens: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    leaked: bool = False
+
+
+def _tagged(question: str, session: int) -> str:
+    return f"{question} (session {session})"
+
+
+def _last_answer_text(chat: Any) -> str:
+    messages = chat if isinstance(chat, list) else []
+    return str(messages[-1].get("content", "")) if messages and isinstance(messages[-1], dict) else ""
+
+
+def run_session(url: str, session: int, backend: str, start: threading.Event, result: SessionResult) -> None:
+    from gradio_client import Client
+
+    try:
+        client = Client(url, verbose=False)
+    except Exception as exc:  # noqa: BLE001
+        result.errors.append(f"connect: {exc}")
+        return
+    start.wait()
+    questions = [_tagged(q, session) for q in QUESTIONS[session % len(QUESTIONS)]]
+    chat: Any = []
+    for question in questions:
+        began = time.perf_counter()
+        first = None
+        try:
+            job = client.submit(question, 5, backend, api_name="/ask")
+            for output in job:
+                chat = output[0] if isinstance(output, (list, tuple)) else output
+                text = _last_answer_text(chat)
+                if first is None and "answer" in text and 'class="thinking"' not in text:
+                    first = time.perf_counter() - began
+            chat = job.result()[0]
+        except Exception as exc:  # noqa: BLE001 - counted and shown
+            result.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            continue
+        elapsed = time.perf_counter() - began
+        text = _last_answer_text(chat)
+        if "answer-error" in text:
+            result.errors.append(re.sub(r"<[^>]+>", " ", text)[:200])
+        result.latencies.append(elapsed)
+        result.first_tokens.append(first if first is not None else elapsed)
+    messages = [m for m in chat if isinstance(m, dict)]
+    shown = " ".join(str(m.get("content", "")) for m in messages)
+    asked = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
+    others = set(re.findall(r"\(session (\d+)\)", shown)) - {str(session)}
+    mine = sum(f"(session {session})" in text for text in asked)
+    result.leaked = bool(others) or mine != len(questions) or len(asked) != len(questions)
+
+
+def run_round(url: str, sessions: int, backend: str) -> list[SessionResult]:
+    start = threading.Event()
+    results = [SessionResult() for _ in range(sessions)]
+    threads = [
+        threading.Thread(target=run_session, args=(url, n, backend, start, results[n]), daemon=True)
+        for n in range(sessions)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5 + sessions * 0.05)  # every client connected and waiting
+    start.set()
+    for thread in threads:
+        thread.join(timeout=900)
+    return results
+
+
+def summary(results: Sequence[SessionResult], first_token: bool = False) -> str:
+    values = [v for r in results for v in (r.first_tokens if first_token else r.latencies)]
+    errors = sum(len(r.errors) for r in results)
+    leaks = sum(r.leaked for r in results)
+    if not values:
+        return f"no answer · errors {errors}"
+    p50, p95, high = np.percentile(values, 50), np.percentile(values, 95), max(values)
+    return (
+        f"p50 {p50:5.2f} s  p95 {p95:5.2f} s  max {high:5.2f} s  ({len(values)} answers, errors {errors}, "
+        f"sessions seeing another's history {leaks})"
+    )
+
+
+# --- the upload scenario ------------------------------------------------------------------------------------
+def make_upload(workdir: Path, piaf_dir: Path, characters: int) -> Path:
+    """A French document of about `characters` characters: PIAF paragraphs when available, else seeds."""
+    texts: list[str] = []
+    if (piaf_dir / "contexts.jsonl").is_file():
+        with open(piaf_dir / "contexts.jsonl", encoding="utf-8") as handle:
+            for line in handle:
+                texts.append(json.loads(line).get("context", ""))
+                if sum(map(len, texts)) >= characters:
+                    break
+    while sum(map(len, texts)) < characters:
+        texts.append((REPO / "seeds" / "openai-altman.fr.txt").read_text(encoding="utf-8"))
+    path = workdir / f"upload-{characters}.txt"
+    path.write_text("\n\n".join(texts), encoding="utf-8")
+    return path
+
+
+def upload_round(url: str, upload: Path, sessions: int, backend: str) -> tuple[list[SessionResult], str]:
+    """Start indexing `upload` through the page's own upload endpoint, then run a round while it runs."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    started = time.perf_counter()
+    client.predict([handle_file(str(upload))], "bench", api_name="/add_documents")
+    finished: dict[str, Any] = {}
+
+    def watch() -> None:  # poll as the page does, to know when indexing ended and how
+        while True:
+            outputs = client.predict("extractive", api_name="/upload_progress")
+            shown = str(outputs[1]) if isinstance(outputs, (list, tuple)) and len(outputs) > 1 else ""
+            if "upload-job" not in shown:
+                finished.update(seconds=time.perf_counter() - started, result=re.sub(r"<[^>]+>", " ", shown))
+                return
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    results = run_round(url, sessions, backend)
+    round_s = time.perf_counter() - started
+    watcher.join(timeout=1800)
+    result = " ".join(str(finished.get("result", "")).split())[:160]
+    note = f"indexing took {finished.get('seconds', float('nan')):.1f} s, the round {round_s:.1f} s; {result}"
+    return results, note
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", default="1,10,25,50")
+    parser.add_argument("--modes", default="lexical,hybrid")
+    parser.add_argument("--embedding-model", default=DEFAULT_E5)
+    parser.add_argument("--tokens-per-s", type=float, default=20.0)
+    parser.add_argument("--no-llm", action="store_true", help="Skip the slow-LLM scenario.")
+    parser.add_argument("--no-upload", action="store_true", help="Skip the upload-while-asking scenario.")
+    parser.add_argument("--upload-chars", type=int, default=400_000)
+    parser.add_argument("--upload-sessions", type=int, default=10)
+    parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.sessions.split(",")]
+    modes = [m for m in args.modes.split(",") if m]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    print(f"{os.cpu_count()} CPUs; corpus seeds/; 3 questions per session (question, follow-up, another)")
+
+    with tempfile.TemporaryDirectory(prefix="rag-concurrency-") as tmp:
+        workdir = Path(tmp)
+        scenarios: list[tuple[str, str, str | None]] = [(mode, "extractive", None) for mode in modes]
+        llm = None
+        if not args.no_llm:
+            llm, llm_url = start_slow_llm(args.tokens_per_s)
+            scenarios.append(("lexical", "openai", llm_url))
+        try:
+            for mode, backend, llm_url in scenarios:
+                server = ChatServer(workdir, mode, args.embedding_model, llm_url)
+                try:
+                    title = f"{backend} backend, {server.status['retrieval_mode']} mode"
+                    if llm_url:
+                        title += f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s)"
+                    print(f"\n== {title} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+                    for count in counts:
+                        results = run_round(server.url, count, backend)
+                        print(f"  {count:3d} sessions  answer       {summary(results)}")
+                        if llm_url:
+                            print(f"  {count:3d} sessions  first token  {summary(results, first_token=True)}")
+                    if backend == "extractive" and not args.no_upload:
+                        upload = make_upload(workdir, args.piaf_dir, args.upload_chars)
+                        n = args.upload_sessions
+                        quiet = run_round(server.url, n, backend)
+                        busy, note = upload_round(server.url, upload, n, backend)
+                        after = run_round(server.url, n, backend)
+                        p50 = [
+                            float(np.percentile([v for r in rs for v in r.latencies], 50))
+                            for rs in (quiet, busy)
+                        ]
+                        print(f"  upload of {upload.stat().st_size / 1e6:.2f} MB being indexed ({note}):")
+                        print(f"  {n:3d} sessions  no upload    {summary(quiet)}")
+                        print(f"  {n:3d} sessions  upload       {summary(busy)}")
+                        print(f"  {n:3d} sessions  after it     {summary(after)}")
+                        print(
+                            f"  question latency added by the upload (p50): {100 * (p50[1] / p50[0] - 1):+.0f} %"
+                        )
+                finally:
+                    server.close()
+        finally:
+            if llm is not None:
+                llm.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

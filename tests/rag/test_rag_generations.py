@@ -1,0 +1,95 @@
+"""Readers never wait for each other nor for a writer: `add_documents` builds the next index generation
+beside the current one and switches it in; a cancelled build changes nothing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from rag import IndexingCancelledError
+
+
+@pytest.fixture
+def assistant(zorblax_assistant):
+    return zorblax_assistant
+
+
+def new_document(tmp_path: Path, name: str = "vin.txt") -> Path:
+    path = tmp_path / name
+    path.write_text("Le glorbium est un vin vert de Savoie, servi très frais.\n", encoding="utf-8")
+    return path
+
+
+def sources(answer) -> set[str]:
+    return {Path(p.source).name for p in answer.passages}
+
+
+def test_answers_go_on_while_documents_are_added(assistant, tmp_path: Path):
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_progress(done: int, total: int, stage: str) -> None:
+        inside.set()
+        release.wait(timeout=30)  # the writer stays in the middle of its build
+
+    writer = threading.Thread(
+        target=assistant.add_documents,
+        args=([new_document(tmp_path)],),
+        kwargs={"on_progress": slow_progress},
+    )
+    writer.start()
+    try:
+        assert inside.wait(timeout=30)
+        answer = assistant.ask(
+            "Où est affiné le zorblax ?"
+        )  # would deadlock if readers waited for the writer
+        assert "Grenoble" in answer.text
+        assert assistant.status()["documents"] == 1  # the old generation until the new one is complete
+    finally:
+        release.set()
+        writer.join(timeout=60)
+    assert assistant.status()["documents"] == 2
+    assert "vin.txt" in sources(assistant.ask("Qu'est-ce que le glorbium ?"))
+
+
+def test_an_answer_started_before_a_switch_finishes_on_its_generation(assistant, tmp_path: Path):
+    stream = assistant.stream("Où est affiné le zorblax ?")
+    old_reader = assistant._reader
+    assistant.add_documents([new_document(tmp_path)])
+    assert assistant._reader is not old_reader
+    *_, answer = stream  # started (created) before the switch: the old reader answers it
+    assert "Grenoble" in answer.text and sources(answer) == {"fromage.txt"}
+
+
+@pytest.mark.parametrize("in_subprocess", [False, True])
+def test_cancelled_indexing_leaves_the_index_as_it_was(assistant, tmp_path: Path, in_subprocess: bool):
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done: int, total: int, stage: str) -> None:
+        seen.append(stage)
+        cancel.set()  # cancel at the first sign of work
+
+    before = assistant.status()
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(300):  # enough work that the cancel arrives before the build could end
+        new_document(folder, f"vin{number}.txt")
+    with pytest.raises(IndexingCancelledError, match="nothing was added"):
+        assistant.add_documents([folder], on_progress=progress, cancel=cancel, in_subprocess=in_subprocess)
+    assert assistant.status() == before
+    from rag import open_assistant
+
+    assert open_assistant(assistant.settings).status()["documents"] == 1  # on disk too
+    assert seen
+
+
+def test_indexing_in_a_child_process_reports_progress_and_switches_in(assistant, tmp_path: Path):
+    seen = []
+    report = assistant.add_documents(
+        [new_document(tmp_path)], on_progress=lambda *event: seen.append(event), in_subprocess=True
+    )
+    assert report.new_files == 1
+    assert any(stage == "reading" for _, _, stage in seen)
+    assert "vin.txt" in sources(assistant.ask("Qu'est-ce que le glorbium ?"))

@@ -1,0 +1,73 @@
+"""Limits of the shared chat, checked on the page's handlers without a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ui_fakes import FakeAssistant
+
+from rag.settings import Settings
+from ui.app import ChatHandlers, Conversation, check_uploads
+from ui.limits import RateLimiter
+
+
+@pytest.fixture
+def handlers(tmp_path: Path, seeds_dir: Path) -> ChatHandlers:
+    settings = Settings.model_validate(
+        {
+            "ui": {
+                "uploads_dir": str(tmp_path / "uploads"),
+                "max_question_chars": 200,
+                "questions_per_minute": 3,
+                "max_upload_mb": 0.001,
+                "max_upload_files": 2,
+            }
+        }
+    )
+    return ChatHandlers(FakeAssistant(sorted(seeds_dir.glob("*.txt")), settings))
+
+
+def ask(handlers: ChatHandlers, question: str, conversation: Conversation | None = None):
+    conversation = conversation or Conversation()
+    *_, (messages, conversation, _) = handlers.respond(question, conversation, 3, "extractive")
+    return conversation
+
+
+def test_a_too_long_question_is_refused_before_any_search(handlers):
+    conversation = ask(handlers, "Pourquoi ?" * 100_000)
+    turn = conversation.turns[-1]
+    assert "1,000,000 characters long; the limit is 200" in turn.error
+    assert len(turn.question) < 400  # not a million characters echoed back into the page
+    assert handlers.assistant.calls == []
+    assert conversation.history() == []
+
+
+def test_questions_per_minute_are_limited_per_person(handlers):
+    conversation = Conversation()
+    for _ in range(3):
+        conversation = ask(handlers, "Quelle est la valorisation d'OpenAI ?", conversation)
+    refused = ask(handlers, "Et Microsoft ?", conversation).turns[-1]
+    assert refused.error.startswith("Too many questions: at most 3 per minute")
+    assert len(handlers.assistant.calls) == 3
+
+
+def test_rate_limiter_window_slides():
+    now = [0.0]
+    limiter = RateLimiter(2, window=60, clock=lambda: now[0])
+    assert limiter.check("a") is None and limiter.check("a") is None
+    assert "Wait 60 s" in limiter.check("a")
+    assert limiter.check("b") is None  # another person is not slowed down
+    now[0] = 61
+    assert limiter.check("a") is None
+
+
+def test_uploads_too_big_or_too_many_are_refused_by_name(handlers, tmp_path: Path):
+    small, big = tmp_path / "petit.txt", tmp_path / "gros.txt"
+    small.write_text("zorblax", encoding="utf-8")
+    big.write_text("zorblax " * 1000, encoding="utf-8")
+    checked = check_uploads(handlers.settings, [str(small), str(big)], None)
+    assert [p.name for p in checked.accepted] == ["petit.txt"]
+    assert "Rejected gros.txt: 0.0 MB, more than the 0.001 MB limit" in checked.refusals_html
+    too_many = check_uploads(handlers.settings, [str(small)] * 3, None)
+    assert too_many.accepted == [] and "3 files chosen; at most 2" in too_many.refusals_html
