@@ -18,7 +18,13 @@ import numpy as np
 from index.config import IndexConfig
 from index.embedding import Embedder
 from index.errors import IndexFormatError, IndexNotFoundError
-from index.generations import CHUNKS_FILE, DOCUMENTS_FILE, VECTORS_FILE, current_generation
+from index.generations import (
+    CHUNKS_FILE,
+    DOCUMENTS_FILE,
+    VECTORS_FILE,
+    check_index_dir,
+    current_generation,
+)
 from index.language import DOCUMENT_LANGUAGE_DEFAULT, detect_language
 from index.lexical import Analyzer, BM25Index
 from index.manifest import Manifest
@@ -88,6 +94,7 @@ class IndexStore:
         Raises IndexNotFoundError, IndexFormatError, IndexMismatchError (configured model != building model).
         """
         index_dir = Path(index_dir).expanduser().resolve()
+        check_index_dir(index_dir)
         for attempt in range(3):
             generation = current_generation(index_dir)
             if generation is None:

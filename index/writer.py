@@ -29,6 +29,7 @@ from index.generations import (
     TEMP_PREFIX,
     VECTORS_FILE,
     current_generation,
+    make_index_dir,
 )
 from index.protocols import Generation
 from index.records import Chunk, Document
@@ -65,7 +66,7 @@ def index_lock(index_dir: Path) -> Iterator[None]:
 
     flock is released by the kernel when the holder dies, so a crashed writer never leaves a stale lock.
     """
-    index_dir.mkdir(parents=True, exist_ok=True)
+    make_index_dir(index_dir)
     path = index_dir / LOCK_FILE
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
     try:
