@@ -238,12 +238,15 @@ class Assistant:
         return report
 
     def status(self) -> dict[str, Any]:
+        """What the assistant runs on; `models` maps each available backend to the model it would use."""
         embedder = self._store.embedder
+        backends = _available_backends(self.settings)
         return {
             "retrieval_mode": self._store.mode,
             "embedding_model": embedder.name if embedder is not None else None,
             "backend": self.settings.llm.backend,
-            "backends": _available_backends(self.settings),
+            "backends": backends,
+            "models": {name: _model_for(self.settings, name) for name in backends},
             "documents": len({chunk.doc_id for chunk in self._store.chunks}),
             "chunks": len(self._store.chunks),
             "index_dir": str(self.settings.index.resolved_index_dir()),
@@ -366,6 +369,12 @@ def _available_backends(settings: Settings) -> list[str]:
         return list(available_backends(settings))
     except ImportError:
         return ["extractive"]
+
+
+def _model_for(settings: Settings, backend: str) -> str | None:
+    from rag.backends import model_for
+
+    return model_for(settings, backend)
 
 
 def open_assistant(settings: Settings | None = None, *, index_dir: str | Path | None = None) -> Assistant:
