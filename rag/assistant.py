@@ -312,11 +312,51 @@ class Assistant:
                     report = _build_in_child(paths, self.settings.index, on_progress, cancel)
                 else:
                     report = _build_here(paths, self.settings, self.store, on_progress, cancel)
-            embedder = getattr(self.store, "embedder", None)
-            reader = _Reader(self.settings, _open_store(self.settings, embedder))
-            reader.chain()  # built before the switch: the first question after it does not pay for it
-            self._reader = reader
+            self._switch_to(_open_store(self.settings, getattr(self.store, "embedder", None)))
         return report
+
+    def _switch_to(self, store: IndexReader) -> None:
+        reader = _Reader(self.settings, store)
+        reader.chain()  # built before the switch: the first question after it does not pay for it
+        self._reader = reader
+
+    def with_private_index(self, index_dir: str | Path) -> Assistant:
+        """A view for one person: it searches this assistant's index together with the index in
+        `index_dir` (their own documents; created by the first `add_documents` of the view), and adds
+        documents into that one only. It follows this assistant: a new shared generation is used as soon
+        as it is switched in. Nobody else's answers change with the private documents."""
+        return _PrivateView(self, Path(index_dir))
+
+
+class _PrivateView(Assistant):
+    """See `Assistant.with_private_index`."""
+
+    def __init__(self, shared: Assistant, index_dir: Path) -> None:
+        self.settings = _with_index_dir(shared.settings, index_dir)
+        self._shared = shared
+        self._write_lock = threading.Lock()
+        self._own: IndexReader | None = None
+        self._combined: tuple[Any, Any, _Reader] | None = None
+        self._combine_lock = threading.Lock()
+        with contextlib.suppress(IndexUnavailableError):  # no private documents yet
+            self._own = _open_store(self.settings, shared.store.embedder)
+
+    @property
+    def _reader(self) -> _Reader:  # type: ignore[override]
+        shared, own = self._shared._reader, self._own
+        if own is None:
+            return shared
+        with self._combine_lock:
+            if self._combined is None or self._combined[0] is not shared or self._combined[1] is not own:
+                from rag.collections import CombinedIndex
+
+                reader = _Reader(self._shared.settings, CombinedIndex([shared.store, own]))
+                self._combined = (shared, own, reader)
+            return self._combined[2]
+
+    def _switch_to(self, store: IndexReader) -> None:
+        self._own = store
+        self._reader.chain()  # the combined reader, built before the first question needs it
 
 
 def _stream(

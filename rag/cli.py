@@ -3,6 +3,7 @@
     rag index [PATHS...] [--index-dir DIR] [--watch] [--rebuild] [--forget PATH]
     rag ask "question" [--index-dir DIR] [--top-k N] [--backend NAME] [--json]
     rag chat [PATHS...] [--host HOST] [--port PORT] [--index-dir DIR]
+    rag users add NAME [--admin] | passwd NAME | remove NAME | list
     rag eval ...            (options of eval.cli)
 
 `--config FILE` (before the subcommand) reads a TOML settings file; flags override it (see
@@ -62,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--host", help="Address to listen on (setting ui.host).")
     chat.add_argument("--port", type=int, help="Port to listen on (setting ui.port).")
     chat.add_argument("--index-dir", metavar="DIR", help="Folder of the index (setting index.index_dir).")
+
+    users = commands.add_parser("users", help="Accounts of the shared chat (login when not on 127.0.0.1).")
+    users_commands = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    add_user = users_commands.add_parser("add", help="Create a user (asks for the password).")
+    add_user.add_argument("name")
+    add_user.add_argument("--admin", action="store_true", help="May add documents to the shared corpus.")
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="Read the password from stdin (scripts)."
+    )
+    passwd = users_commands.add_parser("passwd", help="Change a user's password.")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="Read the password from stdin.")
+    remove_user = users_commands.add_parser("remove", help="Delete a user.")
+    remove_user.add_argument("name")
+    users_commands.add_parser("list", help="List the users and their roles.")
 
     evaluate = commands.add_parser("eval", help="Run the evaluation suite (see `rag eval --help`).")
     try:
@@ -166,25 +182,67 @@ def _cmd_chat(args: argparse.Namespace, settings: Any) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _UsageError(f"Not found: {', '.join(missing)}. Give existing files or folders to `rag chat`.")
+    app = _import("ui.app", *_UI)
+    app.check_login(settings)  # before indexing: a chat that cannot start should say so at once
     assistant = build_assistant(paths, settings)  # builds or updates the index: the UI opens on fresh data
+    app.launch(settings, paths, assistant=assistant)
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != password:
+        raise _UsageError("The two passwords differ. Run the command again.")
+    return password
+
+
+def _import(module: str, what: str, fix: str) -> Any:
+    """Import a part of the product a subcommand needs, or say it is missing and how to install it."""
+    import importlib
+
     try:
-        from ui.app import launch
+        return importlib.import_module(module)
     except ImportError as exc:
-        raise _UsageError(
-            f"The chat UI cannot be loaded ({exc}). Install the project with `make setup`."
-        ) from exc
-    launch(settings, paths, assistant=assistant)
+        raise _UsageError(f"{what} cannot be loaded ({exc}). {fix}") from exc
+
+
+_UI = ("The chat UI", "Install the project with `make setup`.")
+
+
+def _cmd_users(args: argparse.Namespace, settings: Any) -> int:
+    accounts_module = _import("ui.accounts", *_UI)
+    AccountError = accounts_module.AccountError  # noqa: N806 - a class
+    accounts = accounts_module.Accounts(accounts_module.Database(settings.ui.database))
+    try:
+        if args.users_command == "add":
+            user = accounts.add(
+                args.name, _read_password(args.password_stdin), "admin" if args.admin else "user"
+            )
+            print(f"User {user.name} ({user.role}) added to {settings.ui.database}.")
+        elif args.users_command == "passwd":
+            accounts.set_password(args.name, _read_password(args.password_stdin))
+            print(f"Password of {args.name} changed.")
+        elif args.users_command == "remove":
+            accounts.remove(args.name)
+            print(f"User {args.name} removed.")
+        else:
+            users = accounts.users()
+            for user in users:
+                print(f"{user.name}\t{user.role}")
+            if not users:
+                print(f"No users in {settings.ui.database}. Add one with `rag users add NAME --admin`.")
+    except AccountError as exc:
+        raise _UsageError(str(exc)) from exc
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Any) -> int:
-    try:
-        from eval.cli import run
-    except ImportError as exc:
-        raise _UsageError(
-            f"The evaluation suite cannot be loaded ({exc}). Install the project with its extras."
-        ) from exc
-    return int(run(args, settings) or 0)
+    evaluation = _import("eval.cli", "The evaluation suite", "Install the project with its extras.")
+    return int(evaluation.run(args, settings) or 0)
 
 
 class _UsageError(Exception):
@@ -208,7 +266,13 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    commands = {"index": _cmd_index, "ask": _cmd_ask, "chat": _cmd_chat, "eval": _cmd_eval}
+    commands = {
+        "index": _cmd_index,
+        "ask": _cmd_ask,
+        "chat": _cmd_chat,
+        "users": _cmd_users,
+        "eval": _cmd_eval,
+    }
     try:
         from rag.settings import load_settings
 

@@ -77,6 +77,15 @@ class UISettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     uploads_dir: Path = Path(".rag/uploads")
+    database: Path = Field(
+        Path(".rag/chat.sqlite3"), description="SQLite file of accounts, conversations and feedback."
+    )
+    private_dir: Path = Field(
+        Path(".rag/users"), description="Each user's own uploads and index (when logins are on)."
+    )
+    auth: bool | None = Field(
+        None, description="Require a login. None: on when `host` is not a loopback address, else off."
+    )
     # Limits of the shared chat, each refused with a message that names it.
     max_concurrent_answers: int = Field(64, ge=1, le=1024, description="Questions answered at once.")
     max_question_chars: int = Field(4000, ge=10, le=1_000_000, description="Longest question accepted.")

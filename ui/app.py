@@ -27,6 +27,7 @@ import gradio as gr
 
 from rag import IndexingCancelledError, RagError
 from ui import limits, render
+from ui.accounts import Accounts, Database, User, auth_required
 from ui.jobs import STAGES, IndexingJobs
 
 if TYPE_CHECKING:
@@ -206,15 +207,17 @@ def index_uploads(
     on_progress: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
     in_subprocess: bool = False,
+    uploads_root: Path | None = None,
 ) -> UploadOutcome:
-    """Copy the accepted files into `ui.uploads_dir/<collection>/` and index them into the open index.
+    """Copy the accepted files into `<uploads_root>/<collection>/` (default root: `ui.uploads_dir`) and
+    index them into `assistant`'s index.
 
     Cancelled, the copies of files that were not there before are removed again: the folder and the index
     stay as they were.
     """
     if not upload.accepted:
         return UploadOutcome(upload.refusals_html)
-    target = Path(assistant.settings.ui.uploads_dir) / upload.collection
+    target = Path(uploads_root or assistant.settings.ui.uploads_dir) / upload.collection
     target.mkdir(parents=True, exist_ok=True)
     copied, new_copies = [], []
     for path in upload.accepted:
@@ -260,9 +263,12 @@ class ChatHandlers:
     session is here: the assistant, the upload jobs and the question rate limiter.
     """
 
-    def __init__(self, assistant: Assistant) -> None:
+    def __init__(self, assistant: Assistant, accounts: Accounts | None = None) -> None:
         self.assistant = assistant
         self.settings = assistant.settings
+        self.accounts = accounts
+        self._views: dict[str, Assistant] = {}
+        self._views_lock = threading.Lock()
         self.jobs = IndexingJobs()
         self.rate = limits.RateLimiter(self.settings.ui.questions_per_minute)
         status = assistant.status()
@@ -270,10 +276,54 @@ class ChatHandlers:
         self.default_backend = str(status.get("backend") or self.backends[0])
         self.models = dict(status.get("models") or {})
 
+    # --- who asks: accounts and their collections ---------------------------------------------------------
+    def user(self, request: gr.Request | None) -> User | None:
+        name = getattr(request, "username", None) if request is not None else None
+        return self.accounts.get(name) if self.accounts is not None and name else None
+
+    def assistant_for(self, request: gr.Request | None) -> Assistant:
+        """Admins and anonymous local sessions: the shared index. A user: the shared index together with
+        their private collection (their uploads), which nobody else searches."""
+        user = self.user(request)
+        if user is None or user.is_admin:
+            return self.assistant
+        with self._views_lock:
+            view = self._views.get(user.name)
+            if view is None:
+                view = self.assistant.with_private_index(self._private_root(user) / "index")
+                self._views[user.name] = view
+        return view
+
+    def _private_root(self, user: User) -> Path:
+        return Path(self.settings.ui.private_dir) / user.name
+
+    def uploads_root(self, request: gr.Request | None) -> Path:
+        user = self.user(request)
+        if user is None or user.is_admin:
+            return Path(self.settings.ui.uploads_dir)
+        return self._private_root(user) / "uploads"
+
+    def account_line(self, request: gr.Request | None = None) -> str:
+        user = self.user(request)
+        if user is None:
+            return ""
+        where = (
+            "your uploads go into the shared corpus"
+            if user.is_admin
+            else "your uploads are private: only you search them"
+        )
+        return (
+            f'<div class="account">Signed in as <b>{render.html.escape(user.name)}</b> ({user.role}): {where} · '
+            '<a href="/logout">Log out</a></div>'
+        )
+
     # --- page information --------------------------------------------------------------------------------
-    def page_info(self, backend: str | None = None) -> tuple[str, str]:
-        current = self.assistant.status()
+    def page_info(self, backend: str | None = None, request: gr.Request | None = None) -> tuple[str, str]:
+        current = self.assistant_for(request).status()
         return render.render_banner(current, backend), render.render_index_info(current)
+
+    def on_backend_change(self, backend: str, request: gr.Request | None = None) -> tuple[str, str]:
+        return self.page_info(backend, request)[0], self.model_note(backend)
 
     def model_note(self, backend: str) -> str:
         # The model the backend will really call (its default when llm.model is unset), the same name its
@@ -308,7 +358,8 @@ class ChatHandlers:
         conversation.turns.append(turn)
         yield conversation.messages(), conversation, ""  # clear the box once; then leave what is typed
         try:
-            stream = self.assistant.stream(question, history, top_k=int(top_k), backend=backend or None)
+            assistant = self.assistant_for(request)
+            stream = assistant.stream(question, history, top_k=int(top_k), backend=backend or None)
             for item in stream:
                 if isinstance(item, str):
                     turn.text += item
@@ -350,9 +401,16 @@ class ChatHandlers:
                 *_job_buttons(False),
             )
 
+        assistant, root = self.assistant_for(request), self.uploads_root(request)
+
         def work(job: Any) -> str:
             outcome = index_uploads(
-                self.assistant, upload, on_progress=job.progress, cancel=job.cancel, in_subprocess=True
+                assistant,
+                upload,
+                on_progress=job.progress,
+                cancel=job.cancel,
+                in_subprocess=True,
+                uploads_root=root,
             )
             return outcome.message_html
 
@@ -389,14 +447,14 @@ class ChatHandlers:
                 gr.update(),
                 gr.update(),
             )
-        choices = existing_collections(Path(self.settings.ui.uploads_dir))
+        choices = existing_collections(self.uploads_root(request))
         return (
             None,
             job.result_html,
             gr.Timer(active=False),
             *_job_buttons(False),
             gr.update(choices=choices),
-            *self.page_info(backend),
+            *self.page_info(backend, request),
         )
 
     def cancel_upload(self, job_id: str | None, request: gr.Request | None = None) -> str:
@@ -439,9 +497,12 @@ def render_job(job: Any) -> str:
     )
 
 
-def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
-    """The chat page over `assistant` (see the module docstring). Launch it with `serve`."""
-    handlers = ChatHandlers(assistant)
+def build_app(
+    assistant: Assistant, *, examples: Sequence[str] = EXAMPLES, accounts: Accounts | None = None
+) -> gr.Blocks:
+    """The chat page over `assistant` (see the module docstring). Launch it with `serve` (with
+    `auth=accounts.authenticate` when `accounts` are given: then each user has a private collection)."""
+    handlers = ChatHandlers(assistant, accounts)
     settings = assistant.settings
     backends, default_backend = handlers.backends, handlers.default_backend
     extensions = list(settings.index.extensions)
@@ -458,6 +519,7 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
                 elem_classes="header",
                 js_on_load=None,
             )
+        account = gr.HTML("", elem_id="account", js_on_load=None)
         banner = gr.HTML(handlers.page_info(default_backend)[0], elem_id="mode-banner", js_on_load=None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=7, min_width=420):
@@ -560,7 +622,7 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
         # The Chatbot's own trash button clears the display: forget the conversation with it.
         chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False)
         backend.change(
-            lambda name: (handlers.page_info(name)[0], handlers.model_note(name)),
+            handlers.on_backend_change,
             backend,
             [banner, model],
             queue=False,
@@ -586,6 +648,7 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
         cancel.click(handlers.cancel_upload, upload_job, upload_result, queue=False, show_progress="hidden")
         # Counts and mode can change after another session's upload: refresh them for each new page.
         demo.load(handlers.page_info, backend, [banner, index_info], queue=False, show_progress="hidden")
+        demo.load(handlers.account_line, None, account, queue=False, show_progress="hidden")
     demo.ui_settings = settings.ui  # read by `serve`: thread and upload size limits
     return demo
 
@@ -616,14 +679,26 @@ def theme() -> Any:
     )
 
 
-def serve(demo: gr.Blocks, host: str, port: int, *, block: bool = True, quiet: bool = False) -> str:
-    """Start the page on host:port and return its URL. `block=False` returns at once (tests, scripts)."""
+def serve(
+    demo: gr.Blocks,
+    host: str,
+    port: int,
+    *,
+    block: bool = True,
+    quiet: bool = False,
+    auth: Callable[[str, str], bool] | None = None,
+) -> str:
+    """Start the page on host:port and return its URL. `block=False` returns at once (tests, scripts).
+    `auth(name, password) -> bool`: a login page comes first (Gradio's)."""
     ui_settings = getattr(demo, "ui_settings", None)  # set by build_app
     max_answers = ui_settings.max_concurrent_answers if ui_settings else 64
     _, url, _ = demo.launch(
         # Answers run in worker threads: enough of them for the answers allowed at once, plus the quick events.
         max_threads=max(40, max_answers + 8),
         max_file_size=f"{int(ui_settings.max_upload_mb * 1_000_000)}b" if ui_settings else None,
+        auth=auth,
+        auth_message="Ask your documents: sign in with the account an administrator created for you "
+        "(`rag users add NAME`).",
         server_name=host,
         server_port=port,
         prevent_thread_lock=not block,
@@ -635,6 +710,21 @@ def serve(demo: gr.Blocks, host: str, port: int, *, block: bool = True, quiet: b
         footer_links=[],
     )
     return url
+
+
+def check_login(settings: Settings) -> Accounts | None:
+    """The accounts when logins are on (`ui.auth`, by default whenever `ui.host` is not loopback), None
+    when off. Refuses to start a chat that needs a login while there is nobody to log in."""
+    if not auth_required(settings.ui.host, settings.ui.auth):
+        return None
+    accounts = Accounts(Database(settings.ui.database))
+    if not accounts.users():
+        raise RagError(
+            f"The chat on {settings.ui.host} is reachable from other machines, so it needs a login, and "
+            f"there is no user in {settings.ui.database} yet. Create one with: rag users add NAME --admin "
+            "(or listen on 127.0.0.1 with --host 127.0.0.1)."
+        )
+    return accounts
 
 
 def launch(
@@ -656,9 +746,17 @@ def launch(
             assistant = build_assistant(list(paths), settings, on_progress=on_progress)
         else:
             assistant = open_assistant(settings)
-    demo = build_app(assistant)
+    accounts = check_login(settings)
+    demo = build_app(assistant, accounts=accounts)
+    login = f", login required ({len(accounts.users())} users)" if accounts else ""
     print(
-        f"Chat on http://{settings.ui.host}:{settings.ui.port} (index: {settings.index.index_dir})",
+        f"Chat on http://{settings.ui.host}:{settings.ui.port} (index: {settings.index.index_dir}{login})",
         flush=True,
     )
-    return serve(demo, settings.ui.host, settings.ui.port, block=block)
+    return serve(
+        demo,
+        settings.ui.host,
+        settings.ui.port,
+        block=block,
+        auth=accounts.authenticate if accounts else None,
+    )

@@ -12,6 +12,7 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -32,25 +33,34 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def offline_settings(workspace: Path, **overrides: object) -> Any:
+    """Settings of a chat kept in `workspace` that runs without model weights: keyword search (no
+    embedding model), extractive answers. The screenshot and the browser tests use it."""
+    from rag import load_settings
+
+    return load_settings(
+        environ={},
+        overrides={
+            "index.index_dir": str(workspace / "index"),
+            "index.embedding_model": "",
+            "index.show_progress": False,
+            "llm.backend": "extractive",
+            "ui.uploads_dir": str(workspace / "uploads"),
+            **overrides,
+        },
+    )
+
+
 def take(out: Path, *, question: str = QUESTION, width: int = 1280, height: int = 860) -> Path:
     from playwright.sync_api import sync_playwright
 
-    from rag import build_assistant, load_settings
+    from rag import build_assistant
     from ui.app import build_app, serve
 
     with tempfile.TemporaryDirectory(prefix="rag-screenshot-") as tmp:
         workspace = Path(tmp)
         shutil.copytree(REPO / "seeds", workspace / "seeds")
-        settings = load_settings(
-            environ={},
-            overrides={
-                "index.index_dir": str(workspace / "index"),
-                "index.embedding_model": "",
-                "index.show_progress": False,
-                "llm.backend": "extractive",
-                "ui.uploads_dir": str(workspace / "uploads"),
-            },
-        )
+        settings = offline_settings(workspace)
         assistant = build_assistant([workspace / "seeds"], settings)
         demo = build_app(assistant)
         url = serve(demo, "127.0.0.1", _free_port(), block=False, quiet=True)

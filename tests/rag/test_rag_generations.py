@@ -93,3 +93,26 @@ def test_indexing_in_a_child_process_reports_progress_and_switches_in(assistant,
     assert report.new_files == 1
     assert any(stage == "reading" for _, _, stage in seen)
     assert "vin.txt" in sources(assistant.ask("Qu'est-ce que le glorbium ?"))
+
+
+def test_private_indexes_are_searched_with_the_shared_one_by_their_owner_only(assistant, tmp_path: Path):
+    alice = assistant.with_private_index(tmp_path / "alice")
+    bob = assistant.with_private_index(tmp_path / "bob")
+    assert alice.status()["documents"] == 1  # nothing private yet: the shared index alone
+    (tmp_path / "a").mkdir()
+    alice.add_documents([new_document(tmp_path / "a")])
+    question = "Qu'est-ce que le glorbium ?"
+    assert "vin.txt" in sources(alice.ask(question))
+    assert "vin.txt" not in sources(bob.ask(question))
+    assert "vin.txt" not in sources(assistant.ask(question))
+    assert "fromage.txt" in sources(alice.ask("Où est affiné le zorblax ?"))  # the shared corpus too
+
+    shared_doc = tmp_path / "shared" / "pain.txt"
+    shared_doc.parent.mkdir()
+    shared_doc.write_text("Le pain de seigle accompagne le zorblax.\n", encoding="utf-8")
+    assistant.add_documents([shared_doc])  # a new shared generation: the views follow it
+    assert "pain.txt" in sources(alice.ask("Avec quel pain mange-t-on le zorblax ?"))
+    assert "pain.txt" in sources(bob.ask("Avec quel pain mange-t-on le zorblax ?"))
+    assert alice.status()["documents"] == 3 and bob.status()["documents"] == 2
+    reopened = assistant.with_private_index(tmp_path / "alice")  # after a restart: found on disk again
+    assert "vin.txt" in sources(reopened.ask(question))

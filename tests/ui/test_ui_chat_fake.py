@@ -127,7 +127,7 @@ def test_upload_shows_progress_and_rejects_unsupported_files_by_name(url, fake, 
         assert accepted in rejected
     uploads = Path(fake.settings.ui.uploads_dir) / "uploads"
     assert (uploads / "notes.md").is_file() and not (uploads / "tableur.xlsx").exists()
-    chat.page.click("#new-conversation")
+    chat.new_conversation()
     answer = chat.ask("Qu'est-ce que le zorblax ?")  # searchable as soon as indexing finished
     assert "fromage bleu" in answer.inner_text()
 

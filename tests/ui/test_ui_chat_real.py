@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
-from ui_browser import copy_seeds, free_port, serve_app
+from ui_browser import copy_seeds, free_port, lexical_settings, serve_app
 
-from rag import build_assistant, load_settings
+from rag import build_assistant
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -25,18 +25,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def assistant(seeds_dir: Path, workspace: Path):
-    settings = load_settings(
-        environ={},
-        overrides={
-            "index.index_dir": str(workspace / "index"),
-            "index.embedding_model": "",  # lexical mode: no model weights in this sandbox
-            "index.show_progress": False,
-            "llm.backend": "extractive",
-            # Chosen in the page to check errors: an OpenAI-compatible server that is not there.
-            "llm.base_url": f"http://127.0.0.1:{free_port()}/v1",
-            "llm.timeout_s": 5,
-            "ui.uploads_dir": str(workspace / "uploads"),
-        },
+    settings = lexical_settings(
+        workspace,
+        # Chosen in the page to check errors: an OpenAI-compatible server that is not there.
+        **{"llm.base_url": f"http://127.0.0.1:{free_port()}/v1", "llm.timeout_s": 5},
     )
     return build_assistant([copy_seeds(seeds_dir, workspace)], settings)
 

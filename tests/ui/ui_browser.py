@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ui.screenshot import CHROMIUM as SCREENSHOT_CHROMIUM
+from ui.screenshot import offline_settings as lexical_settings  # noqa: F401 - for the test modules
 
 # The same browser and flags as `python -m ui.screenshot` (see DEVELOPERS.md for why these flags).
 CHROMIUM = Path(SCREENSHOT_CHROMIUM)
@@ -93,6 +94,11 @@ class ChatPage:
     def ask(self, question: str) -> Any:
         """Ask and wait until the answer is complete; return it."""
         return self.wait_for_answer(self.submit(question))
+
+    def new_conversation(self) -> None:
+        """Start afresh and wait until the old messages are gone (else the next answer count is off)."""
+        self.page.click("#new-conversation")
+        self.page.wait_for_function("() => !document.querySelector('#chat .question')")
 
     def choose(self, elem_id: str, option: str) -> None:
         """Pick `option` in a Gradio dropdown."""

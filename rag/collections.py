@@ -1,0 +1,104 @@
+"""Several opened indexes searched as one: a shared corpus plus one person's private uploads.
+
+`CombinedIndex(readers)` is an `index.protocols.IndexReader` over its parts: rows are numbered part after
+part, each search asks every part and merges the rankings by score. Nothing is copied: the parts stay the
+loaded generations they are (a new generation of one part means a new `CombinedIndex`).
+
+What merging by score means: dense scores are cosines of one model (every part must be built with the
+same one), so they compare as they are. BM25 scores of different parts use each part's own document
+frequencies; a private collection is small next to the shared corpus, so its rare terms weigh a little
+more, which favours a person's own documents slightly. The evidence scorer sees the summed frequencies.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from index.protocols import DocumentInfo, IndexReader, Ranking
+
+
+class CombinedIndex:
+    """The parts' chunks, documents and rankings as one index (the first part is the main one)."""
+
+    def __init__(self, parts: Sequence[IndexReader]) -> None:
+        if not parts:
+            raise ValueError("CombinedIndex needs at least one index")
+        self.parts = list(parts)
+        self._offsets: list[int] = []
+        chunks: list[Any] = []
+        for part in self.parts:
+            self._offsets.append(len(chunks))
+            chunks.extend(part.chunks)
+        self._chunks = chunks
+        self._owner = {doc.doc_id: part for part in self.parts for doc in part.documents()}
+
+    # --- what the store decided once --------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return "hybrid" if all(part.mode == "hybrid" for part in self.parts) else "lexical"
+
+    @property
+    def main_language(self) -> str:
+        return self.parts[0].main_language
+
+    @property
+    def embedder(self) -> Any | None:
+        return self.parts[0].embedder if self.mode == "hybrid" else None
+
+    @property
+    def chunks(self) -> Sequence[Any]:
+        return self._chunks
+
+    # --- lookups -----------------------------------------------------------------------------------------
+    def _part_of(self, doc_id: str) -> IndexReader:
+        try:
+            return self._owner[doc_id]
+        except KeyError:
+            raise KeyError(f"No document {doc_id!r} in these collections") from None
+
+    def chunk(self, chunk_id: str) -> Any:
+        for part in self.parts:
+            try:
+                return part.chunk(chunk_id)
+            except KeyError:
+                continue
+        raise KeyError(f"No chunk {chunk_id!r} in these collections")
+
+    def document_text(self, doc_id: str) -> str:
+        return self._part_of(doc_id).document_text(doc_id)
+
+    def document_language(self, doc_id: str) -> str:
+        return self._part_of(doc_id).document_language(doc_id)
+
+    def corpus_languages(self) -> set[str]:
+        return set().union(*(part.corpus_languages() for part in self.parts))
+
+    def documents(self) -> list[DocumentInfo]:
+        return [doc for part in self.parts for doc in part.documents()]
+
+    def term_document_frequencies(self) -> Mapping[str, int]:
+        total: Counter[str] = Counter()
+        for part in self.parts:
+            total.update(part.term_document_frequencies())
+        return total
+
+    # --- search --------------------------------------------------------------------------------------------
+    def _merged(self, k: int, search: Callable[[IndexReader], Ranking]) -> Ranking:
+        found = (
+            [(row + offset, score) for row, score in search(part)]
+            for part, offset in zip(self.parts, self._offsets, strict=True)
+        )
+        return heapq.nlargest(k, (hit for ranking in found for hit in ranking), key=lambda hit: hit[1])
+
+    def search_dense(self, query: str, k: int) -> Ranking:
+        if self.mode != "hybrid":
+            return []
+        return self._merged(k, lambda part: part.search_dense(query, k))
+
+    def search_lexical(
+        self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
+    ) -> Ranking:
+        return self._merged(k, lambda part: part.search_lexical(query, k, language, fix_unknown=fix_unknown))

@@ -1,0 +1,97 @@
+"""Two people share one chat: each logs in, uploads a document the other never sees in answers, and an
+admin's upload reaches everyone. Real assistant (lexical, extractive), real login page, real Chromium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ui_browser import ChatPage, copy_seeds, free_port, lexical_settings
+
+from rag import build_assistant
+from ui.accounts import Accounts, Database
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "root": "root-password"}
+
+
+@pytest.fixture(scope="module")
+def team_url(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser):
+    from ui.app import build_app, serve
+
+    workspace = tmp_path_factory.mktemp("team")
+    settings = lexical_settings(
+        workspace,
+        **{"ui.private_dir": str(workspace / "users"), "ui.database": str(workspace / "chat.sqlite3")},
+    )
+    accounts = Accounts(Database(settings.ui.database))
+    accounts.add("alice", PASSWORDS["alice"])
+    accounts.add("bob", PASSWORDS["bob"])
+    accounts.add("root", PASSWORDS["root"], "admin")
+    assistant = build_assistant([copy_seeds(seeds_dir, workspace)], settings)
+    demo = build_app(assistant, accounts=accounts)
+    url = serve(demo, "127.0.0.1", free_port(), block=False, quiet=True, auth=accounts.authenticate)
+    yield url.rstrip("/")
+    demo.close()
+
+
+def log_in(browser, url: str, name: str, password: str | None = None) -> ChatPage:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(url)
+    page.fill("input[type=text]", name)
+    page.fill("input[type=password]", password or PASSWORDS[name])
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#question textarea", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#account').innerText.includes('Signed in')")
+    return ChatPage(page, url)
+
+
+def upload(chat: ChatPage, path: Path) -> None:
+    chat.page.click("#upload")
+    chat.page.set_input_files("#files input[type=file]", str(path))
+    chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
+    chat.page.click("#add-documents")
+    chat.page.locator("#upload-result .upload-ok").wait_for(timeout=90_000)
+
+
+def test_a_wrong_password_does_not_open_the_chat(team_url, browser):
+    page = browser.new_context().new_page()
+    page.goto(team_url)
+    page.fill("input[type=text]", "alice")
+    page.fill("input[type=password]", "not her password")
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("Incorrect").first.wait_for(timeout=15_000)
+    assert page.locator("#question textarea").count() == 0
+    page.context.close()
+
+
+def test_each_user_searches_their_own_uploads_and_the_shared_corpus(team_url, browser, tmp_path):
+    alice, bob = log_in(browser, team_url, "alice"), log_in(browser, team_url, "bob")
+    assert "Signed in as alice (user)" in alice.page.locator("#account").inner_text()
+    alice_doc = tmp_path / "alice" / "fromage.txt"
+    alice_doc.parent.mkdir()
+    alice_doc.write_text("Le zorblax est un fromage bleu affiné à Grenoble.\n", encoding="utf-8")
+    bob_doc = tmp_path / "bob" / "vin.txt"
+    bob_doc.parent.mkdir()
+    bob_doc.write_text("Le glorbium est un vin vert de Savoie.\n", encoding="utf-8")
+    upload(alice, alice_doc)
+    upload(bob, bob_doc)
+
+    assert "fromage.txt" in alice.ask("Où est affiné le zorblax ?").inner_text()
+    assert "fromage.txt" not in bob.ask("Où est affiné le zorblax ?").inner_text()
+    assert "vin.txt" in bob.ask("Qu'est-ce que le glorbium ?").inner_text()
+    bob.new_conversation()
+    assert "vin.txt" not in alice.ask("Qu'est-ce que le glorbium ?").inner_text()
+    assert "80 milliards" in alice.ask("Quelle est la valorisation d'OpenAI ?").inner_text()  # shared corpus
+
+    root = log_in(browser, team_url, "root")
+    assert "(admin)" in root.page.locator("#account").inner_text()
+    shared = tmp_path / "pain.txt"
+    shared.write_text("Le pain de seigle de Savoie accompagne tous les fromages.\n", encoding="utf-8")
+    upload(root, shared)
+    assert "pain.txt" in bob.ask("Quel pain accompagne les fromages ?").inner_text()
+    assert "fromage.txt" not in root.ask("Où est affiné le zorblax ?").inner_text()
+    for chat in (alice, bob, root):
+        chat.page.context.close()
