@@ -153,11 +153,23 @@ def _resolve_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return resolved
 
 
-def _open_previous(index_dir: Path) -> IndexStore | None:
+def _open_previous(index_dir: Path, writer: Any) -> Any:
+    """The index as it is (no model loaded), or None; `writer` is the PostgreSQL writer, if that is the store."""
+    if writer is not None:
+        return writer.previous()
     try:
         return IndexStore.open(index_dir, load_model=False)
     except IndexNotFoundError:
         return None
+
+
+def _writer_lock(config: IndexConfig, index_dir: Path) -> Any:
+    """The writers' lock: the folder's flock, or PostgreSQL's advisory lock (held by the writer)."""
+    if config.uses_postgres:
+        from index.pg_store import PostgresWriter
+
+        return PostgresWriter(config.store_url)
+    return index_lock(index_dir)
 
 
 def build_index(
@@ -177,12 +189,17 @@ def build_index(
     index_dir = config.resolved_index_dir()
     report = BuildReport(index_dir=str(index_dir))
     progress = progress and config.show_progress
+    if config.uses_postgres:
+        from index.pg_schema import redact
 
-    with index_lock(index_dir):
-        previous = None if rebuild else _open_previous(index_dir)
-        if rebuild and (index_dir / "CURRENT").exists():
+        report.index_dir = redact(config.store_url)
+
+    with _writer_lock(config, index_dir) as lock:
+        writer = lock if config.uses_postgres else None
+        previous = None if rebuild else _open_previous(index_dir, writer)
+        if rebuild and (writer is not None or (index_dir / "CURRENT").exists()):
             try:
-                old_roots = [Path(r) for r in _open_previous(index_dir).manifest.roots]  # type: ignore[union-attr]
+                old_roots = [Path(r) for r in _open_previous(index_dir, writer).manifest.roots]  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001 - a damaged index is exactly what --rebuild is for
                 old_roots = []
         else:
@@ -201,8 +218,14 @@ def build_index(
         analyzer = Analyzer()
         same_chunking = previous is not None and previous.manifest.chunking == chunk_meta
         same_analyzer = previous is not None and previous.manifest.analyzer == analyzer.settings()
+        if writer is not None and not same_analyzer:
+            same_chunking = False  # the database keeps no text analysis to redo: every file is read again
         reuse_vectors = (
-            same_chunking and previous is not None and previous.vector_index is not None and mode == "hybrid"
+            writer is None
+            and same_chunking
+            and previous is not None
+            and previous.vector_index is not None
+            and mode == "hybrid"
         )
         if previous is not None and not same_chunking:
             report.messages.append("Chunking settings changed: every file is chunked again.")
@@ -294,6 +317,11 @@ def build_index(
             if on_progress:
                 on_progress(number, len(to_load), "reading")
 
+        if writer is not None:
+            entries = _write_postgres(writer, report, previous, roots, kept, loaded, skipped_meta, embedder,
+                                      chunk_meta, analyzer, rebuild or previous is None, progress, on_progress)  # fmt: skip
+            return _finish(report, entries, report.chunks, started)
+
         # Assemble the new generation: kept files first (their rows come from the previous index).
         documents: list[tuple[Document, str]] = []
         chunks: list[Chunk] = []
@@ -320,10 +348,7 @@ def build_index(
                         analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, old.language)
                     )
                 )
-            entries[old.doc_id] = FileEntry(
-                old.doc_id, str(item.path), str(item.root), old.content_hash, item.size, item.mtime_ns,
-                old.language, old.title, list(old.chunk_ids),
-            )  # fmt: skip
+            entries[old.doc_id] = _kept_entry(item, old)
         for item, document, language, doc_chunks in loaded:
             documents.append((document, language))
             for chunk in doc_chunks:
@@ -332,10 +357,7 @@ def build_index(
                 term_counts.append(
                     Counter(analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, language))
                 )
-            entries[document.doc_id] = FileEntry(
-                document.doc_id, document.source, str(item.root), document.content_hash, item.size, item.mtime_ns,
-                language, document.title, [c.chunk_id for c in doc_chunks],
-            )  # fmt: skip
+            entries[document.doc_id] = _file_entry(item, document, language, doc_chunks)
 
         vectors = None
         if embedder is not None:
@@ -370,6 +392,81 @@ def build_index(
         write_generation(index_dir, manifest, documents, chunks, bm25, vectors)
         report.written = True
         return _finish(report, entries, len(chunks), started)
+
+
+def _file_entry(item: _Found, document: Document, language: str, chunks: Sequence[Chunk]) -> FileEntry:
+    return FileEntry(
+        document.doc_id, document.source, str(item.root), document.content_hash, item.size, item.mtime_ns,
+        language, document.title, [c.chunk_id for c in chunks],
+    )  # fmt: skip
+
+
+def _kept_entry(item: _Found, old: FileEntry) -> FileEntry:
+    """The entry of an unchanged file, with where it is now (it may have been touched or moved)."""
+    return FileEntry(
+        old.doc_id, str(item.path), str(item.root), old.content_hash, item.size, item.mtime_ns,
+        old.language, old.title, list(old.chunk_ids),
+    )  # fmt: skip
+
+
+def _write_postgres(
+    writer: Any,
+    report: BuildReport,
+    previous: Any,
+    roots: Sequence[Path],
+    kept: Sequence[tuple[_Found, FileEntry]],
+    loaded: Sequence[tuple[_Found, Document, str, list[Chunk]]],
+    skipped_meta: dict[str, dict[str, Any]],
+    embedder: Embedder | None,
+    chunk_meta: dict[str, Any],
+    analyzer: Analyzer,
+    reset: bool,
+    progress: bool,
+    on_progress: ProgressCallback | None,
+) -> dict[str, FileEntry]:
+    """The PostgreSQL store is written as a change: kept files stay in place (rows, terms and vectors),
+    only the loaded files are analysed, embedded and sent."""
+    entries = {old.doc_id: _kept_entry(item, old) for item, old in kept}
+    documents: list[tuple[Document, str]] = []
+    chunks: list[Chunk] = []
+    term_counts: list[dict[str, int]] = []
+    for item, document, language, doc_chunks in loaded:
+        documents.append((document, language))
+        entries[document.doc_id] = _file_entry(item, document, language, doc_chunks)
+        for chunk in doc_chunks:
+            chunks.append(chunk)
+            term_counts.append(
+                Counter(analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, language))
+            )
+    vectors = None
+    if embedder is not None:
+        vectors = (
+            embedder.embed_passages(
+                [chunk.text for chunk in chunks], show_progress=progress, on_progress=on_progress
+            )
+            if chunks
+            else np.zeros((0, embedder.dimension), dtype=np.float32)
+        )
+        report.embedded_chunks = len(chunks)
+    now = utc_now()
+    manifest = Manifest(
+        mode=report.mode,
+        embedding=embedder.settings() if embedder is not None else None,
+        chunking=chunk_meta,
+        analyzer=analyzer.settings(),
+        bm25={"k1": BM25_K1, "b": BM25_B},
+        roots=[str(r) for r in roots],
+        files=entries,
+        vector_index="hnsw_cosine" if embedder is not None else None,
+        skipped=skipped_meta,
+        created_at=previous.manifest.created_at if previous is not None and not reset else now,
+        updated_at=now,
+    )
+    report.chunks = writer.write(
+        manifest, [old.doc_id for _, old in kept], documents, chunks, term_counts, vectors, reset=reset
+    )
+    report.written = True
+    return entries
 
 
 def _finish(

@@ -477,3 +477,17 @@ class IndexStore:
     ) -> list[tuple[int, float]]:
         """Top-k (row, BM25 score); rows sharing no term with the query are left out."""
         return self.bm25.search(self.query_terms(query, language, fix_unknown=fix_unknown), k)
+
+
+def open_store(
+    config: IndexConfig, *, embedder: Embedder | None = None, load_model: bool = True
+) -> IndexStore | Any:
+    """Open the index `config` points at: the folder `index_dir`, or the PostgreSQL database of
+    `store_url` (index.pg_store.PostgresStore, same search methods). The one place that chooses."""
+    if config.uses_postgres:
+        from index.pg_store import PostgresStore
+
+        return PostgresStore.open(config.store_url, config=config, embedder=embedder, load_model=load_model)
+    return IndexStore.open(
+        config.resolved_index_dir(), config=config, embedder=embedder, load_model=load_model
+    )

@@ -38,16 +38,13 @@ def _index_command(settings: Settings) -> str:
 def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
     """Open the index of `settings.index.index_dir`; index errors become `IndexUnavailableError`."""
     from index.errors import IndexError_, IndexNotFoundError
-    from index.store import IndexStore
+    from index.store import open_store
 
     # lexical_only: keep the vectors on disk but load no model (faster start, no torch).
     lexical_only = settings.retrieval.lexical_only or not settings.index.embedding_model
     try:
-        return IndexStore.open(
-            settings.index.resolved_index_dir(),
-            config=settings.index,
-            embedder=None if lexical_only else embedder,
-            load_model=not lexical_only,
+        return open_store(
+            settings.index, embedder=None if lexical_only else embedder, load_model=not lexical_only
         )
     except IndexNotFoundError as exc:
         message = str(exc)
