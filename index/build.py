@@ -87,10 +87,14 @@ def _is_hidden(path: Path, root: Path) -> bool:
 
 
 def discover_files(roots: Sequence[Path], extensions: Iterable[str]) -> list[_Found]:
-    """Supported files under the roots, hidden files and folders skipped, in a stable order."""
+    """Supported files under the roots, hidden files and folders skipped, each real file once, in a stable
+    order."""
     wanted = {ext.lower() for ext in extensions}
     found: list[_Found] = []
     taken: set[str] = set()
+    # One identity per file: the same file reached twice (a folder and a file inside it, a symlink, two
+    # overlapping roots) is one document, the first path found names it.
+    seen_files: set[Path] = set()
     for root in roots:
         if root.is_file():
             candidates = [root] if root.suffix.lower() in wanted else []
@@ -110,6 +114,13 @@ def discover_files(roots: Sequence[Path], extensions: Iterable[str]) -> list[_Fo
         for path in candidates:
             if root.is_dir() and _is_hidden(path, root):
                 continue
+            try:
+                real = path.resolve()
+            except OSError:  # a symlink loop
+                continue
+            if real in seen_files:
+                continue
+            seen_files.add(real)
             doc_id = path.relative_to(base).as_posix()
             if doc_id in taken:  # same relative path under two roots: qualify with the root's name
                 doc_id = f"{root.name}/{doc_id}"

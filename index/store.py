@@ -33,7 +33,13 @@ import numpy as np
 
 from index.config import IndexConfig
 from index.embedding import Embedder, load_embedder
-from index.errors import IndexFormatError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from index.errors import (
+    IndexFormatError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexPathError,
+)
 from index.language import detect_language
 from index.lexical import Analyzer, BM25Index
 from index.manifest import Manifest
@@ -57,6 +63,7 @@ TEMP_PREFIX = ".tmp-"
 VECTORS_FILE = "vectors.faiss"
 DOCUMENTS_FILE = "documents.jsonl"
 CHUNKS_FILE = "chunks.jsonl"
+REBUILD_HINT = "Rebuild it: rag index --rebuild <folders>."
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,32 @@ class DocumentInfo:
     characters: int
 
 
+# -- the index folder ---------------------------------------------------------------------------------
+def _not_a_folder(index_dir: Path) -> IndexPathError:
+    return IndexPathError(
+        f"The index folder {index_dir} is a file, not a folder. Give another folder with --index-dir "
+        "(setting index.index_dir)."
+    )
+
+
+def check_index_dir(index_dir: Path) -> None:
+    """Raise IndexPathError when `index_dir` is a file (nothing is read or written there)."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise _not_a_folder(index_dir)
+
+
+def make_index_dir(index_dir: Path) -> None:
+    """Create the index folder, or say in one line why it cannot be (a file in the way, no permission)."""
+    check_index_dir(index_dir)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexPathError(
+            f"The index folder {index_dir} cannot be created ({exc.strerror or exc}). Give a folder you can "
+            "write to with --index-dir (setting index.index_dir)."
+        ) from exc
+
+
 # -- locking ------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def index_lock(index_dir: Path) -> Iterator[None]:
@@ -79,7 +112,7 @@ def index_lock(index_dir: Path) -> Iterator[None]:
 
     flock is released by the kernel when the holder dies, so a crashed writer never leaves a stale lock.
     """
-    index_dir.mkdir(parents=True, exist_ok=True)
+    make_index_dir(index_dir)
     path = index_dir / LOCK_FILE
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
     try:
@@ -215,11 +248,32 @@ def write_generation(
 
 
 def current_generation(index_dir: Path) -> Path | None:
+    """The live generation's folder, or None when there is no index. CURRENT may only name a generation
+    folder directly inside `index_dir`: a pointer elsewhere (`../`, an absolute path, a symlink leading
+    out) is damage or tampering, never followed."""
     try:
         name = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    return index_dir / name if name else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexFormatError(
+            f"The index pointer {index_dir / CURRENT_FILE} cannot be read ({exc}). {REBUILD_HINT}"
+        ) from exc
+    if not name:
+        return None
+    generation = index_dir / name
+    if (
+        "/" in name
+        or "\\" in name
+        or not name.startswith(GENERATION_PREFIX)
+        or generation.is_symlink()
+        or (generation.exists() and generation.resolve().parent != index_dir.resolve())
+    ):
+        raise IndexFormatError(
+            f"The index pointer {index_dir / CURRENT_FILE} names {name[:80]!r}, which is not a generation "
+            f"folder of {index_dir}. {REBUILD_HINT}"
+        )
+    return generation
 
 
 def remove_stale_generations(index_dir: Path) -> None:
@@ -293,6 +347,7 @@ class IndexStore:
         Raises IndexNotFoundError, IndexFormatError, IndexMismatchError (configured model != building model).
         """
         index_dir = Path(index_dir).expanduser().resolve()
+        check_index_dir(index_dir)
         for attempt in range(3):
             generation = current_generation(index_dir)
             if generation is None:

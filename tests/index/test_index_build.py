@@ -303,7 +303,7 @@ def test_run_index_summary_and_exit_codes(tmp_path: Path, corpus: Path, capsys) 
     assert "skipped" in out and "binary.txt" in out and "3 files" in out and "lexical mode" in out
     assert run_index([corpus], config) == 0
     assert "Up to date" in capsys.readouterr().out
-    assert run_index([tmp_path / "missing"], config) == 1
+    assert run_index([tmp_path / "missing"], config) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
