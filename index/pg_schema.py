@@ -122,7 +122,12 @@ def _why(exc: Exception) -> str:
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
     """A connection to `url`, or StoreConnectionError with a one-line cause and fix."""
-    import psycopg
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreConnectionError(
+            f"{SETTING} names a PostgreSQL database, which needs psycopg: pip install 'rag-fr[postgres]'."
+        ) from None
 
     shown = redact(url)
     try:
@@ -174,7 +179,7 @@ def check_schema_for_reading(conn: psycopg.Connection, url: str) -> int:
     if 0 < version < SCHEMA_VERSION:
         raise IndexFormatError(
             f"The index in {redact(url)} has schema version {version}, older than this program's "
-            f"{SCHEMA_VERSION}: run `rag index` once (it migrates the schema in place, keeping the data)."
+            f"{SCHEMA_VERSION}: run `rag index` once with {SETTING} set (it migrates the schema in place, keeping the data)."
         )
     return version
 

@@ -48,6 +48,7 @@ from index.pg_schema import (
     ensure_vector_extension,
     migrate,
     redact,
+    schema_version,
 )
 from index.records import Chunk, Document, Section
 from index.store import FLAT_MAX_VECTORS, HNSW_EF_SEARCH, DocumentInfo, same_model
@@ -474,6 +475,9 @@ class PostgresWriter:
                     )
                 conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK_KEY,))
             ensure_vector_extension(conn, self.url)
+            if schema_version(conn):  # an existing store of an older schema is migrated before it is read
+                with conn.transaction():
+                    migrate(conn, self.url)
         except BaseException:
             conn.close()
             raise
@@ -496,13 +500,6 @@ class PostgresWriter:
             return PostgresStore.open(self.url, load_model=False, load_files=True)
         except IndexNotFoundError:
             return None
-        except IndexFormatError:
-            if self.conn.execute("SELECT to_regclass('rag_schema') IS NOT NULL").fetchone()[0]:
-                from index.pg_schema import SCHEMA_VERSION, schema_version
-
-                if schema_version(self.conn) < SCHEMA_VERSION:
-                    return None  # older schema: migrated by the next write
-            raise
 
     def write(
         self,
