@@ -65,7 +65,7 @@ def run_index(
         print_report(report)
         if not watch:
             return EXIT_OK
-        from index.store import open_store
+        from index.stores import open_store
 
         roots = [Path(r) for r in open_store(config, load_model=False).manifest.roots]
         print(f"Watching {', '.join(map(str, roots))} for changes (Ctrl-C to stop)...", flush=True)

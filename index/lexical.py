@@ -184,10 +184,16 @@ class BM25Index:
     def known_variant(self, term: str) -> str | None:
         """For a query term the index has never seen, the indexed term it most likely means (see
         `known_variant`), else None."""
-        return known_variant(term, self._frequencies)
+        return known_variant(term, self.frequencies)
 
-    def _frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+    def frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        """Document frequency of those of `terms` the index holds."""
         return {t: self.document_frequency(t) for t in terms if t in self.vocabulary}
+
+    def document_frequencies(self) -> dict[str, int]:
+        """Every term -> how many rows hold it."""
+        counts = np.diff(self.term_ptr).tolist()
+        return {term: counts[term_id] for term, term_id in self.vocabulary.items()}
 
     def document_frequency(self, term: str) -> int:
         """How many rows hold `term` (0 if none)."""
@@ -303,3 +309,27 @@ def known_variant(term: str, frequencies: Callable[[Iterable[str]], dict[str, in
             return prefix
     found = [t for t in edits if t in known]
     return max(found, key=lambda t: (known[t], t)) if found else None
+
+
+def analyze_query(
+    analyzer: Analyzer,
+    query: str,
+    language: str | None,
+    main_language: str,
+    frequencies: Callable[[Iterable[str]], dict[str, int]] | None = None,
+) -> list[str]:
+    """Terms of a query, analysed in its language and also in the index's main language when they differ
+    (short questions are often misdetected, and documents were stemmed in their own language).
+
+    `frequencies` (the index's document frequencies, see `known_variant`): terms the index never saw also
+    search for the indexed term they likely mean; None turns that off (a query in another language than
+    the documents). Every store analyses queries here, whatever holds its postings."""
+    lang = language or detect_language(query, default=main_language)
+    terms = analyzer.analyze(query, lang)
+    if lang != main_language:
+        seen = set(terms)
+        terms += [t for t in analyzer.analyze(query, main_language) if t not in seen]
+    if frequencies is None:
+        return terms
+    variants = [known_variant(t, frequencies) for t in dict.fromkeys(terms)]
+    return terms + [v for v in variants if v is not None]

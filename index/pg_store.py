@@ -9,7 +9,7 @@ last committed write (MVCC). Each search first reads the one-row `rag_manifest` 
 bumped by every write), so a process sees documents another process added at its next question, without
 a restart; cached chunks and documents are dropped when the generation moves.
 
-Writing (`PostgresWriter`) serialises writers on an advisory lock (a second `rag index` waits for the
+Writing (`PostgresIndexWriter`) serialises writers on an advisory lock (a second `rag index` waits for the
 first) and applies a whole indexing run in one transaction: readers see the previous state until the
 commit, and a crash, Ctrl-C or kill -9 rolls everything back. A run only touches what changed: files
 whose content hash moved are deleted and inserted again, unchanged chunks keep their rows, terms and
@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.config import IndexConfig
-from index.embedding import Embedder, load_embedder
-from index.errors import IndexFormatError, IndexMismatchError, IndexNotFoundError
-from index.language import detect_language
-from index.lexical import BM25_B, BM25_K1, Analyzer, known_variant
+from index.embedding import Embedder
+from index.errors import IndexFormatError, IndexNotFoundError
+from index.lexical import BM25_B, BM25_K1, Analyzer, analyze_query
 from index.manifest import FORMAT_VERSION, FileEntry, Manifest
+from index.model_check import check_dimension, embedder_for_index
 from index.pg_schema import (
     SETTING,
     WRITER_LOCK_KEY,
@@ -50,8 +50,9 @@ from index.pg_schema import (
     redact,
     schema_version,
 )
+from index.protocols import DocumentInfo, Generation
 from index.records import Chunk, Document, Section
-from index.store import FLAT_MAX_VECTORS, HNSW_EF_SEARCH, DocumentInfo, same_model
+from index.vector_index import FLAT_MAX_VECTORS, HNSW_EF_SEARCH
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,9 +63,9 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 CHUNK_CACHE_SIZE = 20_000
 
-_CHUNK_COLUMNS = """c.row_id, c.chunk_id, c.doc_id, d.source, d.title,
+_CHUNK_SQL = """c.row_id, c.chunk_id, c.doc_id, d.source, d.title,
     substr(d.text, c.start_offset + 1, c.end_offset - c.start_offset), c.start_offset, c.end_offset,
-    c.ordinal, c.heading_path, c.page"""
+    c.ordinal, c.heading_path, c.page FROM rag_chunks c JOIN rag_documents d USING (doc_id)"""
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -80,29 +81,6 @@ def _manifest_json(manifest: Manifest) -> dict[str, Any]:
     data = asdict(manifest)
     data.pop("files")  # one row per file in rag_documents
     return data
-
-
-def check_model(
-    manifest: Manifest, config: IndexConfig | None, embedder: Embedder | None, where: str
-) -> None:
-    """Raise IndexMismatchError when the configured model or the embedder given is not the building one."""
-    built_with = manifest.embedding_model
-    if (
-        config is not None
-        and built_with
-        and config.embedding_model
-        and not same_model(built_with, config.embedding_model)
-    ):
-        raise IndexMismatchError(
-            f"The index in {where} was built with the embedding model {built_with!r}, but "
-            f"{config.embedding_model!r} is configured. Either rebuild the index with the new model "
-            f"(rag index --rebuild <folders>) or set RAG_INDEX__EMBEDDING_MODEL={built_with!r} back."
-        )
-    if embedder is not None and built_with and not same_model(built_with, embedder.name):
-        raise IndexMismatchError(
-            f"The index in {where} was built with {built_with!r}; the embedder given is {embedder.name!r}. "
-            "Use the same model, or rebuild the index with rag index --rebuild <folders>."
-        )
 
 
 class ChunkTable:
@@ -135,7 +113,7 @@ class ChunkTable:
         if len(self._cache) + len(wanted) > CHUNK_CACHE_SIZE:
             self._cache.clear()
         for found in self._store.query(
-            f"SELECT {_CHUNK_COLUMNS} FROM rag_chunks c JOIN rag_documents d USING (doc_id) WHERE c.row_id = ANY(%s)",
+            f"SELECT {_CHUNK_SQL} WHERE c.row_id = ANY(%s)",
             (sorted(wanted),),
         ):
             self._cache[found[0]] = _chunk_of(found)
@@ -146,9 +124,7 @@ class ChunkTable:
 
     def __iter__(self) -> Iterator[Chunk]:
         """Every chunk, in row order (streamed: a big index is never held in memory at once)."""
-        for found in self._store.query(
-            f"SELECT {_CHUNK_COLUMNS} FROM rag_chunks c JOIN rag_documents d USING (doc_id) ORDER BY c.row_id"
-        ):
+        for found in self._store.query(f"SELECT {_CHUNK_SQL} ORDER BY c.row_id"):
             yield _chunk_of(found)
 
 
@@ -160,8 +136,8 @@ class PostgresStore:
     ) -> None:
         self.url = url
         self.where = redact(url)
-        self._conn = conn
-        self._lock = threading.RLock()
+        self.connection = conn
+        self.connection_lock = threading.RLock()
         self._load_files = load_files
         self._analyzer = Analyzer()
         self.chunks = ChunkTable(self)
@@ -204,18 +180,12 @@ class PostgresStore:
                 )
             conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
             store = cls(url, conn, None, load_files)
-            check_model(store.manifest, config, embedder, store.where)
-            if store.dimension is not None and embedder is None and load_model:
-                built_with = store.manifest.embedding_model
-                model_config = config or IndexConfig(embedding_model=built_with or "")
-                if not (config is not None and not config.embedding_model):
-                    embedder = load_embedder(model_config)
+            built_with = store.manifest.embedding_model if store.dimension is not None else None
+            embedder = embedder_for_index(
+                built_with, config, embedder, load_model=load_model, where=store.where
+            )
             if embedder is not None and store.dimension is not None:
-                if embedder.dimension != store.dimension:
-                    raise IndexMismatchError(
-                        f"The index in {store.where} holds {store.dimension}-dimensional vectors; the model "
-                        f"{embedder.name!r} makes {embedder.dimension}. Rebuild it: rag index --rebuild <folders>."
-                    )
+                check_dimension(store.dimension, embedder, store.where)
                 store.embedder = embedder
             return store
         except BaseException:
@@ -223,11 +193,11 @@ class PostgresStore:
             raise
 
     def close(self) -> None:
-        self._conn.close()
+        self.connection.close()
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        with self.connection_lock:
+            return self.connection.execute(sql, params).fetchall()
 
     def refresh(self) -> bool:
         """Pick up the last committed write if there was one since we looked; True when there was."""
@@ -237,8 +207,11 @@ class PostgresStore:
         generation, chunk_count, total_length = rows[0]
         if generation == self.generation:
             return False
-        with self._lock, self._conn.transaction():  # one snapshot for the manifest and the files
-            (generation, chunk_count, total_length, data, main_language) = self._conn.execute(
+        with (
+            self.connection_lock,
+            self.connection.transaction(),
+        ):  # one snapshot for the manifest and the files
+            (generation, chunk_count, total_length, data, main_language) = self.connection.execute(
                 "SELECT generation, chunk_count, total_length, manifest, main_language FROM rag_manifest"
             ).fetchone()
             files = self._read_files() if self._load_files else {}
@@ -269,7 +242,7 @@ class PostgresStore:
             language,
             title,
             chunk_ids,
-        ) in self._conn.execute(
+        ) in self.connection.execute(
             """SELECT d.doc_id, d.source, d.root, d.content_hash, d.size, d.mtime_ns, d.language, d.title,
                    coalesce((SELECT array_agg(c.chunk_id ORDER BY c.ordinal) FROM rag_chunks c
                              WHERE c.doc_id = d.doc_id), '{}')
@@ -362,17 +335,23 @@ class PostgresStore:
         )
 
     def query_terms(self, query: str, language: str | None = None, *, fix_unknown: bool = True) -> list[str]:
-        """Terms of the query, as `IndexStore.query_terms` (same analysis, typo repair looked up in SQL)."""
-        lang = language or detect_language(query, default=self.main_language)
-        terms = self._analyzer.analyze(query, lang)
-        if lang != self.main_language:
-            seen = set(terms)
-            terms += [t for t in self._analyzer.analyze(query, self.main_language) if t not in seen]
-        if not fix_unknown:
-            return terms
-        known = self._frequencies(dict.fromkeys(terms))
-        variants = [known_variant(t, self._frequencies) for t in dict.fromkeys(terms) if t not in known]
-        return terms + [v for v in variants if v is not None]
+        """Terms of the query (`index.lexical.analyze_query`; typo repair looks the vocabulary up in SQL)."""
+        frequencies = self._frequencies if fix_unknown else None
+        return analyze_query(self._analyzer, query, language, self.main_language, frequencies)
+
+    def term_document_frequencies(self) -> dict[str, int]:
+        return dict(self.query("SELECT term, df FROM rag_terms WHERE df > 0"))
+
+    def corpus_languages(self) -> set[str]:
+        """The languages of the documents that have chunks."""
+        self.refresh()
+        return {
+            language
+            for (language,) in self.query(
+                "SELECT DISTINCT d.language FROM rag_documents d "
+                "WHERE EXISTS (SELECT 1 FROM rag_chunks c WHERE c.doc_id = d.doc_id)"
+            )
+        }
 
     def search_lexical(
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
@@ -454,85 +433,137 @@ def _binary_vector_rows(row_ids: np.ndarray, vectors: np.ndarray) -> bytes:
     return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
 
 
-class PostgresWriter:
-    """Applies indexing runs to the database at `url`. Use as a context manager: it holds the writers'
-    advisory lock (waiting for another writer if there is one) until closed."""
+class PostgresPrevious:
+    """`PreviousIndex` of the PostgreSQL store: what `build_index` reuses. Rows are positions 0..n-1 in
+    row-id order (the lists and arrays below share them); chunks come in one query, term counts and
+    vectors (binary COPY) only when asked for."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self.manifest = store.manifest
+        self.chunks = [_chunk_of(row) for row in store.query(f"SELECT {_CHUNK_SQL} ORDER BY c.row_id")]
+        self._rows = {chunk.chunk_id: row for row, chunk in enumerate(self.chunks)}
+
+    def chunk_index(self, chunk_id: str) -> int:
+        try:
+            return self._rows[chunk_id]
+        except KeyError:
+            raise KeyError(f"No chunk {chunk_id!r} in the index {self._store.where}") from None
+
+    def document(self, doc_id: str) -> Document:
+        return self._store.document(doc_id)
+
+    def row_term_counts(self) -> list[dict[str, int]]:
+        names = dict(self._store.query("SELECT term_id, term FROM rag_terms"))
+        return [
+            {names[term_id]: count for term_id, count in zip(ids, counts, strict=True)}
+            for ids, counts in self._store.query(
+                "SELECT term_ids, term_counts FROM rag_chunks ORDER BY row_id"
+            )
+        ]
+
+    def stored_vectors(self) -> np.ndarray | None:
+        dimension = self._store.dimension
+        if dimension is None:
+            return None
+        data = bytearray()
+        with (
+            self._store.connection_lock,
+            self._store.connection.cursor().copy(
+                "COPY (SELECT v.embedding FROM rag_chunks c JOIN rag_vectors v USING (row_id) ORDER BY c.row_id) "
+                "TO STDOUT (FORMAT BINARY)"
+            ) as copy,
+        ):
+            for block in copy:
+                data += block
+        row = np.dtype(
+            [("n", ">i2"), ("len", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dimension,))]
+        )
+        body = bytes(data[len(_COPY_HEADER) : len(data) - len(_COPY_TRAILER)])
+        vectors = np.frombuffer(body, dtype=row)["values"].astype(np.float32)
+        if len(vectors) != len(self.chunks):
+            raise IndexFormatError(
+                f"The index in {self._store.where} is inconsistent ({len(vectors)} vectors, {len(self.chunks)} "
+                "chunks). Rebuild it: rag index --rebuild <folders>."
+            )
+        return vectors
+
+
+class PostgresIndexWriter:
+    """`IndexWriter` of the PostgreSQL store (see `index.protocols.IndexWriter`).
+
+    `lock()` holds PostgreSQL's advisory lock on a connection of its own: a second writer (another
+    `rag index`, on any machine) waits its turn instead of failing, and a writer that dies releases it
+    with its connection. `write` applies a whole generation in one transaction, sending only what changed.
+    """
 
     def __init__(self, url: str, *, wait_message: bool = True) -> None:
         self.url = url
-        self.where = redact(url)
         self._wait_message = wait_message
         self._conn: psycopg.Connection | None = None
 
-    def __enter__(self) -> PostgresWriter:
+    @property
+    def location(self) -> str:
+        return redact(self.url)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
         conn = connect(self.url)
         try:
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()[0]:
                 if self._wait_message:
                     print(
-                        f"Another process is writing the index in {self.where}; waiting for it...",
+                        f"Another process is writing the index in {self.location}; waiting for it...",
                         file=sys.stderr,
+                        flush=True,
                     )
                 conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK_KEY,))
             ensure_vector_extension(conn, self.url)
             if schema_version(conn):  # an existing store of an older schema is migrated before it is read
                 with conn.transaction():
                     migrate(conn, self.url)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            self._conn.close()  # also releases the advisory lock
+            self._conn = conn
+            yield
+        finally:
             self._conn = None
+            conn.close()  # also releases the advisory lock
 
     @property
     def conn(self) -> psycopg.Connection:
-        assert self._conn is not None, "use PostgresWriter as a context manager"
+        assert self._conn is not None, "PostgresIndexWriter: call write() inside lock()"
         return self._conn
 
-    def previous(self) -> PostgresStore | None:
-        """The index as it is now (files included, no model loaded), or None when there is none."""
+    def read_previous(self) -> PostgresPrevious | None:
         try:
-            return PostgresStore.open(self.url, load_model=False, load_files=True)
+            return PostgresPrevious(PostgresStore.open(self.url, load_model=False, load_files=True))
         except IndexNotFoundError:
             return None
 
-    def write(
-        self,
-        manifest: Manifest,
-        kept: Sequence[str],
-        documents: Sequence[tuple[Document, str]],
-        chunks: Sequence[Chunk],
-        term_counts: Sequence[dict[str, int]],
-        vectors: np.ndarray | None,
-        *,
-        reset: bool = False,
-    ) -> int:
-        """Apply one indexing run in one transaction; returns the number of chunks now in the index.
+    def write(self, generation: Generation) -> None:
+        """Make the database hold exactly `generation`, in one transaction.
 
-        The index then holds the files `kept` (already stored: their rows, terms and vectors stay; their
-        path, size and mtime are refreshed from `manifest.files`) plus `documents` (new or changed files)
-        with their `chunks`; `term_counts[i]` and `vectors[i]` belong to `chunks[i]`. Every other file is
-        deleted. `reset`: delete everything first (a rebuild, or a first write).
+        Chunks already stored (same chunk id: same document content and offsets) keep their rows, terms
+        and vectors; the rest is inserted; what the generation no longer holds is deleted. A changed
+        model, prompts or analyzer rewrites everything (the generation is complete, so nothing is lost).
         """
         conn = self.conn
-        dimension = (
-            int(manifest.embedding["dimension"]) if manifest.embedding and vectors is not None else None
-        )
+        manifest, chunks, vectors = generation.manifest, generation.chunks, generation.vectors
+        dimension = int(vectors.shape[1]) if vectors is not None else None
         with conn.transaction():
             migrate(conn, self.url)
             old = conn.execute("SELECT manifest FROM rag_manifest").fetchone()
-            old_dimension = None
-            if old and old[0].get("mode") == "hybrid" and old[0].get("embedding"):
-                old_dimension = int(old[0]["embedding"]["dimension"])
+            old_manifest = old[0] if old else {}
+            old_dimension = (
+                (old_manifest.get("embedding") or {}).get("dimension")
+                if old_manifest.get("mode") == "hybrid"
+                else None
+            )
             empty_before = not conn.execute("SELECT 1 FROM rag_chunks LIMIT 1").fetchone()
-            if reset or old_dimension != dimension:
-                if kept:
-                    raise ValueError("a reset or a change of vector dimension writes every file again")
+            if (
+                old_manifest.get("embedding") != manifest.embedding
+                or old_manifest.get("analyzer") != manifest.analyzer
+                or old_dimension != dimension
+            ):
                 # DELETE, not TRUNCATE: TRUNCATE would block the readers until the commit.
                 conn.execute("DELETE FROM rag_postings")
                 conn.execute("DELETE FROM rag_chunks")
@@ -545,30 +576,49 @@ class PostgresWriter:
                     f"CREATE TABLE IF NOT EXISTS rag_vectors (row_id integer PRIMARY KEY REFERENCES rag_chunks "
                     f"(row_id) ON DELETE CASCADE, embedding vector({dimension}) NOT NULL)"
                 )
-            self._remove_files(set(kept))
-            self._refresh_kept(kept, manifest.files)
-            self._insert_documents(documents, manifest.files)
-            if chunks:
-                self._insert_chunks(chunks, term_counts, vectors, bulk=empty_before)
-            return self._write_manifest(manifest)
+            stored = dict(conn.execute("SELECT chunk_id, row_id FROM rag_chunks").fetchall())
+            wanted = {chunk.chunk_id for chunk in chunks}
+            gone_rows = [row for chunk_id, row in stored.items() if chunk_id not in wanted]
+            if gone_rows:
+                self._remove_rows(gone_rows)
+            kept_docs = self._remove_documents(generation.documents)
+            self._refresh_kept(kept_docs, manifest.files)
+            self._insert_documents(
+                [(d, lang) for d, lang in generation.documents if d.doc_id not in kept_docs], manifest.files
+            )
+            new = [i for i, chunk in enumerate(chunks) if chunk.chunk_id not in stored]
+            if new:
+                counts = generation.bm25.row_term_counts()
+                self._insert_chunks(
+                    [chunks[i] for i in new],
+                    [counts[i] for i in new],
+                    vectors[new] if vectors is not None else None,
+                    bulk=empty_before,
+                )
+            self._write_manifest(manifest)
 
-    def _remove_files(self, kept: set[str]) -> None:
-        conn = self.conn
-        gone = [
-            doc_id for (doc_id,) in conn.execute("SELECT doc_id FROM rag_documents") if doc_id not in kept
-        ]
-        if not gone:
-            return
-        rows = [
-            row for (row,) in conn.execute("SELECT row_id FROM rag_chunks WHERE doc_id = ANY(%s)", (gone,))
-        ]
-        if rows:
-            self._remove_rows(rows)
-        conn.execute("DELETE FROM rag_documents WHERE doc_id = ANY(%s)", (gone,))
+    def _remove_documents(self, documents: Sequence[tuple[Document, str]]) -> set[str]:
+        """Delete the stored documents the generation no longer holds or holds with another content;
+        returns the ids of those kept."""
+        wanted = {doc.doc_id: doc.content_hash for doc, _ in documents}
+        stored = dict(self.conn.execute("SELECT doc_id, content_hash FROM rag_documents").fetchall())
+        gone = [doc_id for doc_id, digest in stored.items() if wanted.get(doc_id) != digest]
+        if gone:
+            rows = [
+                row
+                for (row,) in self.conn.execute(
+                    "SELECT row_id FROM rag_chunks WHERE doc_id = ANY(%s)", (gone,)
+                )
+            ]
+            if rows:
+                self._remove_rows(rows)
+            self.conn.execute("DELETE FROM rag_documents WHERE doc_id = ANY(%s)", (gone,))
+        return {doc_id for doc_id in stored if doc_id not in gone}
 
-    def _refresh_kept(self, kept: Sequence[str], entries: dict[str, FileEntry]) -> None:
+    def _refresh_kept(self, kept: set[str], entries: dict[str, FileEntry]) -> None:
         if not kept:
             return
+        ids = sorted(kept)
         self.conn.execute(
             """UPDATE rag_documents d SET source = u.source, root = u.root, size = u.size, mtime_ns = u.mtime_ns
                FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])
@@ -576,11 +626,11 @@ class PostgresWriter:
                WHERE d.doc_id = u.doc_id
                  AND (d.source, d.root, d.size, d.mtime_ns) IS DISTINCT FROM (u.source, u.root, u.size, u.mtime_ns)""",
             (
-                list(kept),
-                [entries[d].source for d in kept],
-                [entries[d].root for d in kept],
-                [entries[d].size for d in kept],
-                [entries[d].mtime_ns for d in kept],
+                ids,
+                [entries[d].source for d in ids],
+                [entries[d].root for d in ids],
+                [entries[d].size for d in ids],
+                [entries[d].mtime_ns for d in ids],
             ),
         )
 

@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from index.embedding import Embedder
+from index.protocols import IndexReader
+from index.stores import store_location
 from rag.errors import IndexUnavailableError, InvalidArgumentError
 from rag.records import Answer, Passage
 from rag.settings import Settings, load_settings
@@ -37,10 +40,13 @@ def _index_command(settings: Settings) -> str:
     return f"rag index <files or folders> --index-dir {settings.index.index_dir}"
 
 
-def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
-    """Open the index of `settings.index.index_dir`; index errors become `IndexUnavailableError`."""
+def _open_store(settings: Settings, embedder: Embedder | None = None) -> IndexReader:
+    """Open the index of `settings.index.index_dir`; index errors become `IndexUnavailableError`.
+
+    The one place the retrieval mode is chosen: the store is hybrid only when it holds vectors and the
+    model is loaded, which this skips when lexical-only is configured."""
     from index.errors import IndexError_, IndexNotFoundError
-    from index.store import open_store
+    from index.stores import open_store
 
     # lexical_only: keep the vectors on disk but load no model (faster start, no torch).
     lexical_only = settings.retrieval.lexical_only or not settings.index.embedding_model
@@ -51,7 +57,9 @@ def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
     except IndexNotFoundError as exc:
         message = str(exc)
         if "rag index" not in message:
-            message = f"No index in {settings.index.resolved_index_dir()}. Build one first: {_index_command(settings)}"
+            message = (
+                f"No index in {store_location(settings.index)}. Build one first: {_index_command(settings)}"
+            )
         raise IndexUnavailableError(message) from exc
     except IndexError_ as exc:
         raise IndexUnavailableError(f"{exc}") from exc
@@ -60,7 +68,7 @@ def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
 class Assistant:
     """Answers questions over one index. Build it with `open_assistant` or `build_assistant`."""
 
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: IndexReader) -> None:
         self.settings = settings
         self._store = store
         self._lock = threading.RLock()
@@ -68,8 +76,6 @@ class Assistant:
 
     # --- wiring (lazy) ------------------------------------------------------------------------------------
     def _reset(self) -> None:
-        self._languages: dict[str, str] = {}
-        self._corpus_languages: set[str] | None = None
         self._scorer = None
         self._retriever = None
         self._reranker = None
@@ -78,49 +84,29 @@ class Assistant:
         self._cached_embedder: Any | None = None
 
     @property
-    def store(self) -> Any:
+    def store(self) -> IndexReader:
         return self._store
 
     def language_of(self, doc_id: str) -> str:
-        """The language of a document (detected once from its text)."""
-        language = self._languages.get(doc_id)
-        if language is None:
-            if hasattr(self._store, "document_language"):
-                language = self._store.document_language(doc_id)
-            else:
-                from index.language import detect_language
-
-                language = detect_language(self._store.document_text(doc_id)[:4000], default="en")
-            self._languages[doc_id] = language
-        return language
-
-    def corpus_languages(self) -> set[str]:
-        if self._corpus_languages is None:
-            doc_ids = {chunk.doc_id for chunk in self._store.chunks}
-            self._corpus_languages = {self.language_of(doc_id) for doc_id in doc_ids}
-        return self._corpus_languages
+        """The language of a document (detected once, when it was indexed)."""
+        return self._store.document_language(doc_id)
 
     @property
     def scorer(self) -> Any:
         if self._scorer is None:
+            from collections import Counter
+
             from rag.evidence import CorpusStats, EvidenceScorer
 
-            bm25 = getattr(self._store, "bm25", None)
-            if bm25 is not None:
-                stats = CorpusStats.from_bm25(
-                    bm25
-                )  # the index's own document frequencies: nothing to analyze
-            else:
-                stats = CorpusStats.from_texts(
-                    (c.text, self.language_of(c.doc_id)) for c in self._store.chunks
-                )
+            # The index's own document frequencies: nothing to analyse again.
+            stats = CorpusStats(Counter(self._store.term_document_frequencies()), len(self._store.chunks))
             self._scorer = EvidenceScorer(stats)
         return self._scorer
 
     @property
     def embedder(self) -> Any | None:
         """The model for answer-side embeddings (sentence picking, citation checks), memoised per text."""
-        if self.retriever.mode != "hybrid" or getattr(self._store, "embedder", None) is None:
+        if self._store.embedder is None:
             return None
         if self._cached_embedder is None:
             from rag.vector_cache import CachedEmbedder
@@ -143,7 +129,6 @@ class Assistant:
             self._retriever = HybridRetriever(
                 self._store,
                 self.settings.retrieval,
-                document_languages=self.corpus_languages,
                 reranker=reranker,
             )
         return self._retriever
@@ -236,7 +221,7 @@ class Assistant:
 
         with self._lock:
             options: dict[str, Any] = {}
-            if getattr(self._store, "embedder", None) is not None:
+            if self._store.embedder is not None:
                 options["embedder"] = (
                     self._store.embedder
                 )  # reuse the loaded model (else: build_index decides)
@@ -248,20 +233,23 @@ class Assistant:
                     on_progress=on_progress,
                     **options,
                 )
-            self._store = _open_store(self.settings, getattr(self._store, "embedder", None))
+            self._store = _open_store(self.settings, self._store.embedder)
             self._reset()
         return report
 
     def status(self) -> dict[str, Any]:
-        embedder = getattr(self._store, "embedder", None)
+        """What the assistant runs on; `models` maps each available backend to the model it would use."""
+        embedder = self._store.embedder
+        backends = _available_backends(self.settings)
         return {
-            "retrieval_mode": self.retriever.mode,
-            "embedding_model": getattr(embedder, "name", None) if self.retriever.mode == "hybrid" else None,
+            "retrieval_mode": self._store.mode,
+            "embedding_model": embedder.name if embedder is not None else None,
             "backend": self.settings.llm.backend,
-            "backends": _available_backends(self.settings),
+            "backends": backends,
+            "models": {name: _model_for(self.settings, name) for name in backends},
             "documents": len({chunk.doc_id for chunk in self._store.chunks}),
             "chunks": len(self._store.chunks),
-            "index_dir": str(self.settings.index.resolved_index_dir()),
+            "index_dir": store_location(self.settings.index),
         }
 
     def as_langchain_retriever(self, k: int | None = None) -> Any:
@@ -381,6 +369,12 @@ def _available_backends(settings: Settings) -> list[str]:
         return list(available_backends(settings))
     except ImportError:
         return ["extractive"]
+
+
+def _model_for(settings: Settings, backend: str) -> str | None:
+    from rag.backends import model_for
+
+    return model_for(settings, backend)
 
 
 def open_assistant(settings: Settings | None = None, *, index_dir: str | Path | None = None) -> Assistant:

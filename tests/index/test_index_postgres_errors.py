@@ -14,7 +14,7 @@ from index.config import IndexConfig
 from index.errors import IndexFormatError, IndexNotFoundError
 from index.pg_local import free_port
 from index.pg_schema import StoreConnectionError
-from index.store import open_store
+from index.stores import open_store
 
 
 def _config(url: str, tmp_path: Path) -> IndexConfig:

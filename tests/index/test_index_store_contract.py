@@ -18,7 +18,8 @@ import pytest
 from index.build import build_index
 from index.config import IndexConfig
 from index.errors import IndexLockedError, IndexMismatchError
-from index.store import index_lock, open_store
+from index.stores import open_store
+from index.writer import index_lock
 from tests.conftest import REPO
 from tests.index.conftest import PARIS
 
@@ -112,13 +113,13 @@ def test_interrupted_write_keeps_previous_index(
 
     # After every row is written, before the commit point.
     if kind == "folder":
-        from index import store as store_module
+        from index import writer as writer_module
 
-        monkeypatch.setattr(store_module.os, "replace", explode)
+        monkeypatch.setattr(writer_module.os, "replace", explode)
     else:
-        from index.pg_store import PostgresWriter
+        from index.pg_store import PostgresIndexWriter
 
-        monkeypatch.setattr(PostgresWriter, "_write_manifest", explode)
+        monkeypatch.setattr(PostgresIndexWriter, "_write_manifest", explode)
     with pytest.raises(KeyboardInterrupt):
         build_index([corpus], config)
     monkeypatch.undo()
@@ -130,16 +131,16 @@ def test_interrupted_write_keeps_previous_index(
 
 KILLED_WRITER = """
 import os, signal, sys
-from index import store as store_module
+from index import writer as writer_module
 from index.build import build_index
 from index.config import IndexConfig
-from index.pg_store import PostgresWriter
+from index.pg_store import PostgresIndexWriter
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-store_module.os.replace = die            # folder store: just before CURRENT switches
-PostgresWriter._write_manifest = die     # PostgreSQL: every row sent, the transaction still open
+writer_module.os.replace = die           # folder store: just before CURRENT switches
+PostgresIndexWriter._write_manifest = die     # PostgreSQL: every row sent, the transaction still open
 config = IndexConfig(index_dir=sys.argv[1], store_url=sys.argv[2], embedding_model="", show_progress=False)
 build_index([sys.argv[3]], config)
 """
@@ -189,10 +190,10 @@ def test_concurrent_writers(kind: str, config: IndexConfig, corpus: Path) -> Non
         with index_lock(config.resolved_index_dir()), pytest.raises(IndexLockedError, match="being written"):
             build_index([corpus], config)  # the folder store refuses a second writer at once
         return
-    from index.pg_store import PostgresWriter
+    from index.pg_store import PostgresIndexWriter
 
     done: list[object] = []
-    with PostgresWriter(config.store_url):  # another writer holds the advisory lock
+    with PostgresIndexWriter(config.store_url).lock():  # another writer holds the advisory lock
         thread = threading.Thread(target=lambda: done.append(build_index([corpus], config)))
         thread.start()
         time.sleep(1.5)
@@ -206,7 +207,7 @@ def test_concurrent_writers(kind: str, config: IndexConfig, corpus: Path) -> Non
 READER = """
 import sys
 from index.config import IndexConfig
-from index.store import open_store
+from index.stores import open_store
 
 store = open_store(IndexConfig(store_url=sys.argv[1], embedding_model=""))
 for line in sys.stdin:
@@ -253,7 +254,7 @@ def test_second_process_sees_new_documents_at_its_next_question(
 
 def test_a_reader_never_waits_for_a_writer(pg_url: str, corpus: Path, tmp_path: Path) -> None:
     """A write transaction left open (rows sent, not committed) hides its rows and blocks no reader."""
-    from index.pg_store import PostgresWriter
+    from index.pg_store import PostgresIndexWriter
 
     config = IndexConfig(
         index_dir=tmp_path / "unused", store_url=pg_url, embedding_model="", show_progress=False
@@ -261,14 +262,14 @@ def test_a_reader_never_waits_for_a_writer(pg_url: str, corpus: Path, tmp_path: 
     build_index([corpus], config)
     store = open_store(config)
     entered, release = threading.Event(), threading.Event()
-    original = PostgresWriter._write_manifest
+    original = PostgresIndexWriter._write_manifest
 
     def slow_commit(self, manifest):  # noqa: ANN001, ANN202
         entered.set()
         release.wait(30)
         return original(self, manifest)
 
-    PostgresWriter._write_manifest = slow_commit
+    PostgresIndexWriter._write_manifest = slow_commit
     try:
         (corpus / "marseille.txt").write_text(MARSEILLE, encoding="utf-8")
         (corpus / "paris.txt").unlink()
@@ -282,5 +283,5 @@ def test_a_reader_never_waits_for_a_writer(pg_url: str, corpus: Path, tmp_path: 
         writer.join(60)
     finally:
         release.set()
-        PostgresWriter._write_manifest = original
+        PostgresIndexWriter._write_manifest = original
     assert _best_doc(store, "bouillabaisse") == "marseille.txt" and _best_doc(store, "tour Eiffel") is None
