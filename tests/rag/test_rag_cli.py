@@ -109,6 +109,7 @@ def test_chat_indexes_the_paths_then_launches_the_ui(capsys, monkeypatch, tmp_pa
     calls = []
     fake_ui = types.ModuleType("ui.app")
     fake_ui.launch = lambda settings, paths, **kwargs: calls.append((settings, paths, kwargs))
+    fake_ui.check_login = lambda settings: None  # 127.0.0.1: no login needed
     monkeypatch.setitem(sys.modules, "ui.app", fake_ui)
     index_dir = tmp_path / "index"
     code, _, err = _run(capsys, "chat", str(seeds_dir), "--index-dir", str(index_dir), "--port", "7999")
