@@ -28,6 +28,7 @@ import gradio as gr
 from rag import IndexingCancelledError, RagError
 from ui import limits, render
 from ui.accounts import Accounts, Database, User, auth_required
+from ui.conversations import ConversationStore
 from ui.jobs import STAGES, IndexingJobs
 
 if TYPE_CHECKING:
@@ -53,6 +54,12 @@ class Turn:
     text: str = ""  # answer text so far (the streamed pieces, then the final text)
     answer: Answer | None = None
     error: str | None = None
+    saved_html: str | None = None  # a turn reopened from the conversation store: shown as it was
+
+    @property
+    def finished(self) -> bool:
+        """An answer the history may use: a final one, live or reopened, that is not an error."""
+        return not self.error and (self.answer is not None or self.saved_html is not None)
 
 
 @dataclass
@@ -60,15 +67,16 @@ class Conversation:
     """One browser session's chat. Lives in a `gr.State`: Gradio deep-copies it per session."""
 
     turns: list[Turn] = field(default_factory=list)
+    conversation_id: str | None = None  # its key in the conversation store, once its first answer is saved
 
     def history(self) -> list[dict[str, str]]:
         """What the assistant sees: finished turns only (a failed answer is not context)."""
         messages: list[dict[str, str]] = []
         for turn in self.turns:
-            if turn.answer is None or turn.error:
+            if not turn.finished:
                 continue
             messages.append({"role": "user", "content": turn.question})
-            messages.append({"role": "assistant", "content": turn.answer.text})
+            messages.append({"role": "assistant", "content": turn.answer.text if turn.answer else turn.text})
         return messages
 
     def messages(self) -> list[dict[str, str]]:
@@ -76,7 +84,9 @@ class Conversation:
         shown: list[dict[str, str]] = []
         for number, turn in enumerate(self.turns, start=1):
             shown.append({"role": "user", "content": render.render_question(turn.question)})
-            if turn.error:
+            if turn.saved_html is not None:
+                content = turn.saved_html
+            elif turn.error:
                 content = render.render_error(turn.error, turn.text)
             elif turn.answer is not None:
                 content = render.render_answer(turn.answer, number)
@@ -263,10 +273,16 @@ class ChatHandlers:
     session is here: the assistant, the upload jobs and the question rate limiter.
     """
 
-    def __init__(self, assistant: Assistant, accounts: Accounts | None = None) -> None:
+    def __init__(
+        self,
+        assistant: Assistant,
+        accounts: Accounts | None = None,
+        conversations: ConversationStore | None = None,
+    ) -> None:
         self.assistant = assistant
         self.settings = assistant.settings
         self.accounts = accounts
+        self.conversations = conversations
         self._views: dict[str, Assistant] = {}
         self._views_lock = threading.Lock()
         self.jobs = IndexingJobs()
@@ -372,7 +388,79 @@ class ChatHandlers:
             turn.error = describe_error(exc)
         if turn.answer is None and turn.error is None:
             turn.error = "The assistant stopped without a final answer. Please try again."
+        self._save(conversation, turn, request)
         yield conversation.messages(), conversation, gr.update()
+
+    # --- kept conversations and settings ---------------------------------------------------------------------
+    def _save(self, conversation: Conversation, turn: Turn, request: gr.Request | None) -> None:
+        if self.conversations is None:
+            return
+        if conversation.conversation_id is None:
+            conversation.conversation_id = self.conversations.new_id()
+        position = conversation.turns.index(turn)
+        try:
+            self.conversations.save_turn(
+                person(request),
+                conversation.conversation_id,
+                position,
+                turn.question,
+                answer_html=conversation.messages()[2 * position + 1]["content"],
+                answer=turn.answer,
+                error=turn.error,
+            )
+        except Exception as exc:  # the answer is shown anyway; say in the log why it was not kept
+            log.warning("conversation not saved: %s", exc)
+
+    def conversation_list(self, request: gr.Request | None = None, selected: str | None = None) -> Any:
+        if self.conversations is None:
+            return gr.update()
+        return gr.update(choices=self.conversations.list(person(request)), value=selected)
+
+    def current_in_list(self, conversation: Conversation, request: gr.Request | None = None) -> Any:
+        return self.conversation_list(request, conversation.conversation_id)
+
+    def open_conversation(self, conversation_id: str | None, request: gr.Request | None = None):
+        """-> (chat, conversation, title box)."""
+        if self.conversations is None or not conversation_id:
+            return gr.update(), gr.update(), gr.update()
+        saved = self.conversations.turns(person(request), conversation_id)
+        conversation = Conversation(
+            [Turn(t.question, t.answer_text or "", error=t.error, saved_html=t.answer_html) for t in saved],
+            conversation_id=conversation_id,
+        )
+        titles = dict((cid, title) for title, cid in self.conversations.list(person(request)))
+        return conversation.messages(), conversation, titles.get(conversation_id, "")
+
+    def rename_conversation(self, conversation_id: str | None, title: str, request: gr.Request | None = None):
+        if self.conversations is not None and conversation_id:
+            self.conversations.rename(person(request), conversation_id, title or "")
+        return self.conversation_list(request, conversation_id)
+
+    def delete_conversation(
+        self, conversation_id: str | None, conversation: Conversation, request: gr.Request | None = None
+    ):
+        """-> (list, chat, conversation, title box): deleting the open conversation starts a new one."""
+        if self.conversations is not None and conversation_id:
+            self.conversations.delete(person(request), conversation_id)
+        if conversation.conversation_id == conversation_id:
+            return self.conversation_list(request), [], Conversation(), ""
+        return self.conversation_list(request), gr.update(), gr.update(), ""
+
+    def load_person(self, request: gr.Request | None = None):
+        """On page load: this person's conversation list and their saved settings (top-k, backend)."""
+        if self.conversations is None:
+            return gr.update(), gr.update(), gr.update()
+        saved = self.conversations.settings(person(request))
+        backend = saved.get("backend")
+        return (
+            self.conversation_list(request),
+            gr.update(value=saved["top_k"]) if "top_k" in saved else gr.update(),
+            gr.update(value=backend) if backend in self.backends else gr.update(),
+        )
+
+    def save_settings(self, top_k: float, backend: str, request: gr.Request | None = None) -> None:
+        if self.conversations is not None:
+            self.conversations.save_settings(person(request), top_k=int(top_k), backend=backend)
 
     @staticmethod
     def new_conversation() -> tuple[list[dict[str, str]], Conversation, str]:
@@ -498,11 +586,16 @@ def render_job(job: Any) -> str:
 
 
 def build_app(
-    assistant: Assistant, *, examples: Sequence[str] = EXAMPLES, accounts: Accounts | None = None
+    assistant: Assistant,
+    *,
+    examples: Sequence[str] = EXAMPLES,
+    accounts: Accounts | None = None,
+    conversations: ConversationStore | None = None,
 ) -> gr.Blocks:
     """The chat page over `assistant` (see the module docstring). Launch it with `serve` (with
-    `auth=accounts.authenticate` when `accounts` are given: then each user has a private collection)."""
-    handlers = ChatHandlers(assistant, accounts)
+    `auth=accounts.authenticate` when `accounts` are given: then each user has a private collection).
+    With `conversations`, each person's conversations and settings are kept and listed."""
+    handlers = ChatHandlers(assistant, accounts, conversations)
     settings = assistant.settings
     backends, default_backend = handlers.backends, handlers.default_backend
     extensions = list(settings.index.extensions)
@@ -556,6 +649,24 @@ def build_app(
                         scale=0,
                     )
             with gr.Column(scale=3, min_width=260, elem_classes="side"):
+                with gr.Accordion(
+                    "Your conversations", open=True, elem_id="history", visible=conversations is not None
+                ):
+                    saved = gr.Dropdown(
+                        choices=[],
+                        value=None,
+                        label="Open a past conversation",
+                        elem_id="conversations",
+                        interactive=True,
+                    )
+                    title = gr.Textbox(
+                        label="Title",
+                        elem_id="conversation-title",
+                        placeholder="Rename the open conversation",
+                    )
+                    with gr.Row():
+                        rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
+                        delete = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
                 index_info = gr.HTML(
                     handlers.page_info(default_backend)[1], elem_id="index-info", js_on_load=None
                 )
@@ -614,11 +725,31 @@ def build_app(
             "show_progress": "minimal",
             "show_progress_on": chatbot,
         }
-        question.submit(**answer, api_name="ask")  # also what gradio_client calls (the benchmark does)
+        listed = {  # after an answer: the conversation is in the list (new, or moved to the top)
+            "fn": handlers.current_in_list,
+            "inputs": conversation,
+            "outputs": saved,
+            "queue": False,
+            "show_progress": "hidden",
+            "api_visibility": "private",
+        }
+        question.submit(**answer, api_name="ask").then(**listed)  # /ask: what gradio_client calls
         chatbot.example_select(handlers.pick_example, None, question, queue=False).then(
             **answer, api_visibility="private"
+        ).then(**listed)
+        new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False).then(
+            lambda: (None, ""), None, [saved, title], queue=False
         )
-        new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False)
+        saved.input(handlers.open_conversation, saved, [chatbot, conversation, title], queue=False)
+        rename.click(handlers.rename_conversation, [saved, title], saved, queue=False)
+        delete.click(
+            handlers.delete_conversation,
+            [saved, conversation],
+            [saved, chatbot, conversation, title],
+            queue=False,
+        )
+        for control in (top_k.release, backend.input):
+            control(handlers.save_settings, [top_k, backend], None, queue=False, show_progress="hidden")
         # The Chatbot's own trash button clears the display: forget the conversation with it.
         chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False)
         backend.change(
@@ -649,6 +780,7 @@ def build_app(
         # Counts and mode can change after another session's upload: refresh them for each new page.
         demo.load(handlers.page_info, backend, [banner, index_info], queue=False, show_progress="hidden")
         demo.load(handlers.account_line, None, account, queue=False, show_progress="hidden")
+        demo.load(handlers.load_person, None, [saved, top_k, backend], queue=False, show_progress="hidden")
     demo.ui_settings = settings.ui  # read by `serve`: thread and upload size limits
     return demo
 
@@ -747,7 +879,8 @@ def launch(
         else:
             assistant = open_assistant(settings)
     accounts = check_login(settings)
-    demo = build_app(assistant, accounts=accounts)
+    conversations = ConversationStore(Database(settings.ui.database))
+    demo = build_app(assistant, accounts=accounts, conversations=conversations)
     login = f", login required ({len(accounts.users())} users)" if accounts else ""
     print(
         f"Chat on http://{settings.ui.host}:{settings.ui.port} (index: {settings.index.index_dir}{login})",

@@ -10,6 +10,7 @@ from ui_browser import ChatPage, copy_seeds, free_port, lexical_settings
 
 from rag import build_assistant
 from ui.accounts import Accounts, Database
+from ui.conversations import ConversationStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,7 +31,8 @@ def team_url(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser)
     accounts.add("bob", PASSWORDS["bob"])
     accounts.add("root", PASSWORDS["root"], "admin")
     assistant = build_assistant([copy_seeds(seeds_dir, workspace)], settings)
-    demo = build_app(assistant, accounts=accounts)
+    conversations = ConversationStore(Database(settings.ui.database))
+    demo = build_app(assistant, accounts=accounts, conversations=conversations)
     url = serve(demo, "127.0.0.1", free_port(), block=False, quiet=True, auth=accounts.authenticate)
     yield url.rstrip("/")
     demo.close()
@@ -44,7 +46,9 @@ def log_in(browser, url: str, name: str, password: str | None = None) -> ChatPag
     page.fill("input[type=password]", password or PASSWORDS[name])
     page.get_by_role("button", name="Login").click()
     page.wait_for_selector("#question textarea", timeout=30_000)
-    page.wait_for_function("() => document.querySelector('#account').innerText.includes('Signed in')")
+    page.wait_for_function(
+        "() => (document.querySelector('#account')?.innerText || '').includes('Signed in')"
+    )
     return ChatPage(page, url)
 
 
@@ -94,4 +98,33 @@ def test_each_user_searches_their_own_uploads_and_the_shared_corpus(team_url, br
     assert "pain.txt" in bob.ask("Quel pain accompagne les fromages ?").inner_text()
     assert "fromage.txt" not in root.ask("Où est affiné le zorblax ?").inner_text()
     for chat in (alice, bob, root):
+        chat.page.context.close()
+
+
+def test_conversations_and_settings_survive_a_reload(team_url, browser):
+    alice = log_in(browser, team_url, "alice")
+    alice.ask("Quelle est la valorisation d'OpenAI ?")
+    alice.ask("Et qui est son principal investisseur ?")
+    field = alice.page.locator("#top-k input[type=number]")
+    field.fill("7")
+    field.press("Enter")
+    alice.page.locator("#top-k input[type=range]").dispatch_event("pointerup")  # a "release" of the slider
+    alice.page.wait_for_timeout(500)
+
+    alice.page.reload()
+    alice.page.wait_for_selector("#question textarea")
+    assert alice.questions() == []  # a new page starts a new conversation...
+    alice.choose("conversations", "Quelle est la valorisation d'OpenAI ?")  # ...and lists the old ones
+    alice.page.wait_for_function("() => document.querySelectorAll('#chat .question').length === 2")
+    assert alice.questions() == [
+        "Quelle est la valorisation d'OpenAI ?",
+        "Et qui est son principal investisseur ?",
+    ]
+    assert alice.page.locator("#top-k input[type=number]").input_value() == "7"
+    alice.screenshot("conversations-reopened.png")
+
+    bob = log_in(browser, team_url, "bob")
+    bob.page.click("#conversations input")
+    assert bob.page.locator("#conversations li[role=option]").count() == 0  # not alice's
+    for chat in (alice, bob):
         chat.page.context.close()
