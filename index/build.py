@@ -30,6 +30,7 @@ from index.chunking import SPLITTER_VERSION, ChunkingSettings, approx_count_batc
 from index.config import IndexConfig
 from index.embedding import Embedder, approx_token_spans, load_embedder
 from index.errors import IndexMismatchError, IndexNotFoundError, IndexPathError
+from index.instructions import DETECTOR_VERSION, flag_instructions
 from index.language import detect_language
 from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index
 from index.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document, sha256_bytes
@@ -269,6 +270,7 @@ def build_index(
             and not report.removed_files
             and not roots_changed
             and same_analyzer
+            and previous.manifest.instruction_detector == DETECTOR_VERSION
             and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
         )
         if nothing_changed:
@@ -296,7 +298,9 @@ def build_index(
                 }
                 continue
             language = detect_language(document.text[:20_000], default="fr")
-            chunks = chunk_document(document, settings, count_batch=count_batch, token_spans=token_spans)
+            chunks = flag_instructions(
+                chunk_document(document, settings, count_batch=count_batch, token_spans=token_spans)
+            )
             loaded.append((item, document, language, chunks))
             if is_new:
                 report.new_files += 1
@@ -314,6 +318,7 @@ def build_index(
         old_counts = (
             previous.bm25.row_term_counts() if previous is not None and kept and same_analyzer else None
         )
+        same_detector = previous is not None and previous.manifest.instruction_detector == DETECTOR_VERSION
         for item, old in kept:
             assert previous is not None
             document = previous.document(old.doc_id)
@@ -322,7 +327,7 @@ def build_index(
             for chunk_id in old.chunk_ids:
                 row = previous.chunk_index(chunk_id)
                 chunk = previous.chunks[row]
-                chunks.append(chunk)
+                chunks.append(chunk if same_detector else flag_instructions([chunk])[0])
                 vector_rows.append(row if reuse_vectors else -1)
                 term_counts.append(
                     old_counts[row]
@@ -375,6 +380,7 @@ def build_index(
             files=entries,
             vector_index=vector_index_kind(len(chunks)) if embedder is not None else None,
             skipped=skipped_meta,
+            instruction_detector=DETECTOR_VERSION,
             created_at=previous.manifest.created_at if previous is not None else now,
             updated_at=now,
         )

@@ -6,6 +6,11 @@ Layout of `index_dir`:
     gen-<time>-<id>/   manifest.json, documents.jsonl (texts: offsets can be shown), chunks.jsonl,
                        bm25.json + bm25.npz, vectors.faiss (hybrid mode only)
 
+The chunk table (chunks.jsonl, one row per chunk in row order) has the columns chunk_id, doc_id, start, end
+(offsets into the document's text), ordinal, heading_path, page and instruction_like (bool: the chunk gives
+orders to an AI assistant, see index.instructions; absent in indexes of before: read as false). Any other
+store of chunks (PostgreSQL) keeps the same columns.
+
 A writer fills a hidden temporary folder, fsyncs every file, renames it to its generation name, then
 points CURRENT at it; only after that are older generations deleted. A crash or Ctrl-C at any point
 leaves CURRENT on a complete generation, so the previous index stays loadable. Nothing is pickled:
@@ -203,6 +208,7 @@ def chunk_row(chunk: Chunk) -> dict[str, Any]:
         "ordinal": chunk.ordinal,
         "heading_path": list(chunk.heading_path),
         "page": chunk.page,
+        "instruction_like": chunk.instruction_like,
     }
 
 
@@ -415,6 +421,7 @@ class IndexStore:
                         ordinal=row["ordinal"],
                         heading_path=tuple(row["heading_path"]),
                         page=row["page"],
+                        instruction_like=bool(row.get("instruction_like", False)),
                     )
                 )
             bm25 = BM25Index.load(generation)
