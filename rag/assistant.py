@@ -256,12 +256,15 @@ class Assistant:
         return report
 
     def status(self) -> dict[str, Any]:
+        """What the assistant runs on; `models` maps each available backend to the model it would use."""
         embedder = getattr(self._store, "embedder", None)
+        backends = _available_backends(self.settings)
         return {
             "retrieval_mode": self.retriever.mode,
             "embedding_model": getattr(embedder, "name", None) if self.retriever.mode == "hybrid" else None,
             "backend": self.settings.llm.backend,
-            "backends": _available_backends(self.settings),
+            "backends": backends,
+            "models": {name: _model_for(self.settings, name) for name in backends},
             "documents": len({chunk.doc_id for chunk in self._store.chunks}),
             "chunks": len(self._store.chunks),
             "index_dir": str(self.settings.index.resolved_index_dir()),
@@ -384,6 +387,12 @@ def _available_backends(settings: Settings) -> list[str]:
         return list(available_backends(settings))
     except ImportError:
         return ["extractive"]
+
+
+def _model_for(settings: Settings, backend: str) -> str | None:
+    from rag.backends import model_for
+
+    return model_for(settings, backend)
 
 
 def open_assistant(settings: Settings | None = None, *, index_dir: str | Path | None = None) -> Assistant:

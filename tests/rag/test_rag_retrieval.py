@@ -154,3 +154,20 @@ def test_reranker_order_is_used_and_scored() -> None:
     question = "pont de Recouvrance Brest"
     assert plain.retrieve(question, "fr")[0].chunk_ids != reranked.retrieve(question, "fr")[0].chunk_ids
     assert "rerank" in reranked.retrieve(question, "fr")[0].scores
+
+
+def test_merging_stops_at_the_passage_length_bound_and_never_repeats_text() -> None:
+    text = " ".join(f"Phrase numéro {n} du long article sur Brest." for n in range(400))
+    chunks = [
+        _chunk("d", text, start, min(len(text), start + 500), n)
+        for n, start in enumerate(range(0, len(text), 400))
+    ]
+    passages = merge_chunks([(c, 1.0, {}) for c in chunks[:20]], {"d": text}.get, 20, max_chars=1200)
+    assert len(passages) > 1
+    assert all(len(p.text) <= 1200 for p in passages)
+    spans = sorted((p.start, p.end) for p in passages)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end  # no text shown twice
+    for passage in passages:
+        assert passage.text == text[passage.start : passage.end]
+    assert spans[0][0] == 0 and spans[-1][1] == chunks[19].end  # and none left out
