@@ -84,7 +84,7 @@ class Manifest:
         try:
             files = {doc_id: FileEntry(**entry) for doc_id, entry in data.pop("files", {}).items()}
             return cls(files=files, **data)
-        except TypeError as exc:
+        except (TypeError, AttributeError, ValueError) as exc:
             raise IndexFormatError(
                 f"The index manifest {path} is damaged ({exc}). Rebuild the index: rag index --rebuild <folders>."
             ) from exc

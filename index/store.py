@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -44,6 +45,14 @@ from index.errors import (
     IndexMismatchError,
     IndexNotFoundError,
     IndexPathError,
+)
+from index.integrity import (
+    check_chunk_row,
+    check_documents,
+    check_manifest,
+    damaged,
+    read_vectors,
+    refuse_symlinks,
 )
 from index.language import detect_language
 from index.lexical import Analyzer, BM25Index
@@ -381,6 +390,7 @@ class IndexStore:
         load_model: bool,
     ) -> IndexStore:
         manifest = Manifest.read(generation)
+        refuse_symlinks(index_dir, generation)
         built_with = manifest.embedding_model
         if (
             config is not None
@@ -405,10 +415,12 @@ class IndexStore:
                 languages[row["doc_id"]] = row.pop("language")
                 row["sections"] = [Section(s, e, tuple(h), p) for s, e, h, p in row["sections"]]
                 documents.append(Document(**row))
+            check_documents(index_dir, documents)
             by_id = {doc.doc_id: doc for doc in documents}
             chunks = []
             for row in _read_jsonl(generation / CHUNKS_FILE):
                 doc = by_id[row["doc_id"]]
+                check_chunk_row(index_dir, row, doc)
                 chunks.append(
                     Chunk(
                         chunk_id=row["chunk_id"],
@@ -425,28 +437,25 @@ class IndexStore:
                     )
                 )
             bm25 = BM25Index.load(generation)
-        except FileNotFoundError:
+            bm25.check(len(chunks))
+        except (FileNotFoundError, IndexFormatError):
             raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexFormatError(
-                f"The index in {index_dir} is damaged ({type(exc).__name__}: {exc}). "
-                "Rebuild it: rag index --rebuild <folders>."
-            ) from exc
-        if bm25.size != len(chunks):
-            raise IndexFormatError(
-                f"The index in {index_dir} is inconsistent ({bm25.size} BM25 rows, {len(chunks)} chunks). "
-                "Rebuild it: rag index --rebuild <folders>."
-            )
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            OSError,
+            EOFError,
+            zipfile.BadZipFile,
+        ) as exc:
+            # json, np.load (a cut or garbled zip), a row of the wrong shape: all are damage
+            raise damaged(index_dir, f"{type(exc).__name__}: {exc}") from exc
+        check_manifest(index_dir, manifest, chunks, by_id)
         vector_index = None
         if manifest.mode == "hybrid":
-            import faiss
-
-            vector_index = faiss.read_index(str(generation / VECTORS_FILE))
-            if vector_index.ntotal != len(chunks):
-                raise IndexFormatError(
-                    f"The index in {index_dir} is inconsistent ({vector_index.ntotal} vectors, {len(chunks)} "
-                    "chunks). Rebuild it: rag index --rebuild <folders>."
-                )
+            vector_index = read_vectors(index_dir, generation / VECTORS_FILE, manifest, len(chunks))
             if hasattr(vector_index, "hnsw"):
                 vector_index.hnsw.efSearch = HNSW_EF_SEARCH
             if embedder is None and load_model:
