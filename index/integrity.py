@@ -17,20 +17,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.errors import IndexFormatError
+from index.generations import REBUILD_HINT
 from index.manifest import Manifest
 from index.records import Chunk, Document
 
 if TYPE_CHECKING:
     import faiss
 
-REBUILD = "Rebuild it: rag index --rebuild <folders>."
 MODES = ("hybrid", "lexical")
 
 
 def damaged(index_dir: Path | str, fault: str) -> IndexFormatError:
     """The one error of a damaged index: where, what, and the fix, on one line."""
     fault = " ".join(str(fault).split())[:300]
-    return IndexFormatError(f"The index in {index_dir} is damaged: {fault}. {REBUILD}")
+    return IndexFormatError(f"The index in {index_dir} is damaged: {fault}. {REBUILD_HINT}")
 
 
 def refuse_symlinks(index_dir: Path, generation: Path) -> None:
@@ -112,8 +112,6 @@ def flat_file_size(dimension: int, count: int) -> int:
 
 def read_vectors(index_dir: Path, path: Path, manifest: Manifest, count: int) -> faiss.Index:
     """The FAISS index of a hybrid generation, checked against the manifest (dimension, kind) and `count`."""
-    import faiss
-
     if not path.is_file():
         raise damaged(index_dir, f"the manifest says hybrid but {path.name} is missing")
     dimension = (manifest.embedding or {}).get("dimension")
@@ -126,8 +124,10 @@ def read_vectors(index_dir: Path, path: Path, manifest: Manifest, count: int) ->
             f"{path.name} has {size} bytes; {count} vectors of dimension {dimension} take "
             f"{flat_file_size(dimension, count)}",
         )
+    from index.vector_index import read_vector_index
+
     try:
-        index = faiss.read_index(str(path))
+        index = read_vector_index(path)
     except (RuntimeError, MemoryError, OSError) as exc:
         raise damaged(index_dir, f"{path.name} cannot be read ({str(exc).splitlines()[0][:160]})") from exc
     if index.ntotal != count or index.d != dimension:

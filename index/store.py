@@ -1,50 +1,30 @@
-"""The index on disk: generations written atomically, opened read-only for search.
+"""The folder store's reader: one index generation, opened read-only for search (`IndexStore`).
 
-Layout of `index_dir`:
-    CURRENT            name of the live generation (switched with os.replace: atomic)
-    LOCK               held (fcntl.flock) by the one process that writes
-    gen-<time>-<id>/   manifest.json, documents.jsonl (texts: offsets can be shown), chunks.jsonl,
-                       bm25.json + bm25.npz, vectors.faiss (hybrid mode only)
-
-The chunk table (chunks.jsonl, one row per chunk in row order) has the columns chunk_id, doc_id, start, end
-(offsets into the document's text), ordinal, heading_path, page and instruction_like (bool: the chunk gives
-orders to an AI assistant, see index.instructions; absent in indexes of before: read as false). Any other
-store of chunks (PostgreSQL) keeps the same columns.
-
-A writer fills a hidden temporary folder, fsyncs every file, renames it to its generation name, then
-points CURRENT at it; only after that are older generations deleted. A crash or Ctrl-C at any point
-leaves CURRENT on a complete generation, so the previous index stays loadable. Nothing is pickled:
-FAISS has its own binary format, the rest is JSON and plain npz arrays.
-
-The FAISS index is exact inner product (IndexFlatIP) up to FLAT_MAX_VECTORS (80k), HNSW above: vectors are
-normalised, so inner product is cosine similarity.
+`IndexStore` implements `index.protocols.IndexReader` (what rag reads) and `PreviousIndex` (what an
+incremental build reuses). It reads files; which model it searches with is decided by
+`index.model_check.embedder_for_index`, and the retrieval mode is fixed once, here, when it is opened.
+Writing: `index.writer`. Folder layout: `index.generations`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import time
-import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from index.config import IndexConfig
-from index.embedding import Embedder, load_embedder
-from index.errors import (
-    IndexFormatError,
-    IndexLockedError,
-    IndexMismatchError,
-    IndexNotFoundError,
-    IndexPathError,
+from index.embedding import Embedder
+from index.errors import IndexFormatError, IndexNotFoundError
+from index.generations import (
+    CHUNKS_FILE,
+    DOCUMENTS_FILE,
+    VECTORS_FILE,
+    check_index_dir,
+    current_generation,
 )
 from index.integrity import (
     check_chunk_row,
@@ -54,266 +34,23 @@ from index.integrity import (
     read_vectors,
     refuse_symlinks,
 )
-from index.language import detect_language
+from index.language import DOCUMENT_LANGUAGE_DEFAULT, detect_language
 from index.lexical import Analyzer, BM25Index
 from index.manifest import Manifest
+from index.model_check import check_dimension, embedder_for_index
+from index.protocols import DocumentInfo
 from index.records import Chunk, Document, Section
 
 if TYPE_CHECKING:
     import faiss
 
-# Exact search up to this many vectors, HNSW (approximate, sub-linear) above. Measured with
-# `python -m eval.benchmarks.scale` (dim 384, one FAISS thread, 2-core machine): exact search passes 10 ms
-# p50 near 84k vectors (36 ms at 100k, 175 ms at 1M) while HNSW stays at 1-2 ms from 100k to 1M.
-FLAT_MAX_VECTORS = 80_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 128
-
-CURRENT_FILE = "CURRENT"
-LOCK_FILE = "LOCK"
-GENERATION_PREFIX = "gen-"
-TEMP_PREFIX = ".tmp-"
-VECTORS_FILE = "vectors.faiss"
-DOCUMENTS_FILE = "documents.jsonl"
-CHUNKS_FILE = "chunks.jsonl"
-REBUILD_HINT = "Rebuild it: rag index --rebuild <folders>."
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentInfo:
-    """What the UI lists about an indexed document (the text itself: `IndexStore.document_text`)."""
-
-    doc_id: str
-    source: str
-    title: str
-    language: str
-    content_hash: str
-    chunk_count: int
-    characters: int
-
-
-# -- the index folder ---------------------------------------------------------------------------------
-def _not_a_folder(index_dir: Path) -> IndexPathError:
-    return IndexPathError(
-        f"The index folder {index_dir} is a file, not a folder. Give another folder with --index-dir "
-        "(setting index.index_dir)."
-    )
-
-
-def check_index_dir(index_dir: Path) -> None:
-    """Raise IndexPathError when `index_dir` is a file (nothing is read or written there)."""
-    if index_dir.exists() and not index_dir.is_dir():
-        raise _not_a_folder(index_dir)
-
-
-def make_index_dir(index_dir: Path) -> None:
-    """Create the index folder, or say in one line why it cannot be (a file in the way, no permission)."""
-    check_index_dir(index_dir)
-    try:
-        index_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IndexPathError(
-            f"The index folder {index_dir} cannot be created ({exc.strerror or exc}). Give a folder you can "
-            "write to with --index-dir (setting index.index_dir)."
-        ) from exc
-
-
-# -- locking ------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def index_lock(index_dir: Path) -> Iterator[None]:
-    """Exclusive writer lock; fails at once (IndexLockedError) if another process holds it.
-
-    flock is released by the kernel when the holder dies, so a crashed writer never leaves a stale lock.
-    """
-    make_index_dir(index_dir)
-    path = index_dir / LOCK_FILE
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - Windows: no advisory lock, single writer assumed
-            pass
-        except OSError as exc:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise IndexLockedError(
-                f"The index in {index_dir} is being written by {holder}. Wait for it to finish and try again."
-            ) from exc
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
-
-
-# -- writing ------------------------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every platform/filesystem
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False))
-            handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def make_vector_index(vectors: np.ndarray) -> faiss.Index:
-    import faiss
-
-    dimension = vectors.shape[1]
-    if len(vectors) <= FLAT_MAX_VECTORS:
-        index = faiss.IndexFlatIP(dimension)
-    else:
-        index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def vector_index_kind(count: int) -> str:
-    return "flat_ip" if count <= FLAT_MAX_VECTORS else "hnsw_ip"
-
-
-def document_row(document: Document, language: str) -> dict[str, Any]:
-    row = asdict(document)
-    row["language"] = language
-    row["sections"] = [[s.start, s.end, list(s.heading_path), s.page] for s in document.sections]
-    return row
-
-
-def chunk_row(chunk: Chunk) -> dict[str, Any]:
-    # The text is not stored twice: it is document.text[start:end].
-    return {
-        "chunk_id": chunk.chunk_id,
-        "doc_id": chunk.doc_id,
-        "start": chunk.start,
-        "end": chunk.end,
-        "ordinal": chunk.ordinal,
-        "heading_path": list(chunk.heading_path),
-        "page": chunk.page,
-        "instruction_like": chunk.instruction_like,
-    }
-
-
-def write_generation(
-    index_dir: Path,
-    manifest: Manifest,
-    documents: Sequence[tuple[Document, str]],
-    chunks: Sequence[Chunk],
-    bm25: BM25Index,
-    vectors: np.ndarray | None,
-) -> Path:
-    """Write a complete generation and make it current. Call under `index_lock`. Returns its folder."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{GENERATION_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    temp = index_dir / f"{TEMP_PREFIX}{name}"
-    temp.mkdir()
-    try:
-        _write_jsonl(temp / DOCUMENTS_FILE, [document_row(doc, lang) for doc, lang in documents])
-        _write_jsonl(temp / CHUNKS_FILE, [chunk_row(chunk) for chunk in chunks])
-        bm25.save(temp)
-        _fsync_file(temp / "bm25.npz")
-        _fsync_file(temp / "bm25.json")
-        if vectors is not None:
-            import faiss
-
-            faiss.write_index(make_vector_index(vectors), str(temp / VECTORS_FILE))
-            _fsync_file(temp / VECTORS_FILE)
-        manifest.chunk_count = len(chunks)
-        _write_text(temp / "manifest.json", manifest.to_json())
-        _fsync_dir(temp)
-        final = index_dir / name
-        os.rename(temp, final)
-        _fsync_dir(index_dir)
-        pointer = index_dir / f"{CURRENT_FILE}.tmp"
-        _write_text(pointer, name + "\n")
-        os.replace(pointer, index_dir / CURRENT_FILE)  # the commit point
-        _fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    remove_stale_generations(index_dir)
-    return final
-
-
-def current_generation(index_dir: Path) -> Path | None:
-    """The live generation's folder, or None when there is no index. CURRENT may only name a generation
-    folder directly inside `index_dir`: a pointer elsewhere (`../`, an absolute path, a symlink leading
-    out) is damage or tampering, never followed."""
-    try:
-        name = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexFormatError(
-            f"The index pointer {index_dir / CURRENT_FILE} cannot be read ({exc}). {REBUILD_HINT}"
-        ) from exc
-    if not name:
-        return None
-    generation = index_dir / name
-    if (
-        "/" in name
-        or "\\" in name
-        or not name.startswith(GENERATION_PREFIX)
-        or generation.is_symlink()
-        or (generation.exists() and generation.resolve().parent != index_dir.resolve())
-    ):
-        raise IndexFormatError(
-            f"The index pointer {index_dir / CURRENT_FILE} names {name[:80]!r}, which is not a generation "
-            f"folder of {index_dir}. {REBUILD_HINT}"
-        )
-    return generation
-
-
-def remove_stale_generations(index_dir: Path) -> None:
-    """Delete generations CURRENT does not point at, and leftovers of interrupted writes. Under the lock."""
-    live = current_generation(index_dir)
-    for entry in index_dir.iterdir():
-        if entry.is_dir() and entry != live and entry.name.startswith((GENERATION_PREFIX, TEMP_PREFIX)):
-            shutil.rmtree(entry, ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        (index_dir / f"{CURRENT_FILE}.tmp").unlink()
+__all__ = ["DocumentInfo", "IndexStore"]
 
 
 # -- reading ------------------------------------------------------------------------------------------
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
-
-
-def same_model(built_with: str | None, configured: str | None) -> bool:
-    if (built_with or "") == (configured or ""):
-        return True
-    if not built_with or not configured:
-        return False
-    a, b = Path(built_with).expanduser(), Path(configured).expanduser()
-    return a.exists() and b.exists() and a.resolve() == b.resolve()
 
 
 class IndexStore:
@@ -340,9 +77,12 @@ class IndexStore:
         self.bm25 = bm25
         self.vector_index = vector_index
         self.embedder = embedder if vector_index is not None else None
+        # The retrieval mode, decided here once: dense search needs both the vectors and a loaded model.
+        self.mode = "hybrid" if self.embedder is not None else "lexical"
         self._rows = {chunk.chunk_id: row for row, chunk in enumerate(chunks)}
         counts = Counter(languages[chunk.doc_id] for chunk in chunks)
-        self.main_language = counts.most_common(1)[0][0] if counts else "fr"
+        self.main_language = counts.most_common(1)[0][0] if counts else DOCUMENT_LANGUAGE_DEFAULT
+        self._corpus_languages = set(counts)
         self._analyzer = Analyzer()
 
     # -- opening --------------------------------------------------------------------------------------
@@ -391,23 +131,6 @@ class IndexStore:
     ) -> IndexStore:
         manifest = Manifest.read(generation)
         refuse_symlinks(index_dir, generation)
-        built_with = manifest.embedding_model
-        if (
-            config is not None
-            and built_with
-            and config.embedding_model
-            and not same_model(built_with, config.embedding_model)
-        ):
-            raise IndexMismatchError(
-                f"The index in {index_dir} was built with the embedding model {built_with!r}, but "
-                f"{config.embedding_model!r} is configured. Either rebuild the index with the new model "
-                f"(rag index --rebuild <folders>) or set RAG_INDEX__EMBEDDING_MODEL={built_with!r} back."
-            )
-        if embedder is not None and built_with and not same_model(built_with, embedder.name):
-            raise IndexMismatchError(
-                f"The index in {index_dir} was built with {built_with!r}; the embedder given is {embedder.name!r}. "
-                "Use the same model, or rebuild the index with rag index --rebuild <folders>."
-            )
         try:
             documents: list[Document] = []
             languages: dict[str, str] = {}
@@ -450,35 +173,22 @@ class IndexStore:
             EOFError,
             zipfile.BadZipFile,
         ) as exc:
-            # json, np.load (a cut or garbled zip), a row of the wrong shape: all are damage
+            # json, np.load (a cut or garbled zip), a row of the wrong shape: all are damage (index.integrity)
             raise damaged(index_dir, f"{type(exc).__name__}: {exc}") from exc
         check_manifest(index_dir, manifest, chunks, by_id)
         vector_index = None
         if manifest.mode == "hybrid":
             vector_index = read_vectors(index_dir, generation / VECTORS_FILE, manifest, len(chunks))
-            if hasattr(vector_index, "hnsw"):
-                vector_index.hnsw.efSearch = HNSW_EF_SEARCH
-            if embedder is None and load_model:
-                model_config = config or IndexConfig(embedding_model=built_with or "")
-                if config is not None and not config.embedding_model:
-                    model_config = None  # lexical-only chosen: keep the vectors, do not load a model
-                if model_config is not None:
-                    embedder = load_embedder(model_config)
-            if embedder is not None and embedder.dimension != vector_index.d:
-                raise IndexMismatchError(
-                    f"The index in {index_dir} holds {vector_index.d}-dimensional vectors; the model "
-                    f"{embedder.name!r} makes {embedder.dimension}. Rebuild it: rag index --rebuild <folders>."
-                )
+        embedder = embedder_for_index(
+            manifest.embedding_model, config, embedder, load_model=load_model, where=str(index_dir)
+        )
+        if embedder is not None and vector_index is not None:
+            check_dimension(vector_index.d, embedder, str(index_dir))
         return cls(
             index_dir, generation, manifest, documents, languages, chunks, bm25, vector_index, embedder
         )
 
     # -- lookups --------------------------------------------------------------------------------------
-    @property
-    def mode(self) -> str:
-        """Retrieval mode available now: "hybrid" needs both the vectors and a loaded model."""
-        return "hybrid" if self.vector_index is not None and self.embedder is not None else "lexical"
-
     def __len__(self) -> int:
         return len(self.chunks)
 
@@ -503,6 +213,21 @@ class IndexStore:
     def document_language(self, doc_id: str) -> str:
         return self._languages[doc_id]
 
+    def corpus_languages(self) -> set[str]:
+        """The languages of the documents that have chunks."""
+        return set(self._corpus_languages)
+
+    def term_document_frequencies(self) -> dict[str, int]:
+        return self.bm25.document_frequencies()
+
+    def row_term_counts(self) -> list[dict[str, int]]:
+        return self.bm25.row_term_counts()
+
+    def stored_vectors(self) -> np.ndarray | None:
+        if self.vector_index is None:
+            return None
+        return self.vector_index.reconstruct_n(0, self.vector_index.ntotal)
+
     def documents(self) -> list[DocumentInfo]:
         counts = Counter(chunk.doc_id for chunk in self.chunks)
         return [
@@ -521,9 +246,8 @@ class IndexStore:
     # -- search ---------------------------------------------------------------------------------------
     def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
         """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode."""
-        if self.mode != "hybrid" or k <= 0 or not self.chunks:
+        if self.embedder is None or self.vector_index is None or k <= 0 or not self.chunks:
             return []
-        assert self.embedder is not None and self.vector_index is not None
         vector = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
         scores, rows = self.vector_index.search(vector, min(k, len(self.chunks)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]

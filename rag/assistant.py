@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from index.embedding import Embedder
+from index.protocols import IndexReader
 from rag.errors import IndexUnavailableError, InvalidArgumentError
 from rag.records import Answer, Passage
 from rag.settings import Settings, load_settings
@@ -37,8 +39,11 @@ def _index_command(settings: Settings) -> str:
     return f"rag index <files or folders> --index-dir {settings.index.index_dir}"
 
 
-def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
-    """Open the index of `settings.index.index_dir`; index errors become `IndexUnavailableError`."""
+def _open_store(settings: Settings, embedder: Embedder | None = None) -> IndexReader:
+    """Open the index of `settings.index.index_dir`; index errors become `IndexUnavailableError`.
+
+    The one place the retrieval mode is chosen: the store is hybrid only when it holds vectors and the
+    model is loaded, which this skips when lexical-only is configured."""
     from index.errors import IndexError_, IndexNotFoundError
     from index.store import IndexStore
 
@@ -63,7 +68,7 @@ def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
 class Assistant:
     """Answers questions over one index. Build it with `open_assistant` or `build_assistant`."""
 
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: IndexReader) -> None:
         self.settings = settings
         self._store = store
         self._lock = threading.RLock()
@@ -71,8 +76,6 @@ class Assistant:
 
     # --- wiring (lazy) ------------------------------------------------------------------------------------
     def _reset(self) -> None:
-        self._languages: dict[str, str] = {}
-        self._corpus_languages: set[str] | None = None
         self._scorer = None
         self._retriever = None
         self._reranker = None
@@ -81,49 +84,29 @@ class Assistant:
         self._cached_embedder: Any | None = None
 
     @property
-    def store(self) -> Any:
+    def store(self) -> IndexReader:
         return self._store
 
     def language_of(self, doc_id: str) -> str:
-        """The language of a document (detected once from its text)."""
-        language = self._languages.get(doc_id)
-        if language is None:
-            if hasattr(self._store, "document_language"):
-                language = self._store.document_language(doc_id)
-            else:
-                from index.language import detect_language
-
-                language = detect_language(self._store.document_text(doc_id)[:4000], default="en")
-            self._languages[doc_id] = language
-        return language
-
-    def corpus_languages(self) -> set[str]:
-        if self._corpus_languages is None:
-            doc_ids = {chunk.doc_id for chunk in self._store.chunks}
-            self._corpus_languages = {self.language_of(doc_id) for doc_id in doc_ids}
-        return self._corpus_languages
+        """The language of a document (detected once, when it was indexed)."""
+        return self._store.document_language(doc_id)
 
     @property
     def scorer(self) -> Any:
         if self._scorer is None:
+            from collections import Counter
+
             from rag.evidence import CorpusStats, EvidenceScorer
 
-            bm25 = getattr(self._store, "bm25", None)
-            if bm25 is not None:
-                stats = CorpusStats.from_bm25(
-                    bm25
-                )  # the index's own document frequencies: nothing to analyze
-            else:
-                stats = CorpusStats.from_texts(
-                    (c.text, self.language_of(c.doc_id)) for c in self._store.chunks
-                )
+            # The index's own document frequencies: nothing to analyse again.
+            stats = CorpusStats(Counter(self._store.term_document_frequencies()), len(self._store.chunks))
             self._scorer = EvidenceScorer(stats)
         return self._scorer
 
     @property
     def embedder(self) -> Any | None:
         """The model for answer-side embeddings (sentence picking, citation checks), memoised per text."""
-        if self.retriever.mode != "hybrid" or getattr(self._store, "embedder", None) is None:
+        if self._store.embedder is None:
             return None
         if self._cached_embedder is None:
             from rag.vector_cache import CachedEmbedder
@@ -146,7 +129,6 @@ class Assistant:
             self._retriever = HybridRetriever(
                 self._store,
                 self.settings.retrieval,
-                document_languages=self.corpus_languages,
                 reranker=reranker,
             )
         return self._retriever
@@ -239,7 +221,7 @@ class Assistant:
 
         with self._lock:
             options: dict[str, Any] = {}
-            if getattr(self._store, "embedder", None) is not None:
+            if self._store.embedder is not None:
                 options["embedder"] = (
                     self._store.embedder
                 )  # reuse the loaded model (else: build_index decides)
@@ -251,17 +233,17 @@ class Assistant:
                     on_progress=on_progress,
                     **options,
                 )
-            self._store = _open_store(self.settings, getattr(self._store, "embedder", None))
+            self._store = _open_store(self.settings, self._store.embedder)
             self._reset()
         return report
 
     def status(self) -> dict[str, Any]:
         """What the assistant runs on; `models` maps each available backend to the model it would use."""
-        embedder = getattr(self._store, "embedder", None)
+        embedder = self._store.embedder
         backends = _available_backends(self.settings)
         return {
-            "retrieval_mode": self.retriever.mode,
-            "embedding_model": getattr(embedder, "name", None) if self.retriever.mode == "hybrid" else None,
+            "retrieval_mode": self._store.mode,
+            "embedding_model": embedder.name if embedder is not None else None,
             "backend": self.settings.llm.backend,
             "backends": backends,
             "models": {name: _model_for(self.settings, name) for name in backends},

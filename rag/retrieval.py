@@ -24,11 +24,10 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
+from index.protocols import IndexReader, Ranking
 from index.records import Chunk
 from rag.records import Passage
 from rag.settings import RetrievalSettings
-
-Ranking = list[tuple[int, float]]  # (chunk row, score), best first
 
 
 def rrf_fuse(
@@ -173,21 +172,20 @@ def merge_chunks(
 
 
 class HybridRetriever:
-    """Question -> numbered passages, from an opened `index.store.IndexStore`."""
+    """Question -> numbered passages, from an opened index (`index.protocols.IndexReader`). The retrieval
+    mode is the store's, decided when it was opened."""
 
     def __init__(
         self,
-        store: Any,
+        store: IndexReader,
         settings: RetrievalSettings,
         *,
-        document_languages: Callable[[], set[str]] | None = None,
         reranker: Any | None = None,
         expander: Callable[[str, str, Sequence[str]], str] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.reranker = reranker
-        self._document_languages = document_languages or (lambda: set())
         if expander is None:
             try:
                 from rag.crosslingual import expand_query as expander
@@ -198,13 +196,11 @@ class HybridRetriever:
 
     @property
     def mode(self) -> str:
-        if self.settings.lexical_only or getattr(self.store, "mode", "lexical") != "hybrid":
-            return "lexical"
-        return "hybrid"
+        return self.store.mode
 
     def lexical_ranking(self, question: str, language: str, k: int) -> Ranking:
         """BM25 over the documents' language(s), with cross-lingual expansion of the question when needed."""
-        languages = sorted(self._document_languages()) or [language]
+        languages = sorted(self.store.corpus_languages()) or [language]
         runs: dict[str, Ranking] = {}
         for doc_language in languages:
             query = question

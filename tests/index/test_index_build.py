@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import store as store_module
+from index import vector_index as vector_index_module
+from index import writer as writer_module
 from index.build import build_index
 from index.cli import run_index
 from index.config import IndexConfig
@@ -23,9 +24,12 @@ from index.errors import (
     IndexNotFoundError,
     IndexPathError,
 )
-from index.lexical import ANALYZER_VERSION
+from index.generations import current_generation
+from index.lexical import ANALYZER_VERSION, BM25Index
+from index.manifest import Manifest
 from index.records import Chunk
-from index.store import IndexStore, index_lock
+from index.store import IndexStore
+from index.writer import index_lock
 
 PARIS = "Paris est la capitale de la France. La tour Eiffel y fut construite en 1889 pour l’Exposition universelle."
 LYON = "Lyon est connue pour sa gastronomie. Les bouchons lyonnais servent des quenelles."
@@ -166,13 +170,13 @@ def test_interrupted_write_keeps_previous_index(tmp_path: Path, corpus: Path, mo
             raise exc
 
         # Mid-write: after the texts and chunks are written, before the BM25 files.
-        monkeypatch.setattr(store_module.BM25Index, "save", explode)
+        monkeypatch.setattr(BM25Index, "save", explode)
         with pytest.raises(type(exception)):
             build_index([corpus], config)
         monkeypatch.undo()
         assert _snapshot(IndexStore.open(config.index_dir)) == before
         # Between the new generation being complete and CURRENT switching.
-        monkeypatch.setattr(store_module.os, "replace", explode)
+        monkeypatch.setattr(writer_module.os, "replace", explode)
         with pytest.raises(type(exception)):
             build_index([corpus], config)
         monkeypatch.undo()
@@ -211,7 +215,7 @@ def test_unknown_format_version_and_missing_index(tmp_path: Path, corpus: Path) 
     with pytest.raises(IndexNotFoundError, match="rag index"):
         IndexStore.open(config.index_dir)
     build_index([corpus], config)
-    generation = store_module.current_generation(config.resolved_index_dir())
+    generation = current_generation(config.resolved_index_dir())
     manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     manifest["format_version"] = 99
     (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
@@ -222,9 +226,7 @@ def test_unknown_format_version_and_missing_index(tmp_path: Path, corpus: Path) 
     assert build_index([corpus], config, rebuild=True).files == 3
     assert (
         IndexStore.open(config.index_dir).manifest.format_version
-        == store_module.Manifest.read(
-            store_module.current_generation(config.resolved_index_dir())
-        ).format_version
+        == Manifest.read(current_generation(config.resolved_index_dir())).format_version
     )
 
 
@@ -332,7 +334,7 @@ def test_copied_index_folder_still_opens(tmp_path: Path, corpus: Path) -> None:
 
 
 def test_hnsw_above_the_flat_threshold(tmp_path: Path, corpus: Path, counting_embedder, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(store_module, "FLAT_MAX_VECTORS", 2)
+    monkeypatch.setattr(vector_index_module, "FLAT_MAX_VECTORS", 2)
     config = _config(tmp_path, counting_embedder.name)
     build_index([corpus], config, embedder=counting_embedder)
     store = IndexStore.open(config.index_dir, embedder=counting_embedder)
