@@ -38,8 +38,8 @@ from index.manifest import FileEntry, Manifest, utc_now
 from index.model_check import check_same_model
 from index.protocols import Generation, IndexWriter, PreviousIndex
 from index.records import Chunk, Document
+from index.stores import open_writer
 from index.vector_index import vector_index_kind
-from index.writer import FolderIndexWriter
 
 ProgressCallback = Callable[[int, int, str], None]
 APPROX_TOKENIZER = "approx-v1"
@@ -226,7 +226,7 @@ def build_index(
     started = time.perf_counter()
     new_roots = _resolve_paths(paths)
     forget_roots = {Path(p).expanduser().resolve() for p in forget}
-    writer = writer if writer is not None else FolderIndexWriter(config.resolved_index_dir())
+    writer = writer if writer is not None else open_writer(config)
     report = BuildReport(index_dir=writer.location)
     progress = progress and config.show_progress
 

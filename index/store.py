@@ -34,8 +34,8 @@ from index.integrity import (
     read_vectors,
     refuse_symlinks,
 )
-from index.language import DOCUMENT_LANGUAGE_DEFAULT, detect_language
-from index.lexical import Analyzer, BM25Index
+from index.language import DOCUMENT_LANGUAGE_DEFAULT
+from index.lexical import Analyzer, BM25Index, analyze_query
 from index.manifest import Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.protocols import DocumentInfo
@@ -253,19 +253,9 @@ class IndexStore:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def query_terms(self, query: str, language: str | None = None, *, fix_unknown: bool = True) -> list[str]:
-        """Terms of the query, analysed in its language and also in the index's main language when they
-        differ: short questions are often misdetected, and documents were stemmed in their own language.
-        `fix_unknown`: terms the index never saw also search for the indexed term they likely mean
-        (`BM25Index.known_variant`); turn it off for a query in another language than the documents."""
-        lang = language or detect_language(query, default=self.main_language)
-        terms = self._analyzer.analyze(query, lang)
-        if lang != self.main_language:
-            seen = set(terms)
-            terms += [t for t in self._analyzer.analyze(query, self.main_language) if t not in seen]
-        if not fix_unknown:
-            return terms
-        variants = [self.bm25.known_variant(t) for t in dict.fromkeys(terms)]
-        return terms + [v for v in variants if v is not None]
+        """Terms of the query (`index.lexical.analyze_query`)."""
+        frequencies = self.bm25.frequencies if fix_unknown else None
+        return analyze_query(self._analyzer, query, language, self.main_language, frequencies)
 
     def search_lexical(
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
