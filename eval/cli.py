@@ -63,6 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ollama, openai or hf (default without a value: settings llm.backend). Off by default.",
     )
     parser.add_argument(
+        "--from-feedback",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="OUT",
+        help="write the chat's thumbs-down answers as golden-set candidates to review (JSONL; default "
+        "runs/feedback-candidates.jsonl) and stop",
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         metavar=("RUN_A", "RUN_B"),
@@ -98,6 +107,18 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         except CompareError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        return 0
+
+    if getattr(args, "from_feedback", None) is not None:
+        from eval.feedback import FeedbackError, write_candidates
+
+        out = Path(args.from_feedback or Path(settings.eval.runs_dir) / "feedback-candidates.jsonl")
+        try:
+            count = write_candidates(Path(settings.ui.database), out)
+        except FeedbackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{count} thumbs-down answer{'s' if count != 1 else ''} written to {out} for review.")
         return 0
 
     from eval.judge import JudgeError, make_judge

@@ -77,6 +77,15 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        """The inverse of `to_dict` (a kept conversation, a feedback record read back)."""
+        fields = dict(data)
+        fields["citations"] = [Citation(**c) for c in fields.get("citations") or []]
+        fields["passages"] = [Passage(**p) for p in fields.get("passages") or []]
+        fields["verification"] = CitationReport(**(fields.get("verification") or {}))
+        return cls(**fields)
+
     @property
     def cited_passages(self) -> list[Passage]:
         cited = {c.marker for c in self.citations}

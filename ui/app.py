@@ -13,9 +13,11 @@ and uploads, and too many questions a minute, with a message that says what to d
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,14 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from rag import IndexingCancelledError, RagError
+from rag import Answer, IndexingCancelledError, RagError
 from ui import limits, render
 from ui.accounts import Accounts, Database, User, auth_required
-from ui.conversations import ConversationStore
+from ui.conversations import ConversationStore, SavedTurn, title_of
+from ui.export import answer_markdown, conversation_markdown
 from ui.jobs import STAGES, IndexingJobs
 
 if TYPE_CHECKING:
-    from rag import Answer, Assistant, Settings
+    from rag import Assistant, Settings
 
 log = logging.getLogger(__name__)
 
@@ -423,9 +426,8 @@ class ChatHandlers:
         """-> (chat, conversation, title box)."""
         if self.conversations is None or not conversation_id:
             return gr.update(), gr.update(), gr.update()
-        saved = self.conversations.turns(person(request), conversation_id)
         conversation = Conversation(
-            [Turn(t.question, t.answer_text or "", error=t.error, saved_html=t.answer_html) for t in saved],
+            [_reopened(t) for t in self.conversations.turns(person(request), conversation_id)],
             conversation_id=conversation_id,
         )
         titles = dict((cid, title) for title, cid in self.conversations.list(person(request)))
@@ -461,6 +463,62 @@ class ChatHandlers:
     def save_settings(self, top_k: float, backend: str, request: gr.Request | None = None) -> None:
         if self.conversations is not None:
             self.conversations.save_settings(person(request), top_k=int(top_k), backend=backend)
+
+    # --- the controls: stop, regenerate, edit, copy, export, feedback -----------------------------------------
+    @staticmethod
+    def stopped(conversation: Conversation) -> tuple[list[dict[str, str]], Conversation]:
+        """The Stop button: the answer being written is marked as stopped (its text so far is kept)."""
+        if conversation.turns and not conversation.turns[-1].finished and not conversation.turns[-1].error:
+            conversation.turns[-1].error = "Stopped. Ask again, regenerate, or edit the question."
+        return conversation.messages(), conversation
+
+    def take_back_last(self, conversation: Conversation, request: gr.Request | None = None):
+        """Regenerate / Edit: the last question leaves the conversation and goes back into the question
+        box (Regenerate then sends it again at once). -> (chat, conversation, question box)."""
+        if not conversation.turns:
+            return conversation.messages(), conversation, gr.update()
+        last = conversation.turns.pop()
+        if self.conversations is not None and conversation.conversation_id:
+            self.conversations.truncate(
+                person(request), conversation.conversation_id, len(conversation.turns)
+            )
+        return conversation.messages(), conversation, last.question
+
+    @staticmethod
+    def last_answer_markdown(conversation: Conversation) -> str:
+        answered = [turn for turn in conversation.turns if turn.answer is not None]
+        return answer_markdown(answered[-1].answer) if answered else ""
+
+    def export(self, conversation: Conversation, request: gr.Request | None = None) -> Any:
+        """A Markdown file of the conversation (answers with numbered sources), offered for download."""
+        if not conversation.turns:
+            return gr.update(value=None, visible=False)
+        folder = Path(tempfile.mkdtemp(prefix="rag-export-"))
+        title = title_of(conversation.turns[0].question)
+        path = folder / f"{_file_name(title)}.md"
+        path.write_text(conversation_markdown(conversation, title), encoding="utf-8")
+        return gr.update(value=str(path), visible=True)
+
+    def feedback(self, conversation: Conversation, liked: gr.LikeData, request: gr.Request | None = None):
+        """A thumb on an answer: kept with its question, answer and passages. -> (id, note, comment row)."""
+        index = liked.index[0] if isinstance(liked.index, (list, tuple)) else liked.index
+        position = int(index) // 2
+        turn = conversation.turns[position] if 0 <= position < len(conversation.turns) else None
+        if turn is None or turn.answer is None or self.conversations is None:
+            return None, "", gr.update(visible=False)
+        rating = "up" if liked.liked is True or liked.liked == "Like" else "down"
+        feedback_id = self.conversations.save_feedback(
+            person(request), conversation.conversation_id, position, rating, turn.answer
+        )
+        thanks = "Thanks: kept with the answer." if rating == "up" else "Thanks: kept for review."
+        return feedback_id, f'<div class="upload-note">{thanks} Add a comment?</div>', gr.update(visible=True)
+
+    def comment(self, feedback_id: int | None, text: str, request: gr.Request | None = None):
+        """-> (note, comment box, comment row)."""
+        if self.conversations is None or feedback_id is None or not (text or "").strip():
+            return gr.update(), gr.update(), gr.update()
+        self.conversations.comment_feedback(person(request), feedback_id, text)
+        return '<div class="upload-note">Comment kept. Thank you.</div>', "", gr.update(visible=False)
 
     @staticmethod
     def new_conversation() -> tuple[list[dict[str, str]], Conversation, str]:
@@ -551,6 +609,22 @@ class ChatHandlers:
         return gr.update()
 
 
+def _reopened(saved: SavedTurn) -> Turn:
+    """A kept turn as a live one: its `Answer` rebuilt (export, feedback, history work on it as before)."""
+    answer = Answer.from_dict(json.loads(saved.answer_json)) if saved.answer_json else None
+    return Turn(
+        saved.question,
+        saved.answer_text or "",
+        answer=answer,
+        error=saved.error,
+        saved_html=None if answer is not None or saved.error else saved.answer_html,
+    )
+
+
+def _file_name(title: str) -> str:
+    return re.sub(r"[^\w-]+", "-", title).strip("-")[:50] or "conversation"
+
+
 def person(request: gr.Request | None) -> str:
     """Whose question or upload this is: the logged-in user, else the browser session."""
     if request is None:
@@ -623,7 +697,8 @@ def build_app(
                     layout="panel",
                     latex_delimiters=[],
                     buttons=[],
-                    feedback_options=None,
+                    # Thumbs on answers, kept with the question, the answer and its passages (needs the store).
+                    feedback_options=("Like", "Dislike") if conversations is not None else None,
                     placeholder=(
                         "**Ask a question about your documents.**<br>"
                         "Each answer links its claims [1] to the passages below it."
@@ -639,6 +714,7 @@ def build_app(
                         max_lines=6,
                         scale=8,
                         submit_btn="Ask",
+                        stop_btn="Stop",
                     )
                 with gr.Row(elem_classes="chat-actions"):
                     new_chat = gr.Button(
@@ -648,6 +724,22 @@ def build_app(
                         variant="secondary",
                         scale=0,
                     )
+                    regenerate = gr.Button("Regenerate", elem_id="regenerate", size="sm", scale=0)
+                    edit_last = gr.Button("Edit last question", elem_id="edit-last", size="sm", scale=0)
+                    copy = gr.Button("Copy answer", elem_id="copy-answer", size="sm", scale=0)
+                    export = gr.Button("Export (Markdown)", elem_id="export", size="sm", scale=0)
+                copy_text = gr.Textbox(visible=False)
+                export_file = gr.File(label="Conversation (Markdown)", elem_id="export-file", visible=False)
+                feedback_id = gr.State(None)
+                feedback_note = gr.HTML("", elem_id="feedback-note", js_on_load=None)
+                with gr.Row(visible=False, elem_id="feedback-comment-row") as comment_row:
+                    comment_box = gr.Textbox(
+                        elem_id="feedback-comment",
+                        show_label=False,
+                        placeholder="What was right or wrong? (optional)",
+                        scale=6,
+                    )
+                    send_comment = gr.Button("Send comment", elem_id="send-comment", size="sm", scale=1)
             with gr.Column(scale=3, min_width=260, elem_classes="side"):
                 with gr.Accordion(
                     "Your conversations", open=True, elem_id="history", visible=conversations is not None
@@ -733,14 +825,41 @@ def build_app(
             "show_progress": "hidden",
             "api_visibility": "private",
         }
-        question.submit(**answer, api_name="ask").then(**listed)  # /ask: what gradio_client calls
-        chatbot.example_select(handlers.pick_example, None, question, queue=False).then(
+        asked = question.submit(**answer, api_name="ask")  # /ask: what gradio_client calls
+        asked.then(**listed)
+        from_example = chatbot.example_select(handlers.pick_example, None, question, queue=False).then(
             **answer, api_visibility="private"
-        ).then(**listed)
+        )
+        from_example.then(**listed)
         new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False).then(
             lambda: (None, ""), None, [saved, title], queue=False
         )
         saved.input(handlers.open_conversation, saved, [chatbot, conversation, title], queue=False)
+        regenerated = regenerate.click(
+            handlers.take_back_last, conversation, chat_outputs, queue=False, show_progress="hidden"
+        ).then(**answer, api_visibility="private")
+        regenerated.then(**listed)
+        question.stop(
+            handlers.stopped,
+            conversation,
+            [chatbot, conversation],
+            cancels=[asked, from_example, regenerated],
+            queue=False,
+        )
+        edit_last.click(
+            handlers.take_back_last, conversation, chat_outputs, queue=False, show_progress="hidden"
+        )
+        copy.click(handlers.last_answer_markdown, conversation, copy_text, queue=False).then(
+            None, copy_text, None, js="(text) => { navigator.clipboard.writeText(text); return []; }"
+        )
+        export.click(handlers.export, conversation, export_file, queue=False)
+        chatbot.like(handlers.feedback, conversation, [feedback_id, feedback_note, comment_row], queue=False)
+        send_comment.click(
+            handlers.comment,
+            [feedback_id, comment_box],
+            [feedback_note, comment_box, comment_row],
+            queue=False,
+        )
         rename.click(handlers.rename_conversation, [saved, title], saved, queue=False)
         delete.click(
             handlers.delete_conversation,

@@ -35,6 +35,18 @@ CREATE TABLE IF NOT EXISTS turns (
     error TEXT,
     PRIMARY KEY (conversation_id, position)
 );
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL,
+    conversation_id TEXT,
+    position INTEGER NOT NULL,
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+    comment TEXT NOT NULL DEFAULT '',
+    question TEXT NOT NULL,
+    answer_text TEXT NOT NULL,
+    answer_json TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS user_settings (
     owner TEXT PRIMARY KEY,
     settings TEXT NOT NULL
@@ -49,6 +61,7 @@ class SavedTurn:
     answer_text: str | None
     answer_html: str
     error: str | None
+    answer_json: str | None = None
 
 
 def title_of(question: str) -> str:
@@ -102,6 +115,15 @@ class ConversationStore:
             )
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
 
+    def truncate(self, owner: str, conversation_id: str, position: int) -> None:
+        """Forget turns `position` and later (a regenerated or edited question replaces them)."""
+        with self.db.connect() as db:
+            db.execute(
+                "DELETE FROM turns WHERE conversation_id = ? AND position >= ? AND conversation_id IN "
+                "(SELECT id FROM conversations WHERE owner = ?)",
+                (conversation_id, position, owner),
+            )
+
     def list(self, owner: str) -> list[tuple[str, str]]:
         """(title, id) of the owner's conversations, the latest first."""
         with self.db.connect() as db:
@@ -113,12 +135,15 @@ class ConversationStore:
     def turns(self, owner: str, conversation_id: str) -> list[SavedTurn]:
         with self.db.connect() as db:
             rows = db.execute(
-                "SELECT t.question, t.answer_text, t.answer_html, t.error FROM turns t "
+                "SELECT t.question, t.answer_text, t.answer_html, t.error, t.answer_json FROM turns t "
                 "JOIN conversations c ON c.id = t.conversation_id WHERE c.id = ? AND c.owner = ? "
                 "ORDER BY t.position",
                 (conversation_id, owner),
             ).fetchall()
-        return [SavedTurn(r["question"], r["answer_text"], r["answer_html"], r["error"]) for r in rows]
+        return [
+            SavedTurn(r["question"], r["answer_text"], r["answer_html"], r["error"], r["answer_json"])
+            for r in rows
+        ]
 
     def rename(self, owner: str, conversation_id: str, title: str) -> bool:
         title = title_of(title)
@@ -151,4 +176,34 @@ class ConversationStore:
             db.execute(
                 "INSERT OR REPLACE INTO user_settings (owner, settings) VALUES (?, ?)",
                 (owner, json.dumps(merged)),
+            )
+
+    # --- feedback: thumbs up/down with an optional comment, kept with what was asked, answered and cited ---
+    def save_feedback(
+        self, owner: str, conversation_id: str | None, position: int, rating: str, answer: Any
+    ) -> int:
+        with self.db.connect() as db:
+            cursor = db.execute(
+                "INSERT INTO feedback (owner, conversation_id, position, rating, question, answer_text, "
+                "answer_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    owner,
+                    conversation_id,
+                    position,
+                    rating,
+                    answer.question,
+                    answer.text,
+                    json.dumps(answer.to_dict(), ensure_ascii=False),
+                    time.time(),
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    def comment_feedback(self, owner: str, feedback_id: int, comment: str) -> bool:
+        with self.db.connect() as db:
+            return bool(
+                db.execute(
+                    "UPDATE feedback SET comment = ? WHERE id = ? AND owner = ?",
+                    (comment.strip(), feedback_id, owner),
+                ).rowcount
             )

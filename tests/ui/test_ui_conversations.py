@@ -3,6 +3,7 @@ their history, renamed, deleted; they survive a new page and a new server (a new
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,62 @@ def test_rename_delete_and_settings(database, seeds_dir, tmp_path):
     server.save_settings(12, "extractive", alice)
     _, top_k, backend = handlers_over(database, seeds_dir, tmp_path).load_person(alice)
     assert top_k["value"] == 12 and backend["value"] == "extractive"
+
+
+class Like:  # what Gradio passes for a thumb: the message index and the choice
+    def __init__(self, index: int, liked: bool) -> None:
+        self.index, self.liked, self.value = index, liked, None
+
+
+def test_thumbs_down_is_kept_with_the_answer_and_becomes_a_golden_candidate(database, seeds_dir, tmp_path):
+    from eval.feedback import write_candidates
+
+    server = handlers_over(database, seeds_dir, tmp_path)
+    conversation = ask(server, "Quelle est la valorisation d'OpenAI ?", Conversation(), "alice")
+    conversation = ask(server, "Et Microsoft ?", conversation, "alice")
+    feedback_id, note, row = server.feedback(conversation, Like(3, False), Request("alice"))  # 2nd answer
+    assert "kept for review" in note and row["visible"] is True
+    server.comment(feedback_id, "Ne répond pas sur Microsoft.", Request("alice"))
+    server.feedback(conversation, Like(1, True), Request("alice"))  # a thumbs-up is no candidate
+
+    out = tmp_path / "candidates.jsonl"
+    assert write_candidates(database, out) == 1
+    (line,) = [json.loads(text) for text in out.read_text(encoding="utf-8").splitlines()]
+    assert line["question"] == "Et Microsoft ?" and line["answerable"] is None and line["answer"] == ""
+    assert line["review"]["comment"] == "Ne répond pas sur Microsoft."
+    assert line["review"]["given_answer"] == conversation.turns[1].answer.text
+    assert line["review"]["passages"] and line["evidence"][0]["doc"] == "openai-altman.fr.txt"
+
+
+def test_regenerate_and_edit_take_the_last_question_back(database, seeds_dir, tmp_path):
+    server = handlers_over(database, seeds_dir, tmp_path)
+    conversation = ask(server, "Quelle est la valorisation d'OpenAI ?", Conversation(), "alice")
+    conversation = ask(server, "Et Microsoft ?", conversation, "alice")
+    chat, conversation, box = server.take_back_last(conversation, Request("alice"))
+    assert box == "Et Microsoft ?" and len(conversation.turns) == 1 and len(chat) == 2
+    assert len(server.conversations.turns("alice", conversation.conversation_id)) == 1  # forgotten when kept
+    conversation = ask(server, "Et Sam Altman ?", conversation, "alice")  # the edited question
+    kept = server.conversations.turns("alice", conversation.conversation_id)
+    assert [t.question for t in kept] == ["Quelle est la valorisation d'OpenAI ?", "Et Sam Altman ?"]
+
+
+def test_export_is_markdown_with_numbered_sources(database, seeds_dir, tmp_path):
+    server = handlers_over(database, seeds_dir, tmp_path)
+    conversation = ask(server, "Quelle est la valorisation d'OpenAI ?", Conversation(), "alice")
+    exported = Path(server.export(conversation, Request("alice"))["value"]).read_text(encoding="utf-8")
+    assert exported.startswith("# Quelle est la valorisation d'OpenAI ?\n")
+    assert "## 1. Quelle est la valorisation d'OpenAI ?" in exported
+    assert "80 milliards de dollars. [1]" in exported
+    assert "Sources:\n[1] openai-altman.fr.txt: “80 milliards de dollars.”" in exported
+    assert server.last_answer_markdown(conversation).startswith("80 milliards de dollars. [1]\n\nSources:")
+
+
+def test_stop_marks_the_answer_being_written(database, seeds_dir, tmp_path):
+    server = handlers_over(database, seeds_dir, tmp_path)
+    conversation = Conversation()
+    answering = server.respond("Quelle est la valorisation d'OpenAI ?", conversation, 3, "extractive")
+    next(answering), next(answering)  # the question is shown and the answer has begun
+    chat, conversation = server.stopped(conversation)
+    answering.close()
+    assert conversation.turns[-1].error.startswith("Stopped.")
+    assert "Stopped." in chat[-1]["content"]

@@ -1,0 +1,97 @@
+"""The controls people expect from a chat, in the browser: stop, regenerate, edit and resend, copy with
+sources, export as Markdown, thumbs up/down with a comment. Scripted assistant (slow enough to stop)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ui_browser import free_port
+from ui_fakes import FakeAssistant
+
+from rag.settings import Settings
+from ui.accounts import Database
+from ui.conversations import ConversationStore
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+QUESTION = "Quelle est la valorisation d'OpenAI ?"
+
+
+@pytest.fixture(scope="module")
+def server(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser):
+    from ui.app import build_app, serve
+
+    workspace = tmp_path_factory.mktemp("controls")
+    settings = Settings.model_validate({"ui": {"uploads_dir": str(workspace / "uploads")}})
+    fake = FakeAssistant(sorted(seeds_dir.glob("*.txt")), settings, delay=0.6)  # 5 words: 3 s to stop it
+    store = ConversationStore(Database(workspace / "chat.sqlite3"))
+    demo = build_app(fake, conversations=store)
+    url = serve(demo, "127.0.0.1", free_port(), block=False, quiet=True)
+    yield url.rstrip("/"), store
+    demo.close()
+
+
+def test_stop_keeps_what_was_written_and_says_so(server, chat_page_factory):
+    url, _ = server
+    chat = chat_page_factory(url)
+    chat.submit(QUESTION)
+    chat.page.wait_for_selector("#chat .answer-streaming .answer-text", timeout=30_000)
+    chat.page.get_by_role("button", name="Stop").click()
+    stopped = chat.page.locator("#chat .answer-error")
+    stopped.wait_for(timeout=15_000)
+    assert "Stopped." in stopped.inner_text()
+    answer = chat.ask("Qui est Sam Altman ?")  # the page goes on
+    assert "answer-error" not in answer.get_attribute("class")
+
+
+def test_regenerate_edit_copy_export_and_feedback(server, browser):
+    url, store = server
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    from ui_browser import ChatPage
+
+    chat = ChatPage(context.new_page(), url).open()
+    chat.ask(QUESTION)
+
+    chat.page.click("#regenerate")  # the same question, answered again, in place
+    chat.page.wait_for_function(
+        "() => document.querySelectorAll('#chat .answer:not(.answer-streaming)').length === 1"
+    )
+    chat.page.wait_for_timeout(300)
+    chat.wait_for_answer(0)
+    assert chat.questions() == [QUESTION]
+
+    chat.page.click("#edit-last")  # back into the box, to change and send
+    chat.page.wait_for_function("() => !document.querySelector('#chat .question')")
+    assert chat.page.locator("#question textarea").input_value() == QUESTION
+    chat.page.fill("#question textarea", "Qui est Sam Altman ?")
+    chat.page.press("#question textarea", "Enter")
+    chat.wait_for_answer(0)
+    assert chat.questions() == ["Qui est Sam Altman ?"]
+
+    # What the page hands to the clipboard (headless Chromium has no system clipboard to read back).
+    chat.page.evaluate("() => { navigator.clipboard.writeText = async (t) => { window.__copied = t; }; }")
+    chat.page.click("#copy-answer")
+    chat.page.wait_for_function("() => window.__copied")
+    copied = chat.page.evaluate("() => window.__copied")
+    assert "[1]" in copied and "openai-altman.fr.txt" in copied
+
+    chat.page.click("#export")
+    link = chat.page.locator("#export-file a").first
+    link.wait_for(timeout=15_000)
+    with chat.page.expect_download() as download:
+        link.click()
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
+    assert exported.startswith("# Qui est Sam Altman ?") and "Sources:\n[1] openai-altman.fr.txt" in exported
+
+    chat.page.locator("#chat").get_by_role("button", name="Dislike").last.click()
+    chat.page.locator("#feedback-comment textarea").fill("La source ne parle pas de lui.")
+    chat.page.click("#send-comment")
+    chat.page.get_by_text("Comment kept").wait_for(timeout=10_000)
+    with store.db.connect() as db:
+        rating, comment, question, answer_json = db.execute(
+            "SELECT rating, comment, question, answer_json FROM feedback ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert (rating, comment, question) == ("down", "La source ne parle pas de lui.", "Qui est Sam Altman ?")
+    assert "openai-altman.fr.txt" in answer_json  # the passages are kept with it
+    context.close()
