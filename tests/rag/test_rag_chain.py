@@ -10,7 +10,7 @@ from rag import Answer
 from rag.assistant import Assistant
 from rag.settings import load_settings
 
-STAGES = {"condense", "retrieve", "check", "generate", "verify", "total"}
+STAGES = {"language", "condense", "retrieve", "check", "prompt", "generate", "verify", "total"}
 
 
 def test_ask_answers_from_the_seed_with_a_verified_citation(seed_assistant, seed_text) -> None:
