@@ -206,11 +206,9 @@ class TermGroup:
 Expander = Callable[[str, str, Sequence[str]], str]
 
 
-def _default_expander() -> Expander | None:
-    try:
-        from rag.crosslingual import expand_query
-    except ImportError:  # the glossary module is optional: same-language questions need none
-        return None
+def _default_expander() -> Expander:
+    from rag.crosslingual import expand_query
+
     return expand_query
 
 

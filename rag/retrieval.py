@@ -185,10 +185,7 @@ class HybridRetriever:
         self.settings = settings
         self.reranker = reranker
         if expander is None:
-            try:
-                from rag.crosslingual import expand_query as expander
-            except ImportError:
-                expander = None
+            from rag.crosslingual import expand_query as expander
         self.expander = expander
 
     @property

@@ -33,9 +33,11 @@ class ScriptedChatGenerator(Generator):
 
 
 def _ask(assistant, reply: str, question: str = QUESTION):
+    from rag import Assistant
+
     generator = ScriptedChatGenerator(reply)
-    assistant._generators["scripted"] = generator  # plug the fake in where make_generator's result would go
-    return assistant.ask(question, backend="scripted"), generator
+    wired = Assistant(assistant.settings, assistant.store, generators={"scripted": generator})
+    return wired.ask(question, backend="scripted"), generator
 
 
 def _number_with(assistant, needle: str, question: str = QUESTION) -> int:
