@@ -8,8 +8,9 @@ Public API (imported lazily: `import rag` loads no model library, no torch, no F
     print(answer.text, answer.citations)
 
 Names: `Settings`, `load_settings`, `SettingsError`, `open_assistant`, `build_assistant`, `Assistant`,
-`Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`, `language_name`,
-`find_markers` and `Marker` (the citation-marker grammar, for showing answers).
+`Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`,
+`InvalidArgumentError`, `language_name`, `find_markers` and `Marker` (the citation-marker grammar, for
+showing answers).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _EXPORTS = {
     "RagError": "rag.errors",
     "BackendError": "rag.errors",
     "IndexUnavailableError": "rag.errors",
+    "InvalidArgumentError": "rag.errors",
     "Assistant": "rag.assistant",
     "open_assistant": "rag.assistant",
     "build_assistant": "rag.assistant",
@@ -43,6 +45,7 @@ __all__ = [
     "Citation",
     "CitationReport",
     "IndexUnavailableError",
+    "InvalidArgumentError",
     "Marker",
     "Passage",
     "RagError",
@@ -57,7 +60,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time here
     from rag.assistant import Assistant, build_assistant, open_assistant
-    from rag.errors import BackendError, IndexUnavailableError, RagError
+    from rag.errors import BackendError, IndexUnavailableError, InvalidArgumentError, RagError
     from rag.markers import Marker, find_markers
     from rag.prompts import language_name
     from rag.records import Answer, Citation, CitationReport, Passage
