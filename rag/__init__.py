@@ -9,7 +9,8 @@ Public API (imported lazily: `import rag` loads no model library, no torch, no F
 
 Names: `Settings`, `load_settings`, `SettingsError`, `open_assistant`, `build_assistant`, `Assistant`,
 `Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`,
-`InvalidArgumentError`, `IndexingCancelledError`, `language_name`.
+`InvalidArgumentError`, `IndexingCancelledError`, `language_name`, `find_markers` and `Marker` (the
+citation-marker grammar, for showing answers).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ _EXPORTS = {
     "open_assistant": "rag.assistant",
     "build_assistant": "rag.assistant",
     "language_name": "rag.prompts",
+    "find_markers": "rag.markers",
+    "Marker": "rag.markers",
 }
 
 __all__ = [
@@ -45,11 +48,13 @@ __all__ = [
     "IndexUnavailableError",
     "IndexingCancelledError",
     "InvalidArgumentError",
+    "Marker",
     "Passage",
     "RagError",
     "Settings",
     "SettingsError",
     "build_assistant",
+    "find_markers",
     "language_name",
     "load_settings",
     "open_assistant",
@@ -64,6 +69,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
         InvalidArgumentError,
         RagError,
     )
+    from rag.markers import Marker, find_markers
     from rag.prompts import language_name
     from rag.records import Answer, Citation, CitationReport, Passage
     from rag.settings import Settings, SettingsError, load_settings
