@@ -853,7 +853,12 @@ def build_app(
             None, copy_text, None, js="(text) => { navigator.clipboard.writeText(text); return []; }"
         )
         export.click(handlers.export, conversation, export_file, queue=False)
-        chatbot.like(handlers.feedback, conversation, [feedback_id, feedback_note, comment_row], queue=False)
+        if (
+            conversations is not None
+        ):  # thumbs need the store (and a like listener without them breaks the page)
+            chatbot.like(
+                handlers.feedback, conversation, [feedback_id, feedback_note, comment_row], queue=False
+            )
         send_comment.click(
             handlers.comment,
             [feedback_id, comment_box],
