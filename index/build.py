@@ -36,6 +36,7 @@ from index.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document, sha256
 from index.manifest import FileEntry, Manifest, utc_now
 from index.records import Chunk, Document
 from index.store import IndexStore, index_lock, vector_index_kind, write_generation
+from index.windows import build_window_table
 
 ProgressCallback = Callable[[int, int, str], None]
 APPROX_TOKENIZER = "approx-v1"
@@ -58,6 +59,7 @@ class BuildReport:
     changed_files: int = 0
     removed_files: int = 0
     embedded_chunks: int = 0
+    embedded_windows: int = 0  # sentence windows embedded (index.windows), hybrid mode
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seconds: float = 0.0
     mode: str = "lexical"
@@ -259,6 +261,8 @@ def build_index(
             and not roots_changed
             and same_analyzer
             and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
+            # An index from before sentence windows were stored gets them (its chunks are kept).
+            and previous.window_table is not None
         )
         if nothing_changed:
             assert previous is not None
@@ -352,6 +356,24 @@ def build_index(
                 )
             report.embedded_chunks = len(todo)
 
+        # Sentence windows of every document (with vectors in hybrid mode): kept documents keep theirs.
+        previous_windows = previous.window_table if previous is not None else None
+        kept_ids = {old.doc_id for _, old in kept}
+        reused = [
+            (previous_windows, previous.document_row(document.doc_id))  # type: ignore[union-attr]
+            if previous_windows is not None
+            and document.doc_id in kept_ids
+            and (embedder is None or previous_windows.vectors is not None)
+            else None
+            for document, _ in documents
+        ]
+        windows, report.embedded_windows = build_window_table(
+            [document.text for document, _ in documents],
+            reused,
+            None if embedder is None else embedder.embed_passages,
+            embedder.dimension if embedder is not None else 0,
+        )
+
         bm25 = BM25Index(k1=BM25_K1, b=BM25_B).build_from_counts(term_counts)
         now = utc_now()
         manifest = Manifest(
@@ -367,7 +389,7 @@ def build_index(
             created_at=previous.manifest.created_at if previous is not None else now,
             updated_at=now,
         )
-        write_generation(index_dir, manifest, documents, chunks, bm25, vectors)
+        write_generation(index_dir, manifest, documents, chunks, bm25, vectors, windows)
         report.written = True
         return _finish(report, entries, len(chunks), started)
 

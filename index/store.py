@@ -21,9 +21,10 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from index.language import detect_language
 from index.lexical import Analyzer, BM25Index
 from index.manifest import Manifest
 from index.records import Chunk, Document, Section
+from index.windows import WindowSpan, WindowTable
 
 if TYPE_CHECKING:
     import faiss
@@ -49,6 +51,8 @@ FLAT_MAX_VECTORS = 80_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 128
+
+QUERY_MEMO_SIZE = 256  # recent query vectors kept (a chat re-asks; the eval retrieves then answers)
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = "LOCK"
@@ -180,8 +184,11 @@ def write_generation(
     chunks: Sequence[Chunk],
     bm25: BM25Index,
     vectors: np.ndarray | None,
+    windows: WindowTable | None = None,
 ) -> Path:
-    """Write a complete generation and make it current. Call under `index_lock`. Returns its folder."""
+    """Write a complete generation and make it current. Call under `index_lock`. Returns its folder.
+
+    `windows`: the sentence windows of `documents` (same order), with vectors in hybrid mode."""
     index_dir.mkdir(parents=True, exist_ok=True)
     name = f"{GENERATION_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     temp = index_dir / f"{TEMP_PREFIX}{name}"
@@ -197,6 +204,8 @@ def write_generation(
 
             faiss.write_index(make_vector_index(vectors), str(temp / VECTORS_FILE))
             _fsync_file(temp / VECTORS_FILE)
+        if windows is not None:
+            _fsync_file(windows.save(temp))
         manifest.chunk_count = len(chunks)
         _write_text(temp / "manifest.json", manifest.to_json())
         _fsync_dir(temp)
@@ -272,6 +281,11 @@ class IndexStore:
         self.vector_index = vector_index
         self.embedder = embedder if vector_index is not None else None
         self._rows = {chunk.chunk_id: row for row, chunk in enumerate(chunks)}
+        self._doc_rows = {doc.doc_id: row for row, doc in enumerate(documents)}
+        # Sentence windows (index.windows), read by the answering side; None for an index built before them.
+        self.window_table: WindowTable | None = None
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_lock = threading.Lock()
         counts = Counter(languages[chunk.doc_id] for chunk in chunks)
         self.main_language = counts.most_common(1)[0][0] if counts else "fr"
         self._analyzer = Analyzer()
@@ -398,9 +412,11 @@ class IndexStore:
                     f"The index in {index_dir} holds {vector_index.d}-dimensional vectors; the model "
                     f"{embedder.name!r} makes {embedder.dimension}. Rebuild it: rag index --rebuild <folders>."
                 )
-        return cls(
+        store = cls(
             index_dir, generation, manifest, documents, languages, chunks, bm25, vector_index, embedder
         )
+        store.window_table = WindowTable.load(generation)
+        return store
 
     # -- lookups --------------------------------------------------------------------------------------
     @property
@@ -432,6 +448,22 @@ class IndexStore:
     def document_language(self, doc_id: str) -> str:
         return self._languages[doc_id]
 
+    def document_row(self, doc_id: str) -> int:
+        """Position of a document in this generation (rows of the window table)."""
+        return self._doc_rows[doc_id]
+
+    def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
+        """The sentence windows of a document and their unit vectors (float16; None in lexical mode),
+        or None when this index stores no windows (built by an older version: rebuild to get them)."""
+        if self.window_table is None:
+            return None
+        rows = self.window_table.spans_of(self._doc_rows[doc_id])
+        spans = [span for _, span in rows]
+        vectors = self.window_table.vectors
+        if vectors is None or vectors.shape[1] == 0 or not rows:
+            return spans, None
+        return spans, vectors[rows[0][0] : rows[-1][0] + 1]
+
     def documents(self) -> list[DocumentInfo]:
         counts = Counter(chunk.doc_id for chunk in self.chunks)
         return [
@@ -448,12 +480,30 @@ class IndexStore:
         ]
 
     # -- search ---------------------------------------------------------------------------------------
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The query's unit vector (query prompt applied), None in lexical mode. Memoised: retrieval and the
+        evidence step of one answer share one model call."""
+        if self.mode != "hybrid":
+            return None
+        assert self.embedder is not None
+        with self._query_lock:
+            vector = self._query_vectors.get(query)
+            if vector is not None:
+                self._query_vectors.move_to_end(query)
+                return vector
+        vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+        with self._query_lock:
+            self._query_vectors[query] = vector
+            while len(self._query_vectors) > QUERY_MEMO_SIZE:
+                self._query_vectors.popitem(last=False)
+        return vector
+
     def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
         """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode."""
         if self.mode != "hybrid" or k <= 0 or not self.chunks:
             return []
-        assert self.embedder is not None and self.vector_index is not None
-        vector = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
+        assert self.vector_index is not None
+        vector = self.query_vector(query).reshape(1, -1)  # type: ignore[union-attr]
         scores, rows = self.vector_index.search(vector, min(k, len(self.chunks)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 

@@ -76,7 +76,6 @@ class Assistant:
         self._reranker = None
         self._generators: dict[str, Any] = {}
         self._chains: dict[str, Any] = {}
-        self._cached_embedder: Any | None = None
 
     @property
     def store(self) -> Any:
@@ -119,17 +118,6 @@ class Assistant:
         return self._scorer
 
     @property
-    def embedder(self) -> Any | None:
-        """The model for answer-side embeddings (sentence picking, citation checks), memoised per text."""
-        if self.retriever.mode != "hybrid" or getattr(self._store, "embedder", None) is None:
-            return None
-        if self._cached_embedder is None:
-            from rag.vector_cache import CachedEmbedder
-
-            self._cached_embedder = CachedEmbedder(self._store.embedder)
-        return self._cached_embedder
-
-    @property
     def retriever(self) -> Any:
         if self._retriever is None:
             from rag.retrieval import HybridRetriever
@@ -156,7 +144,7 @@ class Assistant:
             if generator is None:
                 generator = _make_generator(self.settings, name)
                 if hasattr(generator, "attach"):
-                    generator.attach(self.scorer, self.language_of, self.embedder)
+                    generator.attach(self.scorer, self.language_of)
                 self._generators[name] = generator
             return generator
 
@@ -166,15 +154,18 @@ class Assistant:
         with self._lock:
             chain = self._chains.get(name)
             if chain is None:
+                from rag.abstention import gate_for
                 from rag.chain import AnswerChain
                 from rag.citations import CitationVerifier
 
+                hybrid = self.retriever.mode == "hybrid"
+                gate = gate_for(getattr(self._store.embedder, "name", None)) if hybrid else None
                 verifier = CitationVerifier(
                     self.scorer,
                     self.language_of,
                     self._chunk_span,
-                    embedder=self.embedder,
                     support_threshold=self.settings.answer.support_threshold,
+                    gate=gate,
                 )
                 chain = AnswerChain(
                     retrieve_passages=self._retrieve_for_chain,
@@ -184,6 +175,10 @@ class Assistant:
                     language_of=self.language_of,
                     settings=self.settings,
                     retrieval_mode=self.retriever.mode,
+                    windows_of=getattr(self._store, "windows", None),
+                    # Hybrid mode: the evidence step reads the retrieval query's memoised vector.
+                    query_vector=getattr(self._store, "query_vector", None) if hybrid else None,
+                    gate=gate,
                 )
                 self._chains[name] = chain
             return chain
