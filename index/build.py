@@ -29,14 +29,17 @@ import numpy as np
 from index.chunking import SPLITTER_VERSION, ChunkingSettings, approx_count_batch, chunk_document
 from index.config import IndexConfig
 from index.embedding import Embedder, approx_token_spans, load_embedder
-from index.errors import IndexMismatchError, IndexNotFoundError, IndexPathError
-from index.language import detect_language
+from index.errors import IndexMismatchError, IndexPathError
+from index.language import document_language
 from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index
 from index.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document, sha256_bytes
 from index.manifest import FileEntry, Manifest, utc_now
+from index.model_check import check_same_model
+from index.protocols import Generation, IndexWriter, PreviousIndex
 from index.records import Chunk, Document
-from index.store import IndexStore, index_lock, vector_index_kind, write_generation
-from index.windows import build_window_table
+from index.vector_index import vector_index_kind
+from index.windows import WindowTable, build_window_table
+from index.writer import FolderIndexWriter
 
 ProgressCallback = Callable[[int, int, str], None]
 APPROX_TOKENIZER = "approx-v1"
@@ -89,10 +92,14 @@ def _is_hidden(path: Path, root: Path) -> bool:
 
 
 def discover_files(roots: Sequence[Path], extensions: Iterable[str]) -> list[_Found]:
-    """Supported files under the roots, hidden files and folders skipped, in a stable order."""
+    """Supported files under the roots, hidden files and folders skipped, each real file once, in a stable
+    order."""
     wanted = {ext.lower() for ext in extensions}
     found: list[_Found] = []
     taken: set[str] = set()
+    # One identity per file: the same file reached twice (a folder and a file inside it, a symlink, two
+    # overlapping roots) is one document, the first path found names it.
+    seen_files: set[Path] = set()
     for root in roots:
         if root.is_file():
             candidates = [root] if root.suffix.lower() in wanted else []
@@ -112,6 +119,13 @@ def discover_files(roots: Sequence[Path], extensions: Iterable[str]) -> list[_Fo
         for path in candidates:
             if root.is_dir() and _is_hidden(path, root):
                 continue
+            try:
+                real = path.resolve()
+            except OSError:  # a symlink loop
+                continue
+            if real in seen_files:
+                continue
+            seen_files.add(real)
             doc_id = path.relative_to(base).as_posix()
             if doc_id in taken:  # same relative path under two roots: qualify with the root's name
                 doc_id = f"{root.name}/{doc_id}"
@@ -155,11 +169,46 @@ def _resolve_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return resolved
 
 
-def _open_previous(index_dir: Path) -> IndexStore | None:
-    try:
-        return IndexStore.open(index_dir, load_model=False)
-    except IndexNotFoundError:
-        return None
+@dataclass(slots=True)
+class BuildPlan:
+    """What a build will do, decided before any file is loaded (`plan_build`)."""
+
+    roots: list[Path]
+    previous: PreviousIndex | None
+    embedder: Embedder | None
+    chunking: ChunkingSettings
+    chunk_meta: dict[str, Any]
+    analyzer: Analyzer
+    same_chunking: bool
+    same_analyzer: bool
+    reuse_vectors: bool  # the previous index's vectors of unchanged files are kept, not re-embedded
+    kept: list[tuple[_Found, FileEntry]] = field(default_factory=list)  # unchanged files
+    to_load: list[tuple[_Found, bytes | None, bool]] = field(default_factory=list)  # (file, bytes, is_new)
+    skipped_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nothing_changed: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "hybrid" if self.embedder is not None else "lexical"
+
+
+@dataclass(slots=True)
+class _Loaded:
+    found: _Found
+    document: Document
+    language: str
+    chunks: list[Chunk]
+
+
+@dataclass(slots=True)
+class _Assembled:
+    """The new generation's rows: kept files first (their rows come from the previous index)."""
+
+    documents: list[tuple[Document, str]] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    term_counts: list[dict[str, int]] = field(default_factory=list)
+    vector_rows: list[int] = field(default_factory=list)  # previous row of each reused vector, -1: embed it
+    entries: dict[str, FileEntry] = field(default_factory=dict)
 
 
 def build_index(
@@ -171,227 +220,295 @@ def build_index(
     rebuild: bool = False,
     progress: bool = True,
     on_progress: ProgressCallback | None = None,
+    writer: IndexWriter | None = None,
 ) -> BuildReport:
-    """Index `paths` (and the roots already recorded) into `config.index_dir`; returns what was done."""
+    """Index `paths` (and the roots already recorded) into `writer` (default: the folder store of
+    `config.index_dir`); returns what was done. Stages: plan, load + chunk, assemble, embed, write."""
     started = time.perf_counter()
     new_roots = _resolve_paths(paths)
     forget_roots = {Path(p).expanduser().resolve() for p in forget}
-    index_dir = config.resolved_index_dir()
-    report = BuildReport(index_dir=str(index_dir))
+    writer = writer if writer is not None else FolderIndexWriter(config.resolved_index_dir())
+    report = BuildReport(index_dir=writer.location)
     progress = progress and config.show_progress
 
-    with index_lock(index_dir):
-        previous = None if rebuild else _open_previous(index_dir)
-        if rebuild and (index_dir / "CURRENT").exists():
-            try:
-                old_roots = [Path(r) for r in _open_previous(index_dir).manifest.roots]  # type: ignore[union-attr]
-            except Exception:  # noqa: BLE001 - a damaged index is exactly what --rebuild is for
-                old_roots = []
-        else:
-            old_roots = [Path(r) for r in previous.manifest.roots] if previous else []
-        roots = [r for r in dict.fromkeys([*old_roots, *new_roots]) if r not in forget_roots]
-
-        if embedder is AUTO:
-            embedder = load_embedder(config) if config.embedding_model else None
-        mode = "hybrid" if embedder is not None else "lexical"
-        report.mode = mode
-        if previous is not None:
-            _check_compatible(previous, embedder, config, index_dir)
-
-        settings = chunking_settings(config, embedder)
-        chunk_meta = chunking_manifest(settings, embedder)
-        analyzer = Analyzer()
-        same_chunking = previous is not None and previous.manifest.chunking == chunk_meta
-        same_analyzer = previous is not None and previous.manifest.analyzer == analyzer.settings()
-        reuse_vectors = (
-            same_chunking and previous is not None and previous.vector_index is not None and mode == "hybrid"
+    with writer.lock():
+        plan = plan_build(
+            writer, new_roots, forget_roots, config, embedder, rebuild, report, progress, on_progress
         )
-        if previous is not None and not same_chunking:
-            report.messages.append("Chunking settings changed: every file is chunked again.")
-
-        for root in roots:
-            if not root.exists():
-                report.messages.append(f"{root} no longer exists: its files are removed from the index.")
-        found = discover_files([r for r in roots if r.exists()], config.extensions)
-        if not found:
-            where = ", ".join(str(r) for r in roots) or "(no folder given)"
-            report.messages.append(
-                f"No supported files in {where} (supported: {', '.join(SUPPORTED_EXTENSIONS)})."
+        if plan.nothing_changed:
+            assert plan.previous is not None
+            return _finish(report, plan.previous.manifest.files, len(plan.previous.chunks), started)
+        loaded = load_and_chunk(plan, report, progress, on_progress)
+        assembled = assemble(plan, loaded)
+        vectors = embed_chunks(plan, assembled, report, progress, on_progress)
+        windows = find_windows(plan, assembled, report)
+        bm25 = BM25Index(k1=BM25_K1, b=BM25_B).build_from_counts(assembled.term_counts)
+        writer.write(
+            Generation(
+                manifest=make_manifest(plan, assembled, bm25),
+                documents=assembled.documents,
+                chunks=assembled.chunks,
+                bm25=bm25,
+                vectors=vectors,
+                windows=windows,
             )
-
-        old_entries = previous.manifest.files if previous else {}
-        old_skipped = previous.manifest.skipped if previous else {}
-        skipped_meta: dict[str, dict[str, Any]] = {}
-        kept: list[tuple[_Found, FileEntry]] = []
-        to_load: list[tuple[_Found, bytes | None, bool]] = []  # (file, bytes, is_new)
-        files_iter = _progress_iter(found, progress, "scanning")
-        for number, item in enumerate(files_iter, start=1):
-            known_bad = old_skipped.get(str(item.path))
-            if known_bad and (known_bad["size"], known_bad["mtime_ns"]) == (item.size, item.mtime_ns):
-                report.skipped.append((str(item.path), known_bad["reason"]))
-                skipped_meta[str(item.path)] = known_bad
-                continue
-            old = old_entries.get(item.doc_id)
-            if old is not None and same_chunking and old.size == item.size and old.mtime_ns == item.mtime_ns:
-                kept.append((item, old))
-                continue
-            try:
-                data = item.path.read_bytes()
-            except OSError as exc:
-                report.skipped.append((str(item.path), f"cannot read the file ({exc.strerror or exc})"))
-                continue
-            if old is not None and same_chunking and sha256_bytes(data) == old.content_hash:
-                kept.append((item, old))  # touched but identical: only the mtime is refreshed
-                continue
-            to_load.append((item, data, old is None))
-            if on_progress:
-                on_progress(number, len(found), "scanning")
-
-        present = {item.doc_id for item in found}
-        report.removed_files = sum(1 for doc_id in old_entries if doc_id not in present)
-        roots_changed = previous is None or [str(r) for r in roots] != previous.manifest.roots
-        mtimes_changed = any(
-            (item.size, item.mtime_ns) != (old.size, old.mtime_ns) or item.path != Path(old.source)
-            for item, old in kept
         )
-        nothing_changed = (
-            previous is not None
-            and not to_load
-            and not report.removed_files
-            and not roots_changed
-            and same_analyzer
-            and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
-            # An index from before sentence windows were stored gets them (its chunks are kept).
-            and previous.window_table is not None
-        )
-        if nothing_changed:
-            assert previous is not None
-            return _finish(report, previous.manifest.files, len(previous.chunks), started)
-
-        # Load and chunk the new and changed files.
-        count_batch = embedder.count_tokens_batch if embedder is not None else approx_count_batch
-        token_spans = embedder.token_spans if embedder is not None else approx_token_spans
-        loaded: list[tuple[_Found, Document, str, list[Chunk]]] = []
-        for number, (item, data, is_new) in enumerate(_progress_iter(to_load, progress, "reading"), start=1):
-            try:
-                document = load_document(item.path, item.doc_id, data=data)
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-                reason = (
-                    str(exc)
-                    if isinstance(exc, LoadError)
-                    else f"unexpected error {type(exc).__name__}: {exc}"
-                )
-                report.skipped.append((str(item.path), reason))
-                skipped_meta[str(item.path)] = {
-                    "size": item.size,
-                    "mtime_ns": item.mtime_ns,
-                    "reason": reason,
-                }
-                continue
-            language = detect_language(document.text[:20_000], default="fr")
-            chunks = chunk_document(document, settings, count_batch=count_batch, token_spans=token_spans)
-            loaded.append((item, document, language, chunks))
-            if is_new:
-                report.new_files += 1
-            else:
-                report.changed_files += 1
-            if on_progress:
-                on_progress(number, len(to_load), "reading")
-
-        # Assemble the new generation: kept files first (their rows come from the previous index).
-        documents: list[tuple[Document, str]] = []
-        chunks: list[Chunk] = []
-        term_counts: list[dict[str, int]] = []
-        vector_rows: list[int] = []  # previous row of each reused chunk, -1 for chunks to embed
-        entries: dict[str, FileEntry] = {}
-        old_counts = (
-            previous.bm25.row_term_counts() if previous is not None and kept and same_analyzer else None
-        )
-        for item, old in kept:
-            assert previous is not None
-            document = previous.document(old.doc_id)
-            document.source = str(item.path)
-            documents.append((document, old.language))
-            for chunk_id in old.chunk_ids:
-                row = previous.chunk_index(chunk_id)
-                chunk = previous.chunks[row]
-                chunks.append(chunk)
-                vector_rows.append(row if reuse_vectors else -1)
-                term_counts.append(
-                    old_counts[row]
-                    if old_counts is not None
-                    else Counter(
-                        analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, old.language)
-                    )
-                )
-            entries[old.doc_id] = FileEntry(
-                old.doc_id, str(item.path), str(item.root), old.content_hash, item.size, item.mtime_ns,
-                old.language, old.title, list(old.chunk_ids),
-            )  # fmt: skip
-        for item, document, language, doc_chunks in loaded:
-            documents.append((document, language))
-            for chunk in doc_chunks:
-                chunks.append(chunk)
-                vector_rows.append(-1)
-                term_counts.append(
-                    Counter(analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, language))
-                )
-            entries[document.doc_id] = FileEntry(
-                document.doc_id, document.source, str(item.root), document.content_hash, item.size, item.mtime_ns,
-                language, document.title, [c.chunk_id for c in doc_chunks],
-            )  # fmt: skip
-
-        vectors = None
-        if embedder is not None:
-            vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
-            reuse = [(i, row) for i, row in enumerate(vector_rows) if row >= 0]
-            if reuse:
-                assert previous is not None and previous.vector_index is not None
-                old_vectors = previous.vector_index.reconstruct_n(0, previous.vector_index.ntotal)
-                vectors[[i for i, _ in reuse]] = old_vectors[[row for _, row in reuse]]
-            todo = [i for i, row in enumerate(vector_rows) if row < 0]
-            if todo:
-                vectors[todo] = embedder.embed_passages(
-                    [chunks[i].text for i in todo], show_progress=progress, on_progress=on_progress
-                )
-            report.embedded_chunks = len(todo)
-
-        # Sentence windows of every document (with vectors in hybrid mode): kept documents keep theirs.
-        previous_windows = previous.window_table if previous is not None else None
-        kept_ids = {old.doc_id for _, old in kept}
-        reused = [
-            (previous_windows, previous.document_row(document.doc_id))  # type: ignore[union-attr]
-            if previous_windows is not None
-            and document.doc_id in kept_ids
-            and (embedder is None or previous_windows.vectors is not None)
-            else None
-            for document, _ in documents
-        ]
-        windows, report.embedded_windows = build_window_table(
-            [document.text for document, _ in documents],
-            reused,
-            None if embedder is None else embedder.embed_passages,
-            embedder.dimension if embedder is not None else 0,
-        )
-
-        bm25 = BM25Index(k1=BM25_K1, b=BM25_B).build_from_counts(term_counts)
-        now = utc_now()
-        manifest = Manifest(
-            mode=mode,
-            embedding=embedder.settings() if embedder is not None else None,
-            chunking=chunk_meta,
-            analyzer=analyzer.settings(),
-            bm25={"k1": bm25.k1, "b": bm25.b},
-            roots=[str(r) for r in roots],
-            files=entries,
-            vector_index=vector_index_kind(len(chunks)) if embedder is not None else None,
-            skipped=skipped_meta,
-            created_at=previous.manifest.created_at if previous is not None else now,
-            updated_at=now,
-        )
-        write_generation(index_dir, manifest, documents, chunks, bm25, vectors, windows)
         report.written = True
-        return _finish(report, entries, len(chunks), started)
+        return _finish(report, assembled.entries, len(assembled.chunks), started)
+
+
+def _previous_roots(writer: IndexWriter, rebuild: bool, previous: PreviousIndex | None) -> list[Path]:
+    if not rebuild:
+        return [Path(r) for r in previous.manifest.roots] if previous else []
+    try:
+        old = writer.read_previous()
+    except Exception:  # noqa: BLE001 - a damaged index is exactly what --rebuild is for
+        return []
+    return [Path(r) for r in old.manifest.roots] if old is not None else []
+
+
+def plan_build(
+    writer: IndexWriter,
+    new_roots: list[Path],
+    forget_roots: set[Path],
+    config: IndexConfig,
+    embedder: Embedder | None,
+    rebuild: bool,
+    report: BuildReport,
+    progress: bool,
+    on_progress: ProgressCallback | None,
+) -> BuildPlan:
+    """Which roots, which model, which files are kept, loaded, skipped or gone; refuses a model mismatch."""
+    previous = None if rebuild else writer.read_previous()
+    old_roots = _previous_roots(writer, rebuild, previous)
+    roots = [r for r in dict.fromkeys([*old_roots, *new_roots]) if r not in forget_roots]
+
+    if embedder is AUTO:
+        embedder = load_embedder(config) if config.embedding_model else None
+    report.mode = "hybrid" if embedder is not None else "lexical"
+    if previous is not None:
+        _check_compatible(previous, embedder, config, writer.location)
+
+    chunking = chunking_settings(config, embedder)
+    chunk_meta = chunking_manifest(chunking, embedder)
+    analyzer = Analyzer()
+    same_chunking = previous is not None and previous.manifest.chunking == chunk_meta
+    plan = BuildPlan(
+        roots=roots,
+        previous=previous,
+        embedder=embedder,
+        chunking=chunking,
+        chunk_meta=chunk_meta,
+        analyzer=analyzer,
+        same_chunking=same_chunking,
+        same_analyzer=previous is not None and previous.manifest.analyzer == analyzer.settings(),
+        reuse_vectors=same_chunking
+        and previous is not None
+        and previous.manifest.mode == "hybrid"
+        and embedder is not None,
+    )
+    if previous is not None and not same_chunking:
+        report.messages.append("Chunking settings changed: every file is chunked again.")
+
+    for root in roots:
+        if not root.exists():
+            report.messages.append(f"{root} no longer exists: its files are removed from the index.")
+    found = discover_files([r for r in roots if r.exists()], config.extensions)
+    if not found:
+        where = ", ".join(str(r) for r in roots) or "(no folder given)"
+        report.messages.append(
+            f"No supported files in {where} (supported: {', '.join(SUPPORTED_EXTENSIONS)})."
+        )
+
+    old_entries = previous.manifest.files if previous else {}
+    old_skipped = previous.manifest.skipped if previous else {}
+    for number, item in enumerate(_progress_iter(found, progress, "scanning"), start=1):
+        known_bad = old_skipped.get(str(item.path))
+        if known_bad and (known_bad["size"], known_bad["mtime_ns"]) == (item.size, item.mtime_ns):
+            report.skipped.append((str(item.path), known_bad["reason"]))
+            plan.skipped_meta[str(item.path)] = known_bad
+            continue
+        old = old_entries.get(item.doc_id)
+        if old is not None and same_chunking and old.size == item.size and old.mtime_ns == item.mtime_ns:
+            plan.kept.append((item, old))
+            continue
+        try:
+            data = item.path.read_bytes()
+        except OSError as exc:
+            report.skipped.append((str(item.path), f"cannot read the file ({exc.strerror or exc})"))
+            continue
+        if old is not None and same_chunking and sha256_bytes(data) == old.content_hash:
+            plan.kept.append((item, old))  # touched but identical: only the mtime is refreshed
+            continue
+        plan.to_load.append((item, data, old is None))
+        if on_progress:
+            on_progress(number, len(found), "scanning")
+
+    present = {item.doc_id for item in found}
+    report.removed_files = sum(1 for doc_id in old_entries if doc_id not in present)
+    roots_changed = previous is None or [str(r) for r in roots] != previous.manifest.roots
+    mtimes_changed = any(
+        (item.size, item.mtime_ns) != (old.size, old.mtime_ns) or item.path != Path(old.source)
+        for item, old in plan.kept
+    )
+    plan.nothing_changed = (
+        previous is not None
+        and not plan.to_load
+        and not report.removed_files
+        and not roots_changed
+        and plan.same_analyzer
+        and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
+        # An index from before sentence windows were stored gets them (its chunks and vectors are kept).
+        and previous.stored_windows() is not None
+    )
+    return plan
+
+
+def load_and_chunk(
+    plan: BuildPlan, report: BuildReport, progress: bool, on_progress: ProgressCallback | None
+) -> list[_Loaded]:
+    """Load each new or changed file (one bad file is skipped with its reason, never stops the others),
+    detect its language once, and chunk it."""
+    count_batch = plan.embedder.count_tokens_batch if plan.embedder is not None else approx_count_batch
+    token_spans = plan.embedder.token_spans if plan.embedder is not None else approx_token_spans
+    loaded: list[_Loaded] = []
+    for number, (item, data, is_new) in enumerate(_progress_iter(plan.to_load, progress, "reading"), start=1):
+        try:
+            document = load_document(item.path, item.doc_id, data=data)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            reason = (
+                str(exc) if isinstance(exc, LoadError) else f"unexpected error {type(exc).__name__}: {exc}"
+            )
+            report.skipped.append((str(item.path), reason))
+            plan.skipped_meta[str(item.path)] = {
+                "size": item.size,
+                "mtime_ns": item.mtime_ns,
+                "reason": reason,
+            }
+            continue
+        chunks = chunk_document(document, plan.chunking, count_batch=count_batch, token_spans=token_spans)
+        loaded.append(_Loaded(item, document, document_language(document.text), chunks))
+        if is_new:
+            report.new_files += 1
+        else:
+            report.changed_files += 1
+        if on_progress:
+            on_progress(number, len(plan.to_load), "reading")
+    return loaded
+
+
+def assemble(plan: BuildPlan, loaded: list[_Loaded]) -> _Assembled:
+    """The rows of the new generation: kept files (reusing the previous rows) then the loaded ones."""
+    out = _Assembled()
+    previous = plan.previous
+    analyzer = plan.analyzer
+    old_counts = (
+        previous.row_term_counts() if previous is not None and plan.kept and plan.same_analyzer else None
+    )
+    for item, old in plan.kept:
+        assert previous is not None
+        document = previous.document(old.doc_id)
+        document.source = str(item.path)
+        out.documents.append((document, old.language))
+        for chunk_id in old.chunk_ids:
+            row = previous.chunk_index(chunk_id)
+            chunk = previous.chunks[row]
+            out.chunks.append(chunk)
+            out.vector_rows.append(row if plan.reuse_vectors else -1)
+            out.term_counts.append(
+                old_counts[row]
+                if old_counts is not None
+                else Counter(
+                    analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, old.language)
+                )
+            )
+        out.entries[old.doc_id] = FileEntry(
+            old.doc_id, str(item.path), str(item.root), old.content_hash,
+            item.size, item.mtime_ns, old.language, old.title, list(old.chunk_ids),
+        )  # fmt: skip
+    for new in loaded:
+        document, language = new.document, new.language
+        out.documents.append((document, language))
+        for chunk in new.chunks:
+            out.chunks.append(chunk)
+            out.vector_rows.append(-1)
+            out.term_counts.append(
+                Counter(analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, language))
+            )
+        out.entries[document.doc_id] = FileEntry(
+            document.doc_id, document.source, str(new.found.root), document.content_hash, new.found.size,
+            new.found.mtime_ns, language, document.title, [c.chunk_id for c in new.chunks],
+        )  # fmt: skip
+    return out
+
+
+def embed_chunks(
+    plan: BuildPlan,
+    assembled: _Assembled,
+    report: BuildReport,
+    progress: bool,
+    on_progress: ProgressCallback | None,
+) -> np.ndarray | None:
+    """Vectors of every row: reused from the previous index where allowed, embedded otherwise."""
+    embedder = plan.embedder
+    if embedder is None:
+        return None
+    chunks = assembled.chunks
+    vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+    reuse = [(i, row) for i, row in enumerate(assembled.vector_rows) if row >= 0]
+    if reuse:
+        assert plan.previous is not None
+        old_vectors = plan.previous.stored_vectors()
+        assert old_vectors is not None  # reuse_vectors requires a hybrid previous index
+        vectors[[i for i, _ in reuse]] = old_vectors[[row for _, row in reuse]]
+    todo = [i for i, row in enumerate(assembled.vector_rows) if row < 0]
+    if todo:
+        vectors[todo] = embedder.embed_passages(
+            [chunks[i].text for i in todo], show_progress=progress, on_progress=on_progress
+        )
+    report.embedded_chunks = len(todo)
+    return vectors
+
+
+def find_windows(plan: BuildPlan, assembled: _Assembled, report: BuildReport) -> WindowTable:
+    """Sentence windows of every document (`index.windows`), embedded in hybrid mode: a kept document
+    keeps its windows and vectors from the previous index, a new or changed one is split and embedded."""
+    embedder = plan.embedder
+    previous = plan.previous
+    table = previous.stored_windows() if previous is not None else None
+    kept = {old.doc_id for _, old in plan.kept}
+    usable = table is not None and (embedder is None or table.vectors is not None)
+    reused = [
+        (table, previous.document_row(document.doc_id))  # type: ignore[union-attr]
+        if usable and document.doc_id in kept
+        else None
+        for document, _ in assembled.documents
+    ]
+    windows, report.embedded_windows = build_window_table(
+        [document.text for document, _ in assembled.documents],
+        reused,
+        None if embedder is None else embedder.embed_passages,
+        embedder.dimension if embedder is not None else 0,
+    )
+    return windows
+
+
+def make_manifest(plan: BuildPlan, assembled: _Assembled, bm25: BM25Index) -> Manifest:
+    now = utc_now()
+    embedder = plan.embedder
+    return Manifest(
+        mode=plan.mode,
+        embedding=embedder.settings() if embedder is not None else None,
+        chunking=plan.chunk_meta,
+        analyzer=plan.analyzer.settings(),
+        bm25={"k1": bm25.k1, "b": bm25.b},
+        roots=[str(r) for r in plan.roots],
+        files=assembled.entries,
+        vector_index=vector_index_kind(len(assembled.chunks)) if embedder is not None else None,
+        skipped=plan.skipped_meta,
+        created_at=plan.previous.manifest.created_at if plan.previous is not None else now,
+        updated_at=now,
+    )
 
 
 def _finish(
@@ -404,8 +521,9 @@ def _finish(
 
 
 def _check_compatible(
-    previous: IndexStore, embedder: Embedder | None, config: IndexConfig, index_dir: Path
+    previous: PreviousIndex, embedder: Embedder | None, config: IndexConfig, where: str
 ) -> None:
+    """An index with vectors is never updated without its model (nor with another one)."""
     built_with = previous.manifest.embedding_model
     if previous.manifest.mode == "hybrid" and embedder is None:
         configured = config.embedding_model
@@ -415,19 +533,12 @@ def _check_compatible(
             else f"the model {configured!r} cannot be loaded now"
         )
         raise IndexMismatchError(
-            f"The index in {index_dir} holds vectors of the model {built_with!r}, but {why}. It was left "
+            f"The index in {where} holds vectors of the model {built_with!r}, but {why}. It was left "
             f"unchanged rather than losing its vectors. Make the model available (RAG_INDEX__EMBEDDING_MODEL="
             f"{built_with!r}, or a local folder of it), or rebuild lexical-only with: rag index --rebuild <folders>."
         )
-    if embedder is not None and built_with and built_with != embedder.name:
-        from index.store import same_model
-
-        if not same_model(built_with, embedder.name):
-            raise IndexMismatchError(
-                f"The index in {index_dir} was built with the embedding model {built_with!r}, but "
-                f"{embedder.name!r} is configured. Rebuild it with the new model (rag index --rebuild <folders>) "
-                f"or set RAG_INDEX__EMBEDDING_MODEL={built_with!r} back."
-            )
+    if embedder is not None:
+        check_same_model(built_with, embedder.name, where)
 
 
 def _progress_iter(items: Sequence[Any], enabled: bool, label: str) -> Iterable[Any]:

@@ -18,19 +18,20 @@ from pathlib import Path
 from index.build import AUTO, BuildReport, build_index, discover_files
 from index.config import IndexConfig
 from index.errors import IndexError_
+from index.terminal import printable
 
 EXIT_OK = 0
-EXIT_ERROR = 1
+EXIT_ERROR = 2  # as every `rag` error (README)
 EXIT_INTERRUPTED = 130
 
 
 def print_report(report: BuildReport, stream=None) -> None:  # noqa: ANN001 - a text stream
     stream = stream or sys.stdout
     for message in report.messages:
-        print(message, file=stream)
+        print(printable(message), file=stream)
     for path, reason in report.skipped:
-        print(f"skipped {path}: {reason}", file=stream)
-    print(("" if report.written else "Up to date: ") + report.summary(), file=stream)
+        print(printable(f"skipped {path}: {reason}"), file=stream)
+    print(printable(("" if report.written else "Up to date: ") + report.summary()), file=stream)
 
 
 def _snapshot(roots: list[Path], config: IndexConfig) -> dict[str, tuple[int, int]]:
@@ -49,7 +50,7 @@ def run_index(
 ) -> int:
     """Index `paths` into config.index_dir and print a summary; with `watch`, keep syncing until Ctrl-C.
 
-    Returns the process exit code: 0 done, 1 an error was printed, 130 interrupted (index left intact).
+    Returns the process exit code: 0 done, 2 an error was printed, 130 interrupted (index left intact).
     `max_cycles` bounds the watch loop (tests).
     """
     paths = list(paths)
@@ -89,7 +90,7 @@ def run_index(
             seen = now
         return EXIT_OK
     except IndexError_ as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(printable(" ".join(f"Error: {exc}".split())), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         if watch:

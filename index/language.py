@@ -214,3 +214,15 @@ def detect_language(text: str, default: str = "en") -> str:
     scores["fr"] += 1.0 * len(_FRENCH_ELISION.findall(text))
     best = max(LANGUAGES, key=lambda lang: (scores[lang], lang == default))
     return best if scores[best] > 0 else default
+
+
+DOCUMENT_LANGUAGE_DEFAULT = "fr"
+DOCUMENT_LANGUAGE_SAMPLE = 20_000  # characters; detection reads at most ~2,000 words of them anyway
+
+
+def document_language(text: str) -> str:
+    """The language of a whole document: decided once, when it is indexed, and stored with it.
+
+    The one place that decides it (readers and test fakes call this, never `detect_language` with their
+    own sample size or default)."""
+    return detect_language(text[:DOCUMENT_LANGUAGE_SAMPLE], default=DOCUMENT_LANGUAGE_DEFAULT)

@@ -207,6 +207,11 @@ class BM25Index:
         known = [t for t in edits if t in self.vocabulary]
         return max(known, key=lambda t: (self.document_frequency(t), t)) if known else None
 
+    def document_frequencies(self) -> dict[str, int]:
+        """Every term -> how many rows hold it."""
+        counts = np.diff(self.term_ptr).tolist()
+        return {term: counts[term_id] for term, term_id in self.vocabulary.items()}
+
     def document_frequency(self, term: str) -> int:
         """How many rows hold `term` (0 if none)."""
         term_id = self.vocabulary.get(term)

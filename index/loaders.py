@@ -6,7 +6,8 @@ so normalisation is deliberately small: Unicode NFC, newlines as "\\n", control 
 Markdown keeps its markup (offsets stay those of the file, minus the newline normalisation); HTML becomes
 plain text, one block per line group, scripts and styles removed.
 
-Text encodings: UTF-8 (with or without BOM) decoded strictly first; UTF-16 with a BOM; otherwise
+Text encodings: UTF-8 (with or without BOM) decoded strictly first; UTF-16 with a BOM, or without one
+when the NUL bytes fall in every other byte on one side (Latin-script text); otherwise
 bytes that look French (é è à ç ’ « » in their cp1252 code points) are read as cp1252 (a superset of
 Latin-1 for text), and anything else goes to charset-normalizer. A file that cannot be read raises
 `LoadError` with the reason; the build reports it by name and goes on with the other files.
@@ -65,6 +66,30 @@ def normalise_text(text: str) -> str:
 _FRENCH_CP1252 = frozenset(b"\xe9\xe8\xea\xe0\xe2\xe7\xf4\xee\xfb\xf9\xeb\xef\x9c\x92\xab\xbb\xc9\xc0\xa0")
 
 
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """UTF-16 saved without a byte order mark (some Windows tools do): text in Latin scripts then has a NUL
+    in nearly every other byte, always on the same side. Accepted only if it decodes strictly and reads as
+    text (few control characters); binary data with NULs falls through to "binary"."""
+    sample = data[:8192]
+    pairs = len(sample) // 2
+    if len(data) % 2 or pairs < 2:
+        return None
+    even_nuls = sample[0::2].count(0) / pairs
+    odd_nuls = sample[1::2].count(0) / pairs
+    if odd_nuls >= 0.3 and even_nuls <= 0.02:
+        codec = "utf-16-le"
+    elif even_nuls >= 0.3 and odd_nuls <= 0.02:
+        codec = "utf-16-be"
+    else:
+        return None
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    controls = sum(1 for ch in text if unicodedata.category(ch) in ("Cc", "Cs", "Co") and ch not in "\n\r\t")
+    return (text, codec) if controls <= len(text) * 0.01 else None
+
+
 def decode_text(data: bytes) -> tuple[str, str]:
     """(text, encoding name). Raises LoadError for binary data or an unknown encoding."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -73,6 +98,9 @@ def decode_text(data: bytes) -> tuple[str, str]:
         except UnicodeDecodeError as exc:
             raise LoadError(f"invalid UTF-16 text ({exc.reason} at byte {exc.start})") from exc
     if b"\x00" in data[:8192]:
+        utf16 = _utf16_without_bom(data)
+        if utf16 is not None:
+            return utf16
         raise LoadError("binary file (it contains NUL bytes), not text")
     try:
         return data.decode("utf-8-sig"), "utf-8"

@@ -1,259 +1,52 @@
-"""The index on disk: generations written atomically, opened read-only for search.
+"""The folder store's reader: one index generation, opened read-only for search (`IndexStore`).
 
-Layout of `index_dir`:
-    CURRENT            name of the live generation (switched with os.replace: atomic)
-    LOCK               held (fcntl.flock) by the one process that writes
-    gen-<time>-<id>/   manifest.json, documents.jsonl (texts: offsets can be shown), chunks.jsonl,
-                       bm25.json + bm25.npz, vectors.faiss (hybrid mode only)
-
-A writer fills a hidden temporary folder, fsyncs every file, renames it to its generation name, then
-points CURRENT at it; only after that are older generations deleted. A crash or Ctrl-C at any point
-leaves CURRENT on a complete generation, so the previous index stays loadable. Nothing is pickled:
-FAISS has its own binary format, the rest is JSON and plain npz arrays.
-
-The FAISS index is exact inner product (IndexFlatIP) up to FLAT_MAX_VECTORS (80k), HNSW above: vectors are
-normalised, so inner product is cosine similarity.
+`IndexStore` implements `index.protocols.IndexReader` (what rag reads) and `PreviousIndex` (what an
+incremental build reuses). It reads files; which model it searches with is decided by
+`index.model_check.embedder_for_index`, and the retrieval mode is fixed once, here, when it is opened.
+Writing: `index.writer`. Folder layout: `index.generations`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 import threading
-import time
-import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from index.config import IndexConfig
-from index.embedding import Embedder, load_embedder
-from index.errors import IndexFormatError, IndexLockedError, IndexMismatchError, IndexNotFoundError
-from index.language import detect_language
+from index.embedding import Embedder
+from index.errors import IndexFormatError, IndexNotFoundError
+from index.generations import (
+    CHUNKS_FILE,
+    DOCUMENTS_FILE,
+    VECTORS_FILE,
+    check_index_dir,
+    current_generation,
+)
+from index.language import DOCUMENT_LANGUAGE_DEFAULT, detect_language
 from index.lexical import Analyzer, BM25Index
 from index.manifest import Manifest
+from index.model_check import check_dimension, embedder_for_index
+from index.protocols import DocumentInfo
 from index.records import Chunk, Document, Section
+from index.vector_index import read_vector_index
 from index.windows import WindowSpan, WindowTable
 
 if TYPE_CHECKING:
     import faiss
 
-# Exact search up to this many vectors, HNSW (approximate, sub-linear) above. Measured with
-# `python -m eval.benchmarks.scale` (dim 384, one FAISS thread, 2-core machine): exact search passes 10 ms
-# p50 near 84k vectors (36 ms at 100k, 175 ms at 1M) while HNSW stays at 1-2 ms from 100k to 1M.
-FLAT_MAX_VECTORS = 80_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 128
+__all__ = ["DocumentInfo", "IndexStore"]
 
 QUERY_MEMO_SIZE = 256  # recent query vectors kept (a chat re-asks; the eval retrieves then answers)
-
-CURRENT_FILE = "CURRENT"
-LOCK_FILE = "LOCK"
-GENERATION_PREFIX = "gen-"
-TEMP_PREFIX = ".tmp-"
-VECTORS_FILE = "vectors.faiss"
-DOCUMENTS_FILE = "documents.jsonl"
-CHUNKS_FILE = "chunks.jsonl"
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentInfo:
-    """What the UI lists about an indexed document (the text itself: `IndexStore.document_text`)."""
-
-    doc_id: str
-    source: str
-    title: str
-    language: str
-    content_hash: str
-    chunk_count: int
-    characters: int
-
-
-# -- locking ------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def index_lock(index_dir: Path) -> Iterator[None]:
-    """Exclusive writer lock; fails at once (IndexLockedError) if another process holds it.
-
-    flock is released by the kernel when the holder dies, so a crashed writer never leaves a stale lock.
-    """
-    index_dir.mkdir(parents=True, exist_ok=True)
-    path = index_dir / LOCK_FILE
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - Windows: no advisory lock, single writer assumed
-            pass
-        except OSError as exc:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise IndexLockedError(
-                f"The index in {index_dir} is being written by {holder}. Wait for it to finish and try again."
-            ) from exc
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
-
-
-# -- writing ------------------------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every platform/filesystem
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False))
-            handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def make_vector_index(vectors: np.ndarray) -> faiss.Index:
-    import faiss
-
-    dimension = vectors.shape[1]
-    if len(vectors) <= FLAT_MAX_VECTORS:
-        index = faiss.IndexFlatIP(dimension)
-    else:
-        index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def vector_index_kind(count: int) -> str:
-    return "flat_ip" if count <= FLAT_MAX_VECTORS else "hnsw_ip"
-
-
-def document_row(document: Document, language: str) -> dict[str, Any]:
-    row = asdict(document)
-    row["language"] = language
-    row["sections"] = [[s.start, s.end, list(s.heading_path), s.page] for s in document.sections]
-    return row
-
-
-def chunk_row(chunk: Chunk) -> dict[str, Any]:
-    # The text is not stored twice: it is document.text[start:end].
-    return {
-        "chunk_id": chunk.chunk_id,
-        "doc_id": chunk.doc_id,
-        "start": chunk.start,
-        "end": chunk.end,
-        "ordinal": chunk.ordinal,
-        "heading_path": list(chunk.heading_path),
-        "page": chunk.page,
-    }
-
-
-def write_generation(
-    index_dir: Path,
-    manifest: Manifest,
-    documents: Sequence[tuple[Document, str]],
-    chunks: Sequence[Chunk],
-    bm25: BM25Index,
-    vectors: np.ndarray | None,
-    windows: WindowTable | None = None,
-) -> Path:
-    """Write a complete generation and make it current. Call under `index_lock`. Returns its folder.
-
-    `windows`: the sentence windows of `documents` (same order), with vectors in hybrid mode."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{GENERATION_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    temp = index_dir / f"{TEMP_PREFIX}{name}"
-    temp.mkdir()
-    try:
-        _write_jsonl(temp / DOCUMENTS_FILE, [document_row(doc, lang) for doc, lang in documents])
-        _write_jsonl(temp / CHUNKS_FILE, [chunk_row(chunk) for chunk in chunks])
-        bm25.save(temp)
-        _fsync_file(temp / "bm25.npz")
-        _fsync_file(temp / "bm25.json")
-        if vectors is not None:
-            import faiss
-
-            faiss.write_index(make_vector_index(vectors), str(temp / VECTORS_FILE))
-            _fsync_file(temp / VECTORS_FILE)
-        if windows is not None:
-            _fsync_file(windows.save(temp))
-        manifest.chunk_count = len(chunks)
-        _write_text(temp / "manifest.json", manifest.to_json())
-        _fsync_dir(temp)
-        final = index_dir / name
-        os.rename(temp, final)
-        _fsync_dir(index_dir)
-        pointer = index_dir / f"{CURRENT_FILE}.tmp"
-        _write_text(pointer, name + "\n")
-        os.replace(pointer, index_dir / CURRENT_FILE)  # the commit point
-        _fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    remove_stale_generations(index_dir)
-    return final
-
-
-def current_generation(index_dir: Path) -> Path | None:
-    try:
-        name = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    return index_dir / name if name else None
-
-
-def remove_stale_generations(index_dir: Path) -> None:
-    """Delete generations CURRENT does not point at, and leftovers of interrupted writes. Under the lock."""
-    live = current_generation(index_dir)
-    for entry in index_dir.iterdir():
-        if entry.is_dir() and entry != live and entry.name.startswith((GENERATION_PREFIX, TEMP_PREFIX)):
-            shutil.rmtree(entry, ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        (index_dir / f"{CURRENT_FILE}.tmp").unlink()
 
 
 # -- reading ------------------------------------------------------------------------------------------
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
-
-
-def same_model(built_with: str | None, configured: str | None) -> bool:
-    if (built_with or "") == (configured or ""):
-        return True
-    if not built_with or not configured:
-        return False
-    a, b = Path(built_with).expanduser(), Path(configured).expanduser()
-    return a.exists() and b.exists() and a.resolve() == b.resolve()
 
 
 class IndexStore:
@@ -280,6 +73,8 @@ class IndexStore:
         self.bm25 = bm25
         self.vector_index = vector_index
         self.embedder = embedder if vector_index is not None else None
+        # The retrieval mode, decided here once: dense search needs both the vectors and a loaded model.
+        self.mode = "hybrid" if self.embedder is not None else "lexical"
         self._rows = {chunk.chunk_id: row for row, chunk in enumerate(chunks)}
         self._doc_rows = {doc.doc_id: row for row, doc in enumerate(documents)}
         # Sentence windows (index.windows), read by the answering side; None for an index built before them.
@@ -287,7 +82,8 @@ class IndexStore:
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_lock = threading.Lock()
         counts = Counter(languages[chunk.doc_id] for chunk in chunks)
-        self.main_language = counts.most_common(1)[0][0] if counts else "fr"
+        self.main_language = counts.most_common(1)[0][0] if counts else DOCUMENT_LANGUAGE_DEFAULT
+        self._corpus_languages = set(counts)
         self._analyzer = Analyzer()
 
     # -- opening --------------------------------------------------------------------------------------
@@ -307,6 +103,7 @@ class IndexStore:
         Raises IndexNotFoundError, IndexFormatError, IndexMismatchError (configured model != building model).
         """
         index_dir = Path(index_dir).expanduser().resolve()
+        check_index_dir(index_dir)
         for attempt in range(3):
             generation = current_generation(index_dir)
             if generation is None:
@@ -334,23 +131,6 @@ class IndexStore:
         load_model: bool,
     ) -> IndexStore:
         manifest = Manifest.read(generation)
-        built_with = manifest.embedding_model
-        if (
-            config is not None
-            and built_with
-            and config.embedding_model
-            and not same_model(built_with, config.embedding_model)
-        ):
-            raise IndexMismatchError(
-                f"The index in {index_dir} was built with the embedding model {built_with!r}, but "
-                f"{config.embedding_model!r} is configured. Either rebuild the index with the new model "
-                f"(rag index --rebuild <folders>) or set RAG_INDEX__EMBEDDING_MODEL={built_with!r} back."
-            )
-        if embedder is not None and built_with and not same_model(built_with, embedder.name):
-            raise IndexMismatchError(
-                f"The index in {index_dir} was built with {built_with!r}; the embedder given is {embedder.name!r}. "
-                "Use the same model, or rebuild the index with rag index --rebuild <folders>."
-            )
         try:
             documents: list[Document] = []
             languages: dict[str, str] = {}
@@ -391,27 +171,17 @@ class IndexStore:
             )
         vector_index = None
         if manifest.mode == "hybrid":
-            import faiss
-
-            vector_index = faiss.read_index(str(generation / VECTORS_FILE))
+            vector_index = read_vector_index(generation / VECTORS_FILE)
             if vector_index.ntotal != len(chunks):
                 raise IndexFormatError(
                     f"The index in {index_dir} is inconsistent ({vector_index.ntotal} vectors, {len(chunks)} "
                     "chunks). Rebuild it: rag index --rebuild <folders>."
                 )
-            if hasattr(vector_index, "hnsw"):
-                vector_index.hnsw.efSearch = HNSW_EF_SEARCH
-            if embedder is None and load_model:
-                model_config = config or IndexConfig(embedding_model=built_with or "")
-                if config is not None and not config.embedding_model:
-                    model_config = None  # lexical-only chosen: keep the vectors, do not load a model
-                if model_config is not None:
-                    embedder = load_embedder(model_config)
-            if embedder is not None and embedder.dimension != vector_index.d:
-                raise IndexMismatchError(
-                    f"The index in {index_dir} holds {vector_index.d}-dimensional vectors; the model "
-                    f"{embedder.name!r} makes {embedder.dimension}. Rebuild it: rag index --rebuild <folders>."
-                )
+        embedder = embedder_for_index(
+            manifest.embedding_model, config, embedder, load_model=load_model, where=str(index_dir)
+        )
+        if embedder is not None and vector_index is not None:
+            check_dimension(vector_index.d, embedder, str(index_dir))
         store = cls(
             index_dir, generation, manifest, documents, languages, chunks, bm25, vector_index, embedder
         )
@@ -419,11 +189,6 @@ class IndexStore:
         return store
 
     # -- lookups --------------------------------------------------------------------------------------
-    @property
-    def mode(self) -> str:
-        """Retrieval mode available now: "hybrid" needs both the vectors and a loaded model."""
-        return "hybrid" if self.vector_index is not None and self.embedder is not None else "lexical"
-
     def __len__(self) -> int:
         return len(self.chunks)
 
@@ -448,19 +213,37 @@ class IndexStore:
     def document_language(self, doc_id: str) -> str:
         return self._languages[doc_id]
 
+    def corpus_languages(self) -> set[str]:
+        """The languages of the documents that have chunks."""
+        return set(self._corpus_languages)
+
+    def term_document_frequencies(self) -> dict[str, int]:
+        return self.bm25.document_frequencies()
+
+    def row_term_counts(self) -> list[dict[str, int]]:
+        return self.bm25.row_term_counts()
+
+    def stored_vectors(self) -> np.ndarray | None:
+        if self.vector_index is None:
+            return None
+        return self.vector_index.reconstruct_n(0, self.vector_index.ntotal)
+
     def document_row(self, doc_id: str) -> int:
-        """Position of a document in this generation (rows of the window table)."""
+        """Position of a document in this generation (its rows in the window table)."""
         return self._doc_rows[doc_id]
+
+    def stored_windows(self) -> WindowTable | None:
+        return self.window_table
 
     def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
         """The sentence windows of a document and their unit vectors (float16; None in lexical mode),
-        or None when this index stores no windows (built by an older version: rebuild to get them)."""
+        or None when this index stores no windows (built by an older version: `rag index` adds them)."""
         if self.window_table is None:
             return None
         rows = self.window_table.spans_of(self._doc_rows[doc_id])
         spans = [span for _, span in rows]
         vectors = self.window_table.vectors
-        if vectors is None or vectors.shape[1] == 0 or not rows:
+        if vectors is None or not rows:
             return spans, None
         return spans, vectors[rows[0][0] : rows[-1][0] + 1]
 
@@ -483,9 +266,8 @@ class IndexStore:
     def query_vector(self, query: str) -> np.ndarray | None:
         """The query's unit vector (query prompt applied), None in lexical mode. Memoised: retrieval and the
         evidence step of one answer share one model call."""
-        if self.mode != "hybrid":
+        if self.embedder is None:
             return None
-        assert self.embedder is not None
         with self._query_lock:
             vector = self._query_vectors.get(query)
             if vector is not None:
@@ -500,9 +282,8 @@ class IndexStore:
 
     def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
         """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode."""
-        if self.mode != "hybrid" or k <= 0 or not self.chunks:
+        if self.embedder is None or self.vector_index is None or k <= 0 or not self.chunks:
             return []
-        assert self.vector_index is not None
         vector = self.query_vector(query).reshape(1, -1)  # type: ignore[union-attr]
         scores, rows = self.vector_index.search(vector, min(k, len(self.chunks)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]

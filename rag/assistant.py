@@ -11,12 +11,16 @@ mode) is loaded by the index store, the reranker and LLM backends when first nee
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.errors import IndexUnavailableError, RagError
+from index.embedding import Embedder
+from index.protocols import IndexReader
+from rag.errors import IndexUnavailableError, InvalidArgumentError
 from rag.records import Answer, Passage
 from rag.settings import Settings, load_settings
 
@@ -35,8 +39,11 @@ def _index_command(settings: Settings) -> str:
     return f"rag index <files or folders> --index-dir {settings.index.index_dir}"
 
 
-def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
-    """Open the index of `settings.index.index_dir`; index errors become `IndexUnavailableError`."""
+def _open_store(settings: Settings, embedder: Embedder | None = None) -> IndexReader:
+    """Open the index of `settings.index.index_dir`; index errors become `IndexUnavailableError`.
+
+    The one place the retrieval mode is chosen: the store is hybrid only when it holds vectors and the
+    model is loaded, which this skips when lexical-only is configured."""
     from index.errors import IndexError_, IndexNotFoundError
     from index.store import IndexStore
 
@@ -61,7 +68,7 @@ def _open_store(settings: Settings, embedder: Any | None = None) -> Any:
 class Assistant:
     """Answers questions over one index. Build it with `open_assistant` or `build_assistant`."""
 
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: IndexReader) -> None:
         self.settings = settings
         self._store = store
         self._lock = threading.RLock()
@@ -69,8 +76,6 @@ class Assistant:
 
     # --- wiring (lazy) ------------------------------------------------------------------------------------
     def _reset(self) -> None:
-        self._languages: dict[str, str] = {}
-        self._corpus_languages: set[str] | None = None
         self._scorer = None
         self._retriever = None
         self._reranker = None
@@ -78,42 +83,22 @@ class Assistant:
         self._chains: dict[str, Any] = {}
 
     @property
-    def store(self) -> Any:
+    def store(self) -> IndexReader:
         return self._store
 
     def language_of(self, doc_id: str) -> str:
-        """The language of a document (detected once from its text)."""
-        language = self._languages.get(doc_id)
-        if language is None:
-            if hasattr(self._store, "document_language"):
-                language = self._store.document_language(doc_id)
-            else:
-                from index.language import detect_language
-
-                language = detect_language(self._store.document_text(doc_id)[:4000], default="en")
-            self._languages[doc_id] = language
-        return language
-
-    def corpus_languages(self) -> set[str]:
-        if self._corpus_languages is None:
-            doc_ids = {chunk.doc_id for chunk in self._store.chunks}
-            self._corpus_languages = {self.language_of(doc_id) for doc_id in doc_ids}
-        return self._corpus_languages
+        """The language of a document (detected once, when it was indexed)."""
+        return self._store.document_language(doc_id)
 
     @property
     def scorer(self) -> Any:
         if self._scorer is None:
+            from collections import Counter
+
             from rag.evidence import CorpusStats, EvidenceScorer
 
-            bm25 = getattr(self._store, "bm25", None)
-            if bm25 is not None:
-                stats = CorpusStats.from_bm25(
-                    bm25
-                )  # the index's own document frequencies: nothing to analyze
-            else:
-                stats = CorpusStats.from_texts(
-                    (c.text, self.language_of(c.doc_id)) for c in self._store.chunks
-                )
+            # The index's own document frequencies: nothing to analyse again.
+            stats = CorpusStats(Counter(self._store.term_document_frequencies()), len(self._store.chunks))
             self._scorer = EvidenceScorer(stats)
         return self._scorer
 
@@ -132,7 +117,6 @@ class Assistant:
             self._retriever = HybridRetriever(
                 self._store,
                 self.settings.retrieval,
-                document_languages=self.corpus_languages,
                 reranker=reranker,
             )
         return self._retriever
@@ -200,7 +184,7 @@ class Assistant:
         backend: str | None = None,
     ) -> Answer:
         """Answer `question` (with the conversation so far in `history`) from the indexed documents."""
-        _check_question(question)
+        _check_arguments(question, history, top_k)
         return self.chain(backend).invoke(question, history, top_k)
 
     def stream(
@@ -212,7 +196,7 @@ class Assistant:
         backend: str | None = None,
     ) -> Iterator[str | Answer]:
         """Text pieces as they are generated, then exactly one final `Answer`."""
-        _check_question(question)
+        _check_arguments(question, history, top_k)
         yield from self.chain(backend).stream(question, history, top_k)
 
     def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list[Passage]:
@@ -221,6 +205,7 @@ class Assistant:
         from rag.chain import question_language
 
         _check_question(question)
+        _check_top_k(k, "k")
         return self.retriever.retrieve(question, question_language(question), k, merge=merge)
 
     def add_documents(
@@ -231,28 +216,32 @@ class Assistant:
 
         with self._lock:
             options: dict[str, Any] = {}
-            if getattr(self._store, "embedder", None) is not None:
+            if self._store.embedder is not None:
                 options["embedder"] = (
                     self._store.embedder
                 )  # reuse the loaded model (else: build_index decides)
-            report = build_index(
-                [Path(p) for p in paths],
-                self.settings.index,
-                progress=on_progress is None and self.settings.index.show_progress,
-                on_progress=on_progress,
-                **options,
-            )
-            self._store = _open_store(self.settings, getattr(self._store, "embedder", None))
+            with _index_errors_as_rag_errors():
+                report = build_index(
+                    _check_paths(paths),
+                    self.settings.index,
+                    progress=on_progress is None and self.settings.index.show_progress,
+                    on_progress=on_progress,
+                    **options,
+                )
+            self._store = _open_store(self.settings, self._store.embedder)
             self._reset()
         return report
 
     def status(self) -> dict[str, Any]:
-        embedder = getattr(self._store, "embedder", None)
+        """What the assistant runs on; `models` maps each available backend to the model it would use."""
+        embedder = self._store.embedder
+        backends = _available_backends(self.settings)
         return {
-            "retrieval_mode": self.retriever.mode,
-            "embedding_model": getattr(embedder, "name", None) if self.retriever.mode == "hybrid" else None,
+            "retrieval_mode": self._store.mode,
+            "embedding_model": embedder.name if embedder is not None else None,
             "backend": self.settings.llm.backend,
-            "backends": _available_backends(self.settings),
+            "backends": backends,
+            "models": {name: _model_for(self.settings, name) for name in backends},
             "documents": len({chunk.doc_id for chunk in self._store.chunks}),
             "chunks": len(self._store.chunks),
             "index_dir": str(self.settings.index.resolved_index_dir()),
@@ -265,9 +254,97 @@ class Assistant:
         return PassageRetriever(retrieve=self.retrieve, k=k)
 
 
-def _check_question(question: str) -> None:
-    if not isinstance(question, str) or not question.strip():
-        raise RagError("The question is empty: type a question about your documents.")
+@contextlib.contextmanager
+def _index_errors_as_rag_errors() -> Iterator[None]:
+    """Errors of the indexer (locked, damaged, mismatched index, bad folder) reach API users as RagErrors."""
+    from index.errors import IndexError_
+
+    try:
+        yield
+    except IndexError_ as exc:
+        raise IndexUnavailableError(str(exc)) from exc
+
+
+# -- argument checks: wrong types fail here, with the argument's name, not deep inside the chain ----------
+HISTORY_ROLES = ("user", "assistant", "system")
+
+
+def _check_question(question: object) -> None:
+    if not isinstance(question, str):
+        raise InvalidArgumentError(
+            f"The question must be text (str), got {type(question).__name__}: {question!r:.60}. "
+            'Pass the question as a string, e.g. ask("Qui dirige OpenAI ?").'
+        )
+    if not question.strip():
+        raise InvalidArgumentError("The question is empty: type a question about your documents.")
+
+
+def _check_history(history: object) -> None:
+    """None, or a list of {"role": "user"|"assistant"|"system", "content": str} (the OpenAI/Gradio form)."""
+    if history is None:
+        return
+    example = '[{"role": "user", "content": "…"}, {"role": "assistant", "content": "…"}]'
+    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        raise InvalidArgumentError(
+            f"history must be a list of turns like {example}, got {type(history).__name__}."
+        )
+    for number, turn in enumerate(history):
+        if not isinstance(turn, Mapping) or "role" not in turn or "content" not in turn:
+            raise InvalidArgumentError(
+                f"history[{number}] must be a dict with 'role' and 'content', got {turn!r:.60}; "
+                f"history looks like {example}."
+            )
+        if turn["role"] not in HISTORY_ROLES:
+            raise InvalidArgumentError(
+                f"history[{number}]['role'] is {turn['role']!r:.40}; it must be one of {', '.join(HISTORY_ROLES)}."
+            )
+
+
+def _top_k_bounds() -> tuple[int, int]:
+    """top_k's range, read from the settings model (one place decides it)."""
+    from rag.settings import RetrievalSettings
+
+    low, high = 1, 100
+    for rule in RetrievalSettings.model_fields["top_k"].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high
+
+
+def _check_top_k(top_k: object, name: str = "top_k") -> None:
+    if top_k is None:
+        return
+    low, high = _top_k_bounds()
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not low <= top_k <= high:
+        raise InvalidArgumentError(
+            f"{name} must be a whole number between {low} and {high} (passages to retrieve), got {top_k!r:.40}."
+        )
+
+
+def _check_arguments(question: object, history: object, top_k: object) -> None:
+    _check_question(question)
+    _check_history(history)
+    _check_top_k(top_k)
+
+
+def _check_paths(paths: object) -> list[Path]:
+    """A path or a list of paths -> Paths; each must exist (InvalidArgumentError names the missing ones)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if isinstance(paths, bytes) or not isinstance(paths, Sequence | set | frozenset):
+        raise InvalidArgumentError(
+            f"paths must be a list of files or folders, got {type(paths).__name__}: {paths!r:.60}."
+        )
+    bad = [p for p in paths if not isinstance(p, (str, os.PathLike))]
+    if bad:
+        raise InvalidArgumentError(f"paths must hold file or folder paths (str or Path), got {bad[0]!r:.60}.")
+    resolved = [Path(p).expanduser() for p in paths]
+    missing = [str(p) for p in resolved if not p.exists()]
+    if missing:
+        raise InvalidArgumentError(
+            f"The path {missing[0]!r} does not exist (paths). Check the spelling, or give an existing file or folder."
+        )
+    return resolved
 
 
 def _make_generator(settings: Settings, name: str) -> Any:
@@ -289,6 +366,12 @@ def _available_backends(settings: Settings) -> list[str]:
         return ["extractive"]
 
 
+def _model_for(settings: Settings, backend: str) -> str | None:
+    from rag.backends import model_for
+
+    return model_for(settings, backend)
+
+
 def open_assistant(settings: Settings | None = None, *, index_dir: str | Path | None = None) -> Assistant:
     """Open the existing index of `settings.index.index_dir` (or `index_dir`).
 
@@ -307,6 +390,7 @@ def build_assistant(
     """Index (or update, incrementally) `paths` into `settings.index.index_dir`, then open it."""
     from index.build import build_index
 
+    paths = _check_paths(paths)
     settings = settings or load_settings()
     embedder = None
     if settings.index.embedding_model:
@@ -314,11 +398,12 @@ def build_assistant(
 
         # Loaded once for building and searching; None (with a printed warning) means lexical mode.
         embedder = load_embedder(settings.index)
-    build_index(
-        [Path(p) for p in paths],
-        settings.index,
-        embedder=embedder,
-        progress=on_progress is None and settings.index.show_progress,
-        on_progress=on_progress,
-    )
+    with _index_errors_as_rag_errors():
+        build_index(
+            paths,
+            settings.index,
+            embedder=embedder,
+            progress=on_progress is None and settings.index.show_progress,
+            on_progress=on_progress,
+        )
     return Assistant(settings, _open_store(settings, embedder))

@@ -14,12 +14,13 @@ one line on stderr and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from index.terminal import printable, printable_json
 
 EXIT_USAGE = 2
 DEFAULT_CHAT_PATHS = ("seeds",)
@@ -109,7 +110,14 @@ def _excerpt(text: str, start: int, end: int, width: int = 240, context: int = 6
 
 
 def format_answer(answer: Any) -> str:
-    """The answer, then its numbered sources (file, heading/page, excerpt with the cited span)."""
+    """The answer, then its numbered sources (file, heading/page, excerpt with the cited span).
+
+    Names and texts come from the documents: printed through `printable`, so that no escape sequence in a
+    file name or a passage reaches the terminal."""
+    return printable(_format_answer(answer))
+
+
+def _format_answer(answer: Any) -> str:
     from rag.prompts import passage_label
 
     lines = [textwrap.fill(answer.text, width=100, break_long_words=False) if answer.text else ""]
@@ -145,7 +153,7 @@ def _cmd_ask(args: argparse.Namespace, settings: Any) -> int:
     assistant = open_assistant(settings)
     answer = assistant.ask(args.question, top_k=args.top_k, backend=args.backend)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        print(printable_json(answer.to_dict(), indent=2))
     else:
         print(format_answer(answer))
     return 0
@@ -208,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args, settings)
     except _known_errors() as exc:
         message = " ".join(str(exc).split())  # one line, whatever the error's own layout
-        print(f"rag {args.command}: error: {message}", file=sys.stderr)
+        print(printable(f"rag {args.command}: error: {message}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)

@@ -11,3 +11,7 @@ class BackendError(RagError):
 
 class IndexUnavailableError(RagError):
     """There is no usable index at the configured folder."""
+
+
+class InvalidArgumentError(RagError, ValueError):
+    """An argument of the Python API has the wrong type or value; the message names the argument."""

@@ -24,11 +24,10 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
+from index.protocols import IndexReader, Ranking
 from index.records import Chunk
 from rag.records import Passage
 from rag.settings import RetrievalSettings
-
-Ranking = list[tuple[int, float]]  # (chunk row, score), best first
 
 
 def rrf_fuse(
@@ -56,6 +55,11 @@ def weighted_fuse(rankings: dict[str, Ranking], weights: dict[str, float]) -> di
             normalised = 1.0 if spread <= 0 else (score - low) / spread
             fused[row] = fused.get(row, 0.0) + weights.get(name, 1.0) * normalised
     return fused
+
+
+# About three chunks of the default 256 tokens: what a person reads as one passage. At top-k 20 merging
+# without a bound gave one 7,448-character passage holding a whole article.
+MAX_PASSAGE_CHARS = 3000
 
 
 @dataclass(slots=True)
@@ -89,22 +93,40 @@ def merge_chunks(
     limit: int,
     *,
     merge: bool = True,
+    max_chars: int | None = None,
 ) -> list[Passage]:
     """Chunks in rank order -> at most `limit` passages; touching chunks of one document are merged.
 
     The first `limit` chunks are merged (so there may be fewer passages than `limit`). A merged passage keeps
     the best score of its chunks and the heading/page of its first chunk. `merge=False`: one passage per
     chunk, in rank order (what rank metrics need: recall@k then means "in the k best chunks").
+    `max_chars` (default `MAX_PASSAGE_CHARS`): a merge that would make a passage longer is not done, so a
+    large top-k does not fold a whole article into one passage nobody reads.
     """
+    max_chars = MAX_PASSAGE_CHARS if max_chars is None else max_chars
+
+    def fits(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
+        return max(a_end, b_end) - min(a_start, b_start) <= max_chars
+
     groups: list[_Group] = []
     texts: dict[str, str] = {}
     # The best `limit` chunks, merged: taking more to fill `limit` passages would chain overlapping
     # neighbours into whole documents.
     for chunk, score, scores in ranked[:limit]:
         text = texts.setdefault(chunk.doc_id, document_text(chunk.doc_id))
-        target = next((g for g in groups if _touches(chunk, g, text)), None) if merge else None
+        start, end = chunk.start, chunk.end
+        touching = [g for g in groups if _touches(chunk, g, text)] if merge else []
+        target = next((g for g in touching if fits(g.start, g.end, start, end)), None)
         if target is None:
-            groups.append(_Group(chunk.doc_id, [chunk], chunk.start, chunk.end, score, dict(scores)))
+            for group in touching:  # too long to merge: keep only the text no passage shows yet
+                if start < group.end <= end:
+                    start = group.end
+                elif start <= group.start < end:
+                    end = group.start
+            while start < end and text[start].isspace():
+                start += 1
+            if start < end:
+                groups.append(_Group(chunk.doc_id, [chunk], start, end, score, dict(scores)))
             continue
         target.chunks.append(chunk)
         target.start, target.end = min(target.start, chunk.start), max(target.end, chunk.end)
@@ -113,7 +135,9 @@ def merge_chunks(
             target.scores[name] = max(target.scores.get(name, value), value)
         # The grown group may now touch another one of its document: fold them (the better-ranked survives).
         for other in [g for g in groups if g is not target and g.doc_id == target.doc_id]:
-            if not _groups_touch(target, other, texts[target.doc_id]):
+            if not _groups_touch(target, other, texts[target.doc_id]) or not fits(
+                target.start, target.end, other.start, other.end
+            ):
                 continue
             keep, drop = (target, other) if groups.index(target) < groups.index(other) else (other, target)
             keep.chunks.extend(drop.chunks)
@@ -147,21 +171,20 @@ def merge_chunks(
 
 
 class HybridRetriever:
-    """Question -> numbered passages, from an opened `index.store.IndexStore`."""
+    """Question -> numbered passages, from an opened index (`index.protocols.IndexReader`). The retrieval
+    mode is the store's, decided when it was opened."""
 
     def __init__(
         self,
-        store: Any,
+        store: IndexReader,
         settings: RetrievalSettings,
         *,
-        document_languages: Callable[[], set[str]] | None = None,
         reranker: Any | None = None,
         expander: Callable[[str, str, Sequence[str]], str] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.reranker = reranker
-        self._document_languages = document_languages or (lambda: set())
         if expander is None:
             try:
                 from rag.crosslingual import expand_query as expander
@@ -172,13 +195,11 @@ class HybridRetriever:
 
     @property
     def mode(self) -> str:
-        if self.settings.lexical_only or getattr(self.store, "mode", "lexical") != "hybrid":
-            return "lexical"
-        return "hybrid"
+        return self.store.mode
 
     def lexical_ranking(self, question: str, language: str, k: int) -> Ranking:
         """BM25 over the documents' language(s), with cross-lingual expansion of the question when needed."""
-        languages = sorted(self._document_languages()) or [language]
+        languages = sorted(self.store.corpus_languages()) or [language]
         runs: dict[str, Ranking] = {}
         for doc_language in languages:
             query = question

@@ -131,16 +131,23 @@ def _error_line(message: str) -> str:
     return f'<div class="upload-error">{render.escape_text(message)}</div>'
 
 
-def _report_html(report: Any, collection: str) -> str:
+def _report_html(report: Any, collection: str, uploaded: Sequence[Path]) -> str:
+    """What became of this upload. The report also lists files skipped by earlier uploads (the index keeps
+    them): only the ones of this upload are named, so an old "Skipped" line is not repeated forever."""
+    mine = {path.resolve() for path in uploaded}
+    skipped = [(Path(str(path)), reason) for path, reason in getattr(report, "skipped", []) or []]
+    skipped = [(path, reason) for path, reason in skipped if path.resolve() in mine]
     new = _count(getattr(report, "new_files", 0))
     changed = _count(getattr(report, "changed_files", 0))
     if new or changed:
         summary = f"{new} new, {changed} updated file{'s' if new + changed != 1 else ''}. Searchable now."
+    elif len(skipped) == len(mine):
+        summary = "nothing was added."
     else:
         summary = "already indexed, nothing changed."
     lines = [f'<div class="upload-ok">Collection <b>{render.html.escape(collection)}</b>: {summary}</div>']
-    for path, reason in getattr(report, "skipped", []) or []:
-        lines.append(_error_line(f"Skipped {Path(str(path)).name}: {reason}"))
+    for path, reason in skipped:
+        lines.append(_error_line(f"Skipped {path.name}: {reason}"))
     return "".join(lines)
 
 
@@ -169,13 +176,15 @@ def add_uploads(
         return UploadOutcome(_error_line(str(exc)))
     extensions = list(assistant.settings.index.extensions)
     accepted, rejected = split_by_type(paths, extensions)
-    rejected_html = "".join(
-        _error_line(
-            f'Rejected {p.name}: unsupported file type "{p.suffix or "(none)"}". '
-            f"Accepted types: {', '.join(extensions)}."
-        )
+    refusals = [
+        f'Rejected {p.name}: unsupported file type "{p.suffix or "(none)"}". '
+        f"Accepted types: {', '.join(extensions)}."
         for p in rejected
-    )
+    ]
+    empty = [p for p in accepted if p.stat().st_size == 0]
+    refusals += [f"Rejected {p.name}: the file is empty. Choose a file with text in it." for p in empty]
+    accepted = [p for p in accepted if p not in empty]
+    rejected_html = "".join(_error_line(message) for message in refusals)
     if not accepted:
         return UploadOutcome(rejected_html)
     target = Path(assistant.settings.ui.uploads_dir) / collection
@@ -192,7 +201,7 @@ def add_uploads(
     except Exception as exc:
         log.warning("indexing failed: %s", exc, exc_info=not isinstance(exc, RagError))
         return UploadOutcome(rejected_html + _error_line(f"Indexing failed: {describe_error(exc)}"))
-    return UploadOutcome(rejected_html + _report_html(report, collection), indexed=True)
+    return UploadOutcome(rejected_html + _report_html(report, collection, copied), indexed=True)
 
 
 def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
@@ -208,11 +217,16 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
         current = assistant.status()
         return render.render_banner(current, backend), render.render_index_info(current)
 
+    models = dict(status.get("models") or {})
+
     def model_note(backend: str) -> str:
-        if backend == "extractive":
+        # The model the backend will really call (its default when llm.model is unset), the same name its
+        # errors give: "(not set)" here while the error names llama3.2 was a contradiction.
+        model = models.get(backend) or settings.llm.model
+        if backend == "extractive" or not model:
             return "No model: answers are quoted from the documents."
-        model = settings.llm.model or "(not set)"
-        return f"Model: `{model}`. Change it with `llm.model` / `RAG_LLM__MODEL`."
+        default = "" if settings.llm.model else f" (the {backend} default)"
+        return f"Model: `{model}`{default}. Change it with `llm.model` / `RAG_LLM__MODEL`."
 
     def respond(
         question: str, conversation: Conversation, top_k: float, backend: str
@@ -255,13 +269,15 @@ def build_app(assistant: Assistant, *, examples: Sequence[str] = EXAMPLES) -> gr
             progress((done, max(total, 1)), desc=message or "Indexing…")
 
         outcome = add_uploads(assistant, paths, collection, on_progress=on_progress)
+        # The drop zone is emptied whatever happened: a rejected file left there would be sent (and
+        # rejected) again with the next one; the result line says what became of each file.
         if not outcome.indexed:
-            return outcome.message_html, gr.update(), gr.update(), *page_info(backend)
+            return outcome.message_html, gr.update(), gr.update(value=None), *page_info(backend)
         choices = existing_collections(uploads_dir)
         return (
             outcome.message_html,
             gr.update(choices=choices, value=safe_collection(collection)),
-            gr.update(value=None),  # the files are in the index now: empty the drop zone
+            gr.update(value=None),
             *page_info(backend),
         )
 
@@ -394,6 +410,19 @@ def theme() -> Any:
         block_title_text_color="*neutral_700",
         block_title_text_color_dark="*neutral_200",
         block_title_text_size="*text_sm",
+        # WCAG AA (4.5:1) for every text, checked by tests/ui/test_ui_look.py: Soft's subdued text
+        # (slate-400: 2.6:1 on white) and its primary buttons and accent (indigo-500: 4.5:1 with white, 3.6:1
+        # as text on the pale panels) are one shade too light in the light theme.
+        body_text_color_subdued="*neutral_600",
+        body_text_color_subdued_dark="*neutral_400",
+        color_accent="*primary_600",
+        block_label_text_color="*primary_700",
+        button_primary_background_fill="*primary_600",
+        button_primary_background_fill_dark="*primary_600",
+        button_primary_background_fill_hover="*primary_700",
+        button_primary_background_fill_hover_dark="*primary_700",
+        button_primary_text_color="white",
+        button_primary_text_color_dark="white",
     )
 
 

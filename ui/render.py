@@ -180,7 +180,9 @@ def _passage_body(text: str, spans: list[tuple[int, int]]) -> str:
     after = " …" if end < len(text) else ""
     return (
         f'<div class="src-excerpt">{before}{excerpt}{after}</div>'
-        f'<details class="src-full"><summary>Show the whole passage ({len(text):,} characters)</summary>'
+        # Opened, the whole passage replaces the excerpt (app.css hides it) instead of repeating it.
+        f'<details class="src-full"><summary><span class="when-closed">Show the whole passage '
+        f'({len(text):,} characters)</span><span class="when-open">Show the excerpt only</span></summary>'
         f"{highlight(text, spans)}</details>"
     )
 

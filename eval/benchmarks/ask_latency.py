@@ -60,15 +60,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if mode == "hybrid":
                 for stage, seconds in answer.timings.items():
                     stages.setdefault(stage, []).append(seconds)
-    print(f"`ask` latency, {len(questions)} PIAF dev questions, {len(hybrid.store.chunks)} chunks, index loaded")
+    print(
+        f"`ask` latency, {len(questions)} PIAF dev questions, {len(hybrid.store.chunks)} chunks, index loaded"
+    )
     for mode, values in times.items():
         print(
             f"  {mode:<8} median {np.percentile(values, 50) * 1000:6.1f} ms   p95 "
             f"{np.percentile(values, 95) * 1000:6.1f} ms"
         )
-    print("  hybrid stages (median ms): " + ", ".join(
-        f"{stage} {statistics.median(values) * 1000:.1f}" for stage, values in stages.items()
-    ))
+    print(
+        "  hybrid stages (median ms): "
+        + ", ".join(f"{stage} {statistics.median(values) * 1000:.1f}" for stage, values in stages.items())
+    )
     return 0
 
 

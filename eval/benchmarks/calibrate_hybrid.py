@@ -148,20 +148,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         for item in xling:
             point = signals(prepared(piaf, item[f"question_{lang}"]))
             (unanswerable if item["context_id"] in excluded else answerable)[lang].append(point)
-    near_points = {lang: [signals(prepared(piaf, item[f"question_{lang}"])) for item in near] for lang in LANGUAGES}
+    near_points = {
+        lang: [signals(prepared(piaf, item[f"question_{lang}"])) for item in near] for lang in LANGUAGES
+    }
     held.active = False
 
     golden = [*read_jsonl(GOLDEN), *read_jsonl(GOLDEN.parent / "seed_qa_extra.jsonl")]
-    seed_points = [(signals(prepared(seeds, g["question"], g.get("history"))), g["answerable"]) for g in golden]
+    seed_points = [
+        (signals(prepared(seeds, g["question"], g.get("history"))), g["answerable"]) for g in golden
+    ]
 
     # The gate: every seed question right, then the best mean balanced accuracy over the languages.
     candidates = []
     for slope in SLOPES:
         values = sorted({round(slope * lex + cos, 4) for lang in LANGUAGES for lex, cos in answerable[lang]})
         for intercept in values[:: max(1, len(values) // 400)]:
-            seed_ok = all(
-                (slope * lex + cos < intercept) != label for (lex, cos), label in seed_points
-            )
+            seed_ok = all((slope * lex + cos < intercept) != label for (lex, cos), label in seed_points)
             per_language = []
             for lang in LANGUAGES:
                 false = gate_rates(answerable[lang], slope, intercept)
@@ -175,10 +177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"PIAF dev: {len(contexts) - len(excluded)} paragraphs searchable, {len(excluded)} held out; "
         f"answerable/unanswerable questions: "
-        + ", ".join(f"{lang} {len(answerable[lang])}/{len(unanswerable[lang])}+{len(near)} near misses" for lang in LANGUAGES)
+        + ", ".join(
+            f"{lang} {len(answerable[lang])}/{len(unanswerable[lang])}+{len(near)} near misses"
+            for lang in LANGUAGES
+        )
     )
-    print(f"Seed golden sets: {len(seed_points)} questions; gate settings getting all right: {len(seed_right)}")
-    print(f"Chosen gate: answer when {slope} * lexical + cosine >= {intercept:.4f} (mean balanced accuracy {balanced:.3f})")
+    print(
+        f"Seed golden sets: {len(seed_points)} questions; gate settings getting all right: {len(seed_right)}"
+    )
+    print(
+        f"Chosen gate: answer when {slope} * lexical + cosine >= {intercept:.4f} (mean balanced accuracy {balanced:.3f})"
+    )
     for lang, (false, caught) in zip(LANGUAGES, per_language, strict=True):
         held_caught = gate_rates(unanswerable[lang], slope, intercept)
         near_caught = gate_rates(near_points[lang], slope, intercept)
@@ -192,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for slope_shown in SLOPES:
         best = max((c for c in pool if c[2] == slope_shown), key=lambda c: c[1], default=None)
         if best:
-            print(f"  slope {slope_shown}: best intercept {best[3]:.4f}, mean balanced accuracy {best[1]:.3f}")
+            print(
+                f"  slope {slope_shown}: best intercept {best[3]:.4f}, mean balanced accuracy {best[1]:.3f}"
+            )
 
     # The extractive answer's cosine weight: PIAF dev answer containment (answerable French questions).
     import rag.evidence as evidence
@@ -204,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             evidence.COSINE_WEIGHT = weight
             contained = [
                 answer_contained(
-                    generator.compose(s["condensed"].focus, s["language"], s["passages"], s["evidence"]), answers
+                    generator.compose(s["condensed"].focus, s["language"], s["passages"], s["evidence"]),
+                    answers,
                 )
                 for s, answers in contained_states
             ]

@@ -6,7 +6,7 @@ Prints figures (it is a benchmark script, not a test):
   real near neighbours). For each size: build time, bytes held, single-query latency p50/p95 (one query
   at a time, as a chat does), and recall@10 of HNSW and IVF against exact flat search;
 - the flat-search threshold: flat p50 measured on growing prefixes of the same matrix, and the size where
-  it crosses --flat-budget-ms (10 ms by default): the value to give `index.store.FLAT_MAX_VECTORS`;
+  it crosses --flat-budget-ms (10 ms by default): the value to give `index.vector_index.FLAT_MAX_VECTORS`;
 - BM25 (`index.lexical.BM25Index`) over random texts (Zipf-distributed vocabulary, 60 words per chunk):
   build time and query latency.
 
@@ -97,7 +97,7 @@ def bench_vectors(
 ) -> list[dict[str, Any]]:
     import faiss
 
-    from index.store import HNSW_EF_SEARCH, HNSW_M
+    from index.vector_index import HNSW_EF_SEARCH, HNSW_M
 
     count, dim = vectors.shape
     exact: list[np.ndarray] | None = None  # the flat index's answers: the reference for the approximate ones
@@ -210,13 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         "--hnsw-ef-construction",
         type=int,
         default=None,
-        help="HNSW efConstruction (default: index.store.HNSW_EF_CONSTRUCTION); 40 is faiss's default",
+        help="HNSW efConstruction (default: index.vector_index.HNSW_EF_CONSTRUCTION); 40 is faiss's default",
     )
     parser.add_argument("--skip-ann", action="store_true", help="only the flat threshold (and BM25)")
     args = parser.parse_args(argv)
     import faiss
 
-    from index.store import HNSW_EF_CONSTRUCTION
+    from index.vector_index import HNSW_EF_CONSTRUCTION
 
     ef_construction = args.hnsw_ef_construction or HNSW_EF_CONSTRUCTION
     sizes = [int(s) for s in args.sizes.split(",") if s]

@@ -26,6 +26,7 @@ __all__ = [
     "Generator",
     "available_backends",
     "make_generator",
+    "model_for",
 ]
 
 BACKENDS: tuple[str, ...] = ("extractive", "hf", "openai", "ollama")
@@ -96,6 +97,23 @@ def available_backends(settings: Settings) -> list[str]:
     if _installed("langchain_ollama"):
         names.append("ollama")
     return names
+
+
+def model_for(settings: Settings, backend: str) -> str | None:
+    """The model `backend` answers with: `llm.model`, else that backend's own default (None: no model)."""
+    if backend == "extractive":
+        return None
+    if settings.llm.model:
+        return settings.llm.model
+    if backend == "hf":
+        from rag.backends.hf import DEFAULT_HF_MODEL as default
+    elif backend == "openai":
+        from rag.backends.openai import DEFAULT_OPENAI_MODEL as default
+    elif backend == "ollama":
+        from rag.backends.ollama import DEFAULT_OLLAMA_MODEL as default
+    else:
+        return None
+    return default
 
 
 def make_generator(settings: Settings, backend: str | None = None) -> Generator:

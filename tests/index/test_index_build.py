@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import store as store_module
+from index import vector_index as vector_index_module
+from index import writer as writer_module
 from index.build import build_index
 from index.cli import run_index
 from index.config import IndexConfig
@@ -23,9 +24,12 @@ from index.errors import (
     IndexNotFoundError,
     IndexPathError,
 )
-from index.lexical import ANALYZER_VERSION
+from index.generations import current_generation
+from index.lexical import ANALYZER_VERSION, BM25Index
+from index.manifest import Manifest
 from index.records import Chunk
-from index.store import IndexStore, index_lock
+from index.store import IndexStore
+from index.writer import index_lock
 
 PARIS = "Paris est la capitale de la France. La tour Eiffel y fut construite en 1889 pour l’Exposition universelle."
 LYON = "Lyon est connue pour sa gastronomie. Les bouchons lyonnais servent des quenelles."
@@ -171,13 +175,13 @@ def test_interrupted_write_keeps_previous_index(tmp_path: Path, corpus: Path, mo
             raise exc
 
         # Mid-write: after the texts and chunks are written, before the BM25 files.
-        monkeypatch.setattr(store_module.BM25Index, "save", explode)
+        monkeypatch.setattr(BM25Index, "save", explode)
         with pytest.raises(type(exception)):
             build_index([corpus], config)
         monkeypatch.undo()
         assert _snapshot(IndexStore.open(config.index_dir)) == before
         # Between the new generation being complete and CURRENT switching.
-        monkeypatch.setattr(store_module.os, "replace", explode)
+        monkeypatch.setattr(writer_module.os, "replace", explode)
         with pytest.raises(type(exception)):
             build_index([corpus], config)
         monkeypatch.undo()
@@ -216,7 +220,7 @@ def test_unknown_format_version_and_missing_index(tmp_path: Path, corpus: Path) 
     with pytest.raises(IndexNotFoundError, match="rag index"):
         IndexStore.open(config.index_dir)
     build_index([corpus], config)
-    generation = store_module.current_generation(config.resolved_index_dir())
+    generation = current_generation(config.resolved_index_dir())
     manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     manifest["format_version"] = 99
     (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
@@ -227,9 +231,7 @@ def test_unknown_format_version_and_missing_index(tmp_path: Path, corpus: Path) 
     assert build_index([corpus], config, rebuild=True).files == 3
     assert (
         IndexStore.open(config.index_dir).manifest.format_version
-        == store_module.Manifest.read(
-            store_module.current_generation(config.resolved_index_dir())
-        ).format_version
+        == Manifest.read(current_generation(config.resolved_index_dir())).format_version
     )
 
 
@@ -308,7 +310,7 @@ def test_run_index_summary_and_exit_codes(tmp_path: Path, corpus: Path, capsys) 
     assert "skipped" in out and "binary.txt" in out and "3 files" in out and "lexical mode" in out
     assert run_index([corpus], config) == 0
     assert "Up to date" in capsys.readouterr().out
-    assert run_index([tmp_path / "missing"], config) == 1
+    assert run_index([tmp_path / "missing"], config) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -337,7 +339,7 @@ def test_copied_index_folder_still_opens(tmp_path: Path, corpus: Path) -> None:
 
 
 def test_hnsw_above_the_flat_threshold(tmp_path: Path, corpus: Path, counting_embedder, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(store_module, "FLAT_MAX_VECTORS", 2)
+    monkeypatch.setattr(vector_index_module, "FLAT_MAX_VECTORS", 2)
     config = _config(tmp_path, counting_embedder.name)
     build_index([corpus], config, embedder=counting_embedder)
     store = IndexStore.open(config.index_dir, embedder=counting_embedder)

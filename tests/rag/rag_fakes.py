@@ -1,8 +1,4 @@
-"""An in-memory stand-in for `index.store.IndexStore`, for unit tests that must not depend on the indexer.
-
-It honours the store contract the retriever relies on: `chunks` (row i == BM25 doc i), `chunk`,
-`chunk_index`, `document_text`, `search_lexical`, `search_dense`, `mode`, `embedder`.
-"""
+"""An in-memory `index.protocols.IndexReader`, for unit tests that must not depend on the indexer."""
 
 from __future__ import annotations
 
@@ -11,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.language import detect_language
+from index.language import document_language
 from index.lexical import BM25Index, analyze
+from index.protocols import DocumentInfo
 from index.records import Chunk
 
 
@@ -30,12 +27,13 @@ class FakeStore:
                     Chunk(chunk_id, doc_id, f"/docs/{doc_id}", doc_id, text[start:end], start, end, ordinal)
                 )
         self._rows = {c.chunk_id: i for i, c in enumerate(self.chunks)}
-        self._languages = {d: detect_language(t) for d, t in documents.items()}
+        self._languages = {d: document_language(t) for d, t in documents.items()}
         self.bm25 = BM25Index().build(
             [analyze(c.text, language=self._languages[c.doc_id]) for c in self.chunks]
         )
         self.embedder = embedder
         self.mode = "hybrid" if embedder is not None else "lexical"
+        self.main_language = document_language(" ".join(documents.values()))
         self._vectors = embedder.embed_passages([c.text for c in self.chunks]) if embedder else None
 
     def chunk(self, chunk_id: str) -> Chunk:
@@ -46,6 +44,21 @@ class FakeStore:
 
     def document_text(self, doc_id: str) -> str:
         return self._texts[doc_id]
+
+    def document_language(self, doc_id: str) -> str:
+        return self._languages[doc_id]
+
+    def corpus_languages(self) -> set[str]:
+        return {self._languages[c.doc_id] for c in self.chunks}
+
+    def documents(self) -> list[DocumentInfo]:
+        return [
+            DocumentInfo(doc_id, f"/docs/{doc_id}", doc_id, self._languages[doc_id], "", 1, len(text))
+            for doc_id, text in self._texts.items()
+        ]
+
+    def term_document_frequencies(self) -> dict[str, int]:
+        return self.bm25.document_frequencies()
 
     def search_lexical(
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True

@@ -80,7 +80,7 @@ def test_unmerged_passages_are_the_chunks_in_rank_order() -> None:
 def test_retriever_never_shows_the_same_text_twice() -> None:
     store = FakeStore({"brest.txt": TEXT}, {"brest.txt": sentence_spans(TEXT, 90, 40)})
     assert len(store.chunks) > 4
-    retriever = HybridRetriever(store, RetrievalSettings(top_k=5), document_languages=lambda: {"fr"})
+    retriever = HybridRetriever(store, RetrievalSettings(top_k=5))
     passages = retriever.retrieve("pont de Recouvrance Penfeld château Brest", "fr")
     spans = sorted((p.start, p.end) for p in passages)
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
@@ -99,13 +99,9 @@ def test_cross_lingual_expansion_reaches_the_documents_language() -> None:
         calls.append((source, tuple(targets)))
         return "pont rive" if "bridge" in text else ""
 
-    plain = HybridRetriever(
-        store, RetrievalSettings(), document_languages=lambda: {"fr"}, expander=lambda *a: ""
-    )
+    plain = HybridRetriever(store, RetrievalSettings(), expander=lambda *a: "")
     assert plain.retrieve("bridge banks", "en") == []
-    expanded = HybridRetriever(
-        store, RetrievalSettings(), document_languages=lambda: {"fr"}, expander=expander
-    )
+    expanded = HybridRetriever(store, RetrievalSettings(), expander=expander)
     assert expanded.retrieve("bridge banks", "en")[0].doc_id == "brest.txt"
     assert calls == [("en", ("fr",))]
 
@@ -147,10 +143,25 @@ class _ReverseReranker:
 
 def test_reranker_order_is_used_and_scored() -> None:
     store = FakeStore({"brest.txt": TEXT}, {"brest.txt": sentence_spans(TEXT, 60, 0)})
-    plain = HybridRetriever(store, RetrievalSettings(top_k=1), document_languages=lambda: {"fr"})
-    reranked = HybridRetriever(
-        store, RetrievalSettings(top_k=1), document_languages=lambda: {"fr"}, reranker=_ReverseReranker()
-    )
+    plain = HybridRetriever(store, RetrievalSettings(top_k=1))
+    reranked = HybridRetriever(store, RetrievalSettings(top_k=1), reranker=_ReverseReranker())
     question = "pont de Recouvrance Brest"
     assert plain.retrieve(question, "fr")[0].chunk_ids != reranked.retrieve(question, "fr")[0].chunk_ids
     assert "rerank" in reranked.retrieve(question, "fr")[0].scores
+
+
+def test_merging_stops_at_the_passage_length_bound_and_never_repeats_text() -> None:
+    text = " ".join(f"Phrase numéro {n} du long article sur Brest." for n in range(400))
+    chunks = [
+        _chunk("d", text, start, min(len(text), start + 500), n)
+        for n, start in enumerate(range(0, len(text), 400))
+    ]
+    passages = merge_chunks([(c, 1.0, {}) for c in chunks[:20]], {"d": text}.get, 20, max_chars=1200)
+    assert len(passages) > 1
+    assert all(len(p.text) <= 1200 for p in passages)
+    spans = sorted((p.start, p.end) for p in passages)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end  # no text shown twice
+    for passage in passages:
+        assert passage.text == text[passage.start : passage.end]
+    assert spans[0][0] == 0 and spans[-1][1] == chunks[19].end  # and none left out

@@ -125,3 +125,42 @@ def test_indexing_errors_are_reported(fake: FakeAssistant, tmp_path: Path):
     outcome = add_uploads(fake, [str(good)], None)
     assert not outcome.indexed
     assert "Indexing failed: Could not read ok.txt" in outcome.message_html
+
+
+@pytest.fixture
+def real_assistant(tmp_path: Path):
+    from rag import build_assistant, load_settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "base.txt").write_text("Le zorblax est un fromage bleu de Grenoble.\n", encoding="utf-8")
+    settings = load_settings(
+        environ={},
+        overrides={
+            "index.index_dir": str(tmp_path / "index"),
+            "index.embedding_model": "",
+            "index.show_progress": False,
+            "ui.uploads_dir": str(tmp_path / "uploads"),
+        },
+    )
+    return build_assistant([corpus], settings)
+
+
+def test_an_empty_upload_is_named_as_empty_not_already_indexed(real_assistant, tmp_path: Path):
+    empty = tmp_path / "vide.txt"
+    empty.write_bytes(b"")
+    outcome = add_uploads(real_assistant, [str(empty)], None)
+    assert "Rejected vide.txt: the file is empty" in outcome.message_html
+    assert "already indexed" not in outcome.message_html
+
+
+def test_a_skipped_file_is_reported_once_not_in_every_later_upload(real_assistant, tmp_path: Path):
+    broken = tmp_path / "casse.pdf"
+    broken.write_bytes(b"%PDF-1.4 this is not a PDF at all")
+    first = add_uploads(real_assistant, [str(broken)], None)
+    assert "Skipped casse.pdf" in first.message_html and "nothing was added" in first.message_html
+    good = tmp_path / "note.txt"
+    good.write_text("Le zorblax se mange avec du pain de seigle.\n", encoding="utf-8")
+    second = add_uploads(real_assistant, [str(good)], None)
+    assert "1 new" in second.message_html
+    assert "casse.pdf" not in second.message_html

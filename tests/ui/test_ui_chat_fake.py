@@ -126,3 +126,22 @@ def test_upload_shows_progress_and_rejects_unsupported_files_by_name(url, fake, 
     assert (uploads / "notes.md").is_file() and not (uploads / "tableur.xlsx").exists()
     answer = chat.ask("Qu'est-ce que le zorblax ?")  # searchable as soon as indexing finished
     assert "fromage bleu" in answer.inner_text()
+
+
+def test_a_rejected_file_does_not_stay_in_the_drop_zone(url, fake, chat_page_factory, tmp_path):
+    chat = chat_page_factory(url)
+    bad = tmp_path / "tableur.xlsx"
+    bad.write_bytes(b"PK\x03\x04 not a document")
+    chat.page.click("#upload")
+    chat.page.set_input_files("#files input[type=file]", [str(bad)])
+    chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
+    chat.page.click("#add-documents")
+    chat.page.locator("#upload-result .upload-error").wait_for(timeout=15_000)
+    chat.page.wait_for_selector("#files .file-preview, #files table", state="detached", timeout=10_000)
+    good = tmp_path / "notes.md"
+    good.write_text("# Notes\nLe zorblax est un fromage bleu.\n", encoding="utf-8")
+    chat.page.set_input_files("#files input[type=file]", [str(good)])
+    chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
+    chat.page.click("#add-documents")
+    chat.page.locator("#upload-result .upload-ok").wait_for(timeout=15_000)
+    assert "tableur.xlsx" not in chat.page.locator("#upload-result").inner_text()  # not sent again

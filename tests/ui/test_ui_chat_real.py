@@ -146,3 +146,48 @@ def test_unreachable_backend_is_reported_in_the_chat(url, chat_page_factory):
     chat.choose("backend", "extractive")
     answer = chat.ask(QUESTION)
     assert "80 milliards" in answer.locator(".answer-text").inner_text()
+
+
+def test_model_note_names_the_model_the_backend_will_use(url, chat_page_factory):
+    chat = chat_page_factory(url)
+    assert "No model" in chat.page.locator("#model-note").inner_text()
+    chat.choose("backend", "ollama")  # llm.model unset: ollama calls its default, and its errors say so
+    chat.page.wait_for_function("() => document.querySelector('#model-note').innerText.includes('llama3.2')")
+    assert "(not set)" not in chat.page.locator("#model-note").inner_text()
+
+
+def set_top_k(chat, value: int) -> None:
+    field = chat.page.locator("#top-k input[type=number]")
+    field.fill(str(value))
+    field.press("Enter")
+    chat.page.wait_for_function(
+        "v => document.querySelector('#top-k input[type=range]').value === String(v)", arg=value
+    )
+
+
+def test_top_k_20_shows_readable_passages_not_the_whole_article(url, chat_page_factory):
+    from rag.retrieval import MAX_PASSAGE_CHARS
+
+    chat = chat_page_factory(url)
+    set_top_k(chat, 20)
+    answer = chat.ask(QUESTION)
+    answer.evaluate("a => a.querySelectorAll('details').forEach(d => d.open = true)")
+    lengths = [len(text) for text in answer.locator(".src-full").all_text_contents()]
+    lengths += [len(t) for t in answer.locator(".src-text:not(:has(.src-full))").all_text_contents()]
+    assert len(lengths) >= 3 and max(lengths) <= MAX_PASSAGE_CHARS + 60  # + the summary line
+
+
+def test_the_whole_passage_replaces_the_excerpt_instead_of_repeating_it(url, chat_page_factory):
+    chat = chat_page_factory(url)
+    answer = chat.ask(QUESTION)
+    card = answer.locator(".src-card:has(.src-full)").first
+    excerpt = card.locator(".src-excerpt")
+    assert excerpt.is_visible()
+    card.locator(".src-full summary").click()
+    assert not excerpt.is_visible()
+    shown = card.locator(".src-text").inner_text()
+    cited = card.locator(".src-full mark").first.inner_text()
+    assert shown.count(cited) == 1  # the cited span appears once, in the whole passage
+    assert "Show the excerpt only" in shown
+    card.locator(".src-full summary").click()
+    assert excerpt.is_visible()

@@ -115,3 +115,80 @@ def copy_seeds(seeds_dir: Path, destination: Path) -> Path:
     for path in target.iterdir():
         path.chmod(0o644)  # the originals are read-only; the index may not care, the cleanup does
     return target
+
+
+# WCAG 2.x contrast of every visible text in the page, computed by the browser from the computed styles:
+# the text colour (with its alpha and the opacity of its ancestors) over the backgrounds stacked behind it.
+# Returns the texts below the AA threshold (4.5:1; 3:1 for large text: >= 24px, or >= 18.66px bold).
+_CONTRAST_JS = """
+(root) => {
+  const canvas = document.createElement('canvas'); canvas.width = canvas.height = 1;
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const rgba = (css) => {  // any CSS colour -> [r, g, b, a] via the canvas (handles color(), oklch...)
+    ctx.clearRect(0, 0, 1, 1); ctx.fillStyle = '#000'; ctx.fillStyle = css; ctx.fillRect(0, 0, 1, 1);
+    const [r, g, b, a] = ctx.getImageData(0, 0, 1, 1).data; return [r, g, b, a / 255];
+  };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  const luminance = (c) => {
+    const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (a, b) => { const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const backdrop = (el) => {  // the opaque colour behind el: its own and its ancestors' backgrounds, composited
+    const layers = [];
+    for (let node = el; node && node.nodeType === 1; node = node.parentElement) {
+      const style = getComputedStyle(node);
+      if (style.backgroundImage !== 'none' && style.backgroundImage.includes('gradient')) return null;
+      const colour = rgba(style.backgroundColor);
+      if (colour[3] > 0) { layers.push(colour); if (colour[3] >= 1) break; }
+    }
+    let result = rgba(getComputedStyle(document.body).backgroundColor);
+    if (result[3] < 1) result = over(result, [255, 255, 255, 1]);
+    for (const layer of layers.reverse()) result = over(layer, result);
+    return result;
+  };
+  const failures = [];
+  const scope = document.querySelector(root) || document.body;
+  const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+    const el = text.parentElement;
+    if (!el || seen.has(el) || !text.textContent.trim()) continue;
+    seen.add(el);
+    const style = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    if (box.width < 2 || box.height < 2 || style.visibility !== 'visible' || el.closest('[aria-hidden=true], .sr-only, .hide, [hidden]')) continue;
+    if (el.closest('button:disabled, [aria-disabled=true]')) continue;  // inactive controls are exempt
+    let opacity = 1;
+    for (let node = el; node && node.nodeType === 1; node = node.parentElement) opacity *= parseFloat(getComputedStyle(node).opacity);
+    if (opacity < 0.05) continue;
+    const back = backdrop(el);
+    if (!back) continue;
+    const fg = rgba(style.color); fg[3] *= opacity;
+    const value = ratio(over(fg, back), back);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (value < needed) failures.push({text: text.textContent.trim().slice(0, 40), element: el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : ''), ratio: Math.round(value * 100) / 100, needed, color: style.color});
+  }
+  return failures;
+}
+"""
+
+
+def contrast_failures(page: Any, root: str = "body") -> list[dict]:
+    """Texts under `root` whose contrast is below WCAG AA, as computed in the page (see _CONTRAST_JS)."""
+    return page.evaluate(_CONTRAST_JS, root)
+
+
+def contrast_ratio(page: Any, foreground: str, background: str) -> float:
+    """WCAG contrast between two CSS colours, computed by the page."""
+    return page.evaluate(
+        """([a, b]) => {
+            const c = document.createElement('canvas').getContext('2d', {willReadFrequently: true});
+            const rgb = (css) => { c.clearRect(0, 0, 1, 1); c.fillStyle = css; c.fillRect(0, 0, 1, 1); return [...c.getImageData(0, 0, 1, 1).data].slice(0, 3); };
+            const lum = (v) => { const [r, g, b] = v.map(x => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+            const [x, y] = [lum(rgb(a)), lum(rgb(b))].sort((p, q) => q - p);
+            return (x + 0.05) / (y + 0.05);
+        }""",
+        [foreground, background],
+    )

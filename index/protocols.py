@@ -1,0 +1,184 @@
+"""The two contracts of an index store: what `rag` reads (`IndexReader`) and what `build_index` writes
+through (`IndexWriter`, which hands back the previous index as a `PreviousIndex`).
+
+Implementations: the folder store (`index.store.IndexStore` reads, `index.writer.FolderIndexWriter`
+writes: FAISS + BM25 + JSON) and the PostgreSQL store. Test fakes implement `IndexReader` too.
+
+These Protocols are kept SMALL and STABLE on purpose: several stores and fakes implement them. Add a
+member only when a caller cannot do without it, and change every implementation in the same commit.
+Everything a store decides once is fixed when it is opened and read from here, never decided again by a
+caller: the retrieval `mode`, each document's language, the corpus's `main_language`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from index.embedding import Embedder
+    from index.lexical import BM25Index
+    from index.manifest import Manifest
+    from index.records import Chunk, Document
+    from index.windows import WindowSpan, WindowTable
+
+Ranking = list[tuple[int, float]]
+"""(chunk row, score), best first. A row is an index into `IndexReader.chunks`."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """What the UI lists about an indexed document (the text itself: `IndexReader.document_text`)."""
+
+    doc_id: str
+    source: str
+    title: str
+    language: str
+    content_hash: str
+    chunk_count: int
+    characters: int
+
+
+class IndexReader(Protocol):
+    """An opened, read-only index: everything `rag` reads from a store, and nothing more."""
+
+    @property
+    def mode(self) -> str:
+        """ "hybrid" (dense vectors searchable: vectors stored AND the model loaded) or "lexical".
+        Decided once when the store is opened; callers never second-guess it."""
+        ...
+
+    @property
+    def main_language(self) -> str:
+        """The most frequent document language (by chunks); "fr" for an empty index."""
+        ...
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The model the chunks were embedded with, loaded; None in lexical mode."""
+        ...
+
+    @property
+    def chunks(self) -> Sequence[Chunk]:
+        """All chunks; row i is the i of every `Ranking`."""
+        ...
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        """The chunk with this id (KeyError naming the id when there is none)."""
+        ...
+
+    def document_text(self, doc_id: str) -> str:
+        """The full text of a document: chunk and passage offsets index into it."""
+        ...
+
+    def document_language(self, doc_id: str) -> str:
+        """The language detected once at indexing time (`index.language.document_language`)."""
+        ...
+
+    def corpus_languages(self) -> set[str]:
+        """The languages of the indexed documents."""
+        ...
+
+    def documents(self) -> list[DocumentInfo]:
+        """One entry per indexed document, in index order."""
+        ...
+
+    def term_document_frequencies(self) -> Mapping[str, int]:
+        """Analysed term -> number of chunks holding it (the lexical index's statistics)."""
+        ...
+
+    def search_dense(self, query: str, k: int) -> Ranking:
+        """Top-k rows by cosine with the embedded query; [] in lexical mode."""
+        ...
+
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The query's unit vector (the one `search_dense` uses, memoised so that the evidence step of the
+        same answer calls no model again); None in lexical mode."""
+        ...
+
+    def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
+        """The document's sentence windows (`index.windows`: start, own sentence start, end, in text
+        order) and their unit vectors (one row per window, embedded with the passage prompt at index
+        time; None in lexical mode); None when the store keeps no windows. A database store keeps one row
+        per window: document, the three offsets, the vector."""
+        ...
+
+    def search_lexical(
+        self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
+    ) -> Ranking:
+        """Top-k rows by BM25, the query analysed in `language` (and the main language); rows sharing no
+        term with the query are left out. `fix_unknown`: unknown terms also search their likely known
+        variant (off for a query in another language than the documents)."""
+        ...
+
+
+class PreviousIndex(Protocol):
+    """The index a build updates: what `build_index` reuses of it (files, chunks, term counts, vectors)."""
+
+    @property
+    def manifest(self) -> Manifest: ...
+
+    @property
+    def chunks(self) -> Sequence[Chunk]: ...
+
+    def chunk_index(self, chunk_id: str) -> int:
+        """The row of a chunk."""
+        ...
+
+    def document(self, doc_id: str) -> Document: ...
+
+    def row_term_counts(self) -> list[dict[str, int]]:
+        """Per row, the analysed term counts the lexical index was built from."""
+        ...
+
+    def stored_vectors(self) -> np.ndarray | None:
+        """All chunk vectors, row order (float32, n x dim); None when the index holds none."""
+        ...
+
+    def stored_windows(self) -> WindowTable | None:
+        """The sentence windows of every document (with vectors in hybrid mode), rows grouped by
+        `document_row`; None for an index written before windows were stored (the build then adds them)."""
+        ...
+
+    def document_row(self, doc_id: str) -> int:
+        """Position of a document in the index's document order (its rows of `stored_windows`)."""
+        ...
+
+
+@dataclass(slots=True)
+class Generation:
+    """A complete new index, as `build_index` hands it to `IndexWriter.write`."""
+
+    manifest: Manifest
+    documents: list[tuple[Document, str]]  # (document, its language)
+    chunks: list[Chunk]
+    bm25: BM25Index
+    vectors: np.ndarray | None  # row i embeds chunks[i]; None in lexical mode
+    #: Sentence windows of `documents` (same order; `index.windows`), with vectors in hybrid mode.
+    windows: WindowTable | None = None
+
+
+class IndexWriter(Protocol):
+    """Where `build_index` writes. One writer at a time (`lock`); `write` is all-or-nothing: a crash or
+    Ctrl-C at any point leaves the previous index readable."""
+
+    @property
+    def location(self) -> str:
+        """Where the index lives, for messages (a folder, a database URL without its password)."""
+        ...
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Hold the single-writer lock for the block; IndexLockedError at once if another writer has it."""
+        ...
+
+    def read_previous(self) -> PreviousIndex | None:
+        """The current index (no model loaded), None when there is none yet; IndexFormatError if damaged."""
+        ...
+
+    def write(self, generation: Generation) -> None:
+        """Replace the current index by `generation`, atomically. Called under `lock`."""
+        ...

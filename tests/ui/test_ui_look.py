@@ -1,0 +1,115 @@
+"""How the page looks to a person: text contrast (WCAG AA, computed in the page) in light and dark mode,
+a visible question box and Ask button, and a phone-sized layout with the question box on screen.
+
+Each test fills the page with every kind of message first (answer with highlighted spans, error, upload
+results), so a colour that only one of them uses is checked too. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ui_browser import ChatPage, contrast_failures, contrast_ratio, serve_app
+from ui_fakes import FakeAssistant
+
+from rag.errors import BackendError
+from rag.settings import Settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+QUESTION = "Quelle est la valorisation d'OpenAI ?"
+
+
+@pytest.fixture(scope="module")
+def url(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser) -> str:
+    settings = Settings.model_validate({"ui": {"uploads_dir": str(tmp_path_factory.mktemp("uploads"))}})
+    fake = FakeAssistant(
+        sorted(seeds_dir.glob("*.txt")),
+        settings,
+        fail_backends={"openai": BackendError("The openai server at http://127.0.0.1:9/v1 is unreachable.")},
+    )
+    with serve_app(fake) as address:
+        yield address
+
+
+def open_page(browser, url: str, theme: str, width: int = 1280, height: int = 900) -> ChatPage:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    return ChatPage(context.new_page(), f"{url}/?__theme={theme}").open()
+
+
+def fill_with_every_message(chat: ChatPage, tmp_path: Path) -> None:
+    chat.choose("backend", "openai")
+    chat.ask(QUESTION)  # an error message
+    chat.choose("backend", "extractive")
+    chat.ask(QUESTION)  # an answer with a cited, highlighted span
+    chat.page.evaluate("() => document.querySelectorAll('#chat details').forEach(d => d.open = true)")
+    bad = tmp_path / "tableur.xlsx"
+    bad.write_bytes(b"PK\x03\x04")
+    good = tmp_path / "notes.md"
+    good.write_text("# Notes\nLe zorblax est un fromage bleu.\n", encoding="utf-8")
+    chat.page.click("#upload")
+    chat.page.set_input_files("#files input[type=file]", [str(bad), str(good)])
+    chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
+    chat.page.click("#add-documents")
+    chat.page.locator("#upload-result .upload-ok").wait_for(timeout=15_000)
+    chat.page.locator("#upload-result .upload-error").wait_for()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_text_meets_wcag_aa_contrast(url, browser, theme, tmp_path):
+    chat = open_page(browser, url, theme)
+    assert chat.page.evaluate("() => document.body.classList.contains('dark')") == (theme == "dark")
+    fill_with_every_message(chat, tmp_path)
+    chat.screenshot(f"look-{theme}.png")
+    assert chat.page.locator("#chat .src-text mark").count() >= 1
+    assert chat.page.locator("#chat .error-text").count() == 1
+    failures = contrast_failures(chat.page)
+    assert failures == [], f"texts below WCAG AA in {theme} mode: {failures}"
+    chat.page.context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_question_box_and_ask_button_stand_out(url, browser, theme):
+    chat = open_page(browser, url, theme)
+    look = chat.page.evaluate(
+        """() => {
+            const s = (sel) => getComputedStyle(document.querySelector(sel));
+            const box = s('#question'), button = s('#question .submit-button');
+            let page = document.querySelector('#question').parentElement;
+            while (getComputedStyle(page).backgroundColor === 'rgba(0, 0, 0, 0)') page = page.parentElement;
+            return {border: box.borderTopColor, borderWidth: parseFloat(box.borderTopWidth),
+                    page: getComputedStyle(page).backgroundColor, box: box.backgroundColor,
+                    button: button.backgroundColor, buttonText: button.color};
+        }"""
+    )
+    # WCAG 1.4.11: the boundary of a control needs 3:1 against what is around it.
+    assert look["borderWidth"] >= 1
+    assert contrast_ratio(chat.page, look["border"], look["page"]) >= 3, look
+    assert contrast_ratio(chat.page, look["button"], look["box"]) >= 3, look
+    assert contrast_ratio(chat.page, look["buttonText"], look["button"]) >= 4.5, look
+    chat.page.context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_phone_shows_the_question_box_without_scrolling(url, browser, theme):
+    chat = open_page(browser, url, theme, width=390, height=844)
+    chat.screenshot(f"phone-{theme}.png")
+
+    def on_screen(selector: str) -> bool:
+        box = chat.page.locator(selector).bounding_box()
+        return (
+            box is not None
+            and box["y"] >= 0
+            and box["y"] + box["height"] <= 844
+            and box["x"] >= 0
+            and box["x"] + box["width"] <= 390
+        )
+
+    assert on_screen("#question textarea") and on_screen("#question .submit-button")
+    assert chat.page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    chat.ask(QUESTION)  # and after an answer, still reachable without scrolling back
+    assert on_screen("#question textarea")
+    chat.screenshot(f"phone-{theme}-answer.png")
+    assert contrast_failures(chat.page) == []
+    chat.page.context.close()
