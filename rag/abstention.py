@@ -69,7 +69,7 @@ class HybridGate:
 
 #: Calibrated by `python -m eval.benchmarks.calibrate_abstention --hybrid MODEL_DIR` on PIAF dev with honest
 #: unanswerable questions (figures in its docstring).
-HYBRID_GATES = (HybridGate("multilingual-e5-small", lexical_slope=0.0, intercept=0.0),)
+HYBRID_GATES: tuple[HybridGate, ...] = ()
 
 
 def gate_for(model_name: str | None) -> HybridGate | None:

@@ -25,7 +25,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -296,6 +296,7 @@ class ScoredWindow:
     cosine: float | None  # cosine of the question and the window (hybrid mode), from the stored vectors
     covered: frozenset[frozenset[str]]  # the question's term groups it holds
     statement: bool = True  # False for a heading or a question: they name a topic, they answer nothing
+    cosine_gap: float = 0.0  # how far its cosine is below the best statement's of this answer (>= 0)
 
     @property
     def answer_score(self) -> float:
@@ -303,7 +304,9 @@ class ScoredWindow:
         citation's relevance is (weights: see ANSWER_WEIGHTS)."""
         score = self.coverage + (TYPE_BONUS if self.typed else 0.0) - RANK_PRIOR * self.rank
         if self.cosine is not None:
-            score += COSINE_WEIGHT * (self.cosine - COSINE_ORIGIN)
+            # Relative to the best window of the same answer: raw E5 cosines are all high (0.75-0.95) and
+            # shift with the question's length and wording; the gap between windows is what ranks them.
+            score -= COSINE_WEIGHT * self.cosine_gap
         return score
 
 
@@ -311,8 +314,7 @@ class ScoredWindow:
 #: `python -m eval.benchmarks.evidence_tuning`; the measured figures are in its docstring).
 TYPE_BONUS = 0.15  # the kind of answer asked for is there
 RANK_PRIOR = 0.01  # per rank of the passage: only breaks near-ties
-COSINE_WEIGHT = 0.0  # per unit of cosine above COSINE_ORIGIN (hybrid mode)
-COSINE_ORIGIN = 0.8  # E5 puts unrelated French sentences near 0.75 and answers near 0.85
+COSINE_WEIGHT = 0.0  # per unit of cosine below the best window's (hybrid mode)
 ANSWER_WEIGHTS = {"type_bonus": TYPE_BONUS, "rank_prior": RANK_PRIOR, "cosine": COSINE_WEIGHT}
 
 
@@ -424,6 +426,11 @@ def collect_evidence(
                     statement=is_statement(sentence, after),
                 )
             )
+    if hybrid:
+        top = max((w.cosine for w in scored if w.statement and w.cosine is not None), default=0.0)
+        scored = [
+            replace(w, cosine_gap=max(0.0, top - w.cosine)) if w.cosine is not None else w for w in scored
+        ]
     return Evidence(question, language, answer_type, tuple(scored), unknown_name, hybrid)
 
 
