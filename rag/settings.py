@@ -44,6 +44,11 @@ class RetrievalSettings(_Strict):
     rrf_k: int = Field(60, ge=1, le=1000)
     dense_weight: float = Field(0.5, ge=0.0)
     lexical_weight: float = Field(1.0, ge=0.0)
+    sentence_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="Hybrid mode: weight of a candidate's best sentence-window cosine (max-sim) in the fusion.",
+    )
     lexical_only: bool = Field(False, description="Ignore the dense index even when there is one.")
     reranker_model: str | None = Field(
         None,
