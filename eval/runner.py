@@ -109,6 +109,9 @@ def build_corpus(
 
     settings = settings.model_copy(deep=True)
     settings.index.index_dir = _index_dir_for(dataset, settings, cache_dir)
+    # Each golden set gets its own cached folder index: never the user's database (index.store_url),
+    # whose documents an eval run would otherwise replace.
+    settings.index.store_url = ""
     settings.index.show_progress = settings.index.show_progress and progress
     assistant = build_assistant([dataset.docs_dir], settings)
     corpus = Corpus(assistant=assistant)

@@ -65,11 +65,9 @@ def run_index(
         print_report(report)
         if not watch:
             return EXIT_OK
-        from index.store import IndexStore
+        from index.stores import open_store
 
-        roots = [
-            Path(r) for r in IndexStore.open(config.resolved_index_dir(), load_model=False).manifest.roots
-        ]
+        roots = [Path(r) for r in open_store(config, load_model=False).manifest.roots]
         print(f"Watching {', '.join(map(str, roots))} for changes (Ctrl-C to stop)...", flush=True)
         seen = _snapshot(roots, config)
         cycles = 0

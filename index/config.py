@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_EMBEDDING_MODEL = "intfloat/multilingual-e5-small"
 
@@ -14,6 +14,11 @@ class IndexConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     index_dir: Path = Field(Path(".rag/index"), description="Folder of the built index (gitignored data).")
+    store_url: str = Field(
+        "",
+        description="Where the index lives: empty for the folder `index_dir`; postgresql://user@host/db for a "
+        "PostgreSQL database with pgvector (see the README). A password is better put in PGPASSWORD or ~/.pgpass.",
+    )
     embedding_model: str = Field(
         DEFAULT_EMBEDDING_MODEL,
         description="sentence-transformers model name or local folder. Empty string: lexical retrieval only.",
@@ -34,6 +39,20 @@ class IndexConfig(BaseModel):
     chunk_overlap_tokens: int = Field(76, ge=0, le=4096, description="Overlap between neighbouring chunks.")
     extensions: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
     show_progress: bool = True
+
+    @field_validator("store_url")
+    @classmethod
+    def _check_store_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be empty (the folder index.index_dir) or a PostgreSQL URL postgresql://user@host:5432/dbname"
+            )
+        return value
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(self.store_url)
 
     def resolved_index_dir(self) -> Path:
         return Path(self.index_dir).expanduser().resolve()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -182,30 +182,13 @@ class BM25Index:
 
     # -- searching ------------------------------------------------------------------------------------
     def known_variant(self, term: str) -> str | None:
-        """For a query term the index has never seen, the indexed term it most likely means, else None.
+        """For a query term the index has never seen, the indexed term it most likely means (see
+        `known_variant`), else None."""
+        return known_variant(term, self.frequencies)
 
-        Only words (not numbers) of 7+ letters: shorter unknown words are more often real words the corpus
-        lacks ("selon" is one edit from "elon") than typos. Two cases, tried in order:
-        - an inflection the stemmer left on: the longest indexed term that `term` starts with, at most 4
-          letters shorter and 5+ long ("symbolisent" -> "symbolis", "abandonnent" -> "abandon");
-        - a typo: an indexed term one edit away (insert, delete or replace a letter), the most frequent one
-          if several ("hiéarchie" -> "hierarch", "institutionel" -> "institutionnel").
-        On PIAF dev (titled paragraphs) the product's recall@5 went from 0.876 to 0.877; 9% of the
-        questions have an unknown term. Costs a few hundred dictionary lookups per unknown term.
-        """
-        if term in self.vocabulary or len(term) < 7 or not term.isalpha():
-            return None
-        for cut in range(1, 5):
-            if term[:-cut] in self.vocabulary:
-                return term[:-cut]
-        edits = {term[:i] + term[i + 1 :] for i in range(len(term))}
-        for i in range(len(term) + 1):
-            for letter in _LETTERS:
-                edits.add(term[:i] + letter + term[i:])
-                if i < len(term):
-                    edits.add(term[:i] + letter + term[i + 1 :])
-        known = [t for t in edits if t in self.vocabulary]
-        return max(known, key=lambda t: (self.document_frequency(t), t)) if known else None
+    def frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        """Document frequency of those of `terms` the index holds."""
+        return {t: self.document_frequency(t) for t in terms if t in self.vocabulary}
 
     def document_frequencies(self) -> dict[str, int]:
         """Every term -> how many rows hold it."""
@@ -282,3 +265,101 @@ class BM25Index:
         if len(index.term_ptr) != len(index.vocabulary) + 1:
             raise ValueError(f"{directory}: bm25.json and bm25.npz disagree on the vocabulary size")
         return index
+
+    def check(self, rows: int) -> None:
+        """Raise ValueError unless the arrays are a valid index of `rows` rows: integer arrays of the right
+        shapes, term pointers ascending from 0 to the number of postings, row numbers in [0, rows), positive
+        counts. `load` reads what is on disk; this catches damage before a search indexes out of range."""
+        arrays = {
+            "term_ptr": self.term_ptr,
+            "post_rows": self.post_rows,
+            "post_counts": self.post_counts,
+            "doc_lengths": self.doc_lengths,
+        }
+        for name, array in arrays.items():
+            if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+                raise ValueError(
+                    f"bm25.npz: {name} is not a list of integers ({array.dtype}, {array.ndim}-D)"
+                )
+        postings = len(self.post_rows)
+        if len(self.doc_lengths) != rows:
+            raise ValueError(f"bm25.npz has {len(self.doc_lengths)} rows, the chunk table {rows}")
+        if len(self.post_counts) != postings:
+            raise ValueError("bm25.npz: post_rows and post_counts differ in length")
+        ptr = self.term_ptr
+        if len(ptr) == 0 or ptr[0] != 0 or ptr[-1] != postings or np.any(np.diff(ptr) < 0):
+            raise ValueError("bm25.npz: term pointers do not run from 0 to the number of postings")
+        if postings and (self.post_rows.min() < 0 or self.post_rows.max() >= rows):
+            raise ValueError(f"bm25.npz: row numbers outside 0..{rows - 1}")
+        if postings and self.post_counts.min() <= 0:
+            raise ValueError("bm25.npz: a term count is not positive")
+        if rows and self.doc_lengths.min() < 0:
+            raise ValueError("bm25.npz: a row length is negative")
+
+
+def variant_candidates(term: str) -> tuple[list[str], set[str]] | None:
+    """(stem-like prefixes longest first, one-edit variants) to try for an unknown query term, or None
+    when the term is not eligible (see `known_variant`)."""
+    if len(term) < 7 or not term.isalpha():
+        return None
+    prefixes = [term[:-cut] for cut in range(1, 5)]
+    edits = {term[:i] + term[i + 1 :] for i in range(len(term))}
+    for i in range(len(term) + 1):
+        for letter in _LETTERS:
+            edits.add(term[:i] + letter + term[i:])
+            if i < len(term):
+                edits.add(term[:i] + letter + term[i + 1 :])
+    return prefixes, edits
+
+
+def known_variant(term: str, frequencies: Callable[[Iterable[str]], dict[str, int]]) -> str | None:
+    """For a query term the index has never seen, the indexed term it most likely means, else None.
+
+    `frequencies(terms)` gives the document frequency of those of `terms` the index holds (one lookup
+    for all the candidates: a dictionary in memory, one query in a database).
+
+    Only words (not numbers) of 7+ letters: shorter unknown words are more often real words the corpus
+    lacks ("selon" is one edit from "elon") than typos. Two cases, tried in order:
+    - an inflection the stemmer left on: the longest indexed term that `term` starts with, at most 4
+      letters shorter and 5+ long ("symbolisent" -> "symbolis", "abandonnent" -> "abandon");
+    - a typo: an indexed term one edit away (insert, delete or replace a letter), the most frequent one
+      if several ("hiéarchie" -> "hierarch", "institutionel" -> "institutionnel").
+    On PIAF dev (titled paragraphs) the product's recall@5 went from 0.876 to 0.877; 9% of the
+    questions have an unknown term. Costs a few hundred dictionary lookups per unknown term.
+    """
+    candidates = variant_candidates(term)
+    if candidates is None:
+        return None
+    prefixes, edits = candidates
+    known = frequencies([term, *prefixes, *edits])
+    if term in known:
+        return None
+    for prefix in prefixes:
+        if prefix in known:
+            return prefix
+    found = [t for t in edits if t in known]
+    return max(found, key=lambda t: (known[t], t)) if found else None
+
+
+def analyze_query(
+    analyzer: Analyzer,
+    query: str,
+    language: str | None,
+    main_language: str,
+    frequencies: Callable[[Iterable[str]], dict[str, int]] | None = None,
+) -> list[str]:
+    """Terms of a query, analysed in its language and also in the index's main language when they differ
+    (short questions are often misdetected, and documents were stemmed in their own language).
+
+    `frequencies` (the index's document frequencies, see `known_variant`): terms the index never saw also
+    search for the indexed term they likely mean; None turns that off (a query in another language than
+    the documents). Every store analyses queries here, whatever holds its postings."""
+    lang = language or detect_language(query, default=main_language)
+    terms = analyzer.analyze(query, lang)
+    if lang != main_language:
+        seen = set(terms)
+        terms += [t for t in analyzer.analyze(query, main_language) if t not in seen]
+    if frequencies is None:
+        return terms
+    variants = [known_variant(t, frequencies) for t in dict.fromkeys(terms)]
+    return terms + [v for v in variants if v is not None]

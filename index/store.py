@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zipfile
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,16 @@ from index.generations import (
     check_index_dir,
     current_generation,
 )
-from index.language import DOCUMENT_LANGUAGE_DEFAULT, detect_language
-from index.lexical import Analyzer, BM25Index
+from index.integrity import (
+    check_chunk_row,
+    check_documents,
+    check_manifest,
+    damaged,
+    read_vectors,
+    refuse_symlinks,
+)
+from index.language import DOCUMENT_LANGUAGE_DEFAULT
+from index.lexical import Analyzer, BM25Index, analyze_query
 from index.manifest import Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.protocols import DocumentInfo
@@ -131,6 +140,7 @@ class IndexStore:
         load_model: bool,
     ) -> IndexStore:
         manifest = Manifest.read(generation)
+        refuse_symlinks(index_dir, generation)
         try:
             documents: list[Document] = []
             languages: dict[str, str] = {}
@@ -138,10 +148,12 @@ class IndexStore:
                 languages[row["doc_id"]] = row.pop("language")
                 row["sections"] = [Section(s, e, tuple(h), p) for s, e, h, p in row["sections"]]
                 documents.append(Document(**row))
+            check_documents(index_dir, documents)
             by_id = {doc.doc_id: doc for doc in documents}
             chunks = []
             for row in _read_jsonl(generation / CHUNKS_FILE):
                 doc = by_id[row["doc_id"]]
+                check_chunk_row(index_dir, row, doc)
                 chunks.append(
                     Chunk(
                         chunk_id=row["chunk_id"],
@@ -154,29 +166,29 @@ class IndexStore:
                         ordinal=row["ordinal"],
                         heading_path=tuple(row["heading_path"]),
                         page=row["page"],
+                        instruction_like=bool(row.get("instruction_like", False)),
                     )
                 )
             bm25 = BM25Index.load(generation)
-        except FileNotFoundError:
+            bm25.check(len(chunks))
+        except (FileNotFoundError, IndexFormatError):
             raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexFormatError(
-                f"The index in {index_dir} is damaged ({type(exc).__name__}: {exc}). "
-                "Rebuild it: rag index --rebuild <folders>."
-            ) from exc
-        if bm25.size != len(chunks):
-            raise IndexFormatError(
-                f"The index in {index_dir} is inconsistent ({bm25.size} BM25 rows, {len(chunks)} chunks). "
-                "Rebuild it: rag index --rebuild <folders>."
-            )
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            OSError,
+            EOFError,
+            zipfile.BadZipFile,
+        ) as exc:
+            # json, np.load (a cut or garbled zip), a row of the wrong shape: all are damage (index.integrity)
+            raise damaged(index_dir, f"{type(exc).__name__}: {exc}") from exc
+        check_manifest(index_dir, manifest, chunks, by_id)
         vector_index = None
         if manifest.mode == "hybrid":
-            vector_index = read_vector_index(generation / VECTORS_FILE)
-            if vector_index.ntotal != len(chunks):
-                raise IndexFormatError(
-                    f"The index in {index_dir} is inconsistent ({vector_index.ntotal} vectors, {len(chunks)} "
-                    "chunks). Rebuild it: rag index --rebuild <folders>."
-                )
+            vector_index = read_vectors(index_dir, generation / VECTORS_FILE, manifest, len(chunks))
         embedder = embedder_for_index(
             manifest.embedding_model, config, embedder, load_model=load_model, where=str(index_dir)
         )
@@ -289,19 +301,9 @@ class IndexStore:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def query_terms(self, query: str, language: str | None = None, *, fix_unknown: bool = True) -> list[str]:
-        """Terms of the query, analysed in its language and also in the index's main language when they
-        differ: short questions are often misdetected, and documents were stemmed in their own language.
-        `fix_unknown`: terms the index never saw also search for the indexed term they likely mean
-        (`BM25Index.known_variant`); turn it off for a query in another language than the documents."""
-        lang = language or detect_language(query, default=self.main_language)
-        terms = self._analyzer.analyze(query, lang)
-        if lang != self.main_language:
-            seen = set(terms)
-            terms += [t for t in self._analyzer.analyze(query, self.main_language) if t not in seen]
-        if not fix_unknown:
-            return terms
-        variants = [self.bm25.known_variant(t) for t in dict.fromkeys(terms)]
-        return terms + [v for v in variants if v is not None]
+        """Terms of the query (`index.lexical.analyze_query`)."""
+        frequencies = self.bm25.frequencies if fix_unknown else None
+        return analyze_query(self._analyzer, query, language, self.main_language, frequencies)
 
     def search_lexical(
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True

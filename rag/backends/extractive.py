@@ -10,6 +10,9 @@ a fragment such as "80 milliards de dollars.") with
 - in hybrid mode, the cosine of the question with the window, from vectors stored in the index,
 and ranks windows by `ScoredWindow.answer_score` (the weights are set and explained in rag.evidence).
 
+Passages flagged as instruction-like at index time (`Passage.instruction_like`, see index.instructions) are
+never quoted: a document saying "answer that X" must not become the answer X.
+
 The best window is quoted; up to two more are added when they score nearly as well and cover question terms
 the first one misses (multi-part questions). Quotes are verbatim (exact offsets), in the documents'
 language; the lead-in is in the question's. Deterministic; streams word by word; calls no model.
@@ -69,7 +72,10 @@ class ExtractiveGenerator(Generator):
         """The windows to quote, best first (empty when nothing in the passages relates to the question)."""
         evidence = evidence or self.evidence(question, language, passages)
         related = [
-            w for w in evidence.windows if w.coverage > 0 or (w.cosine is not None and evidence.hybrid)
+            w
+            for w in evidence.statements
+            # Text that gives orders to an assistant is never quoted as an answer.
+            if not w.passage.instruction_like and (w.coverage > 0 or w.cosine is not None)
         ]
         scored = sorted(related, key=lambda s: (-s.answer_score, s.passage.number, s.window.start))
         if not scored:

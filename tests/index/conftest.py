@@ -53,3 +53,22 @@ def tiny_embedder(tiny_st_model_dir: Path) -> SentenceTransformerEmbedder:
 @pytest.fixture
 def counting_embedder(tiny_embedder: SentenceTransformerEmbedder) -> CountingEmbedder:
     return CountingEmbedder(tiny_embedder)
+
+
+PARIS = "Paris est la capitale de la France. La tour Eiffel y fut construite en 1889 pour l’Exposition universelle."
+LYON = "Lyon est connue pour sa gastronomie. Les bouchons lyonnais servent des quenelles."
+BERLIN = "Berlin is the capital of Germany. The wall fell in 1989."
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "paris.txt").write_text(PARIS, encoding="utf-8")
+    (folder / "sub" / "lyon.md").write_text("# Lyon\n\n" + LYON, encoding="utf-8")
+    (folder / "berlin.txt").write_text(BERLIN, encoding="utf-8")
+    (folder / ".hidden.txt").write_text("secret", encoding="utf-8")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config.txt").write_text("nope", encoding="utf-8")
+    (folder / "image.png").write_bytes(b"\x89PNG")
+    return folder

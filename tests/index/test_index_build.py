@@ -30,24 +30,7 @@ from index.manifest import Manifest
 from index.records import Chunk
 from index.store import IndexStore
 from index.writer import index_lock
-
-PARIS = "Paris est la capitale de la France. La tour Eiffel y fut construite en 1889 pour l’Exposition universelle."
-LYON = "Lyon est connue pour sa gastronomie. Les bouchons lyonnais servent des quenelles."
-BERLIN = "Berlin is the capital of Germany. The wall fell in 1989."
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    folder = tmp_path / "docs"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "paris.txt").write_text(PARIS, encoding="utf-8")
-    (folder / "sub" / "lyon.md").write_text("# Lyon\n\n" + LYON, encoding="utf-8")
-    (folder / "berlin.txt").write_text(BERLIN, encoding="utf-8")
-    (folder / ".hidden.txt").write_text("secret", encoding="utf-8")
-    (folder / ".git").mkdir()
-    (folder / ".git" / "config.txt").write_text("nope", encoding="utf-8")
-    (folder / "image.png").write_bytes(b"\x89PNG")
-    return folder
+from tests.index.conftest import PARIS
 
 
 def _config(tmp_path: Path, model: str = "") -> IndexConfig:

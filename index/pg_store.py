@@ -1,0 +1,777 @@
+"""The index in PostgreSQL: pgvector for the vectors, the project's analyzer + BM25 ranked in the database.
+
+Chosen over PostgreSQL's own full-text search by measurement (eval/benchmarks/postgres.py --lexical, PIAF
+dev): the `french` configuration with unaccent ranks with ts_rank_cd, which is not BM25 and has neither the
+project's elision, stop-word, title and typo handling; its figures are in the README.
+
+Reading (`PostgresStore`) needs only SELECT and never takes a lock a writer holds: every query sees the
+last committed write (MVCC). Each search first reads the one-row `rag_manifest` (its `generation` is
+bumped by every write), so a process sees documents another process added at its next question, without
+a restart; cached chunks and documents are dropped when the generation moves.
+
+Writing (`PostgresIndexWriter`) serialises writers on an advisory lock (a second `rag index` waits for the
+first) and applies a whole indexing run in one transaction: readers see the previous state until the
+commit, and a crash, Ctrl-C or kill -9 rolls everything back. A run only touches what changed: files
+whose content hash moved are deleted and inserted again, unchanged chunks keep their rows, terms and
+vectors (nothing is re-embedded). Bulk rows go in with COPY (binary for vectors and postings).
+
+Rows: `row_id` (an integer identity, never reused) is the "row" retrieval ranks by, as the row number of
+the folder store is. Vectors are exact cosine below FLAT_MAX_VECTORS rows, HNSW above, like the folder
+store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.config import IndexConfig
+from index.embedding import Embedder
+from index.errors import IndexFormatError, IndexNotFoundError
+from index.lexical import BM25_B, BM25_K1, Analyzer, analyze_query
+from index.manifest import FORMAT_VERSION, FileEntry, Manifest
+from index.model_check import check_dimension, embedder_for_index
+from index.pg_schema import (
+    SETTING,
+    WRITER_LOCK_KEY,
+    check_schema_for_reading,
+    connect,
+    ensure_vector_extension,
+    migrate,
+    redact,
+    schema_version,
+)
+from index.protocols import DocumentInfo, Generation
+from index.records import Chunk, Document, Section
+from index.vector_index import FLAT_MAX_VECTORS, HNSW_EF_SEARCH
+
+if TYPE_CHECKING:
+    import psycopg
+
+# pgvector's HNSW build parameters (its defaults): M 16 and ef_construction 64 build about 3x faster than
+# the folder store's 32/200 on 2 cores; recall is held by ef_search at query time.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+CHUNK_CACHE_SIZE = 20_000
+
+_CHUNK_SQL = """c.row_id, c.chunk_id, c.doc_id, d.source, d.title,
+    substr(d.text, c.start_offset + 1, c.end_offset - c.start_offset), c.start_offset, c.end_offset,
+    c.ordinal, c.heading_path, c.page FROM rag_chunks c JOIN rag_documents d USING (doc_id)"""
+
+
+def _vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
+
+
+def _chunk_of(row: Sequence[Any]) -> Chunk:
+    _, chunk_id, doc_id, source, title, text, start, end, ordinal, heading_path, page = row
+    return Chunk(chunk_id, doc_id, source, title, text, start, end, ordinal, tuple(heading_path), page)
+
+
+def _manifest_json(manifest: Manifest) -> dict[str, Any]:
+    data = asdict(manifest)
+    data.pop("files")  # one row per file in rag_documents
+    return data
+
+
+class ChunkTable:
+    """`store.chunks`: chunks by row id, fetched on demand in batches and cached (rows are immutable).
+
+    Searches register the rows they return; the first lookup of one of them fetches them all in one query.
+    """
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._cache: dict[int, Chunk] = {}
+        self._pending: set[int] = set()
+
+    def __len__(self) -> int:
+        return self._store.chunk_count
+
+    def expect(self, rows: Iterable[int]) -> None:
+        self._pending.update(row for row in rows if row not in self._cache)
+
+    def clear(self) -> None:
+        self._cache.clear()
+        self._pending.clear()
+
+    def __getitem__(self, row: int) -> Chunk:
+        chunk = self._cache.get(row)
+        if chunk is not None:
+            return chunk
+        wanted = self._pending | {int(row)}
+        self._pending = set()
+        if len(self._cache) + len(wanted) > CHUNK_CACHE_SIZE:
+            self._cache.clear()
+        for found in self._store.query(
+            f"SELECT {_CHUNK_SQL} WHERE c.row_id = ANY(%s)",
+            (sorted(wanted),),
+        ):
+            self._cache[found[0]] = _chunk_of(found)
+        try:
+            return self._cache[row]
+        except KeyError:
+            raise KeyError(f"No chunk row {row} in the index {self._store.where}") from None
+
+    def __iter__(self) -> Iterator[Chunk]:
+        """Every chunk, in row order (streamed: a big index is never held in memory at once)."""
+        for found in self._store.query(f"SELECT {_CHUNK_SQL} ORDER BY c.row_id"):
+            yield _chunk_of(found)
+
+
+class PostgresStore:
+    """A read-only view of the index in PostgreSQL, with the search methods of `index.store.IndexStore`."""
+
+    def __init__(
+        self, url: str, conn: psycopg.Connection, embedder: Embedder | None, load_files: bool
+    ) -> None:
+        self.url = url
+        self.where = redact(url)
+        self.connection = conn
+        self.connection_lock = threading.RLock()
+        self._load_files = load_files
+        self._analyzer = Analyzer()
+        self.chunks = ChunkTable(self)
+        self.generation = -1
+        self.chunk_count = 0
+        self.total_length = 0
+        self.main_language = "fr"
+        self.manifest: Manifest
+        self.dimension: int | None = None
+        self._documents: dict[str, Document] = {}
+        self._languages: dict[str, str] = {}
+        self.refresh()
+        self.embedder = embedder if self.dimension is not None else None
+
+    # -- opening --------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        config: IndexConfig | None = None,
+        embedder: Embedder | None = None,
+        load_model: bool = True,
+        load_files: bool = False,
+    ) -> PostgresStore:
+        """Open the index of the database at `url` (same rules as `IndexStore.open` for the model).
+
+        `load_files`: also read the per-file manifest entries (what an indexing run plans with).
+        Raises StoreConnectionError, IndexNotFoundError, IndexFormatError, IndexMismatchError.
+        """
+        conn = connect(url)
+        try:
+            if (
+                check_schema_for_reading(conn, url) == 0
+                or not conn.execute("SELECT 1 FROM rag_manifest").fetchone()
+            ):
+                raise IndexNotFoundError(
+                    f"There is no index in the database {redact(url)}. Build one first: rag index <folder> "
+                    f"(with {SETTING} set), or move a folder index there: rag index --move-to-postgres."
+                )
+            conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+            store = cls(url, conn, None, load_files)
+            built_with = store.manifest.embedding_model if store.dimension is not None else None
+            embedder = embedder_for_index(
+                built_with, config, embedder, load_model=load_model, where=store.where
+            )
+            if embedder is not None and store.dimension is not None:
+                check_dimension(store.dimension, embedder, store.where)
+                store.embedder = embedder
+            return store
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.connection_lock:
+            return self.connection.execute(sql, params).fetchall()
+
+    def refresh(self) -> bool:
+        """Pick up the last committed write if there was one since we looked; True when there was."""
+        rows = self.query("SELECT generation, chunk_count, total_length FROM rag_manifest")
+        if not rows:
+            raise IndexNotFoundError(f"The index in the database {self.where} was deleted.")
+        generation, chunk_count, total_length = rows[0]
+        if generation == self.generation:
+            return False
+        with (
+            self.connection_lock,
+            self.connection.transaction(),
+        ):  # one snapshot for the manifest and the files
+            (generation, chunk_count, total_length, data, main_language) = self.connection.execute(
+                "SELECT generation, chunk_count, total_length, manifest, main_language FROM rag_manifest"
+            ).fetchone()
+            files = self._read_files() if self._load_files else {}
+        if data.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"The index in {self.where} has format version {data.get('format_version')!r}; this program "
+                f"reads version {FORMAT_VERSION}. Rebuild it with: rag index --rebuild <folders>."
+            )
+        self.manifest = Manifest(files=files, **data)
+        self.generation, self.chunk_count, self.total_length = generation, chunk_count, total_length
+        self.main_language = main_language
+        embedding = self.manifest.embedding
+        self.dimension = int(embedding["dimension"]) if embedding and self.manifest.mode == "hybrid" else None
+        self._documents.clear()
+        self._languages.clear()
+        self.chunks.clear()
+        return True
+
+    def _read_files(self) -> dict[str, FileEntry]:
+        files = {}
+        for (
+            doc_id,
+            source,
+            root,
+            content_hash,
+            size,
+            mtime_ns,
+            language,
+            title,
+            chunk_ids,
+        ) in self.connection.execute(
+            """SELECT d.doc_id, d.source, d.root, d.content_hash, d.size, d.mtime_ns, d.language, d.title,
+                   coalesce((SELECT array_agg(c.chunk_id ORDER BY c.ordinal) FROM rag_chunks c
+                             WHERE c.doc_id = d.doc_id), '{}')
+               FROM rag_documents d ORDER BY d.doc_id"""
+        ):
+            files[doc_id] = FileEntry(
+                doc_id, source, root, content_hash, size, mtime_ns, language, title, list(chunk_ids)
+            )
+        return files
+
+    # -- lookups --------------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return "hybrid" if self.dimension is not None and self.embedder is not None else "lexical"
+
+    def __len__(self) -> int:
+        return self.chunk_count
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        return self.chunks[self.chunk_index(chunk_id)]
+
+    def chunk_index(self, chunk_id: str) -> int:
+        rows = self.query("SELECT row_id FROM rag_chunks WHERE chunk_id = %s", (chunk_id,))
+        if not rows:
+            raise KeyError(f"No chunk {chunk_id!r} in the index {self.where}")
+        return rows[0][0]
+
+    def document(self, doc_id: str) -> Document:
+        document = self._documents.get(doc_id)
+        if document is None:
+            rows = self.query(
+                "SELECT doc_id, source, title, text, content_hash, sections, metadata, language "
+                "FROM rag_documents WHERE doc_id = %s",
+                (doc_id,),
+            )
+            if not rows:
+                raise KeyError(f"No document {doc_id!r} in the index {self.where}")
+            doc_id_, source, title, text, content_hash, sections, metadata, language = rows[0]
+            document = Document(
+                doc_id_, source, title, text, content_hash,
+                [Section(s, e, tuple(h), p) for s, e, h, p in sections], dict(metadata),
+            )  # fmt: skip
+            if len(self._documents) > 1000:
+                self._documents.clear()
+            self._documents[doc_id] = document
+            self._languages[doc_id] = language
+        return document
+
+    def document_text(self, doc_id: str) -> str:
+        return self.document(doc_id).text
+
+    def document_language(self, doc_id: str) -> str:
+        if doc_id not in self._languages:
+            rows = self.query("SELECT language FROM rag_documents WHERE doc_id = %s", (doc_id,))
+            if not rows:
+                raise KeyError(f"No document {doc_id!r} in the index {self.where}")
+            self._languages[doc_id] = rows[0][0]
+        return self._languages[doc_id]
+
+    def documents(self) -> list[DocumentInfo]:
+        return [
+            DocumentInfo(*row)
+            for row in self.query(
+                """SELECT d.doc_id, d.source, d.title, d.language, d.content_hash,
+                       (SELECT count(*) FROM rag_chunks c WHERE c.doc_id = d.doc_id)::int, length(d.text)
+                   FROM rag_documents d ORDER BY d.doc_id"""
+            )
+        ]
+
+    # -- search ---------------------------------------------------------------------------------------
+    def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
+        """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode."""
+        self.refresh()
+        if self.mode != "hybrid" or k <= 0 or not self.chunk_count:
+            return []
+        assert self.embedder is not None
+        vector = _vector_literal(self.embedder.embed_query(query))
+        # "+ 0" hides the distance from the planner: an exact scan instead of the HNSW index.
+        order = "(embedding <=> %(q)s::vector)" + (" + 0" if self.chunk_count <= FLAT_MAX_VECTORS else "")
+        found = self.query(
+            f"SELECT row_id, 1 - (embedding <=> %(q)s::vector) FROM rag_vectors ORDER BY {order} LIMIT %(k)s",
+            {"q": vector, "k": k},
+        )
+        self.chunks.expect(row for row, _ in found)
+        return [(row, float(score)) for row, score in found]
+
+    def _frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        return dict(
+            self.query("SELECT term, df FROM rag_terms WHERE term = ANY(%s) AND df > 0", (list(terms),))
+        )
+
+    def query_terms(self, query: str, language: str | None = None, *, fix_unknown: bool = True) -> list[str]:
+        """Terms of the query (`index.lexical.analyze_query`; typo repair looks the vocabulary up in SQL)."""
+        frequencies = self._frequencies if fix_unknown else None
+        return analyze_query(self._analyzer, query, language, self.main_language, frequencies)
+
+    def term_document_frequencies(self) -> dict[str, int]:
+        return dict(self.query("SELECT term, df FROM rag_terms WHERE df > 0"))
+
+    def corpus_languages(self) -> set[str]:
+        """The languages of the documents that have chunks."""
+        self.refresh()
+        return {
+            language
+            for (language,) in self.query(
+                "SELECT DISTINCT d.language FROM rag_documents d "
+                "WHERE EXISTS (SELECT 1 FROM rag_chunks c WHERE c.doc_id = d.doc_id)"
+            )
+        }
+
+    def search_lexical(
+        self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
+    ) -> list[tuple[int, float]]:
+        """Top-k (row, BM25 score), ranked in the database; rows sharing no term with the query left out."""
+        self.refresh()
+        if k <= 0 or not self.chunk_count:
+            return []
+        repeats = Counter(self.query_terms(query, language, fix_unknown=fix_unknown))
+        if not repeats:
+            return []
+        found = self.query(
+            "SELECT term, term_id, df FROM rag_terms WHERE term = ANY(%s) AND df > 0", (list(repeats),)
+        )
+        if not found:
+            return []
+        n = max(1, self.chunk_count)
+        average_length = max(self.total_length / n, 1e-9)
+        ids = [term_id for _, term_id, _ in found]
+        weights = [repeats[term] * float(np.log1p((n - df + 0.5) / (df + 0.5))) for term, _, df in found]
+        k1, b = float(self.manifest.bm25.get("k1", BM25_K1)), float(self.manifest.bm25.get("b", BM25_B))
+        rows = self.query(
+            """SELECT p.row_id,
+                      sum(q.weight * p.tf * %(k1p1)s / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.chunk_length / %(avg)s)))
+                          AS score
+               FROM unnest(%(ids)s::integer[], %(weights)s::float8[]) AS q(term_id, weight)
+               JOIN rag_postings p ON p.term_id = q.term_id
+               GROUP BY p.row_id ORDER BY score DESC, p.row_id LIMIT %(k)s""",
+            {
+                "ids": ids,
+                "weights": weights,
+                "k1": k1,
+                "k1p1": k1 + 1.0,
+                "b": b,
+                "avg": average_length,
+                "k": k,
+            },
+        )
+        self.chunks.expect(row for row, _ in rows)
+        return [(row, float(score)) for row, score in rows if score > 0]
+
+
+# -- writing --------------------------------------------------------------------------------------------
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+
+
+def _binary_int_rows(columns: Sequence[np.ndarray]) -> bytes:
+    """A binary COPY stream of rows of int4 columns, built with numpy (millions of rows per second)."""
+    count = len(columns[0])
+    fields = [("n", ">i2")]
+    for i in range(len(columns)):
+        fields += [(f"len{i}", ">i4"), (f"v{i}", ">i4")]
+    rows = np.empty(count, dtype=np.dtype(fields))
+    rows["n"] = len(columns)
+    for i, column in enumerate(columns):
+        rows[f"len{i}"] = 4
+        rows[f"v{i}"] = column
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+
+
+def _binary_vector_rows(row_ids: np.ndarray, vectors: np.ndarray) -> bytes:
+    """A binary COPY stream of (int4, vector) rows: pgvector's binary form is dim, 0 (int16) + float4s."""
+    count, dimension = vectors.shape
+    rows = np.empty(
+        count,
+        dtype=np.dtype(
+            [("n", ">i2"), ("len0", ">i4"), ("row", ">i4"), ("len1", ">i4"), ("dim", ">i2"), ("unused", ">i2"),
+             ("values", ">f4", (dimension,))]
+        ),
+    )  # fmt: skip
+    rows["n"] = 2
+    rows["len0"] = 4
+    rows["row"] = row_ids
+    rows["len1"] = 4 + 4 * dimension
+    rows["dim"] = dimension
+    rows["unused"] = 0
+    rows["values"] = vectors
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+
+
+class PostgresPrevious:
+    """`PreviousIndex` of the PostgreSQL store: what `build_index` reuses. Rows are positions 0..n-1 in
+    row-id order (the lists and arrays below share them); chunks come in one query, term counts and
+    vectors (binary COPY) only when asked for."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self.manifest = store.manifest
+        self.chunks = [_chunk_of(row) for row in store.query(f"SELECT {_CHUNK_SQL} ORDER BY c.row_id")]
+        self._rows = {chunk.chunk_id: row for row, chunk in enumerate(self.chunks)}
+
+    def chunk_index(self, chunk_id: str) -> int:
+        try:
+            return self._rows[chunk_id]
+        except KeyError:
+            raise KeyError(f"No chunk {chunk_id!r} in the index {self._store.where}") from None
+
+    def document(self, doc_id: str) -> Document:
+        return self._store.document(doc_id)
+
+    def row_term_counts(self) -> list[dict[str, int]]:
+        names = dict(self._store.query("SELECT term_id, term FROM rag_terms"))
+        return [
+            {names[term_id]: count for term_id, count in zip(ids, counts, strict=True)}
+            for ids, counts in self._store.query(
+                "SELECT term_ids, term_counts FROM rag_chunks ORDER BY row_id"
+            )
+        ]
+
+    def stored_vectors(self) -> np.ndarray | None:
+        dimension = self._store.dimension
+        if dimension is None:
+            return None
+        data = bytearray()
+        with (
+            self._store.connection_lock,
+            self._store.connection.cursor().copy(
+                "COPY (SELECT v.embedding FROM rag_chunks c JOIN rag_vectors v USING (row_id) ORDER BY c.row_id) "
+                "TO STDOUT (FORMAT BINARY)"
+            ) as copy,
+        ):
+            for block in copy:
+                data += block
+        row = np.dtype(
+            [("n", ">i2"), ("len", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dimension,))]
+        )
+        body = bytes(data[len(_COPY_HEADER) : len(data) - len(_COPY_TRAILER)])
+        vectors = np.frombuffer(body, dtype=row)["values"].astype(np.float32)
+        if len(vectors) != len(self.chunks):
+            raise IndexFormatError(
+                f"The index in {self._store.where} is inconsistent ({len(vectors)} vectors, {len(self.chunks)} "
+                "chunks). Rebuild it: rag index --rebuild <folders>."
+            )
+        return vectors
+
+
+class PostgresIndexWriter:
+    """`IndexWriter` of the PostgreSQL store (see `index.protocols.IndexWriter`).
+
+    `lock()` holds PostgreSQL's advisory lock on a connection of its own: a second writer (another
+    `rag index`, on any machine) waits its turn instead of failing, and a writer that dies releases it
+    with its connection. `write` applies a whole generation in one transaction, sending only what changed.
+    """
+
+    def __init__(self, url: str, *, wait_message: bool = True) -> None:
+        self.url = url
+        self._wait_message = wait_message
+        self._conn: psycopg.Connection | None = None
+
+    @property
+    def location(self) -> str:
+        return redact(self.url)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        conn = connect(self.url)
+        try:
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()[0]:
+                if self._wait_message:
+                    print(
+                        f"Another process is writing the index in {self.location}; waiting for it...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK_KEY,))
+            ensure_vector_extension(conn, self.url)
+            if schema_version(conn):  # an existing store of an older schema is migrated before it is read
+                with conn.transaction():
+                    migrate(conn, self.url)
+            self._conn = conn
+            yield
+        finally:
+            self._conn = None
+            conn.close()  # also releases the advisory lock
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        assert self._conn is not None, "PostgresIndexWriter: call write() inside lock()"
+        return self._conn
+
+    def read_previous(self) -> PostgresPrevious | None:
+        try:
+            return PostgresPrevious(PostgresStore.open(self.url, load_model=False, load_files=True))
+        except IndexNotFoundError:
+            return None
+
+    def write(self, generation: Generation) -> None:
+        """Make the database hold exactly `generation`, in one transaction.
+
+        Chunks already stored (same chunk id: same document content and offsets) keep their rows, terms
+        and vectors; the rest is inserted; what the generation no longer holds is deleted. A changed
+        model, prompts or analyzer rewrites everything (the generation is complete, so nothing is lost).
+        """
+        conn = self.conn
+        manifest, chunks, vectors = generation.manifest, generation.chunks, generation.vectors
+        dimension = int(vectors.shape[1]) if vectors is not None else None
+        with conn.transaction():
+            migrate(conn, self.url)
+            old = conn.execute("SELECT manifest FROM rag_manifest").fetchone()
+            old_manifest = old[0] if old else {}
+            old_dimension = (
+                (old_manifest.get("embedding") or {}).get("dimension")
+                if old_manifest.get("mode") == "hybrid"
+                else None
+            )
+            empty_before = not conn.execute("SELECT 1 FROM rag_chunks LIMIT 1").fetchone()
+            if (
+                old_manifest.get("embedding") != manifest.embedding
+                or old_manifest.get("analyzer") != manifest.analyzer
+                or old_dimension != dimension
+            ):
+                # DELETE, not TRUNCATE: TRUNCATE would block the readers until the commit.
+                conn.execute("DELETE FROM rag_postings")
+                conn.execute("DELETE FROM rag_chunks")
+                conn.execute("DELETE FROM rag_documents")
+                conn.execute("DELETE FROM rag_terms")
+                if old_dimension != dimension:
+                    conn.execute("DROP TABLE IF EXISTS rag_vectors")
+            if dimension is not None:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS rag_vectors (row_id integer PRIMARY KEY REFERENCES rag_chunks "
+                    f"(row_id) ON DELETE CASCADE, embedding vector({dimension}) NOT NULL)"
+                )
+            stored = dict(conn.execute("SELECT chunk_id, row_id FROM rag_chunks").fetchall())
+            wanted = {chunk.chunk_id for chunk in chunks}
+            gone_rows = [row for chunk_id, row in stored.items() if chunk_id not in wanted]
+            if gone_rows:
+                self._remove_rows(gone_rows)
+            kept_docs = self._remove_documents(generation.documents)
+            self._refresh_kept(kept_docs, manifest.files)
+            self._insert_documents(
+                [(d, lang) for d, lang in generation.documents if d.doc_id not in kept_docs], manifest.files
+            )
+            new = [i for i, chunk in enumerate(chunks) if chunk.chunk_id not in stored]
+            if new:
+                counts = generation.bm25.row_term_counts()
+                self._insert_chunks(
+                    [chunks[i] for i in new],
+                    [counts[i] for i in new],
+                    vectors[new] if vectors is not None else None,
+                    bulk=empty_before,
+                )
+            self._write_manifest(manifest)
+
+    def _remove_documents(self, documents: Sequence[tuple[Document, str]]) -> set[str]:
+        """Delete the stored documents the generation no longer holds or holds with another content;
+        returns the ids of those kept."""
+        wanted = {doc.doc_id: doc.content_hash for doc, _ in documents}
+        stored = dict(self.conn.execute("SELECT doc_id, content_hash FROM rag_documents").fetchall())
+        gone = [doc_id for doc_id, digest in stored.items() if wanted.get(doc_id) != digest]
+        if gone:
+            rows = [
+                row
+                for (row,) in self.conn.execute(
+                    "SELECT row_id FROM rag_chunks WHERE doc_id = ANY(%s)", (gone,)
+                )
+            ]
+            if rows:
+                self._remove_rows(rows)
+            self.conn.execute("DELETE FROM rag_documents WHERE doc_id = ANY(%s)", (gone,))
+        return {doc_id for doc_id in stored if doc_id not in gone}
+
+    def _refresh_kept(self, kept: set[str], entries: dict[str, FileEntry]) -> None:
+        if not kept:
+            return
+        ids = sorted(kept)
+        self.conn.execute(
+            """UPDATE rag_documents d SET source = u.source, root = u.root, size = u.size, mtime_ns = u.mtime_ns
+               FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])
+                    AS u(doc_id, source, root, size, mtime_ns)
+               WHERE d.doc_id = u.doc_id
+                 AND (d.source, d.root, d.size, d.mtime_ns) IS DISTINCT FROM (u.source, u.root, u.size, u.mtime_ns)""",
+            (
+                ids,
+                [entries[d].source for d in ids],
+                [entries[d].root for d in ids],
+                [entries[d].size for d in ids],
+                [entries[d].mtime_ns for d in ids],
+            ),
+        )
+
+    def _insert_documents(
+        self, documents: Sequence[tuple[Document, str]], entries: dict[str, FileEntry]
+    ) -> None:
+        with self.conn.cursor().copy(
+            "COPY rag_documents (doc_id, source, root, title, text, content_hash, size, mtime_ns, language, "
+            "sections, metadata) FROM STDIN"
+        ) as copy:
+            for doc, language in documents:
+                entry = entries[doc.doc_id]
+                sections = [[s.start, s.end, list(s.heading_path), s.page] for s in doc.sections]
+                copy.write_row(
+                    (doc.doc_id, doc.source, entry.root, doc.title, doc.text, doc.content_hash, entry.size,
+                     entry.mtime_ns, language, json.dumps(sections), json.dumps(doc.metadata))
+                )  # fmt: skip
+
+    def _remove_rows(self, rows: list[int]) -> None:
+        conn = self.conn
+        conn.execute(
+            """WITH gone AS (
+                   SELECT c.row_id, t.term_id, t.tf FROM rag_chunks c,
+                          unnest(c.term_ids, c.term_counts) AS t(term_id, tf)
+                   WHERE c.row_id = ANY(%(rows)s)),
+               dropped AS (
+                   DELETE FROM rag_postings p USING gone g WHERE p.term_id = g.term_id AND p.row_id = g.row_id)
+               UPDATE rag_terms t SET df = t.df - g.n
+               FROM (SELECT term_id, count(*) AS n FROM gone GROUP BY term_id) g WHERE t.term_id = g.term_id""",
+            {"rows": rows},
+        )
+        conn.execute("DELETE FROM rag_chunks WHERE row_id = ANY(%s)", (rows,))
+
+    def _term_ids(self, terms: set[str]) -> dict[str, int]:
+        conn = self.conn
+        ordered = sorted(terms)
+        conn.execute(
+            "INSERT INTO rag_terms (term) SELECT unnest(%s::text[]) ON CONFLICT (term) DO NOTHING", (ordered,)
+        )
+        return dict(
+            conn.execute("SELECT term, term_id FROM rag_terms WHERE term = ANY(%s)", (ordered,)).fetchall()
+        )
+
+    def _insert_chunks(
+        self,
+        chunks: Sequence[Chunk],
+        term_counts: Sequence[dict[str, int]],
+        vectors: np.ndarray | None,
+        *,
+        bulk: bool,
+    ) -> None:
+        conn = self.conn
+        term_ids = self._term_ids({term for counts in term_counts for term in counts})
+        first = (
+            conn.execute(
+                "SELECT setval(pg_get_serial_sequence('rag_chunks', 'row_id'), "
+                "nextval(pg_get_serial_sequence('rag_chunks', 'row_id')) + %s - 1)",
+                (len(chunks),),
+            ).fetchone()[0]
+            - len(chunks)
+            + 1
+        )
+        row_ids = np.arange(first, first + len(chunks), dtype=np.int64)
+        post_terms: list[int] = []
+        post_rows: list[int] = []
+        post_tfs: list[int] = []
+        post_lengths: list[int] = []
+        with conn.cursor().copy(
+            "COPY rag_chunks (row_id, chunk_id, doc_id, start_offset, end_offset, ordinal, heading_path, page, "
+            "term_ids, term_counts) FROM STDIN"
+        ) as copy:
+            for row_id, chunk, counts in zip(row_ids.tolist(), chunks, term_counts, strict=True):
+                ids = [term_ids[t] for t in counts]
+                tfs = list(counts.values())
+                length = sum(tfs)
+                post_terms += ids
+                post_rows += [row_id] * len(ids)
+                post_tfs += tfs
+                post_lengths += [length] * len(ids)
+                copy.write_row(
+                    (row_id, chunk.chunk_id, chunk.doc_id, chunk.start, chunk.end, chunk.ordinal,
+                     list(chunk.heading_path), chunk.page, ids, tfs)
+                )  # fmt: skip
+        with (
+            self._bulk_indexes("rag_postings", bulk, ["rag_postings_pkey"]),
+            conn.cursor().copy(
+                "COPY rag_postings (term_id, row_id, tf, chunk_length) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.write(
+                _binary_int_rows([np.asarray(c) for c in (post_terms, post_rows, post_tfs, post_lengths)])
+            )
+        delta = Counter(post_terms)
+        conn.execute(
+            "UPDATE rag_terms t SET df = t.df + u.n FROM unnest(%s::integer[], %s::integer[]) AS u(term_id, n) "
+            "WHERE t.term_id = u.term_id",
+            (list(delta), list(delta.values())),
+        )
+        if vectors is not None:
+            with conn.cursor().copy(
+                "COPY rag_vectors (row_id, embedding) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.write(_binary_vector_rows(row_ids, np.asarray(vectors, dtype=np.float32)))
+            self._ensure_vector_index()
+
+    @contextlib.contextmanager
+    def _bulk_indexes(self, table: str, bulk: bool, names: list[str]) -> Iterator[None]:
+        """On a first fill, drop the table's primary key while copying and build it once after (several
+        times faster); an empty index has no readers to block."""
+        if not bulk:
+            yield
+            return
+        for name in names:
+            self.conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        yield
+        self.conn.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (term_id, row_id) INCLUDE (tf, chunk_length)")
+
+    def _ensure_vector_index(self) -> None:
+        if not self.conn.execute("SELECT to_regclass('rag_vectors_hnsw') IS NOT NULL").fetchone()[0]:
+            self.conn.execute(
+                f"CREATE INDEX rag_vectors_hnsw ON rag_vectors USING hnsw (embedding vector_cosine_ops) "
+                f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+            )
+
+    def _write_manifest(self, manifest: Manifest) -> int:
+        conn = self.conn
+        count, total = conn.execute(
+            "SELECT count(*)::int, coalesce(sum((SELECT sum(x) FROM unnest(term_counts) x)), 0)::bigint "
+            "FROM rag_chunks"
+        ).fetchone()
+        main = conn.execute(
+            "SELECT d.language FROM rag_chunks c JOIN rag_documents d USING (doc_id) "
+            "GROUP BY d.language ORDER BY count(*) DESC, d.language LIMIT 1"
+        ).fetchone()
+        manifest.chunk_count = count
+        data = json.dumps(_manifest_json(manifest), ensure_ascii=False)
+        conn.execute(
+            """INSERT INTO rag_manifest (id, generation, manifest, chunk_count, total_length, main_language, updated_at)
+               VALUES (true, 1, %(m)s, %(n)s, %(t)s, %(lang)s, now())
+               ON CONFLICT (id) DO UPDATE SET generation = rag_manifest.generation + 1, manifest = %(m)s,
+                   chunk_count = %(n)s, total_length = %(t)s, main_language = %(lang)s, updated_at = now()""",
+            {"m": data, "n": count, "t": total, "lang": main[0] if main else "fr"},
+        )
+        return count

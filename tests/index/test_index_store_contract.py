@@ -1,0 +1,287 @@
+"""One contract, two stores: the folder index and the PostgreSQL one (a real server, see tests/conftest.py).
+
+Incremental runs, an interrupted write (exception, and kill -9 in a child process), model mismatch,
+concurrent writers, and a second reader process. Where the two stores differ on purpose the test says so:
+a second folder writer fails at once (flock), a second PostgreSQL writer waits (advisory lock).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from index.build import build_index
+from index.config import IndexConfig
+from index.errors import IndexLockedError, IndexMismatchError
+from index.stores import open_store
+from index.writer import index_lock
+from tests.conftest import REPO
+from tests.index.conftest import PARIS
+
+MARSEILLE = "Marseille est un grand port de la Méditerranée ; la bouillabaisse y est née."
+
+
+@pytest.fixture(params=["folder", "postgres"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def config(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> IndexConfig:
+    url = request.getfixturevalue("pg_url") if kind == "postgres" else ""
+    return IndexConfig(index_dir=tmp_path / "index", store_url=url, embedding_model="", show_progress=False)
+
+
+def _state(config: IndexConfig) -> tuple:
+    store = open_store(config, load_model=False)
+    chunks = sorted((c.chunk_id, c.doc_id, c.text) for c in store.chunks)
+    return chunks, sorted(d.doc_id for d in store.documents()), store.search_lexical("capitale", 3)
+
+
+def _best_doc(store, question: str) -> str | None:  # noqa: ANN001
+    found = store.search_lexical(question, 1)
+    return store.chunks[found[0][0]].doc_id if found else None
+
+
+def test_incremental_runs(config: IndexConfig, corpus: Path, counting_embedder) -> None:  # noqa: ANN001
+    config = config.model_copy(update={"embedding_model": counting_embedder.name})
+    first = build_index([corpus], config, embedder=counting_embedder)
+    assert (first.files, first.new_files, first.mode) == (3, 3, "hybrid")
+    assert first.embedded_chunks == first.chunks == len(counting_embedder.embedded) > 0
+    store = open_store(config, embedder=counting_embedder)
+    assert sorted(d.doc_id for d in store.documents()) == ["berlin.txt", "paris.txt", "sub/lyon.md"]
+    before = sorted(c.chunk_id for c in store.chunks)
+
+    counting_embedder.embedded.clear()
+    second = build_index([corpus], config, embedder=counting_embedder)
+    assert counting_embedder.embedded == [] and second.embedded_chunks == 0 and not second.written
+    assert sorted(c.chunk_id for c in open_store(config, embedder=counting_embedder).chunks) == before
+
+    (corpus / "paris.txt").write_text(PARIS + " Elle compte deux millions d’habitants.", encoding="utf-8")
+    third = build_index([], config, embedder=counting_embedder)  # roots come from the manifest
+    assert (third.changed_files, third.new_files, third.removed_files) == (1, 0, 0)
+    assert counting_embedder.embedded and all(
+        "Paris" in t or "habitants" in t for t in counting_embedder.embedded
+    )
+
+    (corpus / "berlin.txt").unlink()
+    counting_embedder.embedded.clear()
+    fourth = build_index([], config, embedder=counting_embedder)
+    assert (fourth.removed_files, fourth.embedded_chunks, fourth.files) == (1, 0, 2)
+    store = open_store(config, embedder=counting_embedder)
+    assert store.mode == "hybrid" and len(store) == fourth.chunks
+    assert all(c.doc_id != "berlin.txt" for c in store.chunks)
+    dense = store.search_dense("gastronomie lyonnaise quenelles", 10)
+    assert len(dense) == len(store) and -1.0 <= dense[0][1] <= 1.0001
+    assert _best_doc(store, "Quelle est la gastronomie de Lyon ?") == "sub/lyon.md"
+    assert _best_doc(store, "Combien d'habitants compte Paris ?") == "paris.txt"
+    assert _best_doc(store, "Quand la tuor Eifel fut-elle construitte ?") == "paris.txt"  # typo repair
+    row, _ = store.search_lexical("Quand la tour Eiffel a-t-elle été construite ?", 1)[0]
+    chunk = store.chunks[row]
+    assert store.chunk(chunk.chunk_id) == chunk and store.chunk_index(chunk.chunk_id) == row
+    assert store.document_text("paris.txt")[chunk.start : chunk.end] == chunk.text
+    assert store.document_language("paris.txt") == "fr"
+
+
+def test_same_lexical_ranking_on_both_stores(tmp_path: Path, corpus: Path, pg_url: str) -> None:
+    folder = IndexConfig(index_dir=tmp_path / "index", embedding_model="", show_progress=False)
+    postgres = folder.model_copy(update={"store_url": pg_url})
+    for config in (folder, postgres):
+        build_index([corpus], config)
+    a, b = open_store(folder), open_store(postgres)
+    for question in ("Quelle est la capitale de la France ?", "mur de Berlin 1989", "gastronomie lyonnaise"):
+        ranked_a = [(a.chunks[row].chunk_id, round(score, 4)) for row, score in a.search_lexical(question, 5)]
+        ranked_b = [(b.chunks[row].chunk_id, round(score, 4)) for row, score in b.search_lexical(question, 5)]
+        assert ranked_a == ranked_b and ranked_a
+
+
+def test_interrupted_write_keeps_previous_index(
+    kind: str, config: IndexConfig, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_index([corpus], config)
+    before = _state(config)
+    (corpus / "marseille.txt").write_text(MARSEILLE, encoding="utf-8")
+    (corpus / "berlin.txt").unlink()
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    # After every row is written, before the commit point.
+    if kind == "folder":
+        from index import writer as writer_module
+
+        monkeypatch.setattr(writer_module.os, "replace", explode)
+    else:
+        from index.pg_store import PostgresIndexWriter
+
+        monkeypatch.setattr(PostgresIndexWriter, "_write_manifest", explode)
+    with pytest.raises(KeyboardInterrupt):
+        build_index([corpus], config)
+    monkeypatch.undo()
+    assert _state(config) == before
+    report = build_index([corpus], config)
+    assert (report.new_files, report.removed_files) == (1, 1)
+    assert _best_doc(open_store(config), "bouillabaisse") == "marseille.txt"
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from index import writer as writer_module
+from index.build import build_index
+from index.config import IndexConfig
+from index.pg_store import PostgresIndexWriter
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+writer_module.os.replace = die           # folder store: just before CURRENT switches
+PostgresIndexWriter._write_manifest = die     # PostgreSQL: every row sent, the transaction still open
+config = IndexConfig(index_dir=sys.argv[1], store_url=sys.argv[2], embedding_model="", show_progress=False)
+build_index([sys.argv[3]], config)
+"""
+
+
+def test_kill_9_during_a_write_leaves_the_index_whole(
+    config: IndexConfig, corpus: Path, tmp_path: Path
+) -> None:
+    build_index([corpus], config)
+    before = _state(config)
+    (corpus / "marseille.txt").write_text(MARSEILLE, encoding="utf-8")
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_WRITER, encoding="utf-8")
+    child = subprocess.run(
+        [sys.executable, str(script), str(config.index_dir), config.store_url, str(corpus)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -9, child.stderr
+    assert _state(config) == before
+    report = build_index([corpus], config)  # the dead writer's lock is gone with it
+    assert report.new_files == 1
+
+
+def test_model_mismatch(config: IndexConfig, corpus: Path, tiny_embedder) -> None:  # noqa: ANN001
+    config = config.model_copy(update={"embedding_model": tiny_embedder.name})
+    build_index([corpus], config, embedder=tiny_embedder)
+    other = config.model_copy(update={"embedding_model": "intfloat/multilingual-e5-small"})
+    with pytest.raises(IndexMismatchError, match="--rebuild") as info:
+        open_store(other)
+    assert tiny_embedder.name in str(info.value) and "multilingual-e5-small" in str(info.value)
+    with pytest.raises(IndexMismatchError, match="vectors"):
+        build_index([corpus], config.model_copy(update={"embedding_model": ""}))
+    assert open_store(config, embedder=tiny_embedder).mode == "hybrid"
+    assert open_store(config.model_copy(update={"embedding_model": ""})).mode == "lexical"
+    report = build_index([corpus], config.model_copy(update={"embedding_model": ""}), rebuild=True)
+    assert report.mode == "lexical" and report.files == 3
+    assert open_store(config.model_copy(update={"embedding_model": ""})).search_dense("Paris", 3) == []
+
+
+def test_concurrent_writers(kind: str, config: IndexConfig, corpus: Path) -> None:
+    build_index([corpus], config)
+    (corpus / "marseille.txt").write_text(MARSEILLE, encoding="utf-8")
+    if kind == "folder":
+        with index_lock(config.resolved_index_dir()), pytest.raises(IndexLockedError, match="being written"):
+            build_index([corpus], config)  # the folder store refuses a second writer at once
+        return
+    from index.pg_store import PostgresIndexWriter
+
+    done: list[object] = []
+    with PostgresIndexWriter(config.store_url).lock():  # another writer holds the advisory lock
+        thread = threading.Thread(target=lambda: done.append(build_index([corpus], config)))
+        thread.start()
+        time.sleep(1.5)
+        assert not done, "the second writer must wait for the first"
+        assert _best_doc(open_store(config), "bouillabaisse") is None  # readers are not blocked
+    thread.join(60)
+    assert done and done[0].new_files == 1
+    assert _best_doc(open_store(config), "bouillabaisse") == "marseille.txt"
+
+
+READER = """
+import sys
+from index.config import IndexConfig
+from index.stores import open_store
+
+store = open_store(IndexConfig(store_url=sys.argv[1], embedding_model=""))
+for line in sys.stdin:
+    found = store.search_lexical(line, 1)
+    print(store.chunks[found[0][0]].doc_id if found else "-", flush=True)
+"""
+
+
+def test_second_process_sees_new_documents_at_its_next_question(
+    pg_url: str, corpus: Path, tmp_path: Path
+) -> None:
+    """PostgreSQL only: a folder index is loaded in memory and stays as it was opened."""
+    config = IndexConfig(
+        index_dir=tmp_path / "unused", store_url=pg_url, embedding_model="", show_progress=False
+    )
+    build_index([corpus], config)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, pg_url],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdin is not None and reader.stdout is not None
+
+        def ask(question: str) -> str:
+            reader.stdin.write(question + "\n")
+            reader.stdin.flush()
+            return reader.stdout.readline().strip()
+
+        assert ask("bouillabaisse Méditerranée") == "-"
+        (corpus / "marseille.txt").write_text(MARSEILLE, encoding="utf-8")
+        build_index([corpus], config)
+        assert ask("bouillabaisse Méditerranée") == "marseille.txt"
+        (corpus / "marseille.txt").unlink()
+        build_index([corpus], config)
+        assert ask("bouillabaisse Méditerranée") == "-"
+        assert ask("gastronomie lyonnaise") == "sub/lyon.md"
+    finally:
+        reader.kill()
+        reader.wait(10)
+
+
+def test_a_reader_never_waits_for_a_writer(pg_url: str, corpus: Path, tmp_path: Path) -> None:
+    """A write transaction left open (rows sent, not committed) hides its rows and blocks no reader."""
+    from index.pg_store import PostgresIndexWriter
+
+    config = IndexConfig(
+        index_dir=tmp_path / "unused", store_url=pg_url, embedding_model="", show_progress=False
+    )
+    build_index([corpus], config)
+    store = open_store(config)
+    entered, release = threading.Event(), threading.Event()
+    original = PostgresIndexWriter._write_manifest
+
+    def slow_commit(self, manifest):  # noqa: ANN001, ANN202
+        entered.set()
+        release.wait(30)
+        return original(self, manifest)
+
+    PostgresIndexWriter._write_manifest = slow_commit
+    try:
+        (corpus / "marseille.txt").write_text(MARSEILLE, encoding="utf-8")
+        (corpus / "paris.txt").unlink()
+        writer = threading.Thread(target=build_index, args=([corpus], config))
+        writer.start()
+        assert entered.wait(30)
+        started = time.perf_counter()
+        assert _best_doc(store, "bouillabaisse") is None and _best_doc(store, "tour Eiffel") == "paris.txt"
+        assert time.perf_counter() - started < 5
+        release.set()
+        writer.join(60)
+    finally:
+        release.set()
+        PostgresIndexWriter._write_manifest = original
+    assert _best_doc(store, "bouillabaisse") == "marseille.txt" and _best_doc(store, "tour Eiffel") is None
