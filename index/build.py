@@ -41,7 +41,6 @@ from index.records import Chunk, Document
 from index.stores import open_writer
 from index.vector_index import vector_index_kind
 from index.windows import WindowTable, build_window_table
-from index.writer import FolderIndexWriter
 
 ProgressCallback = Callable[[int, int, str], None]
 APPROX_TOKENIZER = "approx-v1"
@@ -362,7 +361,7 @@ def plan_build(
         and previous.manifest.instruction_detector == DETECTOR_VERSION
         and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
         # An index from before sentence windows were stored gets them (its chunks and vectors are kept).
-        and previous.stored_windows() is not None
+        and not (hasattr(previous, "stored_windows") and previous.stored_windows() is None)
     )
     return plan
 
@@ -482,7 +481,7 @@ def find_windows(plan: BuildPlan, assembled: _Assembled, report: BuildReport) ->
     keeps its windows and vectors from the previous index, a new or changed one is split and embedded."""
     embedder = plan.embedder
     previous = plan.previous
-    table = previous.stored_windows() if previous is not None else None
+    table = previous.stored_windows() if hasattr(previous, "stored_windows") else None  # WindowHistory
     kept = {old.doc_id for _, old in plan.kept}
     usable = table is not None and (embedder is None or table.vectors is not None)
     reused = [

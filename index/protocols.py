@@ -95,18 +95,6 @@ class IndexReader(Protocol):
         """Top-k rows by cosine with the embedded query; [] in lexical mode."""
         ...
 
-    def query_vector(self, query: str) -> np.ndarray | None:
-        """The query's unit vector (the one `search_dense` uses, memoised so that the evidence step of the
-        same answer calls no model again); None in lexical mode."""
-        ...
-
-    def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
-        """The document's sentence windows (`index.windows`: start, own sentence start, end, in text
-        order) and their unit vectors (one row per window, embedded with the passage prompt at index
-        time; None in lexical mode); None when the store keeps no windows. A database store keeps one row
-        per window: document, the three offsets, the vector."""
-        ...
-
     def search_lexical(
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
     ) -> Ranking:
@@ -139,6 +127,31 @@ class PreviousIndex(Protocol):
         """All chunk vectors, row order (float32, n x dim); None when the index holds none."""
         ...
 
+
+class WindowReader(Protocol):
+    """Optional: a store that keeps the sentence windows of its documents (`index.windows`) and their
+    vectors. `rag` uses them when the store has them (the evidence step reads cosines instead of calling a
+    model; retrieval adds a sentence max-sim ranking), and falls back to splitting passages on the fly
+    without cosines when it does not. The folder store implements it; a database store keeps one row per
+    window (document, start, sentence start, end, vector) and its build reuses the rows of kept documents.
+    """
+
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The query's unit vector (the one `search_dense` uses, memoised so that the evidence step of the
+        same answer calls no model again); None in lexical mode."""
+        ...
+
+    def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
+        """The document's sentence windows (`index.windows`: start, own sentence start, end, in text
+        order) and their unit vectors (one row per window, embedded with the passage prompt at index
+        time; None in lexical mode); None when the store keeps no windows. A database store keeps one row
+        per window: document, the three offsets, the vector."""
+        ...
+
+
+class WindowHistory(Protocol):
+    """Optional, with `WindowReader`: what an incremental build reuses of the previous index's windows."""
+
     def stored_windows(self) -> WindowTable | None:
         """The sentence windows of every document (with vectors in hybrid mode), rows grouped by
         `document_row`; None for an index written before windows were stored (the build then adds them)."""
@@ -158,7 +171,8 @@ class Generation:
     chunks: list[Chunk]
     bm25: BM25Index
     vectors: np.ndarray | None  # row i embeds chunks[i]; None in lexical mode
-    #: Sentence windows of `documents` (same order; `index.windows`), with vectors in hybrid mode.
+    #: Sentence windows of `documents` (same order; `index.windows`), with vectors in hybrid mode. A writer
+    #: that keeps no windows ignores them (see `WindowReader`).
     windows: WindowTable | None = None
 
 

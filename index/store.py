@@ -41,7 +41,6 @@ from index.manifest import Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.protocols import DocumentInfo
 from index.records import Chunk, Document, Section
-from index.vector_index import read_vector_index
 from index.windows import WindowSpan, WindowTable
 
 if TYPE_CHECKING:
