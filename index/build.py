@@ -242,7 +242,8 @@ def build_index(
         loaded = load_and_chunk(plan, report, progress, on_progress)
         assembled = assemble(plan, loaded)
         vectors = embed_chunks(plan, assembled, report, progress, on_progress)
-        windows = find_windows(plan, assembled, report)
+        # Only for a store that keeps them: embedding windows nobody stores would double the cost for nothing.
+        windows = find_windows(plan, assembled, report) if getattr(writer, "keeps_windows", False) else None
         bm25 = BM25Index(k1=BM25_K1, b=BM25_B).build_from_counts(assembled.term_counts)
         writer.write(
             Generation(
@@ -361,7 +362,7 @@ def plan_build(
         and previous.manifest.instruction_detector == DETECTOR_VERSION
         and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
         # An index from before sentence windows were stored gets them (its chunks and vectors are kept).
-        and not (hasattr(previous, "stored_windows") and previous.stored_windows() is None)
+        and not (getattr(writer, "keeps_windows", False) and previous.stored_windows() is None)
     )
     return plan
 

@@ -134,6 +134,8 @@ class WindowReader(Protocol):
     model; retrieval adds a sentence max-sim ranking), and falls back to splitting passages on the fly
     without cosines when it does not. The folder store implements it; a database store keeps one row per
     window (document, start, sentence start, end, vector) and its build reuses the rows of kept documents.
+    A writer that stores windows says so with `keeps_windows = True` (then `build_index` finds and embeds
+    them and passes them in `Generation.windows`, and its previous index implements `WindowHistory`).
     """
 
     def query_vector(self, query: str) -> np.ndarray | None:

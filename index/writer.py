@@ -40,6 +40,9 @@ from index.vector_index import write_vector_index
 class FolderIndexWriter:
     """`IndexWriter` of the folder store in `index_dir` (see `index.protocols.IndexWriter`)."""
 
+    #: It stores sentence windows (`index.protocols.WindowReader`): the build finds and embeds them.
+    keeps_windows = True
+
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
 
