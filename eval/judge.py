@@ -34,8 +34,15 @@ from typing import Any
 
 from eval import metrics as m
 
-LLM_BACKENDS = ("ollama", "openai", "hf")
-NEEDS_LLM = "--judge needs an LLM backend (ollama, openai, hf): set llm.backend/--judge NAME"
+
+def _llm_backends() -> tuple[str, ...]:
+    from rag.backends import BACKENDS
+
+    return tuple(name for name in BACKENDS if name != "extractive")
+
+
+LLM_BACKENDS = _llm_backends()
+NEEDS_LLM = f"--judge needs an LLM backend ({', '.join(LLM_BACKENDS)}): set llm.backend/--judge NAME"
 KINDS = ("faithfulness", "correctness")
 
 # Statuses of one judgement: a score was read; the reply had none; the judge was stopped or not applicable.
@@ -170,8 +177,8 @@ class LLMJudge:
     def _ask(self, question: str, prompt: str, passages: Sequence[Any]) -> Judgement:
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        from rag.backends.base import GenerationRequest
-        from rag.errors import BackendError
+        from rag import BackendError
+        from rag.backends import GenerationRequest
 
         if self.stopped is not None:
             return Judgement(None, "", SKIPPED)
@@ -213,8 +220,8 @@ class LLMJudge:
 
 def make_judge(settings: Any, backend: str | None = None) -> LLMJudge:
     """The judge over `backend` (default `settings.llm.backend`); `JudgeError` when that cannot judge."""
+    from rag import BackendError
     from rag.backends import make_generator
-    from rag.errors import BackendError
 
     name = (backend or settings.llm.backend or "").strip().lower()
     if name not in LLM_BACKENDS:

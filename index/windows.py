@@ -54,7 +54,8 @@ def document_windows(text: str) -> list[WindowSpan]:
         start = sentence.start
         if index > 0:
             previous = sentences[index - 1]
-            leans = _ANAPHORIC_START.match(sentence.text) or len(previous.text.split()) <= FRAGMENT_WORDS
+            own, before = text[sentence.start : sentence.end], text[previous.start : previous.end]
+            leans = _ANAPHORIC_START.match(own) or len(before.split()) <= FRAGMENT_WORDS
             # Only within one paragraph: a window never swallows the heading or paragraph above it.
             if leans and "\n\n" not in text[previous.end : sentence.start]:
                 start = previous.start

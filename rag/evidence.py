@@ -32,6 +32,7 @@ from typing import Any
 from index.language import STOPWORDS
 from index.lexical import analyze
 from index.windows import WindowSpan, document_windows
+from rag.markers import blank_markers
 from rag.records import Passage
 
 SUPPORTED_ANSWER_LANGUAGES = ("fr", "en", "de")
@@ -121,7 +122,7 @@ def is_stopword(word: str, language: str) -> bool:
 def content_words(text: str, language: str) -> list[str]:
     """Words of `text` that carry its subject: no stop words, no question or meta words, no markers."""
     words = []
-    for raw in _WORD.findall(re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", " ", text)):
+    for raw in _WORD.findall(blank_markers(text)):
         # Elided articles: "d’OpenAI" -> "OpenAI", "l'inférence" -> "inférence".
         word = re.sub(r"^(?:[dljmnstc]|qu|jusqu|lorsqu|puisqu)['’]", "", raw, flags=re.IGNORECASE).strip(
             "'’-"

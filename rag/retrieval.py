@@ -15,10 +15,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
@@ -26,6 +24,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from index.protocols import IndexReader, Ranking
 from index.records import Chunk
+from rag.protocols import Reranker
 from rag.records import Passage
 from rag.settings import RetrievalSettings
 
@@ -180,20 +179,16 @@ class HybridRetriever:
         store: IndexReader,
         settings: RetrievalSettings,
         *,
-        reranker: Any | None = None,
+        reranker: Reranker | None = None,
         expander: Callable[[str, str, Sequence[str]], str] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.reranker = reranker
         if expander is None:
-            try:
-                from rag.crosslingual import expand_query as expander
-            except ImportError:
-                expander = None
+            from rag.crosslingual import expand_query as expander
         self.expander = expander
-        self.last_timings: dict[str, float] = {}
-        self._chunk_windows: dict[int, Any] = {}  # chunk row -> its windows' vectors (sentence max-sim)
+        self._chunk_windows: dict[int, object] = {}  # chunk row -> its windows' vectors (sentence max-sim)
 
     @property
     def mode(self) -> str:
@@ -237,11 +232,11 @@ class HybridRetriever:
         """The candidates again, each scored by its best sentence window's cosine with the question (max-sim
         over the window vectors stored at index time; the query vector is the one dense search computed).
         A chunk says many things; a question asks one: its best sentence is a sharper signal than the
-        chunk's single vector. [] when the index stores no window vectors."""
+        chunk's single vector. [] when the store keeps no window vectors (`index.protocols.WindowReader`)."""
         import numpy as np
 
         windows = getattr(self.store, "windows", None)
-        query = self.store.query_vector(question) if windows is not None else None
+        query = self.store.query_vector(question) if windows is not None else None  # type: ignore[attr-defined]
         if query is None:
             return []
         ranking = []
@@ -253,16 +248,16 @@ class HybridRetriever:
                 ranking.append((row, float(np.max(vectors @ query))))
         return sorted(ranking, key=lambda item: -item[1])
 
-    def _chunk_window_vectors(self, row: int, windows: Callable[[str], Any]) -> Any:
+    def _chunk_window_vectors(self, row: int, windows: Callable[[str], object]) -> object:
         """Vectors of the windows whose sentence lies in chunk `row` (memoised), None without vectors."""
         import numpy as np
 
         if row not in self._chunk_windows:
             chunk = self.store.chunks[row]
             stored = windows(chunk.doc_id)
-            if stored is None or stored[1] is None:
+            if stored is None or stored[1] is None:  # type: ignore[index]
                 return None
-            spans, vectors = stored
+            spans, vectors = stored  # type: ignore[misc]
             inside = [i for i, s in enumerate(spans) if s.sentence >= chunk.start and s.end <= chunk.end]
             self._chunk_windows[row] = np.asarray(vectors[inside], dtype=np.float32)
         return self._chunk_windows[row]
@@ -286,7 +281,6 @@ class HybridRetriever:
     ) -> list[Passage]:
         """The passages of the `k` (default `top_k`) best chunks for `question`, numbered from 1; touching
         chunks are merged into one passage unless `merge` is False."""
-        started = time.perf_counter()
         k = k or self.settings.top_k
         candidates = max(self.settings.candidates, k)
         rankings = self.rankings(question, language, candidates)
@@ -299,9 +293,7 @@ class HybridRetriever:
         for row, score in fused:
             scores = {name: values[row] for name, values in per_retriever.items() if row in values}
             ranked.append((self.store.chunks[row], float(score), scores))
-        passages = merge_chunks(ranked, self.store.document_text, k, merge=merge)
-        self.last_timings = {"retrieve": time.perf_counter() - started}
-        return passages
+        return merge_chunks(ranked, self.store.document_text, k, merge=merge)
 
 
 def passage_to_document(passage: Passage) -> LCDocument:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.util import find_spec
+from typing import get_args
 
 from rag.backends.base import GenerationRequest, Generator
 from rag.errors import BackendError
-from rag.settings import Settings
+from rag.settings import BackendName, Settings
 
 __all__ = [
     "BACKENDS",
@@ -29,15 +30,15 @@ __all__ = [
     "model_for",
 ]
 
-BACKENDS: tuple[str, ...] = ("extractive", "hf", "openai", "ollama")
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
 def _make_extractive(settings: Settings) -> Generator:
     from rag.backends.extractive import ExtractiveGenerator
 
-    # The contract names `from_settings`; a plain constructor (statistics attached later) also works.
-    from_settings = getattr(ExtractiveGenerator, "from_settings", None)
-    return from_settings(settings) if from_settings is not None else ExtractiveGenerator()
+    # Stand-alone: scores over the passages themselves. The assistant wires it to the index's statistics
+    # (rag.builders.build_generator).
+    return ExtractiveGenerator()
 
 
 def _make_hf(settings: Settings) -> Generator:

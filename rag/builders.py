@@ -1,0 +1,105 @@
+"""Builder functions: each stage is constructed from the settings and the collaborators it needs, all
+passed in (constructor injection). The `Assistant` calls these; tests call them with fakes.
+
+Nothing here decides anything twice: the retrieval mode and the documents' languages come from the opened
+store (`index.protocols.IndexReader`), the marker grammar from `rag.markers`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from index.protocols import IndexReader
+from rag.backends.base import Generator
+from rag.evidence import CorpusStats, EvidenceScorer
+from rag.protocols import LanguageOf, Reranker, Retriever
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.chain import AnswerChain
+    from rag.retrieval import HybridRetriever
+
+
+def build_scorer(store: IndexReader) -> EvidenceScorer:
+    """Evidence scoring with the index's own document frequencies (nothing is analysed again)."""
+    return EvidenceScorer(CorpusStats(Counter(store.term_document_frequencies()), len(store.chunks)))
+
+
+def build_reranker(settings: Settings) -> Reranker | None:
+    """The configured cross-encoder (loaded now: a bad model name fails here, with the setting's name)."""
+    if not settings.retrieval.reranker_model:
+        return None
+    from rag.rerank import CrossEncoderReranker
+
+    return CrossEncoderReranker(settings.retrieval.reranker_model, device=settings.retrieval.reranker_device)
+
+
+def build_retriever(
+    store: IndexReader, settings: Settings, reranker: Reranker | None = None
+) -> HybridRetriever:
+    from rag.retrieval import HybridRetriever
+
+    return HybridRetriever(store, settings.retrieval, reranker=reranker)
+
+
+def build_generator(
+    settings: Settings,
+    backend: str,
+    *,
+    scorer: EvidenceScorer,
+    language_of: LanguageOf,
+) -> Generator:
+    """The generator of `backend`; the extractive one is given the index's evidence statistics."""
+    if backend == "extractive":
+        from rag.backends.extractive import ExtractiveGenerator
+
+        return ExtractiveGenerator(scorer, language_of=language_of)
+    from rag.backends import make_generator
+
+    return make_generator(settings, backend)
+
+
+def build_chain(
+    settings: Settings,
+    store: IndexReader,
+    retriever: Retriever,
+    generator: Generator,
+    scorer: EvidenceScorer,
+) -> AnswerChain:
+    """The answering chain of one generator over one opened index.
+
+    In hybrid mode the evidence step reads the store's sentence windows and the retrieval query's memoised
+    vector (`index.protocols.WindowReader`, when the store has them: no model call beyond the query's), and
+    the abstention gate calibrated for the embedding model (`rag.abstention.gate_for`; none: lexical gate).
+    """
+    from rag.abstention import gate_for
+    from rag.chain import AnswerChain
+    from rag.citations import CitationVerifier
+
+    hybrid = retriever.mode == "hybrid"
+    gate = gate_for(getattr(store.embedder, "name", None)) if hybrid else None
+
+    def chunk_span(chunk_id: str) -> tuple[int, int]:
+        chunk = store.chunk(chunk_id)
+        return chunk.start, chunk.end
+
+    verifier = CitationVerifier(
+        scorer,
+        store.document_language,
+        chunk_span,
+        support_threshold=settings.answer.support_threshold,
+        gate=gate,
+    )
+    return AnswerChain(
+        retrieve_passages=retriever.retrieve,
+        generator=generator,
+        scorer=scorer,
+        verifier=verifier,
+        language_of=store.document_language,
+        settings=settings,
+        retrieval_mode=retriever.mode,
+        windows_of=getattr(store, "windows", None),
+        query_vector=getattr(store, "query_vector", None) if hybrid else None,
+        gate=gate,
+    )
