@@ -1,6 +1,6 @@
 """The answering chain, wired with LangChain Expression Language (LCEL).
 
-    question, history
+    question, history                                            (stage names = `Answer.timings` keys)
       -> language      detect the question's language (index.language)
       -> condense      follow-up + history -> standalone question (LLM: generator.condense with the
                        condense prompt; extractive: the heuristic of rag.condense)
@@ -28,7 +28,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from index.language import detect_language, script_language
-from rag.abstention import HybridGate, evidence_check, is_abstention
+from rag.abstention import EvidenceCheck, HybridGate, evidence_check, is_abstention
 from rag.backends.base import GenerationRequest, Generator
 from rag.citations import CitationVerifier
 from rag.condense import Condensed, condense_heuristically
@@ -117,7 +117,7 @@ class AnswerChain:
             query_vector=vector,
         )
 
-    def _check(self, state: State) -> Any:
+    def _check(self, state: State) -> EvidenceCheck:
         return evidence_check(
             state["evidence"], threshold=self.settings.answer.abstain_threshold, gate=self.gate
         )
@@ -164,12 +164,12 @@ class AnswerChain:
     @property
     def prepare(self) -> Runnable:
         return (
-            RunnablePassthrough.assign(language=RunnableLambda(_timed("condense", self._language)))
+            RunnablePassthrough.assign(language=RunnableLambda(_timed("language", self._language)))
             | RunnablePassthrough.assign(condensed=RunnableLambda(_timed("condense", self._condense)))
             | RunnablePassthrough.assign(passages=RunnableLambda(_timed("retrieve", self._retrieve)))
-            | RunnablePassthrough.assign(evidence=RunnableLambda(_timed("check", self._evidence)))
+            | RunnablePassthrough.assign(evidence=RunnableLambda(_timed("evidence", self._evidence)))
             | RunnablePassthrough.assign(check=RunnableLambda(_timed("check", self._check)))
-            | RunnablePassthrough.assign(messages=RunnableLambda(_timed("generate", self._prompt)))
+            | RunnablePassthrough.assign(messages=RunnableLambda(_timed("prompt", self._prompt)))
         ).with_config(run_name="rag_prepare")
 
     @property

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from index.language import STOPWORDS
+from index.language import STOPWORDS, fold_accents
 from index.lexical import analyze
 from index.windows import WindowSpan, document_windows
 from rag.markers import blank_markers
@@ -89,9 +88,8 @@ AnswerType = str  # "number" | "date" | "name" | ""
 
 
 def fold(word: str) -> str:
-    """Lowercase without accents: how stop-word and cue lists are compared."""
-    decomposed = unicodedata.normalize("NFKD", word.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Lowercase without accents (`index.language.fold_accents`): how stop-word and cue lists are compared."""
+    return fold_accents(word.lower())
 
 
 @lru_cache(maxsize=16)

@@ -56,9 +56,15 @@ def hybrid_settings(index_dir: Path, model: str):
 
 
 def open_hybrid(folder: Path, index_dir: Path, model: str):
-    from rag import build_assistant
+    """The cached index of `folder` in `index_dir`, opened as it is (built first when there is none)."""
+    from rag import build_assistant, open_assistant
+    from rag.errors import IndexUnavailableError
 
-    assistant = build_assistant([folder], hybrid_settings(index_dir, model))  # incremental: cached
+    settings = hybrid_settings(index_dir, model)
+    try:
+        assistant = open_assistant(settings)
+    except IndexUnavailableError:
+        assistant = build_assistant([folder], settings)
     if assistant.retriever.mode != "hybrid":
         raise SystemExit(f"The model {model!r} could not be loaded: nothing to calibrate.")
     return assistant

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from rag.backends.base import GenerationRequest, Generator
 from rag.evidence import CorpusStats, Evidence, EvidenceScorer, ScoredWindow, collect_evidence
 from rag.prompts import abstention_message, extractive_lead_in
+from rag.protocols import LanguageOf
 from rag.records import Passage
 
 ADD_RATIO = 0.85  # a further window must score this share of the best one…
@@ -35,18 +35,18 @@ MAX_QUOTE_CHARS = 600
 
 
 class ExtractiveGenerator(Generator):
-    """Answers by quoting the documents; `attach()` gives it the corpus statistics of the open index."""
+    """Answers by quoting the documents. Wired with the open index's corpus statistics and document languages
+    by `rag.builders.build_generator`; the chain hands it the evidence step's scores with each request.
+    Without them (stand-alone use) it scores the passages' windows itself, over the passages."""
 
     name = "extractive"
     is_llm = False
 
-    def __init__(self, scorer: EvidenceScorer | None = None, *, language_of: Any | None = None) -> None:
+    def __init__(
+        self, scorer: EvidenceScorer | None = None, *, language_of: LanguageOf | None = None
+    ) -> None:
         self.scorer = scorer
         self.language_of = language_of
-
-    def attach(self, scorer: EvidenceScorer, language_of: Any) -> None:
-        """Use the open index's IDF statistics and document languages (for stand-alone `compose` calls)."""
-        self.scorer, self.language_of = scorer, language_of
 
     def _scorer_for(self, passages: Sequence[Passage]) -> EvidenceScorer:
         if self.scorer is not None:
