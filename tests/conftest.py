@@ -173,10 +173,17 @@ def pg_url(pg_server, request: pytest.FixtureRequest) -> str:  # noqa: ANN001
 
 
 # `slow` by one rule, not by hand: a test is slow when it loads a real model (sentence-transformers or
-# transformers) or drives a browser, i.e. when it uses one of these fixtures. `pytest -m "not slow"` is the
-# quick loop.
+# transformers), drives a browser or needs the PostgreSQL server, i.e. when it uses one of these fixtures.
+# `pytest -m "not slow"` is the quick loop.
 SLOW_FIXTURES = frozenset(
-    {"tiny_st_model_dir", "tiny_model_dir", "tiny_model_dir_without_template", "browser"}
+    {
+        "tiny_st_model_dir",
+        "tiny_model_dir",
+        "tiny_model_dir_without_template",
+        "browser",
+        "pg_server",
+        "pg_url",
+    }
 )
 
 
