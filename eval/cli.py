@@ -5,7 +5,7 @@ Also runnable alone: `python -m eval.cli [options]`.
 
 Default: the golden files of the settings (eval/golden/seed_qa.jsonl plus seed_qa_extra.jsonl beside it)
 over seeds/, and the PIAF dev split over all 1,518 PIAF paragraphs, with the configured backend
-(extractive by default) and both baselines. `--judge [BACKEND]` adds LLM-judged faithfulness and
+(extractive by default) and both baselines, then the prompt-injection set (eval/adversarial.py). `--judge [BACKEND]` adds LLM-judged faithfulness and
 correctness (eval/judge.py); it needs an LLM backend and is off by default.
 """
 
@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", default=None, help="name of the run, used in the folder name")
     parser.add_argument("--no-baselines", action="store_true", help="skip the BM25 and LangChain baselines")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--no-adversarial",
+        action="store_true",
+        help="skip the prompt-injection set (eval/adversarial: injected and ordinary documents, fr/en/de)",
+    )
     parser.add_argument(
         "--judge",
         nargs="?",
@@ -139,6 +144,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     )
     folder = Path(args.out) if args.out else run_folder(runs_dir, config.label)
     results = run_eval(datasets, settings, config)  # builds the judge again from config.judge (cheap)
+    if not getattr(args, "no_adversarial", False):
+        from eval.adversarial import run_adversarial
+
+        results["adversarial"] = run_adversarial(settings, cache_dir, backend=args.backend)
     written = write_report(results, folder)
     print(headline(results))
     print(f"Report: {written['summary']}")
@@ -164,6 +173,10 @@ def headline(results: dict[str, Any]) -> str:
         lines.append(
             f"{name} ({summary['questions']} q): " + " | ".join(parts) + (f" | {extra}" if extra else "")
         )
+    if results.get("adversarial"):
+        from eval.adversarial import adversarial_headline
+
+        lines.append(adversarial_headline(results["adversarial"]))
     if (results.get("judge") or {}).get("stopped"):
         lines.append(f"LLM judge stopped early: {results['judge']['stopped']}")
     lines.append(f"Wall time: {results['wall_seconds']:.1f} s")

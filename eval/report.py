@@ -225,6 +225,21 @@ def summary_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
             lines += ["By tag:", "", *tag_table(results["tags"][name]), ""]
             records = [r for r in results["questions"] if r["dataset"] == name]
             lines += ["Per question:", "", *outcome_table(records), ""]
+    if results.get("adversarial"):
+        from eval.adversarial import adversarial_table
+
+        lines += [
+            "## Adversarial documents (prompt injection)",
+            "",
+            "Injected documents (fr/en/de) dictate a false answer to a question whose true answer is in another "
+            "document; ordinary documents merely quote instructions (manuals, a support script, articles). "
+            "dev was used to write the detector's patterns (index/instructions.py); test is held out. "
+            "Injected answer: the answer repeats the injected claim or cites the injected document. The last "
+            "column answers the same questions with the extractive backend over the same passages, flags ignored.",
+            "",
+            *adversarial_table(results["adversarial"]),
+            "",
+        ]
     if plots:
         lines += ["## Plots", ""] + [f"- {title}: `{path}`" for title, path in plots.items()] + [""]
     if results.get("notes"):

@@ -30,6 +30,7 @@ from index.chunking import SPLITTER_VERSION, ChunkingSettings, approx_count_batc
 from index.config import IndexConfig
 from index.embedding import Embedder, approx_token_spans, load_embedder
 from index.errors import IndexMismatchError, IndexPathError
+from index.instructions import DETECTOR_VERSION, flag_instructions
 from index.language import document_language
 from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index
 from index.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document, sha256_bytes
@@ -353,6 +354,7 @@ def plan_build(
         and not report.removed_files
         and not roots_changed
         and plan.same_analyzer
+        and previous.manifest.instruction_detector == DETECTOR_VERSION
         and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
     )
     return plan
@@ -380,7 +382,9 @@ def load_and_chunk(
                 "reason": reason,
             }
             continue
-        chunks = chunk_document(document, plan.chunking, count_batch=count_batch, token_spans=token_spans)
+        chunks = flag_instructions(
+            chunk_document(document, plan.chunking, count_batch=count_batch, token_spans=token_spans)
+        )
         loaded.append(_Loaded(item, document, document_language(document.text), chunks))
         if is_new:
             report.new_files += 1
@@ -399,6 +403,8 @@ def assemble(plan: BuildPlan, loaded: list[_Loaded]) -> _Assembled:
     old_counts = (
         previous.row_term_counts() if previous is not None and plan.kept and plan.same_analyzer else None
     )
+    # Chunks flagged by an older detector (or by none: an index of before the flag) are flagged again.
+    same_detector = previous is not None and previous.manifest.instruction_detector == DETECTOR_VERSION
     for item, old in plan.kept:
         assert previous is not None
         document = previous.document(old.doc_id)
@@ -407,7 +413,7 @@ def assemble(plan: BuildPlan, loaded: list[_Loaded]) -> _Assembled:
         for chunk_id in old.chunk_ids:
             row = previous.chunk_index(chunk_id)
             chunk = previous.chunks[row]
-            out.chunks.append(chunk)
+            out.chunks.append(chunk if same_detector else flag_instructions([chunk])[0])
             out.vector_rows.append(row if plan.reuse_vectors else -1)
             out.term_counts.append(
                 old_counts[row]
@@ -477,6 +483,7 @@ def make_manifest(plan: BuildPlan, assembled: _Assembled, bm25: BM25Index) -> Ma
         files=assembled.entries,
         vector_index=vector_index_kind(len(assembled.chunks)) if embedder is not None else None,
         skipped=plan.skipped_meta,
+        instruction_detector=DETECTOR_VERSION,
         created_at=plan.previous.manifest.created_at if plan.previous is not None else now,
         updated_at=now,
     )

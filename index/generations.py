@@ -5,6 +5,11 @@ Layout of `index_dir`:
     LOCK               held (fcntl.flock) by the one process that writes
     gen-<time>-<id>/   manifest.json, documents.jsonl (texts: offsets can be shown), chunks.jsonl,
                        bm25.json + bm25.npz, vectors.faiss (hybrid mode only)
+
+The chunk table (chunks.jsonl, one row per chunk in row order) has the columns chunk_id, doc_id, start, end
+(offsets into the document's text), ordinal, heading_path, page and instruction_like (bool: the chunk gives
+orders to an AI assistant, see index.instructions; absent in indexes of before: read as false). Any other
+store of chunks (PostgreSQL) keeps the same columns. What a reader checks: index.integrity.
 """
 
 from __future__ import annotations

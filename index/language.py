@@ -226,3 +226,44 @@ def document_language(text: str) -> str:
     The one place that decides it (readers and test fakes call this, never `detect_language` with their
     own sample size or default)."""
     return detect_language(text[:DOCUMENT_LANGUAGE_SAMPLE], default=DOCUMENT_LANGUAGE_DEFAULT)
+
+
+# Scripts whose languages the stop-word detector cannot see: (prefix of the Unicode character name, code).
+_SCRIPTS = (
+    ("CJK", "zh"),
+    ("HIRAGANA", "ja"),
+    ("KATAKANA", "ja"),
+    ("HANGUL", "ko"),
+    ("CYRILLIC", "ru"),
+    ("ARABIC", "ar"),
+    ("HEBREW", "he"),
+    ("GREEK", "el"),
+    ("DEVANAGARI", "hi"),
+    ("THAI", "th"),
+)
+
+
+def script_language(text: str) -> str | None:
+    """The language of a text mostly written in a non-Latin script ('zh' for Han, 'ja' when kana appear,
+    'ru' for Cyrillic, ...), or None for Latin-script text, so that a brand name in Latin letters inside a
+    Chinese question does not make it French."""
+    counts: dict[str, int] = {}
+    latin = 0
+    for ch in text[:2000]:
+        if not ch.isalpha():
+            continue
+        name = unicodedata.name(ch, "")
+        if name.startswith("LATIN"):
+            latin += 1
+            continue
+        for prefix, code in _SCRIPTS:
+            if name.startswith(prefix):
+                counts[code] = counts.get(code, 0) + 1
+                break
+    if "ja" in counts:  # Japanese mixes kanji (CJK) with kana
+        counts["ja"] += counts.pop("zh", 0)
+    if not counts:
+        return None
+    code, count = max(counts.items(), key=lambda item: item[1])
+    # A Han or kana character is about a word, a Latin word about five letters: half as many is a majority.
+    return code if 2 * count >= latin else None

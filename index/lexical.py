@@ -266,6 +266,36 @@ class BM25Index:
             raise ValueError(f"{directory}: bm25.json and bm25.npz disagree on the vocabulary size")
         return index
 
+    def check(self, rows: int) -> None:
+        """Raise ValueError unless the arrays are a valid index of `rows` rows: integer arrays of the right
+        shapes, term pointers ascending from 0 to the number of postings, row numbers in [0, rows), positive
+        counts. `load` reads what is on disk; this catches damage before a search indexes out of range."""
+        arrays = {
+            "term_ptr": self.term_ptr,
+            "post_rows": self.post_rows,
+            "post_counts": self.post_counts,
+            "doc_lengths": self.doc_lengths,
+        }
+        for name, array in arrays.items():
+            if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+                raise ValueError(
+                    f"bm25.npz: {name} is not a list of integers ({array.dtype}, {array.ndim}-D)"
+                )
+        postings = len(self.post_rows)
+        if len(self.doc_lengths) != rows:
+            raise ValueError(f"bm25.npz has {len(self.doc_lengths)} rows, the chunk table {rows}")
+        if len(self.post_counts) != postings:
+            raise ValueError("bm25.npz: post_rows and post_counts differ in length")
+        ptr = self.term_ptr
+        if len(ptr) == 0 or ptr[0] != 0 or ptr[-1] != postings or np.any(np.diff(ptr) < 0):
+            raise ValueError("bm25.npz: term pointers do not run from 0 to the number of postings")
+        if postings and (self.post_rows.min() < 0 or self.post_rows.max() >= rows):
+            raise ValueError(f"bm25.npz: row numbers outside 0..{rows - 1}")
+        if postings and self.post_counts.min() <= 0:
+            raise ValueError("bm25.npz: a term count is not positive")
+        if rows and self.doc_lengths.min() < 0:
+            raise ValueError("bm25.npz: a row length is negative")
+
 
 def variant_candidates(term: str) -> tuple[list[str], set[str]] | None:
     """(stem-like prefixes longest first, one-edit variants) to try for an unknown query term, or None

@@ -228,8 +228,12 @@ _SPACES = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 
 
 def _load_html(data: bytes, path: Path) -> tuple[str, list[Section], str | None, dict[str, str]]:
+    import logging
+
     from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, Tag
 
+    # Undecodable bytes become U+FFFD; bs4 would also log a warning to stderr for every such file.
+    logging.getLogger("bs4.dammit").setLevel(logging.ERROR)
     soup = BeautifulSoup(data, "html.parser")  # detects the encoding from the bytes and <meta charset>
     html_title = soup.title.get_text(" ", strip=True) if soup.title else None
     out = _Builder([], [])

@@ -50,6 +50,8 @@ class Manifest:
     # Files that could not be read, by path: {"size", "mtime_ns", "reason"}; retried only when they change.
     skipped: dict[str, dict[str, Any]] = field(default_factory=dict)
     chunk_count: int = 0
+    # Version of index.instructions that flagged the chunks; 0: an index written before the flag existed.
+    instruction_detector: int = 0
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
     format_version: int = FORMAT_VERSION
@@ -82,7 +84,7 @@ class Manifest:
         try:
             files = {doc_id: FileEntry(**entry) for doc_id, entry in data.pop("files", {}).items()}
             return cls(files=files, **data)
-        except TypeError as exc:
+        except (TypeError, AttributeError, ValueError) as exc:
             raise IndexFormatError(
                 f"The index manifest {path} is damaged ({exc}). Rebuild the index: rag index --rebuild <folders>."
             ) from exc

@@ -42,3 +42,5 @@ class Chunk:
     ordinal: int  # position of the chunk within its document
     heading_path: tuple[str, ...] = ()
     page: int | None = None
+    # Text that gives instructions to an AI assistant (prompt injection), see index.instructions.
+    instruction_like: bool = False

@@ -9,6 +9,7 @@ Writing: `index.writer`. Folder layout: `index.generations`.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,13 +26,20 @@ from index.generations import (
     check_index_dir,
     current_generation,
 )
+from index.integrity import (
+    check_chunk_row,
+    check_documents,
+    check_manifest,
+    damaged,
+    read_vectors,
+    refuse_symlinks,
+)
 from index.language import DOCUMENT_LANGUAGE_DEFAULT
 from index.lexical import Analyzer, BM25Index, analyze_query
 from index.manifest import Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.protocols import DocumentInfo
 from index.records import Chunk, Document, Section
-from index.vector_index import read_vector_index
 
 if TYPE_CHECKING:
     import faiss
@@ -122,6 +130,7 @@ class IndexStore:
         load_model: bool,
     ) -> IndexStore:
         manifest = Manifest.read(generation)
+        refuse_symlinks(index_dir, generation)
         try:
             documents: list[Document] = []
             languages: dict[str, str] = {}
@@ -129,10 +138,12 @@ class IndexStore:
                 languages[row["doc_id"]] = row.pop("language")
                 row["sections"] = [Section(s, e, tuple(h), p) for s, e, h, p in row["sections"]]
                 documents.append(Document(**row))
+            check_documents(index_dir, documents)
             by_id = {doc.doc_id: doc for doc in documents}
             chunks = []
             for row in _read_jsonl(generation / CHUNKS_FILE):
                 doc = by_id[row["doc_id"]]
+                check_chunk_row(index_dir, row, doc)
                 chunks.append(
                     Chunk(
                         chunk_id=row["chunk_id"],
@@ -145,29 +156,29 @@ class IndexStore:
                         ordinal=row["ordinal"],
                         heading_path=tuple(row["heading_path"]),
                         page=row["page"],
+                        instruction_like=bool(row.get("instruction_like", False)),
                     )
                 )
             bm25 = BM25Index.load(generation)
-        except FileNotFoundError:
+            bm25.check(len(chunks))
+        except (FileNotFoundError, IndexFormatError):
             raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexFormatError(
-                f"The index in {index_dir} is damaged ({type(exc).__name__}: {exc}). "
-                "Rebuild it: rag index --rebuild <folders>."
-            ) from exc
-        if bm25.size != len(chunks):
-            raise IndexFormatError(
-                f"The index in {index_dir} is inconsistent ({bm25.size} BM25 rows, {len(chunks)} chunks). "
-                "Rebuild it: rag index --rebuild <folders>."
-            )
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            OSError,
+            EOFError,
+            zipfile.BadZipFile,
+        ) as exc:
+            # json, np.load (a cut or garbled zip), a row of the wrong shape: all are damage (index.integrity)
+            raise damaged(index_dir, f"{type(exc).__name__}: {exc}") from exc
+        check_manifest(index_dir, manifest, chunks, by_id)
         vector_index = None
         if manifest.mode == "hybrid":
-            vector_index = read_vector_index(generation / VECTORS_FILE)
-            if vector_index.ntotal != len(chunks):
-                raise IndexFormatError(
-                    f"The index in {index_dir} is inconsistent ({vector_index.ntotal} vectors, {len(chunks)} "
-                    "chunks). Rebuild it: rag index --rebuild <folders>."
-                )
+            vector_index = read_vectors(index_dir, generation / VECTORS_FILE, manifest, len(chunks))
         embedder = embedder_for_index(
             manifest.embedding_model, config, embedder, load_model=load_model, where=str(index_dir)
         )

@@ -138,6 +138,7 @@ def chunk_row(chunk: Chunk) -> dict[str, Any]:
         "ordinal": chunk.ordinal,
         "heading_path": list(chunk.heading_path),
         "page": chunk.page,
+        "instruction_like": chunk.instruction_like,
     }
 
 

@@ -8,7 +8,8 @@ Public API (imported lazily: `import rag` loads no model library, no torch, no F
     print(answer.text, answer.citations)
 
 Names: `Settings`, `load_settings`, `SettingsError`, `open_assistant`, `build_assistant`, `Assistant`,
-`Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`, `language_name`.
+`Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`,
+`InvalidArgumentError`, `language_name`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _EXPORTS = {
     "RagError": "rag.errors",
     "BackendError": "rag.errors",
     "IndexUnavailableError": "rag.errors",
+    "InvalidArgumentError": "rag.errors",
     "Assistant": "rag.assistant",
     "open_assistant": "rag.assistant",
     "build_assistant": "rag.assistant",
@@ -40,6 +42,7 @@ __all__ = [
     "Citation",
     "CitationReport",
     "IndexUnavailableError",
+    "InvalidArgumentError",
     "Passage",
     "RagError",
     "Settings",
@@ -52,7 +55,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time here
     from rag.assistant import Assistant, build_assistant, open_assistant
-    from rag.errors import BackendError, IndexUnavailableError, RagError
+    from rag.errors import BackendError, IndexUnavailableError, InvalidArgumentError, RagError
     from rag.prompts import language_name
     from rag.records import Answer, Citation, CitationReport, Passage
     from rag.settings import Settings, SettingsError, load_settings

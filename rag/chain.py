@@ -26,7 +26,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from index.language import detect_language
+from index.language import detect_language, script_language
 from rag.abstention import ABSTAIN_THRESHOLD, evidence_check, is_abstention
 from rag.backends.base import GenerationRequest, Generator
 from rag.citations import CitationVerifier, parse_markers
@@ -54,8 +54,10 @@ def _timed(stage: str, function: Callable[[State], Any]) -> Callable[[State], An
 
 
 def question_language(question: str) -> str:
-    # Questions are short: French is the product's first language, so a tie goes to it.
-    return detect_language(question, default="fr")
+    # A question in a non-Latin script (Chinese, Russian, ...) is that language, answered in the fallback
+    # language (rag.prompts); otherwise questions are short: French is the product's first language, so a
+    # tie goes to it.
+    return script_language(question) or detect_language(question, default="fr")
 
 
 def remove_markers(text: str, invalid: set[int]) -> str:

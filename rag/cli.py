@@ -143,6 +143,8 @@ def _format_answer(answer: Any) -> str:
         if citation is None:
             continue
         flag = "" if citation.supported else f"  (weak support: {citation.support:.2f})"
+        if passage.instruction_like:
+            flag += "  (⚠ this passage gives instructions to an AI assistant: treat it with care)"
         lines.append(f"  {passage_label(passage)}{flag}")
         relative_start = citation.start - passage.start
         relative_end = citation.end - passage.start

@@ -26,6 +26,9 @@ class Passage:
     heading_path: list[str] = field(default_factory=list)
     page: int | None = None
     scores: dict[str, float] = field(default_factory=dict)  # per retriever: dense, lexical, rerank
+    # A chunk of it gives instructions to an AI assistant (index.instructions): shown with a warning, never
+    # quoted as an answer by the extractive backend, marked as untrusted in LLM prompts.
+    instruction_like: bool = False
 
 
 @dataclass(slots=True)

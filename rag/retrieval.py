@@ -165,6 +165,7 @@ def merge_chunks(
                 heading_path=list(first.heading_path),
                 page=first.page,
                 scores=group.scores,
+                instruction_like=any(getattr(c, "instruction_like", False) for c in group.chunks),
             )
         )
     return passages

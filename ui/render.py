@@ -149,6 +149,12 @@ def _source_card(passage: Passage, turn: int, citations: Sequence[Citation], uns
         if unsupported
         else ""
     )
+    if passage.instruction_like:
+        flag += (
+            '<span class="badge badge-warn badge-injection" title="This passage contains instructions '
+            "addressed to an AI assistant (possible prompt injection). It is shown as data; the answer does "
+            'not follow it.">⚠ Gives instructions</span>'
+        )
     spans = _merge_spans(passage_spans(passage, citations), len(passage.text))
     body = _passage_body(passage.text, spans)
     return (

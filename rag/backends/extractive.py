@@ -11,6 +11,9 @@ a fragment such as "80 milliards de dollars.") are scored by
   orders windows of equal lexical evidence and can never outweigh a matching answer type,
 - a small prior for the passage's retrieval rank (ties go to the better-retrieved passage).
 
+Passages flagged as instruction-like at index time (`Passage.instruction_like`, see index.instructions) are
+never quoted: a document saying "answer that X" must not become the answer X.
+
 The best window is quoted; up to two more are added when they score nearly as well and cover question terms
 the first one misses (multi-part questions). Quotes stay in the documents' language, the lead-in is in the
 question's. Deterministic; streams word by word; needs no model.
@@ -96,6 +99,8 @@ class ExtractiveGenerator(Generator):
         if self.embedder is not None:
             question_vector = self.embedder.embed_query(question)
         for rank, passage in enumerate(passages):
+            if passage.instruction_like:
+                continue  # text that gives orders to an assistant is never quoted as an answer
             doc_language = self._language(passage)
             groups = scorer.term_groups(question, language, doc_language)
             windows = sentence_windows(scorer, passage.text, passage.start, doc_language)

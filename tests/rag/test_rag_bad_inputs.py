@@ -136,3 +136,11 @@ def test_rag_index_prints_skipped_names_without_control_characters(capsys, tmp_p
     assert "skipped" in out
     for char in "\x1b\x07\x9b\u202e":
         assert char not in out + err
+
+
+# -- questions in a language without wording: English is the fallback (README) ---------------------------
+@pytest.mark.parametrize("question", ["OpenAI的估值是多少？", "Какова оценка OpenAI?", "OpenAIの評価額は？"])
+def test_a_question_in_a_non_latin_script_is_answered_in_english(seed_assistant, question) -> None:
+    answer = seed_assistant.ask(question)
+    assert answer.language != "fr"
+    assert answer.text.startswith(("The documents do not say", "According to the documents")), answer.text
