@@ -101,13 +101,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (term_id, row_id) INCLUDE (tf, chunk_length)
     );
     """,
-    # 1 -> 2: each chunk keeps its own text. Cutting it out of its document at read time detoasts the whole
+    # 1 -> 2: each chunk keeps its own text, and its instruction-like flag (an index written before the
+    # flag existed has it false everywhere and an `instruction_detector` of 0: the next run flags it).
+    # Each chunk keeps its own text. Cutting it out of its document at read time detoasts the whole
     # document for every chunk fetched: fine for paragraphs, slow for the chunks of a 500-page PDF.
     """
     ALTER TABLE rag_chunks ADD COLUMN text text;
     UPDATE rag_chunks c SET text = substr(d.text, c.start_offset + 1, c.end_offset - c.start_offset)
         FROM rag_documents d WHERE d.doc_id = c.doc_id;
     ALTER TABLE rag_chunks ALTER COLUMN text SET NOT NULL;
+    -- index.instructions: the chunk reads like instructions to an AI assistant (prompt injection).
+    ALTER TABLE rag_chunks ADD COLUMN instruction_like boolean NOT NULL DEFAULT false;
     """,
 ]
 

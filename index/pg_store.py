@@ -67,7 +67,7 @@ CHUNK_CACHE_SIZE = 20_000
 
 _CHUNK_SQL = """c.row_id, c.chunk_id, c.doc_id, d.source, d.title,
     c.text, c.start_offset, c.end_offset,
-    c.ordinal, c.heading_path, c.page FROM rag_chunks c JOIN rag_documents d USING (doc_id)"""
+    c.ordinal, c.heading_path, c.page, c.instruction_like FROM rag_chunks c JOIN rag_documents d USING (doc_id)"""
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -75,8 +75,10 @@ def _vector_literal(vector: np.ndarray) -> str:
 
 
 def _chunk_of(row: Sequence[Any]) -> Chunk:
-    _, chunk_id, doc_id, source, title, text, start, end, ordinal, heading_path, page = row
-    return Chunk(chunk_id, doc_id, source, title, text, start, end, ordinal, tuple(heading_path), page)
+    _, chunk_id, doc_id, source, title, text, start, end, ordinal, heading_path, page, flagged = row
+    return Chunk(
+        chunk_id, doc_id, source, title, text, start, end, ordinal, tuple(heading_path), page, flagged
+    )
 
 
 def _manifest_json(manifest: Manifest) -> dict[str, Any]:
@@ -592,6 +594,10 @@ class PostgresIndexWriter:
             self._insert_documents(
                 [(d, lang) for d, lang in generation.documents if d.doc_id not in kept_docs], manifest.files
             )
+            if old_manifest.get("instruction_detector") != manifest.instruction_detector:
+                # Another detector version flagged the stored chunks: take the generation's flags.
+                flagged = [chunk.chunk_id for chunk in chunks if chunk.instruction_like]
+                conn.execute("UPDATE rag_chunks SET instruction_like = (chunk_id = ANY(%s))", (flagged,))
             new = [i for i, chunk in enumerate(chunks) if chunk.chunk_id not in stored]
             if new:
                 counts = generation.bm25.row_term_counts()
@@ -706,7 +712,7 @@ class PostgresIndexWriter:
         post_lengths: list[int] = []
         with conn.cursor().copy(
             "COPY rag_chunks (row_id, chunk_id, doc_id, start_offset, end_offset, text, ordinal, heading_path, "
-            "page, term_ids, term_counts) FROM STDIN"
+            "page, instruction_like, term_ids, term_counts) FROM STDIN"
         ) as copy:
             for row_id, chunk, counts in zip(row_ids.tolist(), chunks, term_counts, strict=True):
                 ids = [term_ids[t] for t in counts]
@@ -718,7 +724,7 @@ class PostgresIndexWriter:
                 post_lengths += [length] * len(ids)
                 copy.write_row(
                     (row_id, chunk.chunk_id, chunk.doc_id, chunk.start, chunk.end, chunk.text, chunk.ordinal,
-                     list(chunk.heading_path), chunk.page, ids, tfs)
+                     list(chunk.heading_path), chunk.page, chunk.instruction_like, ids, tfs)
                 )  # fmt: skip
         with (
             self._bulk_indexes("rag_postings", bulk, ["rag_postings_pkey"]),

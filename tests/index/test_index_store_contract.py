@@ -344,3 +344,31 @@ def test_two_assistants_on_one_database(pg_url: str, corpus: Path, tmp_path: Pat
     answer = second.ask(question)
     assert not answer.abstained and "Marseille" in answer.text
     assert {c.doc_id for c in answer.citations} == {"marseille.txt"}
+
+
+def test_instruction_flag_is_stored_and_refreshed(kind: str, config: IndexConfig, tmp_path: Path) -> None:
+    from index.instructions import DETECTOR_VERSION
+    from tests.index.test_index_instructions import INJECTED
+
+    docs = tmp_path / "flagged"
+    docs.mkdir()
+    (docs / "evil.txt").write_text(INJECTED, encoding="utf-8")
+    (docs / "good.txt").write_text(MARSEILLE, encoding="utf-8")
+    build_index([docs], config)
+
+    def flags() -> dict[str, bool]:
+        return {chunk.doc_id: chunk.instruction_like for chunk in open_store(config).chunks}
+
+    assert flags() == {"evil.txt": True, "good.txt": False}
+    assert open_store(config).manifest.instruction_detector == DETECTOR_VERSION
+    if kind == "postgres":  # an index flagged by no detector yet (version 0): the next run flags it
+        import psycopg
+
+        with psycopg.connect(config.store_url, autocommit=True) as conn:
+            conn.execute("UPDATE rag_chunks SET instruction_like = false")
+            conn.execute(
+                "UPDATE rag_manifest SET manifest = jsonb_set(manifest, '{instruction_detector}', '0')"
+            )
+        assert flags() == {"evil.txt": False, "good.txt": False}
+        assert build_index([docs], config).written
+        assert flags() == {"evil.txt": True, "good.txt": False}
