@@ -188,7 +188,7 @@ def _num(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.settings import load_settings
+    from rag import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m eval.cli", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML settings file")

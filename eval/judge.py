@@ -170,8 +170,8 @@ class LLMJudge:
     def _ask(self, question: str, prompt: str, passages: Sequence[Any]) -> Judgement:
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        from rag.backends.base import GenerationRequest
-        from rag.errors import BackendError
+        from rag import BackendError
+        from rag.backends import GenerationRequest
 
         if self.stopped is not None:
             return Judgement(None, "", SKIPPED)
@@ -213,8 +213,8 @@ class LLMJudge:
 
 def make_judge(settings: Any, backend: str | None = None) -> LLMJudge:
     """The judge over `backend` (default `settings.llm.backend`); `JudgeError` when that cannot judge."""
+    from rag import BackendError
     from rag.backends import make_generator
-    from rag.errors import BackendError
 
     name = (backend or settings.llm.backend or "").strip().lower()
     if name not in LLM_BACKENDS:

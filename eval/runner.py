@@ -115,19 +115,9 @@ def build_corpus(
     settings.index.show_progress = settings.index.show_progress and progress
     assistant = build_assistant([dataset.docs_dir], settings)
     corpus = Corpus(assistant=assistant)
-    try:
-        from index.store import IndexStore
-
-        # The assistant's own store when it exposes one (no second copy in memory), else open it read-only.
-        store = getattr(assistant, "store", None) or IndexStore.open(
-            settings.index.index_dir, config=settings.index
-        )
-        corpus.chunks = [BaselineChunk(c.doc_id, c.start, c.end, c.text) for c in store.chunks]
-        corpus.embedder = store.embedder
-    except Exception as exc:  # the baseline falls back to tutorial chunks; say so in the report
-        corpus.notes.append(
-            f"Could not read the product's chunks ({exc}); BM25 baseline uses 1000/200 chunks."
-        )
+    store = assistant.store  # the product's own chunks and model: no second copy in memory
+    corpus.chunks = [BaselineChunk(c.doc_id, c.start, c.end, c.text) for c in store.chunks]
+    corpus.embedder = store.embedder
     return corpus
 
 

@@ -9,7 +9,8 @@ Public API (imported lazily: `import rag` loads no model library, no torch, no F
 
 Names: `Settings`, `load_settings`, `SettingsError`, `open_assistant`, `build_assistant`, `Assistant`,
 `Answer`, `Citation`, `Passage`, `CitationReport`, `RagError`, `BackendError`, `IndexUnavailableError`,
-`InvalidArgumentError`, `language_name`.
+`InvalidArgumentError`, `language_name`, `find_markers` and `Marker` (the citation-marker grammar, for
+showing answers).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ _EXPORTS = {
     "open_assistant": "rag.assistant",
     "build_assistant": "rag.assistant",
     "language_name": "rag.prompts",
+    "find_markers": "rag.markers",
+    "Marker": "rag.markers",
 }
 
 __all__ = [
@@ -43,11 +46,13 @@ __all__ = [
     "CitationReport",
     "IndexUnavailableError",
     "InvalidArgumentError",
+    "Marker",
     "Passage",
     "RagError",
     "Settings",
     "SettingsError",
     "build_assistant",
+    "find_markers",
     "language_name",
     "load_settings",
     "open_assistant",
@@ -56,6 +61,7 @@ __all__ = [
 if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time here
     from rag.assistant import Assistant, build_assistant, open_assistant
     from rag.errors import BackendError, IndexUnavailableError, InvalidArgumentError, RagError
+    from rag.markers import Marker, find_markers
     from rag.prompts import language_name
     from rag.records import Answer, Citation, CitationReport, Passage
     from rag.settings import Settings, SettingsError, load_settings

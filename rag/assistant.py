@@ -16,14 +16,22 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index.embedding import Embedder
 from index.protocols import IndexReader
 from index.stores import store_location
 from rag.errors import IndexUnavailableError, InvalidArgumentError
+from rag.protocols import Retriever, TextEmbedder
 from rag.records import Answer, Passage
 from rag.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from index.build import BuildReport
+    from rag.backends.base import Generator
+    from rag.chain import AnswerChain
+    from rag.evidence import EvidenceScorer
+    from rag.retrieval import PassageRetriever
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -66,22 +74,34 @@ def _open_store(settings: Settings, embedder: Embedder | None = None) -> IndexRe
 
 
 class Assistant:
-    """Answers questions over one index. Build it with `open_assistant` or `build_assistant`."""
+    """Answers questions over one index. Build it with `open_assistant` or `build_assistant`.
 
-    def __init__(self, settings: Settings, store: IndexReader) -> None:
+    Its stages are built on first use by the builder functions of `rag.builders`; any of them can be given
+    instead (`retriever`, `generators` by backend name), which is how tests plug in fakes.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: IndexReader,
+        *,
+        retriever: Retriever | None = None,
+        generators: Mapping[str, Generator] | None = None,
+    ) -> None:
         self.settings = settings
         self._store = store
         self._lock = threading.RLock()
+        self._given_retriever = retriever
+        self._given_generators = dict(generators or {})
         self._reset()
 
-    # --- wiring (lazy) ------------------------------------------------------------------------------------
     def _reset(self) -> None:
-        self._scorer = None
-        self._retriever = None
-        self._reranker = None
-        self._generators: dict[str, Any] = {}
-        self._chains: dict[str, Any] = {}
-        self._cached_embedder: Any | None = None
+        """Forget the stages built for the previous store (after `add_documents`)."""
+        self._scorer: EvidenceScorer | None = None
+        self._retriever: Retriever | None = self._given_retriever
+        self._embedder: TextEmbedder | None = None
+        self._generators: dict[str, Generator] = dict(self._given_generators)
+        self._chains: dict[str, AnswerChain] = {}
 
     @property
     def store(self) -> IndexReader:
@@ -92,92 +112,65 @@ class Assistant:
         return self._store.document_language(doc_id)
 
     @property
-    def scorer(self) -> Any:
+    def scorer(self) -> EvidenceScorer:
         if self._scorer is None:
-            from collections import Counter
+            from rag.builders import build_scorer
 
-            from rag.evidence import CorpusStats, EvidenceScorer
-
-            # The index's own document frequencies: nothing to analyse again.
-            stats = CorpusStats(Counter(self._store.term_document_frequencies()), len(self._store.chunks))
-            self._scorer = EvidenceScorer(stats)
+            self._scorer = build_scorer(self._store)
         return self._scorer
 
     @property
-    def embedder(self) -> Any | None:
+    def embedder(self) -> TextEmbedder | None:
         """The model for answer-side embeddings (sentence picking, citation checks), memoised per text."""
-        if self._store.embedder is None:
-            return None
-        if self._cached_embedder is None:
-            from rag.vector_cache import CachedEmbedder
+        if self._embedder is None and self._store.embedder is not None:
+            from rag.builders import build_answer_embedder
 
-            self._cached_embedder = CachedEmbedder(self._store.embedder)
-        return self._cached_embedder
+            self._embedder = build_answer_embedder(self._store)
+        return self._embedder
 
     @property
-    def retriever(self) -> Any:
+    def retriever(self) -> Retriever:
         if self._retriever is None:
-            from rag.retrieval import HybridRetriever
+            from rag.builders import build_reranker, build_retriever
 
-            reranker = None
-            if self.settings.retrieval.reranker_model:
-                from rag.rerank import CrossEncoderReranker
-
-                reranker = CrossEncoderReranker(
-                    self.settings.retrieval.reranker_model, device=self.settings.retrieval.reranker_device
-                )
-            self._retriever = HybridRetriever(
-                self._store,
-                self.settings.retrieval,
-                reranker=reranker,
-            )
+            self._retriever = build_retriever(self._store, self.settings, build_reranker(self.settings))
         return self._retriever
 
-    def generator(self, backend: str | None = None) -> Any:
+    def generator(self, backend: str | None = None) -> Generator:
         name = backend or self.settings.llm.backend
         with self._lock:
             generator = self._generators.get(name)
             if generator is None:
-                generator = _make_generator(self.settings, name)
-                if hasattr(generator, "attach"):
-                    generator.attach(self.scorer, self.language_of, self.embedder)
+                from rag.builders import build_generator
+
+                generator = build_generator(
+                    self.settings,
+                    name,
+                    scorer=self.scorer,
+                    language_of=self.language_of,
+                    embedder=self.embedder,
+                )
                 self._generators[name] = generator
             return generator
 
-    def chain(self, backend: str | None = None) -> Any:
+    def chain(self, backend: str | None = None) -> AnswerChain:
         """The `AnswerChain` for a backend (its `.runnable` is the LCEL chain)."""
         name = backend or self.settings.llm.backend
         with self._lock:
             chain = self._chains.get(name)
             if chain is None:
-                from rag.chain import AnswerChain
-                from rag.citations import CitationVerifier
+                from rag.builders import build_chain
 
-                verifier = CitationVerifier(
+                chain = build_chain(
+                    self.settings,
+                    self._store,
+                    self.retriever,
+                    self.generator(name),
                     self.scorer,
-                    self.language_of,
-                    self._chunk_span,
-                    embedder=self.embedder,
-                    support_threshold=self.settings.answer.support_threshold,
-                )
-                chain = AnswerChain(
-                    retrieve_passages=self._retrieve_for_chain,
-                    generator=self.generator(name),
-                    scorer=self.scorer,
-                    verifier=verifier,
-                    language_of=self.language_of,
-                    settings=self.settings,
-                    retrieval_mode=self.retriever.mode,
+                    self.embedder,
                 )
                 self._chains[name] = chain
             return chain
-
-    def _chunk_span(self, chunk_id: str) -> tuple[int, int]:
-        chunk = self._store.chunk(chunk_id)
-        return chunk.start, chunk.end
-
-    def _retrieve_for_chain(self, question: str, language: str, k: int | None) -> list[Passage]:
-        return self.retriever.retrieve(question, language, k)
 
     # --- public API ---------------------------------------------------------------------------------------
     def ask(
@@ -215,23 +208,19 @@ class Assistant:
 
     def add_documents(
         self, paths: Sequence[str | Path], *, on_progress: ProgressCallback | None = None
-    ) -> Any:
+    ) -> BuildReport:
         """Index more files into the same index (incremental), then reload it. Returns the `BuildReport`."""
-        from index.build import build_index
+        from index.build import AUTO, build_index
 
         with self._lock:
-            options: dict[str, Any] = {}
-            if self._store.embedder is not None:
-                options["embedder"] = (
-                    self._store.embedder
-                )  # reuse the loaded model (else: build_index decides)
             with _index_errors_as_rag_errors():
                 report = build_index(
                     _check_paths(paths),
                     self.settings.index,
                     progress=on_progress is None and self.settings.index.show_progress,
                     on_progress=on_progress,
-                    **options,
+                    # Reuse the loaded model; else build_index loads the configured one.
+                    embedder=self._store.embedder if self._store.embedder is not None else AUTO,
                 )
             self._store = _open_store(self.settings, self._store.embedder)
             self._reset()
@@ -252,7 +241,7 @@ class Assistant:
             "index_dir": store_location(self.settings.index),
         }
 
-    def as_langchain_retriever(self, k: int | None = None) -> Any:
+    def as_langchain_retriever(self, k: int | None = None) -> PassageRetriever:
         """This assistant's retrieval as a LangChain `BaseRetriever` (Documents with source metadata)."""
         from rag.retrieval import PassageRetriever
 
@@ -352,23 +341,10 @@ def _check_paths(paths: object) -> list[Path]:
     return resolved
 
 
-def _make_generator(settings: Settings, name: str) -> Any:
-    if name == "extractive":
-        from rag.backends.extractive import ExtractiveGenerator
-
-        return ExtractiveGenerator()
-    from rag.backends import make_generator
-
-    return make_generator(settings, name)
-
-
 def _available_backends(settings: Settings) -> list[str]:
-    try:
-        from rag.backends import available_backends
+    from rag.backends import available_backends
 
-        return list(available_backends(settings))
-    except ImportError:
-        return ["extractive"]
+    return list(available_backends(settings))
 
 
 def _model_for(settings: Settings, backend: str) -> str | None:

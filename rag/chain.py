@@ -1,6 +1,6 @@
 """The answering chain, wired with LangChain Expression Language (LCEL).
 
-    question, history
+    question, history                                            (stage names = `Answer.timings` keys)
       -> language      detect the question's language (index.language)
       -> condense      follow-up + history -> standalone question (LLM: generator.condense with the
                        condense prompt; extractive: the heuristic of rag.condense)
@@ -18,7 +18,6 @@ runnables; `AnswerChain.runnable` chains prepare | generate | finalize for `invo
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,10 +28,11 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from index.language import detect_language, script_language
 from rag.abstention import ABSTAIN_THRESHOLD, evidence_check, is_abstention
 from rag.backends.base import GenerationRequest, Generator
-from rag.citations import CitationVerifier, parse_markers
+from rag.citations import CitationVerifier
 from rag.condense import Condensed, condense_heuristically
 from rag.errors import BackendError
 from rag.evidence import EvidenceScorer
+from rag.markers import remove_marker_numbers
 from rag.prompts import abstention_message, build_messages, format_history
 from rag.records import Answer, CitationReport, Passage
 from rag.settings import Settings
@@ -58,19 +58,6 @@ def question_language(question: str) -> str:
     # language (rag.prompts); otherwise questions are short: French is the product's first language, so a
     # tie goes to it.
     return script_language(question) or detect_language(question, default="fr")
-
-
-def remove_markers(text: str, invalid: set[int]) -> str:
-    """Drop the numbers in `invalid` from the [n] markers of `text` (a marker left empty disappears)."""
-    if not invalid:
-        return text
-
-    def keep(match: re.Match[str]) -> str:
-        numbers = [n for n in parse_markers(match.group(0)) if n not in invalid]
-        return "" if not numbers else "[" + ", ".join(str(n) for n in numbers) + "]"
-
-    cleaned = re.sub(r"\[\s*\d+\s*(?:(?:,|;|-|–)\s*\d+\s*)*\]", keep, text)
-    return re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
 
 
 @dataclass(slots=True)
@@ -140,7 +127,7 @@ class AnswerChain:
                 text = abstention_message(state["language"])
         else:
             citations, report = self.verifier.verify(text, state["language"], passages)
-            text = remove_markers(text, set(report.dropped_markers))
+            text = remove_marker_numbers(text, set(report.dropped_markers))
         timings = state["timings"]
         return Answer(
             question=state["question"],
@@ -160,11 +147,11 @@ class AnswerChain:
     @property
     def prepare(self) -> Runnable:
         return (
-            RunnablePassthrough.assign(language=RunnableLambda(_timed("condense", self._language)))
+            RunnablePassthrough.assign(language=RunnableLambda(_timed("language", self._language)))
             | RunnablePassthrough.assign(condensed=RunnableLambda(_timed("condense", self._condense)))
             | RunnablePassthrough.assign(passages=RunnableLambda(_timed("retrieve", self._retrieve)))
             | RunnablePassthrough.assign(check=RunnableLambda(_timed("check", self._check)))
-            | RunnablePassthrough.assign(messages=RunnableLambda(_timed("generate", self._prompt)))
+            | RunnablePassthrough.assign(messages=RunnableLambda(_timed("prompt", self._prompt)))
         ).with_config(run_name="rag_prepare")
 
     @property

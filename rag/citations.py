@@ -1,6 +1,6 @@
 """Parse the `[n]` markers of an answer and verify each against the passage it names.
 
-- Markers: `[1]`, `[1, 3]`, `[1][3]` (and `[1-3]` read as 1, 2, 3).
+- Markers: the grammar of `rag.markers` (`[1]`, `[1, 3]`, `[1][3]`, `[1-3]` read as 1, 2, 3).
 - Claims: the answer is split into sentences (quoted spans kept whole); a claim's markers are the ones
   inside or right after it.
 - Verification: for a claim citing passage n, the best supporting window of sentences of that passage is
@@ -15,38 +15,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rag.evidence import EvidenceScorer, Window, content_words, sentence_windows
+from rag.markers import MARKER_RUN, parse_markers, strip_markers
 from rag.prompts import EXTRACTIVE_LEAD_INS
 from rag.records import Citation, CitationReport, Passage
 from rag.sentences import split_sentences
 
-_MARKER_GROUP = re.compile(r"\[(\s*\d+\s*(?:(?:,|;|-|–)\s*\d+\s*)*)\]")
-_MARKER_RUN = re.compile(r"(?:\s*\[\s*\d+\s*(?:(?:,|;|-|–)\s*\d+\s*)*\])+")
-_MAX_RANGE = 50  # "[1-2000]" is not a citation
 DENSE_SHARE = 0.3  # weight of the embedding cosine in a citation's support (hybrid mode only)
-
-
-def parse_markers(text: str) -> list[int]:
-    """All passage numbers cited in `text`, in order of appearance, without duplicates."""
-    numbers: list[int] = []
-    for group in _MARKER_GROUP.finditer(text):
-        for part in re.split(r"[,;]", group.group(1)):
-            bounds = [int(x) for x in re.split(r"[-–]", part) if x.strip()]
-            if len(bounds) == 2 and 0 <= bounds[1] - bounds[0] <= _MAX_RANGE:
-                values = list(range(bounds[0], bounds[1] + 1))
-            else:
-                values = bounds
-            numbers.extend(v for v in values if v not in numbers)
-    return numbers
-
-
-def strip_markers(text: str) -> str:
-    return re.sub(r"\s+([.,;:!?])", r"\1", _MARKER_RUN.sub("", text)).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +41,7 @@ def split_claims(answer: str) -> list[Claim]:
     claims: list[Claim] = []
     for span in spans:
         text = span.text
-        leading = _MARKER_RUN.match(text)
+        leading = MARKER_RUN.match(text)
         if leading and claims:
             previous = claims[-1]
             run = leading.group(0).strip()

@@ -204,17 +204,11 @@ class _UsageError(Exception):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from index.errors import IndexError_
     from rag.errors import RagError
     from rag.settings import SettingsError
 
-    errors: list[type[BaseException]] = [RagError, SettingsError, _UsageError]
-    try:
-        from index.errors import IndexError_
-
-        errors.append(IndexError_)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (RagError, SettingsError, _UsageError, IndexError_)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 
 from index.language import STOPWORDS
 from index.lexical import analyze
+from rag.markers import blank_markers
 
 SUPPORTED_ANSWER_LANGUAGES = ("fr", "en", "de")
 
@@ -116,7 +117,7 @@ def is_stopword(word: str, language: str) -> bool:
 def content_words(text: str, language: str) -> list[str]:
     """Words of `text` that carry its subject: no stop words, no question or meta words, no markers."""
     words = []
-    for raw in _WORD.findall(re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", " ", text)):
+    for raw in _WORD.findall(blank_markers(text)):
         # Elided articles: "d’OpenAI" -> "OpenAI", "l'inférence" -> "inférence".
         word = re.sub(r"^(?:[dljmnstc]|qu|jusqu|lorsqu|puisqu)['’]", "", raw, flags=re.IGNORECASE).strip(
             "'’-"
@@ -205,11 +206,9 @@ class TermGroup:
 Expander = Callable[[str, str, Sequence[str]], str]
 
 
-def _default_expander() -> Expander | None:
-    try:
-        from rag.crosslingual import expand_query
-    except ImportError:  # the glossary module is optional: same-language questions need none
-        return None
+def _default_expander() -> Expander:
+    from rag.crosslingual import expand_query
+
     return expand_query
 
 

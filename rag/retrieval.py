@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,12 +186,8 @@ class HybridRetriever:
         self.settings = settings
         self.reranker = reranker
         if expander is None:
-            try:
-                from rag.crosslingual import expand_query as expander
-            except ImportError:
-                expander = None
+            from rag.crosslingual import expand_query as expander
         self.expander = expander
-        self.last_timings: dict[str, float] = {}
 
     @property
     def mode(self) -> str:
@@ -242,7 +237,6 @@ class HybridRetriever:
     ) -> list[Passage]:
         """The passages of the `k` (default `top_k`) best chunks for `question`, numbered from 1; touching
         chunks are merged into one passage unless `merge` is False."""
-        started = time.perf_counter()
         k = k or self.settings.top_k
         candidates = max(self.settings.candidates, k)
         rankings = self.rankings(question, language, candidates)
@@ -255,9 +249,7 @@ class HybridRetriever:
         for row, score in fused:
             scores = {name: values[row] for name, values in per_retriever.items() if row in values}
             ranked.append((self.store.chunks[row], float(score), scores))
-        passages = merge_chunks(ranked, self.store.document_text, k, merge=merge)
-        self.last_timings = {"retrieve": time.perf_counter() - started}
-        return passages
+        return merge_chunks(ranked, self.store.document_text, k, merge=merge)
 
 
 def passage_to_document(passage: Passage) -> LCDocument:

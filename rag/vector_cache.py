@@ -10,36 +10,46 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from rag.protocols import TextEmbedder
+
 
 class CachedEmbedder:
-    """Wraps an `index.embedding.Embedder`; same methods and results, repeated texts are not re-embedded."""
+    """A `rag.protocols.TextEmbedder` in front of another: same results, repeated texts are not re-embedded."""
 
-    def __init__(self, embedder: Any, max_entries: int = 50_000) -> None:
+    def __init__(self, embedder: TextEmbedder, max_entries: int = 50_000) -> None:
         self._embedder = embedder
         self._max_entries = max_entries
         self._passages: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __getattr__(self, name: str) -> Any:  # name, dimension, prompts, count_tokens...
-        return getattr(self._embedder, name)
+    @property
+    def name(self) -> str:
+        return self._embedder.name
+
+    @property
+    def dimension(self) -> int:
+        return self._embedder.dimension
 
     def _remember(self, memo: OrderedDict[str, np.ndarray], text: str, vector: np.ndarray) -> None:
         memo[text] = vector
         if len(memo) > self._max_entries:
             memo.popitem(last=False)
 
-    def embed_passages(self, texts: Sequence[str], **options: Any) -> np.ndarray:
+    def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         texts = list(texts)
         with self._lock:
             known = {t: self._passages[t] for t in texts if t in self._passages}
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
-            known.update(zip(missing, self._embedder.embed_passages(missing, **options), strict=True))
+            known.update(
+                zip(missing, self._embedder.embed_passages(missing, show_progress=show_progress), strict=True)
+            )
         with self._lock:
             for text in dict.fromkeys(texts):  # most recently used last; eviction never loses a row of ours
                 self._passages.pop(text, None)

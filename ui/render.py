@@ -14,18 +14,14 @@ neither gradio nor the answering machinery, so it is cheap to test.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from rag import language_name
+from rag import find_markers, language_name
 
 if TYPE_CHECKING:
     from rag import Answer, Citation, Passage
-
-# "[1]", "[1, 2]" and "[1][2]" (the last is two matches).
-MARKER_PATTERN = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 
 
 def escape_text(text: str) -> str:
@@ -75,11 +71,10 @@ def link_markers(
     titles = titles or {}
     pieces: list[str] = []
     cursor = 0
-    for match in MARKER_PATTERN.finditer(text):
-        pieces.append(escape_text(text[cursor : match.start()]))
-        numbers = [int(n) for n in re.split(r"\s*[,;]\s*", match.group(1))]
+    for marker in find_markers(text):  # the marker grammar of rag.markers: [1], [1, 2], [1-3], [1][2]
+        pieces.append(escape_text(text[cursor : marker.start]))
         chips = []
-        for number in numbers:
+        for number in marker.numbers:
             if known_set is not None and number not in known_set:
                 chips.append(
                     f'<span class="cite cite-missing" title="No passage {number}: this marker was dropped">'
@@ -95,7 +90,7 @@ def link_markers(
                 f'title="{html.escape(title, quote=True)}">{number}</a>'
             )
         pieces.append("".join(chips))
-        cursor = match.end()
+        cursor = marker.end
     pieces.append(escape_text(text[cursor:]))
     return "".join(pieces)
 

@@ -35,9 +35,9 @@ BACKENDS: tuple[str, ...] = ("extractive", "hf", "openai", "ollama")
 def _make_extractive(settings: Settings) -> Generator:
     from rag.backends.extractive import ExtractiveGenerator
 
-    # The contract names `from_settings`; a plain constructor (statistics attached later) also works.
-    from_settings = getattr(ExtractiveGenerator, "from_settings", None)
-    return from_settings(settings) if from_settings is not None else ExtractiveGenerator()
+    # Stand-alone: scores over the passages themselves. The assistant wires it to the index's statistics
+    # (rag.builders.build_generator).
+    return ExtractiveGenerator()
 
 
 def _make_hf(settings: Settings) -> Generator:

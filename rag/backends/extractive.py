@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rag.backends.base import GenerationRequest, Generator
 from rag.evidence import (
@@ -36,6 +35,7 @@ from rag.evidence import (
     sentence_windows,
 )
 from rag.prompts import abstention_message, extractive_lead_in
+from rag.protocols import LanguageOf, TextEmbedder
 from rag.records import Passage
 
 TYPE_BONUS = 0.15  # a window holding the kind of answer asked for (a figure for "combien")
@@ -55,7 +55,9 @@ class ScoredWindow:
 
 
 class ExtractiveGenerator(Generator):
-    """Answers by quoting the documents; `attach()` gives it the corpus statistics of the open index."""
+    """Answers by quoting the documents. Wired with the open index's corpus statistics, document languages
+    and (hybrid mode) embedder by `rag.builders.build_generator`; without them (stand-alone use) it scores
+    over the passages themselves."""
 
     name = "extractive"
     is_llm = False
@@ -64,16 +66,12 @@ class ExtractiveGenerator(Generator):
         self,
         scorer: EvidenceScorer | None = None,
         *,
-        language_of: Any | None = None,
-        embedder: Any | None = None,
+        language_of: LanguageOf | None = None,
+        embedder: TextEmbedder | None = None,
     ) -> None:
         self.scorer = scorer
         self.language_of = language_of
         self.embedder = embedder
-
-    def attach(self, scorer: EvidenceScorer, language_of: Any, embedder: Any | None = None) -> None:
-        """Use the open index's IDF statistics, document languages and (optional) embedder."""
-        self.scorer, self.language_of, self.embedder = scorer, language_of, embedder
 
     def _scorer_for(self, passages: Sequence[Passage]) -> EvidenceScorer:
         if self.scorer is not None:

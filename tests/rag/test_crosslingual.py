@@ -5,7 +5,6 @@ The sentences are written for these tests (not taken from any evaluation set).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -155,11 +154,10 @@ def test_same_or_unsupported_language_gives_nothing() -> None:
     assert translations("flibbertigibbet", "en", "fr") == []
 
 
-def test_expansion_is_deterministic_and_fast() -> None:
+def test_expansion_is_deterministic() -> None:
+    # Its speed is a benchmark figure (eval.benchmarks.crosslingual), not a timed test on a shared machine.
     question = "Who founded the company, when, and how many employees did it have in its first year?"
     first = expand_query(question, "en", ["fr", "de"])
-    start = time.perf_counter()
-    for _ in range(200):
+    assert first
+    for _ in range(3):
         assert expand_query(question, "en", ["fr", "de"]) == first
-    per_query = (time.perf_counter() - start) / 200
-    assert per_query < 0.005  # ~0.2 ms measured; a generous bound for a busy 2-core machine

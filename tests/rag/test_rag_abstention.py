@@ -31,13 +31,17 @@ class MustNotBeCalled(Generator):
 def test_unanswerable_questions_abstain_in_their_language(
     fresh_assistant, question: str, language: str
 ) -> None:
-    fresh_assistant._generators["strict"] = MustNotBeCalled()
-    answer = fresh_assistant.ask(question, backend="strict")
+    from rag import Assistant
+
+    assistant = Assistant(
+        fresh_assistant.settings, fresh_assistant.store, generators={"strict": MustNotBeCalled()}
+    )
+    answer = assistant.ask(question, backend="strict")
     assert answer.abstained
     assert answer.language == language
     assert answer.text == ABSTENTION_MESSAGES[language]
     assert answer.citations == [] and answer.cited_passages == []
-    extractive = fresh_assistant.ask(question)
+    extractive = assistant.ask(question)
     assert extractive.abstained and extractive.text == ABSTENTION_MESSAGES[language]
 
 

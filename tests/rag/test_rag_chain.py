@@ -10,7 +10,7 @@ from rag import Answer
 from rag.assistant import Assistant
 from rag.settings import load_settings
 
-STAGES = {"condense", "retrieve", "check", "generate", "verify", "total"}
+STAGES = {"language", "condense", "retrieve", "check", "prompt", "generate", "verify", "total"}
 
 
 def test_ask_answers_from_the_seed_with_a_verified_citation(seed_assistant, seed_text) -> None:
@@ -58,12 +58,20 @@ def test_the_chain_is_an_lcel_runnable(seed_assistant) -> None:
     chain = seed_assistant.chain()
     assert isinstance(chain.runnable, Runnable) and isinstance(chain.prepare, Runnable)
     answer = chain.runnable.invoke({"question": "Qui a fondé Loopt ?", "history": [], "top_k": 3})
-    assert isinstance(answer, Answer) and len(answer.passages) <= 3
+    assert isinstance(answer, Answer) and not answer.abstained and "Loopt" in answer.text
+    assert [p.chunk_ids for p in answer.passages] == [
+        p.chunk_ids for p in seed_assistant.retrieve("Qui a fondé Loopt ?", k=3)
+    ]
 
 
 def test_top_k_limits_the_passages(seed_assistant) -> None:
-    assert len(seed_assistant.ask("Microsoft OpenAI", top_k=2).passages) <= 2
+    passages = seed_assistant.ask("Microsoft OpenAI", top_k=2).passages
+    assert sum(len(p.chunk_ids) for p in passages) == 2  # the 2 best chunks, touching ones merged
+    assert [p.chunk_ids for p in passages] == [
+        p.chunk_ids for p in seed_assistant.retrieve("Microsoft OpenAI", k=2)
+    ]
     assert len(seed_assistant.retrieve("Microsoft OpenAI", k=1)) == 1
+    assert len(seed_assistant.retrieve("Microsoft OpenAI", k=3, merge=False)) == 3
 
 
 TWO_PEOPLE = {
@@ -157,6 +165,6 @@ def test_build_assistant_status_and_add_documents(tmp_path, seeds_dir) -> None:
     extra.mkdir()
     (extra / "velo.md").write_text("# Vélos\n\nLa société Cyclo vend 4 000 vélos cargo par an.\n", "utf-8")
     report = assistant.add_documents([extra])
-    assert report is not None and assistant.status()["documents"] == 2
+    assert report.new_files == 1 and report.written and assistant.status()["documents"] == 2
     answer = assistant.ask("Combien de vélos cargo la société Cyclo vend-elle ?")
     assert "4 000" in answer.text and answer.citations[0].source.endswith("velo.md")

@@ -91,6 +91,15 @@ def test_markers_link_known_passages_and_flag_the_rest():
     assert "[" not in html
 
 
+def test_a_verified_range_marker_is_linked_in_the_chat():
+    """The verifier reads [1-2] as passages 1 and 2 (rag.markers); the chat must link both, not print it."""
+    p1, p2 = passage(1, "Un fait.", start=0), passage(2, "Un autre fait.", start=50)
+    a = answer("Deux faits [1-2].", [p1, p2], [citation(1, 0, 8), citation(2, 50, 64)])
+    html = render.render_answer(a, 4)
+    assert 'href="#src-4-1"' in html and 'href="#src-4-2"' in html
+    assert "[1-2]" not in html and "cite-missing" not in html
+
+
 def test_unsupported_citation_and_uncited_passages():
     p1, p2 = passage(1, "Un fait.", start=0), passage(2, "Autre chose.", start=50)
     a = answer(
