@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from index.chunking import SPLITTER_VERSION, ChunkingSettings, approx_count_batch, chunk_document
+from index.chunking import ChunkingSettings, approx_count_batch, chunk_document
 from index.config import IndexConfig
 from index.embedding import Embedder, approx_token_spans, load_embedder
 from index.errors import IndexMismatchError, IndexPathError
@@ -38,6 +38,7 @@ from index.manifest import FileEntry, Manifest, utc_now
 from index.model_check import check_same_model
 from index.protocols import Generation, IndexWriter, PreviousIndex
 from index.records import Chunk, Document
+from index.sentences import SPLITTER_VERSION
 from index.stores import open_writer
 from index.vector_index import vector_index_kind
 

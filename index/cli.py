@@ -68,7 +68,7 @@ def run_index(
         from index.stores import open_store
 
         roots = [Path(r) for r in open_store(config, load_model=False).manifest.roots]
-        print(f"Watching {', '.join(map(str, roots))} for changes (Ctrl-C to stop)...", flush=True)
+        print(printable(f"Watching {', '.join(map(str, roots))} for changes (Ctrl-C to stop)..."), flush=True)
         seen = _snapshot(roots, config)
         cycles = 0
         while max_cycles is None or cycles < max_cycles:

@@ -26,7 +26,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from index.language import detect_language, script_language
-from rag.abstention import ABSTAIN_THRESHOLD, evidence_check, is_abstention
+from rag.abstention import EvidenceCheck, evidence_check, is_abstention
 from rag.backends.base import GenerationRequest, Generator
 from rag.citations import CitationVerifier
 from rag.condense import Condensed, condense_heuristically
@@ -95,15 +95,14 @@ class AnswerChain:
     def _retrieve(self, state: State) -> list[Passage]:
         return self.retrieve_passages(state["condensed"].standalone, state["language"], state.get("top_k"))
 
-    def _check(self, state: State) -> Any:
-        threshold = self.settings.answer.abstain_threshold
+    def _check(self, state: State) -> EvidenceCheck:
         return evidence_check(
             state["condensed"].focus,
             state["language"],
             state["passages"],
             self.scorer,
             self.language_of,
-            threshold=ABSTAIN_THRESHOLD if threshold is None else threshold,
+            threshold=self.settings.answer.abstain_threshold,  # None: rag.abstention's default
         )
 
     def _prompt(self, state: State) -> list:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from index.sentences import split_sentences
 from rag.evidence import EvidenceScorer, Window, content_words, sentence_windows
 from rag.markers import MARKER_RUN, parse_markers, strip_markers
 from rag.prompts import EXTRACTIVE_LEAD_INS
+from rag.protocols import TextEmbedder
 from rag.records import Citation, CitationReport, Passage
-from rag.sentences import split_sentences
 
 DENSE_SHARE = 0.3  # weight of the embedding cosine in a citation's support (hybrid mode only)
 
@@ -40,7 +40,7 @@ def split_claims(answer: str) -> list[Claim]:
     spans = split_sentences(answer, protect_quotes=True)
     claims: list[Claim] = []
     for span in spans:
-        text = span.text
+        text = answer[span.start : span.end]
         leading = MARKER_RUN.match(text)
         if leading and claims:
             previous = claims[-1]
@@ -67,7 +67,7 @@ class CitationVerifier:
         language_of: Callable[[str], str],
         chunk_span: Callable[[str], tuple[int, int]] | None = None,
         *,
-        embedder: Any | None = None,
+        embedder: TextEmbedder | None = None,
         support_threshold: float = 0.5,
     ) -> None:
         self.scorer = scorer

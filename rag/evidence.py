@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
-from index.language import STOPWORDS
+from index.language import STOPWORDS, fold_accents
 from index.lexical import analyze
 from rag.markers import blank_markers
 
@@ -84,9 +82,8 @@ AnswerType = str  # "number" | "date" | "name" | ""
 
 
 def fold(word: str) -> str:
-    """Lowercase without accents: how stop-word and cue lists are compared."""
-    decomposed = unicodedata.normalize("NFKD", word.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Lowercase without accents (`index.language.fold_accents`): how stop-word and cue lists are compared."""
+    return fold_accents(word.lower())
 
 
 @lru_cache(maxsize=16)
@@ -177,14 +174,6 @@ class CorpusStats:
             frequency.update(set(analyze(text, language=language)))
             count += 1
         return cls(frequency, count)
-
-    @classmethod
-    def from_bm25(cls, bm25: Any) -> CorpusStats:
-        """Reuse the document frequencies of an `index.lexical.BM25Index` (same analyzer, same chunks)."""
-        import numpy as np
-
-        frequencies = np.diff(bm25.term_ptr).tolist()
-        return cls(Counter(dict(zip(bm25.vocabulary, frequencies, strict=True))), bm25.size)
 
     def _idf_for(self, df: int) -> float:
         return math.log(1.0 + (self.chunk_count - df + 0.5) / (df + 0.5))
@@ -291,7 +280,7 @@ def sentence_windows(
     scorer: EvidenceScorer, text: str, offset: int, language: str, *, with_context: bool = True
 ) -> list[Window]:
     """Windows over the sentences of `text` (which starts at `offset` in its document)."""
-    from rag.sentences import split_sentences
+    from index.sentences import split_sentences
 
     sentences = split_sentences(text)
     windows = []
@@ -299,7 +288,11 @@ def sentence_windows(
         first = sentence
         if with_context and index > 0:
             previous = sentences[index - 1]
-            if _ANAPHORIC_START.match(sentence.text) or len(previous.text.split()) <= _FRAGMENT_WORDS:
+            sentence_text, previous_text = (
+                text[sentence.start : sentence.end],
+                text[previous.start : previous.end],
+            )
+            if _ANAPHORIC_START.match(sentence_text) or len(previous_text.split()) <= _FRAGMENT_WORDS:
                 first = previous
         span_text = text[first.start : sentence.end]
         windows.append(

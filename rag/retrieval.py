@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
@@ -25,6 +24,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from index.protocols import IndexReader, Ranking
 from index.records import Chunk
+from rag.protocols import Reranker
 from rag.records import Passage
 from rag.settings import RetrievalSettings
 
@@ -179,7 +179,7 @@ class HybridRetriever:
         store: IndexReader,
         settings: RetrievalSettings,
         *,
-        reranker: Any | None = None,
+        reranker: Reranker | None = None,
         expander: Callable[[str, str, Sequence[str]], str] | None = None,
     ) -> None:
         self.store = store

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from index.config import IndexConfig
 
-BackendName = Literal["extractive", "ollama", "openai", "hf"]
+BackendName = Literal["extractive", "hf", "openai", "ollama"]  # the one list of backend names
 ENV_PREFIX = "RAG_"
 DEFAULT_CONFIG_FILE = "rag.toml"
 
