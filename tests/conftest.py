@@ -170,3 +170,24 @@ def pg_url(pg_server, request: pytest.FixtureRequest) -> str:  # noqa: ANN001
     with psycopg.connect(pg_server.url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return pg_server.url.rsplit("/", 1)[0] + "/" + name
+
+
+# `slow` by one rule, not by hand: a test is slow when it loads a real model (sentence-transformers or
+# transformers), drives a browser or needs the PostgreSQL server, i.e. when it uses one of these fixtures.
+# `pytest -m "not slow"` is the quick loop.
+SLOW_FIXTURES = frozenset(
+    {
+        "tiny_st_model_dir",
+        "tiny_model_dir",
+        "tiny_model_dir_without_template",
+        "browser",
+        "pg_server",
+        "pg_url",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -115,11 +115,8 @@ def test_question_with_its_own_subject_is_not_rewritten(two_people) -> None:
 
 
 @pytest.mark.slow
-def test_hybrid_mode_with_a_small_embedding_model(request, tmp_path, seeds_dir) -> None:
-    try:
-        model_dir = request.getfixturevalue("tiny_st_model_dir")
-    except pytest.FixtureLookupError:
-        pytest.skip("the tiny_st_model_dir fixture (tests/conftest.py) is not available")
+def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, seeds_dir) -> None:
+    model_dir = tiny_st_model_dir
     from index.build import build_index
     from index.embedding import load_embedder
     from rag import open_assistant
