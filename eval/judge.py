@@ -34,8 +34,15 @@ from typing import Any
 
 from eval import metrics as m
 
-LLM_BACKENDS = ("ollama", "openai", "hf")
-NEEDS_LLM = "--judge needs an LLM backend (ollama, openai, hf): set llm.backend/--judge NAME"
+
+def _llm_backends() -> tuple[str, ...]:
+    from rag.backends import BACKENDS
+
+    return tuple(name for name in BACKENDS if name != "extractive")
+
+
+LLM_BACKENDS = _llm_backends()
+NEEDS_LLM = f"--judge needs an LLM backend ({', '.join(LLM_BACKENDS)}): set llm.backend/--judge NAME"
 KINDS = ("faithfulness", "correctness")
 
 # Statuses of one judgement: a score was read; the reply had none; the judge was stopped or not applicable.

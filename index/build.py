@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from index.chunking import SPLITTER_VERSION, ChunkingSettings, approx_count_batch, chunk_document
+from index.chunking import ChunkingSettings, approx_count_batch, chunk_document
 from index.config import IndexConfig
 from index.embedding import Embedder, approx_token_spans, load_embedder
 from index.errors import IndexMismatchError, IndexPathError
@@ -38,8 +38,10 @@ from index.manifest import FileEntry, Manifest, utc_now
 from index.model_check import check_same_model
 from index.protocols import Generation, IndexWriter, PreviousIndex
 from index.records import Chunk, Document
+from index.sentences import SPLITTER_VERSION
 from index.stores import open_writer
 from index.vector_index import vector_index_kind
+from index.windows import WindowTable, build_window_table
 
 ProgressCallback = Callable[[int, int, str], None]
 APPROX_TOKENIZER = "approx-v1"
@@ -62,6 +64,7 @@ class BuildReport:
     changed_files: int = 0
     removed_files: int = 0
     embedded_chunks: int = 0
+    embedded_windows: int = 0  # sentence windows embedded (index.windows), hybrid mode
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seconds: float = 0.0
     mode: str = "lexical"
@@ -240,6 +243,8 @@ def build_index(
         loaded = load_and_chunk(plan, report, progress, on_progress)
         assembled = assemble(plan, loaded)
         vectors = embed_chunks(plan, assembled, report, progress, on_progress)
+        # Only for a store that keeps them: embedding windows nobody stores would double the cost for nothing.
+        windows = find_windows(plan, assembled, report) if getattr(writer, "keeps_windows", False) else None
         bm25 = BM25Index(k1=BM25_K1, b=BM25_B).build_from_counts(assembled.term_counts)
         writer.write(
             Generation(
@@ -248,6 +253,7 @@ def build_index(
                 chunks=assembled.chunks,
                 bm25=bm25,
                 vectors=vectors,
+                windows=windows,
             )
         )
         report.written = True
@@ -356,6 +362,8 @@ def plan_build(
         and plan.same_analyzer
         and previous.manifest.instruction_detector == DETECTOR_VERSION
         and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
+        # An index from before sentence windows were stored gets them (its chunks and vectors are kept).
+        and not (getattr(writer, "keeps_windows", False) and previous.stored_windows() is None)
     )
     return plan
 
@@ -468,6 +476,29 @@ def embed_chunks(
         )
     report.embedded_chunks = len(todo)
     return vectors
+
+
+def find_windows(plan: BuildPlan, assembled: _Assembled, report: BuildReport) -> WindowTable:
+    """Sentence windows of every document (`index.windows`), embedded in hybrid mode: a kept document
+    keeps its windows and vectors from the previous index, a new or changed one is split and embedded."""
+    embedder = plan.embedder
+    previous = plan.previous
+    table = previous.stored_windows() if hasattr(previous, "stored_windows") else None  # WindowHistory
+    kept = {old.doc_id for _, old in plan.kept}
+    usable = table is not None and (embedder is None or table.vectors is not None)
+    reused = [
+        (table, previous.document_row(document.doc_id))  # type: ignore[union-attr]
+        if usable and document.doc_id in kept
+        else None
+        for document, _ in assembled.documents
+    ]
+    windows, report.embedded_windows = build_window_table(
+        [document.text for document, _ in assembled.documents],
+        reused,
+        None if embedder is None else embedder.embed_passages,
+        embedder.dimension if embedder is not None else 0,
+    )
+    return windows
 
 
 def make_manifest(plan: BuildPlan, assembled: _Assembled, bm25: BM25Index) -> Manifest:

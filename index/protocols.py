@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from index.lexical import BM25Index
     from index.manifest import Manifest
     from index.records import Chunk, Document
+    from index.windows import WindowSpan, WindowTable
 
 Ranking = list[tuple[int, float]]
 """(chunk row, score), best first. A row is an index into `IndexReader.chunks`."""
@@ -127,6 +128,42 @@ class PreviousIndex(Protocol):
         ...
 
 
+class WindowReader(Protocol):
+    """Optional: a store that keeps the sentence windows of its documents (`index.windows`) and their
+    vectors. `rag` uses them when the store has them (the evidence step reads cosines instead of calling a
+    model; retrieval adds a sentence max-sim ranking), and falls back to splitting passages on the fly
+    without cosines when it does not. The folder store implements it; a database store keeps one row per
+    window (document, start, sentence start, end, vector) and its build reuses the rows of kept documents.
+    A writer that stores windows says so with `keeps_windows = True` (then `build_index` finds and embeds
+    them and passes them in `Generation.windows`, and its previous index implements `WindowHistory`).
+    """
+
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The query's unit vector (the one `search_dense` uses, memoised so that the evidence step of the
+        same answer calls no model again); None in lexical mode."""
+        ...
+
+    def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
+        """The document's sentence windows (`index.windows`: start, own sentence start, end, in text
+        order) and their unit vectors (one row per window, embedded with the passage prompt at index
+        time; None in lexical mode); None when the store keeps no windows. A database store keeps one row
+        per window: document, the three offsets, the vector."""
+        ...
+
+
+class WindowHistory(Protocol):
+    """Optional, with `WindowReader`: what an incremental build reuses of the previous index's windows."""
+
+    def stored_windows(self) -> WindowTable | None:
+        """The sentence windows of every document (with vectors in hybrid mode), rows grouped by
+        `document_row`; None for an index written before windows were stored (the build then adds them)."""
+        ...
+
+    def document_row(self, doc_id: str) -> int:
+        """Position of a document in the index's document order (its rows of `stored_windows`)."""
+        ...
+
+
 @dataclass(slots=True)
 class Generation:
     """A complete new index, as `build_index` hands it to `IndexWriter.write`."""
@@ -136,6 +173,9 @@ class Generation:
     chunks: list[Chunk]
     bm25: BM25Index
     vectors: np.ndarray | None  # row i embeds chunks[i]; None in lexical mode
+    #: Sentence windows of `documents` (same order; `index.windows`), with vectors in hybrid mode. A writer
+    #: that keeps no windows ignores them (see `WindowReader`).
+    windows: WindowTable | None = None
 
 
 class IndexWriter(Protocol):

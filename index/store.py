@@ -9,8 +9,9 @@ Writing: `index.writer`. Folder layout: `index.generations`.
 from __future__ import annotations
 
 import json
+import threading
 import zipfile
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +41,14 @@ from index.manifest import Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.protocols import DocumentInfo
 from index.records import Chunk, Document, Section
+from index.windows import WindowSpan, WindowTable
 
 if TYPE_CHECKING:
     import faiss
 
 __all__ = ["DocumentInfo", "IndexStore"]
+
+QUERY_MEMO_SIZE = 256  # recent query vectors kept (a chat re-asks; the eval retrieves then answers)
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -80,6 +84,11 @@ class IndexStore:
         # The retrieval mode, decided here once: dense search needs both the vectors and a loaded model.
         self.mode = "hybrid" if self.embedder is not None else "lexical"
         self._rows = {chunk.chunk_id: row for row, chunk in enumerate(chunks)}
+        self._doc_rows = {doc.doc_id: row for row, doc in enumerate(documents)}
+        # Sentence windows (index.windows), read by the answering side; None for an index built before them.
+        self.window_table: WindowTable | None = None
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_lock = threading.Lock()
         counts = Counter(languages[chunk.doc_id] for chunk in chunks)
         self.main_language = counts.most_common(1)[0][0] if counts else DOCUMENT_LANGUAGE_DEFAULT
         self._corpus_languages = set(counts)
@@ -184,9 +193,11 @@ class IndexStore:
         )
         if embedder is not None and vector_index is not None:
             check_dimension(vector_index.d, embedder, str(index_dir))
-        return cls(
+        store = cls(
             index_dir, generation, manifest, documents, languages, chunks, bm25, vector_index, embedder
         )
+        store.window_table = WindowTable.load(generation)
+        return store
 
     # -- lookups --------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -228,6 +239,25 @@ class IndexStore:
             return None
         return self.vector_index.reconstruct_n(0, self.vector_index.ntotal)
 
+    def document_row(self, doc_id: str) -> int:
+        """Position of a document in this generation (its rows in the window table)."""
+        return self._doc_rows[doc_id]
+
+    def stored_windows(self) -> WindowTable | None:
+        return self.window_table
+
+    def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
+        """The sentence windows of a document and their unit vectors (float16; None in lexical mode),
+        or None when this index stores no windows (built by an older version: `rag index` adds them)."""
+        if self.window_table is None:
+            return None
+        rows = self.window_table.spans_of(self._doc_rows[doc_id])
+        spans = [span for _, span in rows]
+        vectors = self.window_table.vectors
+        if vectors is None or not rows:
+            return spans, None
+        return spans, vectors[rows[0][0] : rows[-1][0] + 1]
+
     def documents(self) -> list[DocumentInfo]:
         counts = Counter(chunk.doc_id for chunk in self.chunks)
         return [
@@ -244,11 +274,28 @@ class IndexStore:
         ]
 
     # -- search ---------------------------------------------------------------------------------------
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The query's unit vector (query prompt applied), None in lexical mode. Memoised: retrieval and the
+        evidence step of one answer share one model call."""
+        if self.embedder is None:
+            return None
+        with self._query_lock:
+            vector = self._query_vectors.get(query)
+            if vector is not None:
+                self._query_vectors.move_to_end(query)
+                return vector
+        vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+        with self._query_lock:
+            self._query_vectors[query] = vector
+            while len(self._query_vectors) > QUERY_MEMO_SIZE:
+                self._query_vectors.popitem(last=False)
+        return vector
+
     def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
         """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode."""
         if self.embedder is None or self.vector_index is None or k <= 0 or not self.chunks:
             return []
-        vector = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
+        vector = self.query_vector(query).reshape(1, -1)  # type: ignore[union-attr]
         scores, rows = self.vector_index.search(vector, min(k, len(self.chunks)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 

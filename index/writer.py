@@ -40,6 +40,9 @@ from index.vector_index import write_vector_index
 class FolderIndexWriter:
     """`IndexWriter` of the folder store in `index_dir` (see `index.protocols.IndexWriter`)."""
 
+    #: It stores sentence windows (`index.protocols.WindowReader`): the build finds and embeds them.
+    keeps_windows = True
+
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
 
@@ -157,6 +160,8 @@ def write_generation(index_dir: Path, generation: Generation) -> Path:
         if generation.vectors is not None:
             write_vector_index(generation.vectors, temp / VECTORS_FILE)
             _fsync_file(temp / VECTORS_FILE)
+        if generation.windows is not None:
+            _fsync_file(generation.windows.save(temp))
         generation.manifest.chunk_count = len(generation.chunks)
         _write_text(temp / "manifest.json", generation.manifest.to_json())
         _fsync_dir(temp)

@@ -17,19 +17,10 @@ the figures behind the constants are in the comment above `ABSTAIN_THRESHOLD`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.evidence import (
-    EvidenceScorer,
-    TermGroup,
-    Window,
-    expected_answer_type,
-    has_answer_type,
-    sentence_windows,
-)
+from rag.evidence import Evidence, ScoredWindow, Window
 from rag.prompts import ABSTENTION_MESSAGES
-from rag.records import Passage
 
 #: Calibrated by `python -m eval.benchmarks.calibrate_abstention` (PIAF dev, paragraphs under their article
 #: titles, with held-out articles as the unanswerable questions, 800 + 800 sampled; seed golden set 23 + 3).
@@ -56,59 +47,91 @@ UNKNOWN_NAME_FACTOR = 0.7
 
 
 @dataclass(frozen=True, slots=True)
-class EvidenceCheck:
-    """The abstention signal: how well the best window covers the question."""
+class HybridGate:
+    """Hybrid mode's gate, for one embedding model: answer when
+    lexical_slope * lexical score + best window cosine >= intercept (a line in that plane).
 
-    score: float  # 0..1
+    Raw cosines mean different things for different models (E5 puts almost everything above 0.7), so a gate
+    is calibrated per model; a model without one keeps the lexical gate."""
+
+    model: str
+    lexical_slope: float
+    intercept: float
+
+    def margin(self, lexical: float, cosine: float) -> float:
+        """Signed distance to the line (>= 0: answer)."""
+        return self.lexical_slope * lexical + cosine - self.intercept
+
+    def shift(self, threshold: float) -> float:
+        """How far an overridden lexical threshold moves the line."""
+        return self.lexical_slope * (threshold - ABSTAIN_THRESHOLD)
+
+
+#: Calibrated by `python -m eval.benchmarks.calibrate_abstention --hybrid MODEL_DIR` on PIAF dev with honest
+#: unanswerable questions (figures in its docstring).
+HYBRID_GATES: tuple[HybridGate, ...] = ()
+
+
+def gate_for(model_name: str | None) -> HybridGate | None:
+    """The calibrated gate of an embedding model (hub name or a local folder named after it), else None."""
+    if not model_name:
+        return None
+    name = model_name.rstrip("/\\").lower()
+    for gate in HYBRID_GATES:
+        short = gate.model.split("-", 1)[1]  # "e5-small": the stand-in folders keep it in their name
+        if name.endswith(gate.model) or name.rsplit("/", 1)[-1].endswith(short):
+            return gate
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceCheck:
+    """The abstention decision and what it read."""
+
+    score: float  # the lexical score: best window coverage with the type and name factors (0..1)
     abstain: bool
     passage_number: int | None  # passage holding the best window
     window: Window | None
+    cosine: float | None = None  # best cosine of the question with a window (hybrid mode)
 
 
-def window_score(groups: Sequence[TermGroup], window: Window, answer_type: str) -> float:
-    score = EvidenceScorer.coverage(groups, window.stems)
-    if answer_type and not has_answer_type(window.text, answer_type):
-        score *= TYPE_MISMATCH_FACTOR
-    return score
+def lexical_score(item: ScoredWindow, evidence: Evidence) -> float:
+    score = item.coverage * (1.0 if item.typed else TYPE_MISMATCH_FACTOR)
+    return score * (UNKNOWN_NAME_FACTOR if evidence.unknown_name else 1.0)
 
 
 def evidence_check(
-    question: str,
-    language: str,
-    passages: Sequence[Passage],
-    scorer: EvidenceScorer,
-    language_of: Callable[[str], str],
-    *,
-    threshold: float | None = None,
+    evidence: Evidence, *, threshold: float | None = None, gate: HybridGate | None = None
 ) -> EvidenceCheck:
-    """Score the best sentence window of `passages` against `question` and decide whether to abstain."""
+    """Decide from the evidence step's scores whether the passages can answer the question.
+
+    `gate`: the embedding model's calibrated gate (hybrid mode), else the lexical threshold decides.
+    `threshold` overrides the lexical threshold; with a gate it shifts the gate's line accordingly."""
     threshold = ABSTAIN_THRESHOLD if threshold is None else threshold
-    answer_type = expected_answer_type(question)
-    best = EvidenceCheck(0.0, True, None, None)
-    groups_by_language: dict[str, list[TermGroup]] = {}
-    for passage in passages:
-        doc_language = language_of(passage.doc_id)
-        if doc_language not in groups_by_language:
-            groups_by_language[doc_language] = scorer.term_groups(question, language, doc_language)
-        groups = groups_by_language[doc_language]
-        if not groups:
-            continue
-        factor = UNKNOWN_NAME_FACTOR if _names_unknown_to_corpus(question, groups, scorer) else 1.0
-        for window in sentence_windows(scorer, passage.text, passage.start, doc_language):
-            score = window_score(groups, window, answer_type) * factor
-            if score > best.score:
-                best = EvidenceCheck(score, score < threshold, passage.number, window)
-    return best
+    best: ScoredWindow | None = None
+    best_score = 0.0
+    for item in evidence.statements:
+        score = lexical_score(item, evidence)
+        if best is None or score > best_score:
+            best, best_score = item, score
+    if best is None:
+        return EvidenceCheck(0.0, True, None, None)
+    if gate is None or not evidence.hybrid:
+        return EvidenceCheck(best_score, best_score < threshold, best.passage.number, best.window)
+    cosine = evidence.best_cosine
+    abstain = gate.margin(best_score, cosine) < gate.shift(threshold)
+    return EvidenceCheck(best_score, abstain, best.passage.number, best.window, cosine)
 
 
-def _names_unknown_to_corpus(question: str, groups: Sequence[TermGroup], scorer: EvidenceScorer) -> bool:
-    """True when the question names something (a capitalised word after the first) found in no chunk."""
-    words = question.split()[1:]
-    names = {w.strip("?!.,;:«»\"'’()") for w in words if w[:1].isupper()}
-    for group in groups:
-        if group.word in names and not any(scorer.stats.document_frequency.get(s) for s in group.stems):
-            return True
-    return False
+def answers_question(
+    item: ScoredWindow, evidence: Evidence, gate: HybridGate | None = None, threshold: float | None = None
+) -> bool:
+    """Would this window alone pass the gate? (What a citation's window must do to count as support.)"""
+    threshold = ABSTAIN_THRESHOLD if threshold is None else threshold
+    score = lexical_score(item, evidence)
+    if gate is None or item.cosine is None:
+        return score >= threshold
+    return gate.margin(score, item.cosine) >= gate.shift(threshold)
 
 
 def is_abstention(text: str) -> bool:

@@ -22,7 +22,7 @@ from index.embedding import Embedder
 from index.protocols import IndexReader
 from index.stores import store_location
 from rag.errors import IndexUnavailableError, InvalidArgumentError
-from rag.protocols import Retriever, TextEmbedder
+from rag.protocols import Retriever
 from rag.records import Answer, Passage
 from rag.settings import Settings, load_settings
 
@@ -99,7 +99,6 @@ class Assistant:
         """Forget the stages built for the previous store (after `add_documents`)."""
         self._scorer: EvidenceScorer | None = None
         self._retriever: Retriever | None = self._given_retriever
-        self._embedder: TextEmbedder | None = None
         self._generators: dict[str, Generator] = dict(self._given_generators)
         self._chains: dict[str, AnswerChain] = {}
 
@@ -118,15 +117,6 @@ class Assistant:
 
             self._scorer = build_scorer(self._store)
         return self._scorer
-
-    @property
-    def embedder(self) -> TextEmbedder | None:
-        """The model for answer-side embeddings (sentence picking, citation checks), memoised per text."""
-        if self._embedder is None and self._store.embedder is not None:
-            from rag.builders import build_answer_embedder
-
-            self._embedder = build_answer_embedder(self._store)
-        return self._embedder
 
     @property
     def retriever(self) -> Retriever:
@@ -148,7 +138,6 @@ class Assistant:
                     name,
                     scorer=self.scorer,
                     language_of=self.language_of,
-                    embedder=self.embedder,
                 )
                 self._generators[name] = generator
             return generator
@@ -167,7 +156,6 @@ class Assistant:
                     self.retriever,
                     self.generator(name),
                     self.scorer,
-                    self.embedder,
                 )
                 self._chains[name] = chain
             return chain

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from index.protocols import IndexReader
 from rag.backends.base import Generator
 from rag.evidence import CorpusStats, EvidenceScorer
-from rag.protocols import LanguageOf, Reranker, Retriever, TextEmbedder
+from rag.protocols import LanguageOf, Reranker, Retriever
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
 def build_scorer(store: IndexReader) -> EvidenceScorer:
     """Evidence scoring with the index's own document frequencies (nothing is analysed again)."""
     return EvidenceScorer(CorpusStats(Counter(store.term_document_frequencies()), len(store.chunks)))
-
-
-def build_answer_embedder(store: IndexReader) -> TextEmbedder | None:
-    """The store's model behind a memo (sentence picking and citation checks re-embed the same
-    sentences); None in lexical mode."""
-    if store.embedder is None:
-        return None
-    from rag.vector_cache import CachedEmbedder
-
-    return CachedEmbedder(store.embedder)
 
 
 def build_reranker(settings: Settings) -> Reranker | None:
@@ -59,13 +49,12 @@ def build_generator(
     *,
     scorer: EvidenceScorer,
     language_of: LanguageOf,
-    embedder: TextEmbedder | None,
 ) -> Generator:
     """The generator of `backend`; the extractive one is given the index's evidence statistics."""
     if backend == "extractive":
         from rag.backends.extractive import ExtractiveGenerator
 
-        return ExtractiveGenerator(scorer, language_of=language_of, embedder=embedder)
+        return ExtractiveGenerator(scorer, language_of=language_of)
     from rag.backends import make_generator
 
     return make_generator(settings, backend)
@@ -77,11 +66,19 @@ def build_chain(
     retriever: Retriever,
     generator: Generator,
     scorer: EvidenceScorer,
-    embedder: TextEmbedder | None,
 ) -> AnswerChain:
-    """The answering chain of one generator over one opened index."""
+    """The answering chain of one generator over one opened index.
+
+    In hybrid mode the evidence step reads the store's sentence windows and the retrieval query's memoised
+    vector (`index.protocols.WindowReader`, when the store has them: no model call beyond the query's), and
+    the abstention gate calibrated for the embedding model (`rag.abstention.gate_for`; none: lexical gate).
+    """
+    from rag.abstention import gate_for
     from rag.chain import AnswerChain
     from rag.citations import CitationVerifier
+
+    hybrid = retriever.mode == "hybrid"
+    gate = gate_for(getattr(store.embedder, "name", None)) if hybrid else None
 
     def chunk_span(chunk_id: str) -> tuple[int, int]:
         chunk = store.chunk(chunk_id)
@@ -91,8 +88,8 @@ def build_chain(
         scorer,
         store.document_language,
         chunk_span,
-        embedder=embedder,
         support_threshold=settings.answer.support_threshold,
+        gate=gate,
     )
     return AnswerChain(
         retrieve_passages=retriever.retrieve,
@@ -102,4 +99,7 @@ def build_chain(
         language_of=store.document_language,
         settings=settings,
         retrieval_mode=retriever.mode,
+        windows_of=getattr(store, "windows", None),
+        query_vector=getattr(store, "query_vector", None) if hybrid else None,
+        gate=gate,
     )

@@ -5,7 +5,9 @@
       -> condense      follow-up + history -> standalone question (LLM: generator.condense with the
                        condense prompt; extractive: the heuristic of rag.condense)
       -> retrieve      hybrid retrieval -> numbered passages (rag.retrieval)
-      -> check         abstention signal on the passages (rag.abstention)
+      -> evidence      every sentence window of the passages scored once: lexical coverage, and in hybrid
+                       mode the cosine with the question from vectors stored in the index (rag.evidence)
+      -> check         abstention decided on that evidence (rag.abstention)
       -> prompt        system + user messages with the numbered passages (rag.prompts)
       -> generate      generator.stream(...) (skipped when abstaining: nothing is invented)
       -> verify        parse [n] markers, check each against its passage (rag.citations)
@@ -26,12 +28,12 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from index.language import detect_language, script_language
-from rag.abstention import ABSTAIN_THRESHOLD, evidence_check, is_abstention
+from rag.abstention import EvidenceCheck, HybridGate, evidence_check, is_abstention
 from rag.backends.base import GenerationRequest, Generator
 from rag.citations import CitationVerifier
 from rag.condense import Condensed, condense_heuristically
 from rag.errors import BackendError
-from rag.evidence import EvidenceScorer
+from rag.evidence import Evidence, EvidenceScorer, WindowSource, collect_evidence
 from rag.markers import remove_marker_numbers
 from rag.prompts import abstention_message, build_messages, format_history
 from rag.records import Answer, CitationReport, Passage
@@ -71,6 +73,11 @@ class AnswerChain:
     language_of: Callable[[str], str]
     settings: Settings
     retrieval_mode: str = "lexical"
+    #: The index's stored sentence windows (and vectors) per document, and the query's vector (memoised by
+    #: the store: the one computed for dense retrieval). None: windows split on the fly, no cosines.
+    windows_of: WindowSource | None = None
+    query_vector: Callable[[str], Any] | None = None
+    gate: HybridGate | None = None  # the embedding model's calibrated abstention gate (rag.abstention)
 
     # --- stages -------------------------------------------------------------------------------------------
     def _language(self, state: State) -> str:
@@ -95,15 +102,24 @@ class AnswerChain:
     def _retrieve(self, state: State) -> list[Passage]:
         return self.retrieve_passages(state["condensed"].standalone, state["language"], state.get("top_k"))
 
-    def _check(self, state: State) -> Any:
-        threshold = self.settings.answer.abstain_threshold
-        return evidence_check(
+    def _evidence(self, state: State) -> Evidence:
+        vector = None
+        if self.query_vector is not None and state["passages"]:
+            # The retrieval query's vector (already computed, memoised): no second model call.
+            vector = self.query_vector(state["condensed"].standalone)
+        return collect_evidence(
             state["condensed"].focus,
             state["language"],
             state["passages"],
             self.scorer,
             self.language_of,
-            threshold=ABSTAIN_THRESHOLD if threshold is None else threshold,
+            windows_of=self.windows_of,
+            query_vector=vector,
+        )
+
+    def _check(self, state: State) -> EvidenceCheck:
+        return evidence_check(
+            state["evidence"], threshold=self.settings.answer.abstain_threshold, gate=self.gate
         )
 
     def _prompt(self, state: State) -> list:
@@ -115,6 +131,7 @@ class AnswerChain:
             language=state["language"],
             passages=state["passages"],
             messages=state["messages"],
+            evidence=state.get("evidence"),
         )
 
     def _verify(self, state: State) -> Answer:
@@ -126,7 +143,7 @@ class AnswerChain:
             if state["check"].abstain or not passages:
                 text = abstention_message(state["language"])
         else:
-            citations, report = self.verifier.verify(text, state["language"], passages)
+            citations, report = self.verifier.verify(text, state["language"], passages, state.get("evidence"))
             text = remove_marker_numbers(text, set(report.dropped_markers))
         timings = state["timings"]
         return Answer(
@@ -150,6 +167,7 @@ class AnswerChain:
             RunnablePassthrough.assign(language=RunnableLambda(_timed("language", self._language)))
             | RunnablePassthrough.assign(condensed=RunnableLambda(_timed("condense", self._condense)))
             | RunnablePassthrough.assign(passages=RunnableLambda(_timed("retrieve", self._retrieve)))
+            | RunnablePassthrough.assign(evidence=RunnableLambda(_timed("evidence", self._evidence)))
             | RunnablePassthrough.assign(check=RunnableLambda(_timed("check", self._check)))
             | RunnablePassthrough.assign(messages=RunnableLambda(_timed("prompt", self._prompt)))
         ).with_config(run_name="rag_prepare")

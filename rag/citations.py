@@ -5,9 +5,12 @@
   inside or right after it.
 - Verification: for a claim citing passage n, the best supporting window of sentences of that passage is
   found by IDF-weighted lexical coverage of the claim's content words (stems of the document's language,
-  with cross-lingual expansion when the answer and the document differ in language); when an embedder is
-  given, a window may instead score (1 - DENSE_SHARE) * its coverage + DENSE_SHARE * cosine, if higher. The window's character
-  offsets into the document are kept for highlighting, with its support score (0..1).
+  with cross-lingual expansion when the answer and the document differ in language). The windows and their
+  scores against the question come from the answer's evidence step (`rag.evidence`): a window that holds the
+  claim's words but does not itself answer the question (`rag.abstention.answers_question`: the abstention
+  gate applied to that window alone, lexical and, in hybrid mode, semantic) supports nothing. No model is
+  called. The window's character offsets into the document are kept for highlighting, with its support
+  score (0..1).
 - Outcome: a support below `support_threshold` -> the marker is listed in `CitationReport.unsupported`
   (the citation is kept, flagged `supported=False`); a marker naming no passage -> dropped and counted in
   `CitationReport.dropped_markers`; a claim without any marker -> `CitationReport.uncited_sentences`.
@@ -17,15 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from rag.evidence import EvidenceScorer, Window, content_words, sentence_windows
+from index.sentences import split_sentences
+from rag.abstention import HybridGate, answers_question
+from rag.evidence import Evidence, EvidenceScorer, ScoredWindow, Window, collect_evidence, content_words
 from rag.markers import MARKER_RUN, parse_markers, strip_markers
 from rag.prompts import EXTRACTIVE_LEAD_INS
 from rag.records import Citation, CitationReport, Passage
-from rag.sentences import split_sentences
 
-DENSE_SHARE = 0.3  # weight of the embedding cosine in a citation's support (hybrid mode only)
+#: The support a citation keeps at most when its window does not answer the question: below any threshold
+#: worth using, so the citation is flagged "not supported" however many words it shares with the claim.
+OFF_QUESTION_SUPPORT = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,7 @@ def split_claims(answer: str) -> list[Claim]:
     spans = split_sentences(answer, protect_quotes=True)
     claims: list[Claim] = []
     for span in spans:
-        text = span.text
+        text = answer[span.start : span.end]
         leading = MARKER_RUN.match(text)
         if leading and claims:
             previous = claims[-1]
@@ -67,56 +72,52 @@ class CitationVerifier:
         language_of: Callable[[str], str],
         chunk_span: Callable[[str], tuple[int, int]] | None = None,
         *,
-        embedder: Any | None = None,
         support_threshold: float = 0.5,
+        gate: HybridGate | None = None,
     ) -> None:
+        self.gate = gate  # the embedding model's abstention gate (hybrid mode), see rag.abstention
         self.scorer = scorer
         self.language_of = language_of
         self.chunk_span = chunk_span
-        self.embedder = embedder
         self.support_threshold = support_threshold
 
-    def _best_window(self, claim: str, answer_language: str, passage: Passage) -> tuple[Window | None, float]:
+    def _windows(self, passage: Passage, evidence: Evidence | None) -> list[ScoredWindow]:
+        if evidence is not None:
+            found = evidence.of_passage(passage.number)
+            if found:
+                return found
+        return list(
+            collect_evidence(
+                "", self.language_of(passage.doc_id), [passage], self.scorer, self.language_of
+            ).windows
+        )
+
+    def _best_window(
+        self, claim: str, answer_language: str, passage: Passage, evidence: Evidence | None
+    ) -> tuple[Window | None, float, ScoredWindow | None]:
+        """The window (or pair of adjacent windows) of `passage` that best supports `claim`, its support
+        (IDF-weighted coverage of the claim's words, 0..1) and the evidence of its last window."""
         doc_language = self.language_of(passage.doc_id)
         groups = self.scorer.term_groups(claim, answer_language, doc_language)
-        windows = sentence_windows(self.scorer, passage.text, passage.start, doc_language, with_context=False)
-        # Pairs of adjacent sentences too: a claim often condenses two of them.
-        pairs = [
-            Window(
-                a.start,
-                b.end,
-                passage.text[a.start - passage.start : b.end - passage.start],
-                a.stems | b.stems,
-            )
-            for a, b in zip(windows, windows[1:], strict=False)
-        ]
-        best: Window | None = None
-        best_score = 0.0
-        for window in [*windows, *pairs]:
-            # A pair must do better than its best sentence by a margin, else the tighter span wins.
-            score = EvidenceScorer.coverage(groups, window.stems) - (0.02 if window in pairs else 0.0)
-            if score > best_score:
-                best, best_score = window, score
-        if self.embedder is not None and windows:
-            # The embedding can lift a paraphrase (or a claim in another language) by at most DENSE_SHARE:
-            # raw cosines are not comparable across models, so they never decide support alone.
-            dense_best, cosine = self._dense_best(claim, windows)
-            dense_best_stems = EvidenceScorer.coverage(groups, dense_best.stems)
-            blended = (1 - DENSE_SHARE) * dense_best_stems + DENSE_SHARE * max(0.0, cosine)
-            if blended > best_score:
-                best, best_score = dense_best, blended
-        if best is None and windows:
-            best = windows[0]
-        return best, max(0.0, min(1.0, best_score))
-
-    def _dense_best(self, claim: str, windows: Sequence[Window]) -> tuple[Window, float]:
-        import numpy as np
-
-        query = np.asarray(self.embedder.embed_query(claim), dtype=np.float32)
-        vectors = np.asarray(self.embedder.embed_passages([w.text for w in windows], show_progress=False))
-        cosines = vectors @ query
-        index = int(np.argmax(cosines))
-        return windows[index], float(cosines[index])
+        scored = self._windows(passage, evidence)
+        candidates: list[tuple[Window, ScoredWindow, float]] = [(w.window, w, 0.0) for w in scored]
+        # Pairs of adjacent windows too: a claim often condenses two sentences. A pair must do better than
+        # its best sentence by a margin, else the tighter span wins.
+        for a, b in zip(scored, scored[1:], strict=False):
+            if b.window.start < a.window.end:  # b's window already holds a's sentence
+                continue
+            text = passage.text[a.window.start - passage.start : b.window.end - passage.start]
+            pair = Window(a.window.start, b.window.end, text, a.window.stems | b.window.stems)
+            candidates.append((pair, max(a, b, key=lambda w: w.answer_score), 0.02))
+        best: tuple[Window | None, float, ScoredWindow | None] = (None, 0.0, None)
+        for window, item, margin in candidates:
+            score = EvidenceScorer.coverage(groups, window.stems) - margin
+            if score > best[1]:
+                best = (window, score, item)
+        if best[0] is None and scored:
+            best = (scored[0].window, 0.0, scored[0])
+        window, support, item = best
+        return window, max(0.0, min(1.0, support)), item
 
     def _chunk_of(self, passage: Passage, start: int) -> str:
         if self.chunk_span is not None:
@@ -127,8 +128,11 @@ class CitationVerifier:
         return passage.chunk_ids[0] if passage.chunk_ids else ""
 
     def verify(
-        self, answer: str, language: str, passages: Sequence[Passage]
+        self, answer: str, language: str, passages: Sequence[Passage], evidence: Evidence | None = None
     ) -> tuple[list[Citation], CitationReport]:
+        """Check every claim's markers against the passages. `evidence`: the answer's evidence step (the
+        question's scores of every window); with it, a window that supports a claim's words but does not
+        answer the question (`answers_question`) is not counted as support."""
         by_number = {p.number: p for p in passages}
         citations: list[Citation] = []
         report = CitationReport()
@@ -143,7 +147,13 @@ class CitationVerifier:
                 if passage is None:
                     report.dropped_markers.append(marker)
                     continue
-                window, support = self._best_window(bare, language, passage)
+                window, support, item = self._best_window(bare, language, passage, evidence)
+                if (
+                    evidence is not None
+                    and item is not None
+                    and not answers_question(item, evidence, self.gate)
+                ):
+                    support = min(support, OFF_QUESTION_SUPPORT)
                 if window is None:
                     start, end, quote = passage.start, passage.end, passage.text
                 else:

@@ -18,9 +18,13 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index.terminal import printable, printable_json
+
+if TYPE_CHECKING:
+    from rag.records import Answer
+    from rag.settings import Settings
 
 EXIT_USAGE = 2
 DEFAULT_CHAT_PATHS = ("seeds",)
@@ -83,7 +87,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _cmd_index(args: argparse.Namespace, settings: Any) -> int:
+def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from index.cli import run_index
 
     if not args.paths and not args.forget and not args.rebuild:
@@ -109,7 +113,7 @@ def _excerpt(text: str, start: int, end: int, width: int = 240, context: int = 6
     return " ".join(f"{before}**{span.strip()}**{after}".split())
 
 
-def format_answer(answer: Any) -> str:
+def format_answer(answer: Answer) -> str:
     """The answer, then its numbered sources (file, heading/page, excerpt with the cited span).
 
     Names and texts come from the documents: printed through `printable`, so that no escape sequence in a
@@ -117,7 +121,7 @@ def format_answer(answer: Any) -> str:
     return printable(_format_answer(answer))
 
 
-def _format_answer(answer: Any) -> str:
+def _format_answer(answer: Answer) -> str:
     from rag.prompts import passage_label
 
     lines = [textwrap.fill(answer.text, width=100, break_long_words=False) if answer.text else ""]
@@ -149,7 +153,7 @@ def _format_answer(answer: Any) -> str:
     return "\n".join(lines)
 
 
-def _cmd_ask(args: argparse.Namespace, settings: Any) -> int:
+def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.assistant import open_assistant
 
     assistant = open_assistant(settings)
@@ -161,7 +165,7 @@ def _cmd_ask(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _cmd_chat(args: argparse.Namespace, settings: Any) -> int:
+def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from rag.assistant import build_assistant
 
     paths = [Path(p) for p in (args.paths or DEFAULT_CHAT_PATHS)]
@@ -179,7 +183,7 @@ def _cmd_chat(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace, settings: Any) -> int:
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     try:
         from eval.cli import run
     except ImportError as exc:

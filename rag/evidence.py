@@ -1,34 +1,38 @@
-"""How much of a question (or an answer sentence) a span of a document covers — without any model.
+"""The evidence step: the retrieved passages' sentence windows, scored once per answer, without any model.
 
-One measure serves three stages, so they agree with each other:
-- abstention (`rag.abstention`): does the best retrieved sentence cover the question's content terms?
-- the extractive generator: which sentences answer the question?
-- citation verification (`rag.citations`): does the cited passage support the answer sentence?
+One result (`Evidence`, from `collect_evidence`) serves three stages, so they agree with each other:
+- abstention (`rag.abstention`): can the passages answer the question at all?
+- the extractive generator: which windows answer the question?
+- citation verification (`rag.citations`): does the cited window support the claim and answer the question?
 
-The measure is IDF-weighted coverage: the question's content words become *term groups* (a word's stem in
-the document's language plus, when the question is in another language, the stems of its cross-lingual
-expansions from `rag.crosslingual`); a span covers a group when it holds any of its stems. Coverage is the
-IDF mass of covered groups over the IDF mass of all groups, so rare words (names, specific nouns) weigh
-more than words found in every chunk. IDF comes from the index's chunks (`CorpusStats`).
-
-An expected answer type (number, date, person/place) is read from the question's cue words (combien /
-how many / wie viele, quand / when / wann, qui / who / wer, …) and checked on the span.
+Windows (a sentence, plus the one it leans on) are found at index time by `index.windows` and, in hybrid
+mode, embedded there too: the cosine of the question with each window is a dot product with the stored
+vectors and the query vector retrieval already computed. Each window gets
+- IDF-weighted lexical coverage: the question's content words become *term groups* (a word's stem in the
+  document's language plus, when the question is in another language, the stems of its cross-lingual
+  expansions from `rag.crosslingual`); a span covers a group when it holds any of its stems. Coverage is the
+  IDF mass of covered groups over the IDF mass of all groups, so rare words (names, specific nouns) weigh
+  more than words found in every chunk. IDF comes from the index's chunks (`CorpusStats`);
+- whether it holds the expected answer type read from the question's cue words (combien / how many /
+  wie viele -> a figure, quand / when / wann -> a date, qui / who / wer -> a name);
+- in hybrid mode, its cosine with the question (multilingual: an English question meets French windows).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from index.language import STOPWORDS
+from index.language import STOPWORDS, fold_accents
 from index.lexical import analyze
+from index.windows import WindowSpan, document_windows
 from rag.markers import blank_markers
+from rag.records import Passage
 
 SUPPORTED_ANSWER_LANGUAGES = ("fr", "en", "de")
 
@@ -84,9 +88,8 @@ AnswerType = str  # "number" | "date" | "name" | ""
 
 
 def fold(word: str) -> str:
-    """Lowercase without accents: how stop-word and cue lists are compared."""
-    decomposed = unicodedata.normalize("NFKD", word.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Lowercase without accents (`index.language.fold_accents`): how stop-word and cue lists are compared."""
+    return fold_accents(word.lower())
 
 
 @lru_cache(maxsize=16)
@@ -206,9 +209,11 @@ class TermGroup:
 Expander = Callable[[str, str, Sequence[str]], str]
 
 
-def _default_expander() -> Expander:
-    from rag.crosslingual import expand_query
-
+def _default_expander() -> Expander | None:
+    try:
+        from rag.crosslingual import expand_query
+    except ImportError:  # the glossary module is optional: same-language questions need none
+        return None
     return expand_query
 
 
@@ -267,19 +272,10 @@ class EvidenceScorer:
         return {g.stems for g in groups if g.stems & span_stems}
 
 
-# A sentence that opens with a pronoun or demonstrative leans on the previous one ("80 milliards de dollars.
-# C'est la valorisation…"): its window takes the previous sentence along.
-_ANAPHORIC_START = re.compile(
-    r"^(c['’]est|ce|cet|cette|ces|cela|ceci|ça|il|elle|ils|elles|celui|celle|ceux|celles|"
-    r"it|this|that|these|those|he|she|they|es|er|sie|das|dies|dieser|diese|dieses)\b",
-    re.IGNORECASE,
-)
-_FRAGMENT_WORDS = 6  # a "sentence" this short is a fragment (a figure, a name) that the next one explains
-
-
+# -- the evidence step -----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One or two adjacent sentences of a passage, with offsets into the document's text."""
+    """A sentence window of a passage (see `index.windows`), with offsets into the document's text."""
 
     start: int
     end: int
@@ -287,22 +283,171 @@ class Window:
     stems: frozenset[str]
 
 
-def sentence_windows(
-    scorer: EvidenceScorer, text: str, offset: int, language: str, *, with_context: bool = True
-) -> list[Window]:
-    """Windows over the sentences of `text` (which starts at `offset` in its document)."""
-    from rag.sentences import split_sentences
+@dataclass(frozen=True, slots=True)
+class ScoredWindow:
+    """One window of one retrieved passage, scored once against the question."""
 
-    sentences = split_sentences(text)
-    windows = []
-    for index, sentence in enumerate(sentences):
-        first = sentence
-        if with_context and index > 0:
-            previous = sentences[index - 1]
-            if _ANAPHORIC_START.match(sentence.text) or len(previous.text.split()) <= _FRAGMENT_WORDS:
-                first = previous
-        span_text = text[first.start : sentence.end]
-        windows.append(
-            Window(offset + first.start, offset + sentence.end, span_text, scorer.stems(span_text, language))
+    passage: Passage
+    rank: int  # position of the passage in the retrieval order (0 = best)
+    window: Window
+    coverage: float  # IDF-weighted share of the question's content terms the window holds (0..1)
+    typed: bool  # holds the kind of answer asked for (a figure for "combien"); True when none is asked
+    cosine: float | None  # cosine of the question and the window (hybrid mode), from the stored vectors
+    covered: frozenset[frozenset[str]]  # the question's term groups it holds
+    statement: bool = True  # False for a heading or a question: they name a topic, they answer nothing
+    cosine_gap: float = 0.0  # how far its cosine is below the best statement's of this answer (>= 0)
+
+    @property
+    def answer_score(self) -> float:
+        """How well this window answers the question: what the extractive answer ranks by and what a
+        citation's relevance is (weights: see ANSWER_WEIGHTS)."""
+        score = self.coverage + (TYPE_BONUS if self.typed else 0.0) - RANK_PRIOR * self.rank
+        if self.cosine is not None:
+            # Relative to the best window of the same answer: raw E5 cosines are all high (0.75-0.95) and
+            # shift with the question's length and wording; the gap between windows is what ranks them.
+            score -= COSINE_WEIGHT * self.cosine_gap
+        return score
+
+
+#: How a window's answer score weighs its evidence (chosen on PIAF dev with multilingual-e5-small by
+#: `python -m eval.benchmarks.evidence_tuning`; the measured figures are in its docstring).
+TYPE_BONUS = 0.15  # the kind of answer asked for is there
+RANK_PRIOR = 0.01  # per rank of the passage: only breaks near-ties
+COSINE_WEIGHT = 0.0  # per unit of cosine below the best window's (hybrid mode)
+ANSWER_WEIGHTS = {"type_bonus": TYPE_BONUS, "rank_prior": RANK_PRIOR, "cosine": COSINE_WEIGHT}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The one scoring of the retrieved passages' sentences that abstention, the extractive answer and the
+    citation check all read."""
+
+    question: str
+    language: str
+    answer_type: AnswerType
+    windows: tuple[ScoredWindow, ...]  # every window of every passage, in passage then text order
+    unknown_name: bool  # the question names something that no chunk of the index mentions
+    hybrid: bool  # cosines are there
+
+    @property
+    def statements(self) -> list[ScoredWindow]:
+        """The windows that can answer (headings and questions of the documents left out)."""
+        return [w for w in self.windows if w.statement]
+
+    def best(self) -> ScoredWindow | None:
+        return max(self.statements, key=lambda w: w.answer_score, default=None)
+
+    def of_passage(self, number: int) -> list[ScoredWindow]:
+        return [w for w in self.windows if w.passage.number == number]
+
+    @property
+    def best_cosine(self) -> float:
+        return max((w.cosine for w in self.statements if w.cosine is not None), default=0.0)
+
+
+#: (document id) -> (window spans, their vectors or None) from the index, or None when it stores no windows.
+WindowSource = Callable[[str], "tuple[list[WindowSpan], Any] | None"]
+
+
+def passage_windows(
+    passage: Passage, stored: tuple[list[WindowSpan], Any] | None
+) -> list[tuple[WindowSpan, Any]]:
+    """The windows inside `passage` with their vectors (None without). A window whose leading sentence lies
+    before the passage keeps its own sentence only (its vector is the window's: close enough to rank it).
+    Without stored windows (an index from an older version) the passage is split now, with no vectors."""
+    if stored is None:
+        spans = [
+            WindowSpan(w.start + passage.start, w.sentence + passage.start, w.end + passage.start)
+            for w in document_windows(passage.text)
+        ]
+        return [(span, None) for span in spans]
+    spans, vectors = stored
+    inside = []
+    for index, span in enumerate(spans):
+        if span.sentence < passage.start or span.end > passage.end:
+            continue
+        start = span.start if span.start >= passage.start else span.sentence
+        inside.append(
+            (WindowSpan(start, span.sentence, span.end), None if vectors is None else vectors[index])
         )
-    return windows
+    return inside
+
+
+def collect_evidence(
+    question: str,
+    language: str,
+    passages: Sequence[Passage],
+    scorer: EvidenceScorer,
+    language_of: Callable[[str], str],
+    *,
+    windows_of: WindowSource | None = None,
+    query_vector: Any | None = None,
+) -> Evidence:
+    """Score every sentence window of `passages` against `question`, once: lexical coverage always, the
+    cosine with `query_vector` when the index stores window vectors (hybrid mode). No model is called."""
+    import numpy as np
+
+    answer_type = expected_answer_type(question)
+    groups_by_language: dict[str, list[TermGroup]] = {}
+    scored: list[ScoredWindow] = []
+    unknown_name = False
+    hybrid = query_vector is not None
+    query = None if query_vector is None else np.asarray(query_vector, dtype=np.float32)
+    for rank, passage in enumerate(passages):
+        doc_language = language_of(passage.doc_id)
+        if doc_language not in groups_by_language:
+            groups_by_language[doc_language] = scorer.term_groups(question, language, doc_language)
+            unknown_name = unknown_name or names_unknown_to_corpus(
+                question, groups_by_language[doc_language], scorer
+            )
+        groups = groups_by_language[doc_language]
+        stored = windows_of(passage.doc_id) if windows_of is not None else None
+        pairs = passage_windows(passage, stored)
+        cosines: list[float | None] = [None] * len(pairs)
+        if query is not None and pairs and pairs[0][1] is not None:
+            matrix = np.stack([vector for _, vector in pairs]).astype(np.float32)
+            cosines = [float(c) for c in matrix @ query]
+        for (span, _), cosine in zip(pairs, cosines, strict=True):
+            text = passage.text[span.start - passage.start : span.end - passage.start]
+            sentence = passage.text[span.sentence - passage.start : span.end - passage.start]
+            after = passage.text[span.end - passage.start : span.end - passage.start + 1]
+            stems = scorer.stems(text, doc_language)
+            window = Window(span.start, span.end, text, stems)
+            scored.append(
+                ScoredWindow(
+                    passage=passage,
+                    rank=rank,
+                    window=window,
+                    coverage=EvidenceScorer.coverage(groups, stems) if groups else 0.0,
+                    typed=not answer_type or has_answer_type(text, answer_type),
+                    cosine=cosine,
+                    covered=frozenset(EvidenceScorer.covered(groups, stems)),
+                    statement=is_statement(sentence, after),
+                )
+            )
+    if hybrid:
+        top = max((w.cosine for w in scored if w.statement and w.cosine is not None), default=0.0)
+        scored = [
+            replace(w, cosine_gap=max(0.0, top - w.cosine)) if w.cosine is not None else w for w in scored
+        ]
+    return Evidence(question, language, answer_type, tuple(scored), unknown_name, hybrid)
+
+
+def is_statement(sentence: str, after: str) -> bool:
+    """False for a question ("Quels défis pour OpenAI ?") or a heading: a line of its own ("# Titre",
+    "Le parcours de Sam Altman") without a sentence's final punctuation."""
+    text = sentence.rstrip()
+    if text.endswith("?") or text.startswith("#"):
+        return False
+    own_line = after in ("", "\n")
+    return not (own_line and text and text[-1] not in ".!…:;»”\")'")
+
+
+def names_unknown_to_corpus(question: str, groups: Sequence[TermGroup], scorer: EvidenceScorer) -> bool:
+    """True when the question names something (a capitalised word after the first) found in no chunk."""
+    words = question.split()[1:]
+    names = {w.strip("?!.,;:«»\"'’()") for w in words if w[:1].isupper()}
+    for group in groups:
+        if group.word in names and not any(scorer.stats.document_frequency.get(s) for s in group.stems):
+            return True
+    return False

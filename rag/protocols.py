@@ -4,7 +4,6 @@ test fakes alike (a contract test runs each on both).
 - `index.protocols.IndexReader`: the opened index (folder or PostgreSQL store; `tests/rag/rag_fakes.FakeStore`).
 - `Retriever`: question -> numbered passages (`rag.retrieval.HybridRetriever`).
 - `Reranker`: reorders fused candidates (`rag.rerank.CrossEncoderReranker`).
-- `TextEmbedder`: the answering side's embeddings (`index.embedding.Embedder`, `rag.vector_cache.CachedEmbedder`).
 - `rag.backends.base.Generator` (an ABC: backends share code through it): request -> streamed answer text.
 - `rag.evidence.EvidenceScorer` is one concrete class: there is one way to score evidence.
 
@@ -17,8 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from rag.records import Passage
 
 LanguageOf = Callable[[str], str]
@@ -42,20 +39,4 @@ class Retriever(Protocol):
 class Reranker(Protocol):
     def rerank(self, question: str, candidates: Sequence[tuple[int, str]]) -> list[tuple[int, float]]:
         """(row, text) candidates -> (row, score), best first."""
-        ...
-
-
-class TextEmbedder(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    def embed_query(self, text: str) -> np.ndarray:
-        """One L2-normalised float32 vector, query prompt applied."""
-        ...
-
-    def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """(len(texts), dimension) L2-normalised float32 vectors, passage prompt applied."""
         ...

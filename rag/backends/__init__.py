@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.util import find_spec
+from typing import get_args
 
 from rag.backends.base import GenerationRequest, Generator
 from rag.errors import BackendError
-from rag.settings import Settings
+from rag.settings import BackendName, Settings
 
 __all__ = [
     "BACKENDS",
@@ -29,7 +30,7 @@ __all__ = [
     "model_for",
 ]
 
-BACKENDS: tuple[str, ...] = ("extractive", "hf", "openai", "ollama")
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
 def _make_extractive(settings: Settings) -> Generator:

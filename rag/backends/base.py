@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from langchain_core.messages import BaseMessage
 
@@ -22,6 +23,9 @@ class GenerationRequest:
     language: str  # ISO 639-1 code the answer must be written in
     passages: Sequence[Passage]
     messages: list[BaseMessage] = field(default_factory=list)  # system + user prompt with numbered passages
+    #: The evidence step's scores of the passages' sentence windows (rag.evidence.Evidence), when the chain
+    #: computed them; the extractive generator reads them instead of scoring again.
+    evidence: Any = None
 
 
 class Generator(ABC):

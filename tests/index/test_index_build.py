@@ -46,7 +46,10 @@ def test_incremental_runs(tmp_path: Path, corpus: Path, counting_embedder) -> No
     config = _config(tmp_path, counting_embedder.name)
     first = build_index([corpus], config, embedder=counting_embedder)
     assert (first.files, first.new_files, first.mode) == (3, 3, "hybrid")
-    assert first.embedded_chunks == first.chunks == len(counting_embedder.embedded) > 0
+    assert first.embedded_chunks == first.chunks > 0
+    # Every chunk and every sentence window (index.windows) embedded once.
+    assert first.embedded_windows == len(store_windows := counting_embedder.embedded) - first.chunks > 0
+    assert "Berlin is the capital of Germany." in store_windows
     store = IndexStore.open(config.index_dir, config=config, embedder=counting_embedder)
     assert sorted(d.doc_id for d in store.documents()) == ["berlin.txt", "paris.txt", "sub/lyon.md"]
     before = _snapshot(store)
@@ -59,10 +62,11 @@ def test_incremental_runs(tmp_path: Path, corpus: Path, counting_embedder) -> No
     (corpus / "paris.txt").write_text(PARIS + " Elle compte deux millions d’habitants.", encoding="utf-8")
     third = build_index([], config, embedder=counting_embedder)  # roots come from the manifest
     assert (third.changed_files, third.new_files, third.removed_files) == (1, 0, 0)
-    assert counting_embedder.embedded and all(
-        "Paris" in t or "habitants" in t for t in counting_embedder.embedded
-    )
+    changed = PARIS + " Elle compte deux millions d’habitants."
+    assert counting_embedder.embedded and all(t in changed for t in counting_embedder.embedded)
     store = IndexStore.open(config.index_dir, embedder=counting_embedder)
+    assert third.embedded_windows == len(counting_embedder.embedded) - third.embedded_chunks
+    assert sum("Berlin" in t or "wall" in t for t in counting_embedder.embedded) == 0  # kept windows reused
     kept_rows = [i for i, c in enumerate(store.chunks) if c.doc_id != "paris.txt"]
     old_rows = [before[0].index(store.chunks[i].chunk_id) for i in kept_rows]
     assert np.array_equal(_snapshot(store)[2][kept_rows], before[2][old_rows]), "unchanged vectors are reused"
@@ -71,6 +75,7 @@ def test_incremental_runs(tmp_path: Path, corpus: Path, counting_embedder) -> No
     counting_embedder.embedded.clear()
     fourth = build_index([], config, embedder=counting_embedder)
     assert (fourth.removed_files, fourth.embedded_chunks, fourth.files) == (1, 0, 2)
+    assert fourth.embedded_windows == 0 and counting_embedder.embedded == []
     store = IndexStore.open(config.index_dir, embedder=counting_embedder)
     assert all(c.doc_id != "berlin.txt" for c in store.chunks)
     assert store.bm25.size == store.vector_index.ntotal == len(store.chunks)
@@ -327,9 +332,8 @@ def test_hnsw_above_the_flat_threshold(tmp_path: Path, corpus: Path, counting_em
     (corpus / "nice.txt").write_text("Nice est au bord de la mer Méditerranée.", encoding="utf-8")
     counting_embedder.embedded.clear()
     build_index([corpus], config, embedder=counting_embedder)
-    assert counting_embedder.embedded == [
-        "Nice est au bord de la mer Méditerranée."
-    ]  # vectors read back from HNSW
+    # The new chunk and its one sentence window; the other vectors are read back from HNSW.
+    assert counting_embedder.embedded == ["Nice est au bord de la mer Méditerranée."] * 2
 
 
 def test_default_model_offline_falls_back_to_lexical_fast(

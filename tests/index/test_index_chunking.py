@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from index.chunking import ChunkingSettings, approx_count_batch, chunk_document, split_sentences
+from index.chunking import ChunkingSettings, approx_count_batch, chunk_document
 from index.records import Document, Section
+from index.sentences import split_sentences
 
 
 def _sentences(text: str) -> list[str]:
@@ -159,3 +160,17 @@ def test_model_tokenizer_counts_bound_chunks(tiny_embedder) -> None:  # noqa: AN
     assert len(chunks) > 1
     for chunk in chunks:
         assert tiny_embedder.count_tokens(chunk.text) <= 50
+
+
+def test_quotes_are_kept_whole_on_request() -> None:
+    """Answers (rag.citations) split with protect_quotes: one quoted claim of several sentences stays one."""
+    text = "D’après les documents : « Un. Deux. » [1] Ensuite, trois."
+    assert [text[s.start : s.end] for s in split_sentences(text)] == [
+        "D’après les documents : « Un.",
+        "Deux. »",
+        "[1] Ensuite, trois.",
+    ]
+    assert [text[s.start : s.end] for s in split_sentences(text, protect_quotes=True)] == [
+        "D’après les documents : « Un. Deux. »",
+        "[1] Ensuite, trois.",
+    ]

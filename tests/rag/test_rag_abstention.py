@@ -79,11 +79,11 @@ def test_threshold_setting_overrides_the_calibrated_constant(seed_index_dir) -> 
 
 
 def test_a_name_no_document_mentions_weighs_against_answering(seed_assistant) -> None:
-    from rag.abstention import _names_unknown_to_corpus
+    from rag.evidence import names_unknown_to_corpus
 
     scorer = seed_assistant.scorer
     known = "Quel rôle joue Microsoft auprès d'OpenAI ?"
     unknown = "Quel rôle joue Amazon Zorblax auprès d'OpenAI ?"
-    assert not _names_unknown_to_corpus(known, scorer.term_groups(known, "fr", "fr"), scorer)
-    assert _names_unknown_to_corpus(unknown, scorer.term_groups(unknown, "fr", "fr"), scorer)
+    assert not names_unknown_to_corpus(known, scorer.term_groups(known, "fr", "fr"), scorer)
+    assert names_unknown_to_corpus(unknown, scorer.term_groups(unknown, "fr", "fr"), scorer)
     assert seed_assistant.ask(unknown).abstained

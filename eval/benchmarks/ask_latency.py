@@ -1,0 +1,79 @@
+"""`ask` latency with the index loaded, on all 1,518 PIAF paragraphs, lexical and hybrid side by side.
+
+    .venv/bin/python -m eval.benchmarks.ask_latency --model /root/.cache/rag-fr/e5-small
+        [--piaf-dir ../shared/bench/piaf] [--cache DIR] [--questions 200]
+
+One hybrid index (built once with the model and cached in `--cache`, incremental) is opened twice in one
+process: hybrid (the model loaded) and lexical (`index.embedding_model=""`: the same index, no model). The
+same PIAF dev questions (distinct, so no memoised query vector is reused) are asked through the full public
+path (`Assistant.ask`, extractive backend: retrieve, evidence, abstain, quote, verify), interleaved
+question by question so that both modes see the same machine load. One warm-up question per mode first.
+Prints the median and p95 per mode, and the share of the hybrid time spent in each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from eval.benchmarks.answer_figures import DEFAULT_PIAF, read_jsonl, write_piaf_corpus
+from eval.benchmarks.calibrate_hybrid import hybrid_settings, open_hybrid
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-fr" / "bench"
+    parser.add_argument("--cache", type=Path, default=cache)
+    parser.add_argument("--questions", type=int, default=200)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rag import open_assistant
+
+    corpus = args.cache / "piaf-corpus"
+    write_piaf_corpus(args.piaf_dir, corpus)
+    index_dir = args.cache / f"piaf-{Path(args.model).name}"
+    hybrid = open_hybrid(corpus, index_dir, args.model)
+    lexical_settings = hybrid_settings(index_dir, "")
+    lexical = open_assistant(lexical_settings)
+    assert lexical.retriever.mode == "lexical" and hybrid.retriever.mode == "hybrid"
+    dev = [q["question"] for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == "dev"]
+    questions = list(dict.fromkeys(dev))[:: max(1, len(dev) // args.questions)][: args.questions]
+    for assistant in (hybrid, lexical):
+        assistant.ask("Quelle est la capitale de l'Écosse ?")  # warm-up: lazy wiring, first model call
+    times: dict[str, list[float]] = {"lexical": [], "hybrid": []}
+    stages: dict[str, list[float]] = {}
+    for question in questions:
+        for mode, assistant in (("lexical", lexical), ("hybrid", hybrid)):
+            started = time.perf_counter()
+            answer = assistant.ask(question)
+            times[mode].append(time.perf_counter() - started)
+            if mode == "hybrid":
+                for stage, seconds in answer.timings.items():
+                    stages.setdefault(stage, []).append(seconds)
+    print(
+        f"`ask` latency, {len(questions)} PIAF dev questions, {len(hybrid.store.chunks)} chunks, index loaded"
+    )
+    for mode, values in times.items():
+        print(
+            f"  {mode:<8} median {np.percentile(values, 50) * 1000:6.1f} ms   p95 "
+            f"{np.percentile(values, 95) * 1000:6.1f} ms"
+        )
+    print(
+        "  hybrid stages (median ms): "
+        + ", ".join(f"{stage} {statistics.median(values) * 1000:.1f}" for stage, values in stages.items())
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Fusion weights and candidate counts for hybrid retrieval, swept on PIAF dev with one embedding model.
+
+    .venv/bin/python -m eval.benchmarks.fusion_sweep --model /root/.cache/rag-fr/e5-small
+        [--piaf-dir ../shared/bench/piaf] [--cache DIR] [--questions 1200]
+
+Over all 1,518 titled paragraphs (the hybrid index is built once and cached in `--cache`), for a fixed
+sample of French PIAF dev questions (seed 5) plus the 300 translated dev questions of
+`data/piaf_dev_xling.jsonl` asked in French, English and German: the lexical ranking of the product's
+retriever and the dense ranking (query vectors embedded once, in batches) are computed once, then fused with
+each setting; recall@5 and hit@1 of the gold paragraph over the ranked chunks are printed. With window
+vectors in the index (`index.windows`), the sentence max-sim ranking is swept too. PIAF test is never read.
+How the default was chosen from these figures: the comment above `RetrievalSettings.fusion`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from eval.benchmarks.answer_figures import DEFAULT_PIAF, read_jsonl, write_piaf_corpus
+from eval.benchmarks.calibrate_hybrid import DATA, open_hybrid
+
+SETTINGS = [  # (fusion, dense weight, candidates, sentence weight)
+    *[("weighted", w, c, 0.0) for w in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0) for c in (20, 50, 100)],
+    *[("rrf", w, c, 0.0) for w in (1.0, 1.5) for c in (50, 100)],
+    *[("weighted", w, 50, s) for w in (0.5, 1.0) for s in (0.25, 0.5, 1.0)],
+    ("dense only", 1.0, 50, 0.0),
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-fr" / "bench"
+    parser.add_argument("--cache", type=Path, default=cache)
+    parser.add_argument("--questions", type=int, default=1200, help="French PIAF dev questions sampled")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rag.chain import question_language
+    from rag.retrieval import rrf_fuse, weighted_fuse
+
+    corpus = args.cache / "piaf-corpus"
+    write_piaf_corpus(args.piaf_dir, corpus)
+    assistant = open_hybrid(corpus, args.cache / f"piaf-{Path(args.model).name}", args.model)
+    store, retriever = assistant.store, assistant.retriever
+    embedder = store.embedder
+    dev = [q for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == "dev"]
+    random.Random(5).shuffle(dev)
+    xling = read_jsonl(DATA / "piaf_dev_xling.jsonl")
+    sets = {
+        "fr (PIAF dev)": [(q["question"], q["context_id"]) for q in dev[: args.questions]],
+        **{
+            f"{lang} (translated)": [(x[f"question_{lang}"], x["context_id"]) for x in xling]
+            for lang in ("en", "de")
+        },
+    }
+    chunk_vectors = store.stored_vectors()
+    gold_of_row = [Path(c.doc_id).stem for c in store.chunks]
+    prepared = {}
+    for name, items in sets.items():
+        vectors = embedder._encode([q for q, _ in items], embedder.query_prompt, False)  # one batched call
+        rows = []
+        for (question, gold), vector in zip(items, vectors, strict=True):
+            lexical = retriever.lexical_ranking(question, question_language(question), 200)
+            scores = chunk_vectors @ vector
+            dense = [(int(r), float(scores[r])) for r in np.argsort(-scores)[:200]]
+            rows.append((gold, lexical, dense, vector))
+        prepared[name] = rows
+
+    def sentence(rows: list[int], vector: np.ndarray) -> list[tuple[int, float]]:
+        windows = getattr(store, "windows", None)
+        found = []
+        for row in rows:
+            vectors = retriever._chunk_window_vectors(row, windows) if windows else None
+            if vectors is None:
+                return []
+            if len(vectors):
+                found.append((row, float(np.max(vectors @ vector))))
+        return found
+
+    print(f"PIAF dev, recall@5 / hit@1 of the gold paragraph, {len(store.chunks)} chunks, model {args.model}")
+    for fusion, dense_weight, candidates, sentence_weight in SETTINGS:
+        figures = []
+        for rows in prepared.values():
+            recall = hit = 0
+            for gold, lexical, dense, vector in rows:
+                rankings = {"lexical": lexical[:candidates], "dense": dense[:candidates]}
+                weights = {"lexical": 1.0, "dense": dense_weight, "sentence": sentence_weight}
+                if fusion == "dense only":
+                    fused = dict(rankings["dense"])
+                elif fusion == "rrf":
+                    fused = rrf_fuse(rankings, 60, weights)
+                else:
+                    if sentence_weight:
+                        union = list(dict.fromkeys(r for ranking in rankings.values() for r, _ in ranking))
+                        rankings["sentence"] = sentence(union, vector)
+                    fused = weighted_fuse(rankings, weights)
+                top = [gold_of_row[r] for r, _ in sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:5]]
+                recall += gold in top
+                hit += bool(top) and top[0] == gold
+            figures.append(f"{recall / len(rows):.3f} / {hit / len(rows):.3f}")
+        label = f"{fusion} {dense_weight}:1, {candidates} candidates, sentence {sentence_weight}"
+        print(f"  {label:<48} " + "   ".join(f"{n} {f}" for n, f in zip(prepared, figures, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
