@@ -8,7 +8,8 @@ process: hybrid (the model loaded) and lexical (`index.embedding_model=""`: the 
 same PIAF dev questions (distinct, so no memoised query vector is reused) are asked through the full public
 path (`Assistant.ask`, extractive backend: retrieve, evidence, abstain, quote, verify), interleaved
 question by question so that both modes see the same machine load. One warm-up question per mode first.
-Prints the median and p95 per mode, and the share of the hybrid time spent in each stage.
+Prints the median and p95 per mode, and the median hybrid time of each stage. `--seeds`: the same on
+seeds/ and the single-turn golden questions (a quick check; the issue's target is on PIAF).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.benchmarks.answer_figures import DEFAULT_PIAF, read_jsonl, write_piaf_corpus
+from eval.benchmarks.answer_figures import DEFAULT_PIAF, GOLDEN, SEEDS, read_jsonl, write_piaf_corpus
 from eval.benchmarks.calibrate_hybrid import hybrid_settings, open_hybrid
 
 
@@ -35,18 +36,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-fr" / "bench"
     parser.add_argument("--cache", type=Path, default=cache)
     parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument(
+        "--seeds", action="store_true", help="seeds/ and the golden questions instead of PIAF (a quick check)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rag import open_assistant
 
-    corpus = args.cache / "piaf-corpus"
-    write_piaf_corpus(args.piaf_dir, corpus)
-    index_dir = args.cache / f"piaf-{Path(args.model).name}"
+    if args.seeds:
+        corpus, index_dir = SEEDS, args.cache / f"seeds-{Path(args.model).name}"
+    else:
+        corpus = args.cache / "piaf-corpus"
+        write_piaf_corpus(args.piaf_dir, corpus)
+        index_dir = args.cache / f"piaf-{Path(args.model).name}"
     hybrid = open_hybrid(corpus, index_dir, args.model)
     lexical_settings = hybrid_settings(index_dir, "")
     lexical = open_assistant(lexical_settings)
     assert lexical.retriever.mode == "lexical" and hybrid.retriever.mode == "hybrid"
-    dev = [q["question"] for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == "dev"]
+    if args.seeds:
+        golden = [*read_jsonl(GOLDEN), *read_jsonl(GOLDEN.parent / "seed_qa_extra.jsonl")]
+        dev = [g["question"] for g in golden if not g.get("history")]
+    else:
+        dev = [q["question"] for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == "dev"]
     questions = list(dict.fromkeys(dev))[:: max(1, len(dev) // args.questions)][: args.questions]
     for assistant in (hybrid, lexical):
         assistant.ask("Quelle est la capitale de l'Écosse ?")  # warm-up: lazy wiring, first model call
@@ -61,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for stage, seconds in answer.timings.items():
                     stages.setdefault(stage, []).append(seconds)
     print(
-        f"`ask` latency, {len(questions)} PIAF dev questions, {len(hybrid.store.chunks)} chunks, index loaded"
+        f"`ask` latency, {len(questions)} {'seed golden' if args.seeds else 'PIAF dev'} questions, "
+        f"{len(hybrid.store.chunks)} chunks, index loaded"
     )
     for mode, values in times.items():
         print(
