@@ -16,8 +16,9 @@ Tables (prefix `rag_`, so that the store can share a database with other applica
                    roots, skipped files), a generation counter bumped by every write, and the BM25
                    statistics (chunk count, total length in terms)
     rag_documents  one row per file: text (offsets point into it), hashes, size, mtime, language, sections
-    rag_chunks     one row per chunk: `row_id` (the integer retrieval ranks by), offsets, heading path,
-                   page, and its analysed terms (ids and counts: lets a write delete its postings by key)
+    rag_chunks     one row per chunk: `row_id` (the integer retrieval ranks by), offsets, its text (a copy
+                   of document.text[start:end]), heading path, page, and its analysed terms (ids and
+                   counts: lets a write delete its postings by key)
     rag_terms      the lexical vocabulary with document frequencies
     rag_postings   (term_id, row_id) -> term count and chunk length: BM25 ranked in the database
     rag_vectors    row_id -> pgvector `vector(dimension)` with an HNSW index (cosine); created by the first
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     import psycopg
 
 SETTING = "index.store_url (RAG_INDEX__STORE_URL)"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # The advisory-lock key the writers of one database share (an arbitrary 63-bit constant, "rag-fr" in ASCII).
 WRITER_LOCK_KEY = 0x7261_672D_6672_0001
 CONNECT_TIMEOUT_S = 10
@@ -99,6 +100,18 @@ MIGRATIONS: list[str] = [
         chunk_length integer NOT NULL,
         PRIMARY KEY (term_id, row_id) INCLUDE (tf, chunk_length)
     );
+    """,
+    # 1 -> 2: each chunk keeps its own text, and its instruction-like flag (an index written before the
+    # flag existed has it false everywhere and an `instruction_detector` of 0: the next run flags it).
+    # Each chunk keeps its own text. Cutting it out of its document at read time detoasts the whole
+    # document for every chunk fetched: fine for paragraphs, slow for the chunks of a 500-page PDF.
+    """
+    ALTER TABLE rag_chunks ADD COLUMN text text;
+    UPDATE rag_chunks c SET text = substr(d.text, c.start_offset + 1, c.end_offset - c.start_offset)
+        FROM rag_documents d WHERE d.doc_id = c.doc_id;
+    ALTER TABLE rag_chunks ALTER COLUMN text SET NOT NULL;
+    -- index.instructions: the chunk reads like instructions to an AI assistant (prompt injection).
+    ALTER TABLE rag_chunks ADD COLUMN instruction_like boolean NOT NULL DEFAULT false;
     """,
 ]
 

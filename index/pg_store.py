@@ -24,19 +24,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import struct
 import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from index.config import IndexConfig
 from index.embedding import Embedder
-from index.errors import IndexFormatError, IndexNotFoundError
+from index.errors import IndexError_, IndexFormatError, IndexNotFoundError
 from index.lexical import BM25_B, BM25_K1, Analyzer, analyze_query
 from index.manifest import FORMAT_VERSION, FileEntry, Manifest
 from index.model_check import check_dimension, embedder_for_index
@@ -64,8 +66,8 @@ HNSW_EF_CONSTRUCTION = 64
 CHUNK_CACHE_SIZE = 20_000
 
 _CHUNK_SQL = """c.row_id, c.chunk_id, c.doc_id, d.source, d.title,
-    substr(d.text, c.start_offset + 1, c.end_offset - c.start_offset), c.start_offset, c.end_offset,
-    c.ordinal, c.heading_path, c.page FROM rag_chunks c JOIN rag_documents d USING (doc_id)"""
+    c.text, c.start_offset, c.end_offset,
+    c.ordinal, c.heading_path, c.page, c.instruction_like FROM rag_chunks c JOIN rag_documents d USING (doc_id)"""
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -73,8 +75,10 @@ def _vector_literal(vector: np.ndarray) -> str:
 
 
 def _chunk_of(row: Sequence[Any]) -> Chunk:
-    _, chunk_id, doc_id, source, title, text, start, end, ordinal, heading_path, page = row
-    return Chunk(chunk_id, doc_id, source, title, text, start, end, ordinal, tuple(heading_path), page)
+    _, chunk_id, doc_id, source, title, text, start, end, ordinal, heading_path, page, flagged = row
+    return Chunk(
+        chunk_id, doc_id, source, title, text, start, end, ordinal, tuple(heading_path), page, flagged
+    )
 
 
 def _manifest_json(manifest: Manifest) -> dict[str, Any]:
@@ -149,6 +153,7 @@ class PostgresStore:
         self.dimension: int | None = None
         self._documents: dict[str, Document] = {}
         self._languages: dict[str, str] = {}
+        self._corpus_languages: set[str] | None = None
         self.refresh()
         self.embedder = embedder if self.dimension is not None else None
 
@@ -227,6 +232,7 @@ class PostgresStore:
         self.dimension = int(embedding["dimension"]) if embedding and self.manifest.mode == "hybrid" else None
         self._documents.clear()
         self._languages.clear()
+        self._corpus_languages = None
         self.chunks.clear()
         return True
 
@@ -343,15 +349,17 @@ class PostgresStore:
         return dict(self.query("SELECT term, df FROM rag_terms WHERE df > 0"))
 
     def corpus_languages(self) -> set[str]:
-        """The languages of the documents that have chunks."""
+        """The languages of the documents that have chunks (read once per generation)."""
         self.refresh()
-        return {
-            language
-            for (language,) in self.query(
-                "SELECT DISTINCT d.language FROM rag_documents d "
-                "WHERE EXISTS (SELECT 1 FROM rag_chunks c WHERE c.doc_id = d.doc_id)"
-            )
-        }
+        if self._corpus_languages is None:
+            self._corpus_languages = {
+                language
+                for (language,) in self.query(
+                    "SELECT DISTINCT d.language FROM rag_documents d "
+                    "WHERE EXISTS (SELECT 1 FROM rag_chunks c WHERE c.doc_id = d.doc_id)"
+                )
+            }
+        return set(self._corpus_languages)
 
     def search_lexical(
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
@@ -586,6 +594,10 @@ class PostgresIndexWriter:
             self._insert_documents(
                 [(d, lang) for d, lang in generation.documents if d.doc_id not in kept_docs], manifest.files
             )
+            if old_manifest.get("instruction_detector") != manifest.instruction_detector:
+                # Another detector version flagged the stored chunks: take the generation's flags.
+                flagged = [chunk.chunk_id for chunk in chunks if chunk.instruction_like]
+                conn.execute("UPDATE rag_chunks SET instruction_like = (chunk_id = ANY(%s))", (flagged,))
             new = [i for i, chunk in enumerate(chunks) if chunk.chunk_id not in stored]
             if new:
                 counts = generation.bm25.row_term_counts()
@@ -699,8 +711,8 @@ class PostgresIndexWriter:
         post_tfs: list[int] = []
         post_lengths: list[int] = []
         with conn.cursor().copy(
-            "COPY rag_chunks (row_id, chunk_id, doc_id, start_offset, end_offset, ordinal, heading_path, page, "
-            "term_ids, term_counts) FROM STDIN"
+            "COPY rag_chunks (row_id, chunk_id, doc_id, start_offset, end_offset, text, ordinal, heading_path, "
+            "page, instruction_like, term_ids, term_counts) FROM STDIN"
         ) as copy:
             for row_id, chunk, counts in zip(row_ids.tolist(), chunks, term_counts, strict=True):
                 ids = [term_ids[t] for t in counts]
@@ -711,8 +723,8 @@ class PostgresIndexWriter:
                 post_tfs += tfs
                 post_lengths += [length] * len(ids)
                 copy.write_row(
-                    (row_id, chunk.chunk_id, chunk.doc_id, chunk.start, chunk.end, chunk.ordinal,
-                     list(chunk.heading_path), chunk.page, ids, tfs)
+                    (row_id, chunk.chunk_id, chunk.doc_id, chunk.start, chunk.end, chunk.text, chunk.ordinal,
+                     list(chunk.heading_path), chunk.page, chunk.instruction_like, ids, tfs)
                 )  # fmt: skip
         with (
             self._bulk_indexes("rag_postings", bulk, ["rag_postings_pkey"]),
@@ -775,3 +787,25 @@ class PostgresIndexWriter:
             {"m": data, "n": count, "t": total, "lang": main[0] if main else "fr"},
         )
         return count
+
+
+def copy_folder_index(index_dir: str | os.PathLike[str], url: str) -> int:
+    """Copy the folder index in `index_dir` into the database at `url` as one generation (its chunks, term
+    counts and vectors as they are: nothing is analysed or embedded again); returns the chunk count.
+    The database must not hold an index yet (nothing there is replaced by mistake); the folder is not
+    touched."""
+    from index.store import IndexStore
+
+    store = IndexStore.open(Path(index_dir).expanduser().resolve(), load_model=False)
+    documents = [(store.document(info.doc_id), info.language) for info in store.documents()]
+    generation = Generation(store.manifest, documents, list(store.chunks), store.bm25, store.stored_vectors())
+    writer = PostgresIndexWriter(url)
+    with writer.lock():
+        previous = writer.read_previous()
+        if previous is not None and previous.chunks:
+            raise IndexError_(
+                f"The database {writer.location} already holds an index ({len(previous.chunks)} chunks): copy "
+                f"into an empty database, or point {SETTING} at another one."
+            )
+        writer.write(generation)
+    return len(generation.chunks)

@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="Remove a file's documents (repeatable).",
     )
+    index.add_argument(
+        "--from-folder",
+        metavar="DIR",
+        help="Copy the folder index in DIR into the PostgreSQL database of index.store_url "
+        "(RAG_INDEX__STORE_URL), vectors included: nothing is embedded again; DIR is left as it is.",
+    )
 
     ask = commands.add_parser("ask", help="Answer one question from the index.")
     ask.add_argument("question", help="The question, in quotes.")
@@ -90,6 +96,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from index.cli import run_index
 
+    if args.from_folder:
+        from index.cli import run_copy_from_folder
+
+        return run_copy_from_folder(Path(args.from_folder), settings.index)
     if not args.paths and not args.forget and not args.rebuild:
         raise _UsageError("Give the files or folders to index, e.g. `rag index docs/`.")
     code = run_index(

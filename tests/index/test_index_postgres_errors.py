@@ -101,7 +101,8 @@ def test_schema_older_than_the_code_is_migrated_by_the_next_write(
     docs = _docs(tmp_path)
     build_index([docs], config)
     # The next release adds a migration: a reader of the old schema is told to run `rag index` once.
-    monkeypatch.setattr(pg_schema, "SCHEMA_VERSION", 2)
+    next_version = pg_schema.SCHEMA_VERSION + 1
+    monkeypatch.setattr(pg_schema, "SCHEMA_VERSION", next_version)
     monkeypatch.setattr(
         pg_schema, "MIGRATIONS", [*pg_schema.MIGRATIONS, "ALTER TABLE rag_documents ADD COLUMN note text"]
     )
@@ -114,5 +115,5 @@ def test_schema_older_than_the_code_is_migrated_by_the_next_write(
     store = open_store(config)
     assert store.chunks[store.search_lexical("Saône", 1)[0][0]].doc_id == "b.txt"
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT version FROM rag_schema").fetchone()[0] == 2
+        assert conn.execute("SELECT version FROM rag_schema").fetchone()[0] == next_version
         conn.execute("SELECT note FROM rag_documents")

@@ -287,3 +287,90 @@ def test_a_reader_never_waits_for_a_writer(pg_url: str, corpus: Path, tmp_path: 
         release.set()
         PostgresIndexWriter._write_manifest = original
     assert _best_doc(store, "bouillabaisse") == "marseille.txt" and _best_doc(store, "tour Eiffel") is None
+
+
+def test_folder_index_moves_to_postgres_without_reembedding(
+    tmp_path: Path,
+    corpus: Path,
+    pg_url: str,
+    counting_embedder,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+) -> None:
+    from rag.cli import main
+
+    folder = IndexConfig(
+        index_dir=tmp_path / "index", embedding_model=counting_embedder.name, show_progress=False
+    )
+    build_index([corpus], folder, embedder=counting_embedder)
+    counting_embedder.embedded.clear()
+    environ = {"RAG_INDEX__STORE_URL": pg_url, "RAG_INDEX__EMBEDDING_MODEL": counting_embedder.name}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in environ.items():
+            patch.setenv(key, value)
+        assert main(["index", "--from-folder", str(folder.index_dir)]) == 0
+        assert "nothing embedded again" in capsys.readouterr().out
+        assert main(["index", "--from-folder", str(folder.index_dir)]) == 2  # never over an existing index
+        assert "already holds an index" in capsys.readouterr().err
+    assert counting_embedder.embedded == []
+    a = open_store(folder, embedder=counting_embedder)
+    b = open_store(folder.model_copy(update={"store_url": pg_url}), embedder=counting_embedder)
+    assert b.mode == "hybrid" and len(b) == len(a)
+    for question in ("Quelle est la capitale de la France ?", "gastronomie lyonnaise"):
+        for search in ("search_lexical", "search_dense"):
+            ranked_a = [(a.chunks[r].chunk_id, round(s, 4)) for r, s in getattr(a, search)(question, 5)]
+            ranked_b = [(b.chunks[r].chunk_id, round(s, 4)) for r, s in getattr(b, search)(question, 5)]
+            assert ranked_a == ranked_b
+    # The moved index is updated incrementally like any other: nothing re-embedded for unchanged files.
+    report = build_index(
+        [corpus], folder.model_copy(update={"store_url": pg_url}), embedder=counting_embedder
+    )
+    assert report.embedded_chunks == 0 and counting_embedder.embedded == []
+
+
+def test_two_assistants_on_one_database(pg_url: str, corpus: Path, tmp_path: Path) -> None:
+    """What a second `rag chat` sees: documents added through another assistant answer its next question."""
+    from rag import build_assistant, open_assistant
+    from rag.settings import load_settings
+
+    settings = load_settings(
+        overrides={"index.store_url": pg_url, "index.embedding_model": "", "index.show_progress": False}
+    )
+    first = build_assistant([corpus], settings)
+    second = open_assistant(settings)
+    question = "Où la bouillabaisse est-elle née ?"
+    assert second.ask(question).abstained
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "marseille.txt").write_text(MARSEILLE, encoding="utf-8")
+    first.add_documents([extra])
+    answer = second.ask(question)
+    assert not answer.abstained and "Marseille" in answer.text
+    assert {c.doc_id for c in answer.citations} == {"marseille.txt"}
+
+
+def test_instruction_flag_is_stored_and_refreshed(kind: str, config: IndexConfig, tmp_path: Path) -> None:
+    from index.instructions import DETECTOR_VERSION
+    from tests.index.test_index_instructions import INJECTED
+
+    docs = tmp_path / "flagged"
+    docs.mkdir()
+    (docs / "evil.txt").write_text(INJECTED, encoding="utf-8")
+    (docs / "good.txt").write_text(MARSEILLE, encoding="utf-8")
+    build_index([docs], config)
+
+    def flags() -> dict[str, bool]:
+        return {chunk.doc_id: chunk.instruction_like for chunk in open_store(config).chunks}
+
+    assert flags() == {"evil.txt": True, "good.txt": False}
+    assert open_store(config).manifest.instruction_detector == DETECTOR_VERSION
+    if kind == "postgres":  # an index flagged by no detector yet (version 0): the next run flags it
+        import psycopg
+
+        with psycopg.connect(config.store_url, autocommit=True) as conn:
+            conn.execute("UPDATE rag_chunks SET instruction_like = false")
+            conn.execute(
+                "UPDATE rag_manifest SET manifest = jsonb_set(manifest, '{instruction_detector}', '0')"
+            )
+        assert flags() == {"evil.txt": False, "good.txt": False}
+        assert build_index([docs], config).written
+        assert flags() == {"evil.txt": True, "good.txt": False}

