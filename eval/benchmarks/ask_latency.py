@@ -14,7 +14,6 @@ seeds/ and the single-turn golden questions (a quick check; the issue's target i
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -23,18 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.benchmarks.answer_figures import DEFAULT_PIAF, GOLDEN, SEEDS, read_jsonl, write_piaf_corpus
-from eval.benchmarks.calibrate_hybrid import hybrid_settings, open_hybrid
+from eval.benchmarks.answer_figures import GOLDEN, SEEDS, read_jsonl, write_piaf_corpus
+from eval.benchmarks.calibrate_hybrid import hybrid_settings, model_benchmark_parser, open_hybrid
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-fr" / "bench"
-    parser.add_argument("--cache", type=Path, default=cache)
+    parser = model_benchmark_parser(__doc__)
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument(
         "--seeds", action="store_true", help="seeds/ and the golden questions instead of PIAF (a quick check)"

@@ -110,14 +110,20 @@ def gate_rates(points: list[tuple[float, float]], slope: float, intercept: float
     return sum(slope * lexical + cosine < intercept for lexical, cosine in points) / max(1, len(points))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def model_benchmark_parser(description: str | None) -> argparse.ArgumentParser:
+    """The arguments every benchmark of the default model shares: the model folder, PIAF, the index cache."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", required=True, help="Local sentence-transformers folder of the model.")
     parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-fr" / "bench"
     parser.add_argument("--cache", type=Path, default=cache, help="Where the built indexes are kept.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = model_benchmark_parser(__doc__)
     parser.add_argument("--per-class", type=int, default=400, help="French PIAF dev questions per class.")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -14,7 +14,6 @@ How the default was chosen from these figures: the comment above `RetrievalSetti
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 from collections.abc import Sequence
@@ -22,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.benchmarks.answer_figures import DEFAULT_PIAF, read_jsonl, write_piaf_corpus
-from eval.benchmarks.calibrate_hybrid import DATA, open_hybrid
+from eval.benchmarks.answer_figures import read_jsonl, write_piaf_corpus
+from eval.benchmarks.calibrate_hybrid import DATA, model_benchmark_parser, open_hybrid
 
 SETTINGS = [  # (fusion, dense weight, candidates, sentence weight)
     *[("weighted", w, c, 0.0) for w in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0) for c in (20, 50, 100)],
@@ -34,13 +33,7 @@ SETTINGS = [  # (fusion, dense weight, candidates, sentence weight)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-fr" / "bench"
-    parser.add_argument("--cache", type=Path, default=cache)
+    parser = model_benchmark_parser(__doc__)
     parser.add_argument("--questions", type=int, default=1200, help="French PIAF dev questions sampled")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
