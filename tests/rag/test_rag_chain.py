@@ -127,6 +127,9 @@ def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, s
             "index.index_dir": str(tmp_path / "index"),
             "index.embedding_model": str(model_dir),
             "index.show_progress": False,
+            # The tiny model is random: its sentence max-sim is noise, so this wiring test keeps it out of the
+            # fusion. The default weight is exercised with the real model in tests/integration.
+            "retrieval.sentence_weight": 0.0,
         },
     )
     build_index([seeds_dir], settings.index, embedder=load_embedder(settings.index), progress=False)
