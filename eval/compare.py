@@ -131,6 +131,7 @@ _RUN_SPECIFIC = frozenset(
         "created",
         "label",
         "out",
+        "index_dir",  # where the run cached its index (settings, compared, decide what is in it)
         "git",
         "wall_seconds",
         "index_seconds",
