@@ -30,6 +30,7 @@ from typing import Any
 from index.lexical import analyze
 from index.windows import WindowSpan, document_windows
 from index.words import FUNCTION_WORDS, META_WORDS, QUESTION_WORDS, STOPWORDS, fold
+from rag.crosslingual import expand_query
 from rag.markers import blank_markers
 from rag.records import Passage
 
@@ -166,20 +167,12 @@ class TermGroup:
 Expander = Callable[[str, str, Sequence[str]], str]
 
 
-def _default_expander() -> Expander | None:
-    try:
-        from rag.crosslingual import expand_query
-    except ImportError:  # the glossary module is optional: same-language questions need none
-        return None
-    return expand_query
-
-
 class EvidenceScorer:
     """Scores spans of documents against a question or an answer sentence (see the module docstring)."""
 
     def __init__(self, stats: CorpusStats, *, expander: Expander | None | bool = True) -> None:
         self.stats = stats
-        self.expander: Expander | None = _default_expander() if expander is True else (expander or None)
+        self.expander: Expander | None = expand_query if expander is True else (expander or None)
         self._stem_cache: dict[tuple[str, str], frozenset[str]] = {}
 
     def stems(self, text: str, language: str) -> frozenset[str]:
