@@ -659,6 +659,71 @@ def render_job(job: Any) -> str:
     )
 
 
+# --- the page: layout builders, then the wiring -------------------------------------------------------------
+
+
+@dataclass
+class _ChatColumn:
+    """The conversation, the question box and the actions under it."""
+
+    chatbot: gr.Chatbot
+    question: gr.Textbox
+    new_chat: gr.Button
+    regenerate: gr.Button
+    edit_last: gr.Button
+    copy: gr.Button
+    export: gr.Button
+    copy_text: gr.Textbox
+    export_file: gr.File
+    feedback_id: gr.State
+    feedback_note: gr.HTML
+    comment_row: gr.Row
+    comment_box: gr.Textbox
+    send_comment: gr.Button
+
+
+@dataclass
+class _ConversationList:
+    """A person's saved conversations: open, rename, delete."""
+
+    saved: gr.Dropdown
+    title: gr.Textbox
+    rename: gr.Button
+    delete: gr.Button
+
+
+@dataclass
+class _SettingsPanel:
+    top_k: gr.Slider
+    backend: gr.Dropdown
+    model: gr.Markdown
+
+
+@dataclass
+class _UploadPanel:
+    collection: gr.Dropdown
+    files: gr.File
+    add: gr.Button
+    cancel: gr.Button
+    result: gr.HTML
+    poll: gr.Timer
+
+
+@dataclass
+class _Page:
+    """Every component an event reads or writes; made by `_layout`, wired by `_wire`."""
+
+    conversation: gr.State
+    upload_job: gr.State
+    account: gr.HTML
+    banner: gr.HTML
+    index_info: gr.HTML
+    chat: _ChatColumn
+    conversations: _ConversationList
+    settings: _SettingsPanel
+    uploads: _UploadPanel
+
+
 def build_app(
     assistant: Assistant,
     *,
@@ -670,243 +735,304 @@ def build_app(
     `auth=accounts.authenticate` when `accounts` are given: then each user has a private collection).
     With `conversations`, each person's conversations and settings are kept and listed."""
     handlers = ChatHandlers(assistant, accounts, conversations)
-    settings = assistant.settings
-    backends, default_backend = handlers.backends, handlers.default_backend
-    extensions = list(settings.index.extensions)
-    uploads_dir = Path(settings.ui.uploads_dir)
-
     with gr.Blocks(title="Ask your documents", analytics_enabled=False) as demo:
-        conversation = gr.State(Conversation())
-        upload_job = gr.State(None)
-        with gr.Row(elem_classes="header-row"):
-            gr.HTML(
-                '<div class="app-title">Ask your documents</div>'
-                '<div class="app-subtitle">Answers cite the passages they come from. '
-                "Posez vos questions en français ou dans une autre langue : la réponse suit la langue de la question.</div>",
-                elem_classes="header",
-                js_on_load=None,
-            )
-        account = gr.HTML("", elem_id="account", js_on_load=None)
-        banner = gr.HTML(handlers.page_info(default_backend)[0], elem_id="mode-banner", js_on_load=None)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=7, min_width=420):
-                chatbot = gr.Chatbot(
-                    elem_id="chat",
-                    show_label=False,
-                    height="60vh",
-                    layout="panel",
-                    latex_delimiters=[],
-                    buttons=[],
-                    # Thumbs on answers, kept with the question, the answer and its passages (needs the store).
-                    feedback_options=("Like", "Dislike") if conversations is not None else None,
-                    placeholder=(
-                        "**Ask a question about your documents.**<br>"
-                        "Each answer links its claims [1] to the passages below it."
-                    ),
-                    examples=[{"text": text} for text in examples],
-                )
-                with gr.Row(elem_classes="ask-row"):
-                    question = gr.Textbox(
-                        elem_id="question",
-                        show_label=False,
-                        placeholder="Posez votre question… / Ask a question…",
-                        lines=1,
-                        max_lines=6,
-                        scale=8,
-                        submit_btn="Ask",
-                        stop_btn="Stop",
-                    )
-                with gr.Row(elem_classes="chat-actions"):
-                    new_chat = gr.Button(
-                        "New conversation",
-                        elem_id="new-conversation",
-                        size="sm",
-                        variant="secondary",
-                        scale=0,
-                    )
-                    regenerate = gr.Button("Regenerate", elem_id="regenerate", size="sm", scale=0)
-                    edit_last = gr.Button("Edit last question", elem_id="edit-last", size="sm", scale=0)
-                    copy = gr.Button("Copy answer", elem_id="copy-answer", size="sm", scale=0)
-                    export = gr.Button("Export (Markdown)", elem_id="export", size="sm", scale=0)
-                copy_text = gr.Textbox(visible=False)
-                export_file = gr.File(label="Conversation (Markdown)", elem_id="export-file", visible=False)
-                feedback_id = gr.State(None)
-                feedback_note = gr.HTML("", elem_id="feedback-note", js_on_load=None)
-                with gr.Row(visible=False, elem_id="feedback-comment-row") as comment_row:
-                    comment_box = gr.Textbox(
-                        elem_id="feedback-comment",
-                        show_label=False,
-                        placeholder="What was right or wrong? (optional)",
-                        scale=6,
-                    )
-                    send_comment = gr.Button("Send comment", elem_id="send-comment", size="sm", scale=1)
-            with gr.Column(scale=3, min_width=260, elem_classes="side"):
-                with gr.Accordion(
-                    "Your conversations", open=True, elem_id="history", visible=conversations is not None
-                ):
-                    saved = gr.Dropdown(
-                        choices=[],
-                        value=None,
-                        label="Open a past conversation",
-                        elem_id="conversations",
-                        interactive=True,
-                    )
-                    title = gr.Textbox(
-                        label="Title",
-                        elem_id="conversation-title",
-                        placeholder="Rename the open conversation",
-                    )
-                    with gr.Row():
-                        rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
-                        delete = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
-                index_info = gr.HTML(
-                    handlers.page_info(default_backend)[1], elem_id="index-info", js_on_load=None
-                )
-                with gr.Accordion("Settings", open=True, elem_id="settings"):
-                    top_k = gr.Slider(
-                        1,
-                        20,
-                        value=settings.retrieval.top_k,
-                        step=1,
-                        label="Passages per answer (top-k)",
-                        elem_id="top-k",
-                    )
-                    backend = gr.Dropdown(
-                        choices=backends,
-                        value=default_backend,
-                        label="Answer backend",
-                        elem_id="backend",
-                        interactive=len(backends) > 1,
-                    )
-                    model = gr.Markdown(
-                        handlers.model_note(default_backend), elem_id="model-note", elem_classes="hint"
-                    )
-                    gr.Markdown(
-                        "The answer is written in the language of the question.",
-                        elem_classes="hint",
-                    )
-                with gr.Accordion("Add documents", open=False, elem_id="upload"):
-                    collection = gr.Dropdown(
-                        choices=existing_collections(uploads_dir),
-                        value=DEFAULT_COLLECTION,
-                        allow_custom_value=True,
-                        label="Collection (a folder of your uploads)",
-                        elem_id="collection",
-                    )
-                    files = gr.File(
-                        file_count="multiple",
-                        label=f"Files ({' '.join(extensions)}; up to {settings.ui.max_upload_files} "
-                        f"files of {settings.ui.max_upload_mb:g} MB)",
-                        elem_id="files",
-                    )
-                    with gr.Row():
-                        add = gr.Button("Add to the index", variant="primary", elem_id="add-documents")
-                        cancel = gr.Button(
-                            "Cancel indexing", variant="stop", elem_id="cancel-indexing", visible=False
-                        )
-                    upload_result = gr.HTML("", elem_id="upload-result", js_on_load=None)
-                    poll = gr.Timer(1.0, active=False)
-
-        chat_outputs = [chatbot, conversation, question]
-        answer = {  # typing a question and clicking an example answer the same way
-            "fn": handlers.respond,
-            "inputs": [question, conversation, top_k, backend],
-            "outputs": chat_outputs,
-            "concurrency_id": "answers",
-            "concurrency_limit": settings.ui.max_concurrent_answers,
-            "show_progress": "minimal",
-            "show_progress_on": chatbot,
-        }
-        listed = {  # after an answer: the conversation is in the list (new, or moved to the top)
-            "fn": handlers.current_in_list,
-            "inputs": conversation,
-            "outputs": saved,
-            "queue": False,
-            "show_progress": "hidden",
-            "api_visibility": "private",
-        }
-        asked = question.submit(**answer, api_name="ask")  # /ask: what gradio_client calls
-        asked.then(**listed)
-        from_example = chatbot.example_select(handlers.pick_example, None, question, queue=False).then(
-            **answer, api_visibility="private"
-        )
-        from_example.then(**listed)
-        new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False).then(
-            lambda: (None, ""), None, [saved, title], queue=False
-        )
-        saved.input(handlers.open_conversation, saved, [chatbot, conversation, title], queue=False)
-        regenerated = regenerate.click(
-            handlers.take_back_last, conversation, chat_outputs, queue=False, show_progress="hidden"
-        ).then(**answer, api_visibility="private")
-        regenerated.then(**listed)
-        question.stop(
-            handlers.stopped,
-            conversation,
-            [chatbot, conversation],
-            cancels=[asked, from_example, regenerated],
-            queue=False,
-        )
-        edit_last.click(
-            handlers.take_back_last, conversation, chat_outputs, queue=False, show_progress="hidden"
-        )
-        copy.click(handlers.last_answer_markdown, conversation, copy_text, queue=False).then(
-            None, copy_text, None, js="(text) => { navigator.clipboard.writeText(text); return []; }"
-        )
-        export.click(handlers.export, conversation, export_file, queue=False)
-        if (
-            conversations is not None
-        ):  # thumbs need the store (and a like listener without them breaks the page)
-            chatbot.like(
-                handlers.feedback, conversation, [feedback_id, feedback_note, comment_row], queue=False
-            )
-        send_comment.click(
-            handlers.comment,
-            [feedback_id, comment_box],
-            [feedback_note, comment_box, comment_row],
-            queue=False,
-        )
-        rename.click(handlers.rename_conversation, [saved, title], saved, queue=False)
-        delete.click(
-            handlers.delete_conversation,
-            [saved, conversation],
-            [saved, chatbot, conversation, title],
-            queue=False,
-        )
-        for control in (top_k.release, backend.input):
-            control(handlers.save_settings, [top_k, backend], None, queue=False, show_progress="hidden")
-        # The Chatbot's own trash button clears the display: forget the conversation with it.
-        chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False)
-        backend.change(
-            handlers.on_backend_change,
-            backend,
-            [banner, model],
-            queue=False,
-            show_progress="hidden",
-        )
-        # Uploads: starting, polling and cancelling a job are instant; the indexing runs in the background.
-        add.click(
-            handlers.start_upload,
-            [files, collection],
-            [upload_job, upload_result, files, poll, add, cancel],
-            queue=False,
-            show_progress="hidden",
-            api_name="add_documents",
-        )
-        poll.tick(
-            handlers.poll_upload,
-            [upload_job, backend],
-            [upload_job, upload_result, poll, add, cancel, collection, banner, index_info],
-            queue=False,
-            show_progress="hidden",
-            api_name="upload_progress",
-        )
-        cancel.click(handlers.cancel_upload, upload_job, upload_result, queue=False, show_progress="hidden")
-        # Counts and mode can change after another session's upload: refresh them for each new page.
-        demo.load(handlers.page_info, backend, [banner, index_info], queue=False, show_progress="hidden")
-        demo.load(handlers.account_line, None, account, queue=False, show_progress="hidden")
-        demo.load(handlers.load_person, None, [saved, top_k, backend], queue=False, show_progress="hidden")
-    demo.ui_settings = settings.ui  # read by `serve`: thread and upload size limits
+        page = _layout(handlers, examples, keeps_conversations=conversations is not None)
+        _wire(demo, page, handlers, keeps_conversations=conversations is not None)
+    demo.ui_settings = handlers.settings.ui  # read by `serve`: thread and upload size limits
     return demo
+
+
+def _layout(handlers: ChatHandlers, examples: Sequence[str], *, keeps_conversations: bool) -> _Page:
+    """The page's components, in place, inside the open `gr.Blocks`: header, chat column, side column."""
+    conversation = gr.State(Conversation())
+    upload_job = gr.State(None)
+    with gr.Row(elem_classes="header-row"):
+        gr.HTML(
+            '<div class="app-title">Ask your documents</div>'
+            '<div class="app-subtitle">Answers cite the passages they come from. '
+            "Posez vos questions en français ou dans une autre langue : la réponse suit la langue de la question.</div>",
+            elem_classes="header",
+            js_on_load=None,
+        )
+    account = gr.HTML("", elem_id="account", js_on_load=None)
+    banner, info = handlers.page_info(handlers.default_backend)
+    banner_html = gr.HTML(banner, elem_id="mode-banner", js_on_load=None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=7, min_width=420):
+            chat = _chat_column(examples, with_feedback=keeps_conversations)
+        with gr.Column(scale=3, min_width=260, elem_classes="side"):
+            listed = _conversation_list(visible=keeps_conversations)
+            index_info = gr.HTML(info, elem_id="index-info", js_on_load=None)
+            settings = _settings_panel(handlers)
+            uploads = _upload_panel(handlers.settings)
+    return _Page(conversation, upload_job, account, banner_html, index_info, chat, listed, settings, uploads)
+
+
+def _chat_column(examples: Sequence[str], *, with_feedback: bool) -> _ChatColumn:
+    chatbot = gr.Chatbot(
+        elem_id="chat",
+        show_label=False,
+        height="60vh",
+        layout="panel",
+        latex_delimiters=[],
+        buttons=[],
+        # Thumbs on answers, kept with the question, the answer and its passages (needs the store).
+        feedback_options=("Like", "Dislike") if with_feedback else None,
+        placeholder=(
+            "**Ask a question about your documents.**<br>"
+            "Each answer links its claims [1] to the passages below it."
+        ),
+        examples=[{"text": text} for text in examples],
+    )
+    with gr.Row(elem_classes="ask-row"):
+        question = gr.Textbox(
+            elem_id="question",
+            show_label=False,
+            placeholder="Posez votre question… / Ask a question…",
+            lines=1,
+            max_lines=6,
+            scale=8,
+            submit_btn="Ask",
+            stop_btn="Stop",
+        )
+    with gr.Row(elem_classes="chat-actions"):
+        new_chat = gr.Button(
+            "New conversation",
+            elem_id="new-conversation",
+            size="sm",
+            variant="secondary",
+            scale=0,
+        )
+        regenerate = gr.Button("Regenerate", elem_id="regenerate", size="sm", scale=0)
+        edit_last = gr.Button("Edit last question", elem_id="edit-last", size="sm", scale=0)
+        copy = gr.Button("Copy answer", elem_id="copy-answer", size="sm", scale=0)
+        export = gr.Button("Export (Markdown)", elem_id="export", size="sm", scale=0)
+    copy_text = gr.Textbox(visible=False)
+    export_file = gr.File(label="Conversation (Markdown)", elem_id="export-file", visible=False)
+    feedback_id = gr.State(None)
+    feedback_note = gr.HTML("", elem_id="feedback-note", js_on_load=None)
+    with gr.Row(visible=False, elem_id="feedback-comment-row") as comment_row:
+        comment_box = gr.Textbox(
+            elem_id="feedback-comment",
+            show_label=False,
+            placeholder="What was right or wrong? (optional)",
+            scale=6,
+        )
+        send_comment = gr.Button("Send comment", elem_id="send-comment", size="sm", scale=1)
+    return _ChatColumn(
+        chatbot, question, new_chat, regenerate, edit_last, copy, export, copy_text, export_file,
+        feedback_id, feedback_note, comment_row, comment_box, send_comment,
+    )  # fmt: skip
+
+
+def _conversation_list(*, visible: bool) -> _ConversationList:
+    with gr.Accordion("Your conversations", open=True, elem_id="history", visible=visible):
+        saved = gr.Dropdown(
+            choices=[],
+            value=None,
+            label="Open a past conversation",
+            elem_id="conversations",
+            interactive=True,
+        )
+        title = gr.Textbox(
+            label="Title",
+            elem_id="conversation-title",
+            placeholder="Rename the open conversation",
+        )
+        with gr.Row():
+            rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
+            delete = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
+    return _ConversationList(saved, title, rename, delete)
+
+
+def _settings_panel(handlers: ChatHandlers) -> _SettingsPanel:
+    backends, default_backend = handlers.backends, handlers.default_backend
+    with gr.Accordion("Settings", open=True, elem_id="settings"):
+        top_k = gr.Slider(
+            1,
+            20,
+            value=handlers.settings.retrieval.top_k,
+            step=1,
+            label="Passages per answer (top-k)",
+            elem_id="top-k",
+        )
+        backend = gr.Dropdown(
+            choices=backends,
+            value=default_backend,
+            label="Answer backend",
+            elem_id="backend",
+            interactive=len(backends) > 1,
+        )
+        model = gr.Markdown(handlers.model_note(default_backend), elem_id="model-note", elem_classes="hint")
+        gr.Markdown(
+            "The answer is written in the language of the question.",
+            elem_classes="hint",
+        )
+    return _SettingsPanel(top_k, backend, model)
+
+
+def _upload_panel(settings: Settings) -> _UploadPanel:
+    extensions = list(settings.index.extensions)
+    with gr.Accordion("Add documents", open=False, elem_id="upload"):
+        collection = gr.Dropdown(
+            choices=existing_collections(Path(settings.ui.uploads_dir)),
+            value=DEFAULT_COLLECTION,
+            allow_custom_value=True,
+            label="Collection (a folder of your uploads)",
+            elem_id="collection",
+        )
+        files = gr.File(
+            file_count="multiple",
+            label=f"Files ({' '.join(extensions)}; up to {settings.ui.max_upload_files} "
+            f"files of {settings.ui.max_upload_mb:g} MB)",
+            elem_id="files",
+        )
+        with gr.Row():
+            add = gr.Button("Add to the index", variant="primary", elem_id="add-documents")
+            cancel = gr.Button("Cancel indexing", variant="stop", elem_id="cancel-indexing", visible=False)
+        result = gr.HTML("", elem_id="upload-result", js_on_load=None)
+        poll = gr.Timer(1.0, active=False)
+    return _UploadPanel(collection, files, add, cancel, result, poll)
+
+
+def _wire(demo: gr.Blocks, page: _Page, handlers: ChatHandlers, *, keeps_conversations: bool) -> None:
+    """Every event of the page -> a `ChatHandlers` method (instant ones skip the queue)."""
+    _wire_chat(page, handlers, with_feedback=keeps_conversations)
+    _wire_side(page, handlers)
+    _wire_uploads(page, handlers)
+    # Counts and mode can change after another session's upload: refresh them for each new page.
+    backend, listed = page.settings.backend, page.conversations
+    demo.load(
+        handlers.page_info, backend, [page.banner, page.index_info], queue=False, show_progress="hidden"
+    )
+    demo.load(handlers.account_line, None, page.account, queue=False, show_progress="hidden")
+    demo.load(
+        handlers.load_person,
+        None,
+        [listed.saved, page.settings.top_k, backend],
+        queue=False,
+        show_progress="hidden",
+    )
+
+
+def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> None:
+    """Asking (typed, example, regenerate), stopping, the actions under the chat, thumbs and comments."""
+    chat, saved, title = page.chat, page.conversations.saved, page.conversations.title
+    chat_outputs = [chat.chatbot, page.conversation, chat.question]
+    answer = {  # typing a question and clicking an example answer the same way
+        "fn": handlers.respond,
+        "inputs": [chat.question, page.conversation, page.settings.top_k, page.settings.backend],
+        "outputs": chat_outputs,
+        "concurrency_id": "answers",
+        "concurrency_limit": handlers.settings.ui.max_concurrent_answers,
+        "show_progress": "minimal",
+        "show_progress_on": chat.chatbot,
+    }
+    listed = {  # after an answer: the conversation is in the list (new, or moved to the top)
+        "fn": handlers.current_in_list,
+        "inputs": page.conversation,
+        "outputs": saved,
+        "queue": False,
+        "show_progress": "hidden",
+        "api_visibility": "private",
+    }
+    asked = chat.question.submit(**answer, api_name="ask")  # /ask: what gradio_client calls
+    asked.then(**listed)
+    from_example = chat.chatbot.example_select(handlers.pick_example, None, chat.question, queue=False).then(
+        **answer, api_visibility="private"
+    )
+    from_example.then(**listed)
+    chat.new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False).then(
+        lambda: (None, ""), None, [saved, title], queue=False
+    )
+    saved.input(handlers.open_conversation, saved, [chat.chatbot, page.conversation, title], queue=False)
+    regenerated = chat.regenerate.click(
+        handlers.take_back_last, page.conversation, chat_outputs, queue=False, show_progress="hidden"
+    ).then(**answer, api_visibility="private")
+    regenerated.then(**listed)
+    chat.question.stop(
+        handlers.stopped,
+        page.conversation,
+        [chat.chatbot, page.conversation],
+        cancels=[asked, from_example, regenerated],
+        queue=False,
+    )
+    chat.edit_last.click(
+        handlers.take_back_last, page.conversation, chat_outputs, queue=False, show_progress="hidden"
+    )
+    chat.copy.click(handlers.last_answer_markdown, page.conversation, chat.copy_text, queue=False).then(
+        None, chat.copy_text, None, js="(text) => { navigator.clipboard.writeText(text); return []; }"
+    )
+    chat.export.click(handlers.export, page.conversation, chat.export_file, queue=False)
+    if with_feedback:  # thumbs need the store (and a like listener without them breaks the page)
+        chat.chatbot.like(
+            handlers.feedback,
+            page.conversation,
+            [chat.feedback_id, chat.feedback_note, chat.comment_row],
+            queue=False,
+        )
+    chat.send_comment.click(
+        handlers.comment,
+        [chat.feedback_id, chat.comment_box],
+        [chat.feedback_note, chat.comment_box, chat.comment_row],
+        queue=False,
+    )
+    # The Chatbot's own trash button clears the display: forget the conversation with it.
+    chat.chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False)
+
+
+def _wire_side(page: _Page, handlers: ChatHandlers) -> None:
+    """The conversation list (rename, delete) and the settings (saved per person; the backend's model)."""
+    listed, settings = page.conversations, page.settings
+    listed.rename.click(handlers.rename_conversation, [listed.saved, listed.title], listed.saved, queue=False)
+    listed.delete.click(
+        handlers.delete_conversation,
+        [listed.saved, page.conversation],
+        [listed.saved, page.chat.chatbot, page.conversation, listed.title],
+        queue=False,
+    )
+    for control in (settings.top_k.release, settings.backend.input):
+        control(
+            handlers.save_settings,
+            [settings.top_k, settings.backend],
+            None,
+            queue=False,
+            show_progress="hidden",
+        )
+    settings.backend.change(
+        handlers.on_backend_change,
+        settings.backend,
+        [page.banner, settings.model],
+        queue=False,
+        show_progress="hidden",
+    )
+
+
+def _wire_uploads(page: _Page, handlers: ChatHandlers) -> None:
+    """Starting, polling and cancelling an upload job are instant; the indexing runs in the background."""
+    uploads = page.uploads
+    uploads.add.click(
+        handlers.start_upload,
+        [uploads.files, uploads.collection],
+        [page.upload_job, uploads.result, uploads.files, uploads.poll, uploads.add, uploads.cancel],
+        queue=False,
+        show_progress="hidden",
+        api_name="add_documents",
+    )
+    uploads.poll.tick(
+        handlers.poll_upload,
+        [page.upload_job, page.settings.backend],
+        [
+            page.upload_job, uploads.result, uploads.poll, uploads.add, uploads.cancel, uploads.collection,
+            page.banner, page.index_info,
+        ],
+        queue=False,
+        show_progress="hidden",
+        api_name="upload_progress",
+    )  # fmt: skip
+    uploads.cancel.click(
+        handlers.cancel_upload, page.upload_job, uploads.result, queue=False, show_progress="hidden"
+    )
 
 
 def theme() -> Any:
