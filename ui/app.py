@@ -274,7 +274,7 @@ def index_uploads(
         shutil.copyfile(path, destination)
         copied.append(destination)
     if on_progress:
-        on_progress(0, len(copied), f"Indexing {len(copied)} file{'s' if len(copied) > 1 else ''}…")
+        on_progress(0, len(copied), "starting")
     options: dict[str, Any] = {"on_progress": on_progress}
     if cancel is not None or in_subprocess:
         options.update(cancel=cancel, in_subprocess=in_subprocess)
@@ -741,7 +741,7 @@ def _job_buttons(running: bool) -> tuple[Any, Any]:
 
 def render_job(job: Any) -> str:
     """The progress of an indexing job: stage, counts and a progress bar (escaped file names)."""
-    label, unit = STAGES.get(job.stage, ("Waiting for another upload to finish", "files"))
+    label, unit = STAGES.get(job.stage, ("Indexing", "files"))
     if job.state == "waiting" or not job.total:
         label, counts, value = (label if job.state != "waiting" else "Starting"), "", ""
     else:
