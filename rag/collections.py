@@ -17,9 +17,11 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
+from index.embedding import Embedder
+from index.errors import look_up, missing
 from index.protocols import DocumentInfo, IndexReader, Ranking
+from index.records import Chunk
 
 
 class CombinedIndex:
@@ -42,27 +44,24 @@ class CombinedIndex:
         return self.parts[0].main_language
 
     @property
-    def embedder(self) -> Any | None:
+    def embedder(self) -> Embedder | None:
         return self.parts[0].embedder if self.mode == "hybrid" else None
 
     @property
-    def chunks(self) -> Sequence[Any]:
+    def chunks(self) -> Sequence[Chunk]:
         return self._chunks
 
     # --- lookups -----------------------------------------------------------------------------------------
     def _part_of(self, doc_id: str) -> IndexReader:
-        try:
-            return self._owner[doc_id]
-        except KeyError:
-            raise KeyError(f"No document {doc_id!r} in these collections") from None
+        return look_up(self._owner, doc_id, "document", "these collections")
 
-    def chunk(self, chunk_id: str) -> Any:
+    def chunk(self, chunk_id: str) -> Chunk:
         for part in self.parts:
             try:
                 return part.chunk(chunk_id)
             except KeyError:
                 continue
-        raise KeyError(f"No chunk {chunk_id!r} in these collections")
+        raise missing("chunk", chunk_id, "these collections")
 
     def document_text(self, doc_id: str) -> str:
         return self._part_of(doc_id).document_text(doc_id)
@@ -102,7 +101,7 @@ class CombinedIndex:
         return self._merged(k, lambda part: part.search_lexical(query, k, language, fix_unknown=fix_unknown))
 
 
-class _CombinedChunks(Sequence[Any]):
+class _CombinedChunks(Sequence[Chunk]):
     """`CombinedIndex.chunks`: row `r * len(parts) + n` is row `r` of part `n` (see the module docstring)."""
 
     def __init__(self, parts: Sequence[IndexReader]) -> None:
@@ -111,10 +110,10 @@ class _CombinedChunks(Sequence[Any]):
     def __len__(self) -> int:
         return sum(len(part.chunks) for part in self._parts)
 
-    def __getitem__(self, row: int) -> Any:  # type: ignore[override]
+    def __getitem__(self, row: int) -> Chunk:  # type: ignore[override]
         inner, number = divmod(int(row), len(self._parts))
         return self._parts[number].chunks[inner]
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Chunk]:
         for part in self._parts:
             yield from part.chunks
