@@ -330,6 +330,23 @@ class _RandomQueryEmbedder:
         return {"model": self.name, "dimension": self.dimension, "query_prompt": "", "passage_prompt": ""}
 
 
+def _synthetic_vocabulary(seed: int) -> tuple[list[str], np.ndarray]:
+    """The pseudo-words and their Zipf probabilities (the same for a seed, so queries need no corpus)."""
+    rng = np.random.default_rng(seed)
+    vocabulary = ["".join(rng.choice(SYLLABLES, size=rng.integers(2, 5))) for _ in range(50_000)]
+    zipf = 1.0 / np.arange(1, len(vocabulary) + 1)
+    return vocabulary, zipf / zipf.sum()
+
+
+def synthetic_queries(count: int, seed: int = 0) -> list[str]:
+    """`count` queries of 6 words drawn from the corpus's Zipf vocabulary."""
+    vocabulary, zipf = _synthetic_vocabulary(seed)
+    rng = np.random.default_rng([seed, 1])
+    return [
+        " ".join(vocabulary[w] for w in rng.choice(len(vocabulary), size=6, p=zipf)) for _ in range(count)
+    ]
+
+
 def synthetic_generation(count: int, seed: int = 0):  # noqa: ANN201 - index.protocols.Generation
     """`count` chunks of French-like text in documents of 100 chunks, with random unit vectors."""
     from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index
@@ -337,25 +354,23 @@ def synthetic_generation(count: int, seed: int = 0):  # noqa: ANN201 - index.pro
     from index.protocols import Generation
     from index.records import Chunk, Document
 
-    rng = np.random.default_rng(seed)
-    vocabulary = ["".join(rng.choice(SYLLABLES, size=rng.integers(2, 5))) for _ in range(50_000)]
+    vocabulary, zipf = _synthetic_vocabulary(seed)
+    rng = np.random.default_rng([seed, 2])
     analyzer = Analyzer("fr")
     terms_of = [Counter(analyzer.analyze(word, "fr")) for word in vocabulary]
-    zipf = 1.0 / np.arange(1, len(vocabulary) + 1)
-    zipf /= zipf.sum()
     words_per_chunk = 60
-    word_ids = rng.choice(len(vocabulary), size=(count, words_per_chunk), p=zipf)
     documents, chunks, counts, entries = [], [], [], {}
     per_document = 100
     for first in range(0, count, per_document):
         doc_id = f"doc{first // per_document:06d}.txt"
-        texts = [" ".join(vocabulary[w] for w in row) + "." for row in word_ids[first : first + per_document]]
+        word_ids = rng.choice(
+            len(vocabulary), size=(min(per_document, count - first), words_per_chunk), p=zipf
+        )
+        texts = [" ".join(vocabulary[w] for w in row) + "." for row in word_ids]
         text = "\n".join(texts)
         document = Document(doc_id, f"/synthetic/{doc_id}", doc_id, text, f"hash{first}")
         offset, ids = 0, []
-        for ordinal, (chunk_text, row) in enumerate(
-            zip(texts, word_ids[first : first + per_document], strict=True)
-        ):
+        for ordinal, (chunk_text, row) in enumerate(zip(texts, word_ids, strict=True)):
             chunk_id = f"{doc_id}#{ordinal}"
             chunks.append(
                 Chunk(
@@ -379,17 +394,14 @@ def synthetic_generation(count: int, seed: int = 0):  # noqa: ANN201 - index.pro
         entries[doc_id] = FileEntry(
             doc_id, document.source, "/synthetic", document.content_hash, len(text), 0, "fr", doc_id, ids
         )
-    vectors = rng.standard_normal((count, 384), dtype=np.float32)
+    vectors = np.random.default_rng([seed, 3]).standard_normal((count, 384), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     bm25 = BM25Index(BM25_K1, BM25_B).build_from_counts(counts)
     manifest = Manifest(
         mode="hybrid", embedding=_RandomQueryEmbedder().settings(), chunking={}, analyzer=analyzer.settings(),
         bm25={"k1": BM25_K1, "b": BM25_B}, roots=["/synthetic"], files=entries, vector_index="synthetic",
     )  # fmt: skip
-    queries = [
-        " ".join(vocabulary[w] for w in rng.choice(len(vocabulary), size=6, p=zipf)) for _ in range(1000)
-    ]
-    return Generation(manifest, documents, chunks, bm25, vectors), queries
+    return Generation(manifest, documents, chunks, bm25, vectors)
 
 
 def _query_percentiles(store: Any, queries: list[str]) -> tuple[float, float]:
@@ -411,6 +423,35 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+class _BuildCache:
+    """`builds.json` in the cache folder: which store is built there and how long its build took. A build
+    is recorded only once it has committed, so an interrupted run builds that store again next time."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "builds.json"
+        self.builds: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def seconds(self, store: str) -> float | None:
+        return self.builds.get(store, {}).get("seconds")
+
+    def forget(self, store: str) -> None:
+        self.builds.pop(store, None)
+        self._save()
+
+    def record(self, store: str, seconds: float) -> None:
+        self.builds[store] = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self._save()
+
+    def _save(self) -> None:
+        temp = self.path.with_suffix(".tmp")
+        temp.write_text(json.dumps(self.builds, indent=1))
+        os.replace(temp, self.path)
+
+
+def _keys(ranking: list[tuple[int, float]], store: Any) -> list[str]:
+    return [store.chunks[row].chunk_id for row, _ in ranking]
+
+
 def run_scale(args: argparse.Namespace) -> None:
     import psycopg
 
@@ -419,44 +460,83 @@ def run_scale(args: argparse.Namespace) -> None:
     from index.writer import FolderIndexWriter
 
     count = args.chunks
-    started = time.perf_counter()
-    generation, queries = synthetic_generation(count)
-    queries = queries[: args.queries]
-    print(f"{count:,} synthetic chunks generated in {time.perf_counter() - started:.0f} s", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="rag-bench-postgres-scale-"))
+    cache = (args.cache or Path(f"/root/.cache/rag-fr/bench/scale-{count}")).expanduser()
+    cache.mkdir(parents=True, exist_ok=True)
+    builds = _BuildCache(cache)
+    stores = [s for s in args.stores.split(",") if s]
+    if args.rebuild:
+        for store_name in stores:
+            builds.forget(store_name)
+    queries = synthetic_queries(args.queries)
     embedder = _RandomQueryEmbedder()
+    print(f"{count:,} synthetic chunks, cache {cache}, {len(queries)} queries", flush=True)
+    generation = None
 
-    folder = FolderIndexWriter(work / "folder")
-    started = time.perf_counter()
-    with folder.lock():
-        folder.write(generation)
-    folder_build = time.perf_counter() - started
-    rss_before = _rss_mb()
-    store = IndexStore.open(work / "folder", embedder=embedder)  # type: ignore[arg-type]
-    folder_memory = _rss_mb() - rss_before
-    p50, p95 = _query_percentiles(store, queries)
-    print(f"folder   build {folder_build:7.1f} s  hybrid query p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
-          f"memory {folder_memory:7.0f} MB (in the app process)", flush=True)  # fmt: skip
-    del store
+    def generated():  # noqa: ANN202
+        nonlocal generation
+        if generation is None:
+            started = time.perf_counter()
+            generation = synthetic_generation(count)
+            print(f"  generated in {time.perf_counter() - started:.0f} s", flush=True)
+        return generation
 
+    folder_rankings: list[list[str]] | None = None
+    if "folder" in stores:
+        if builds.seconds("folder") is None:
+            folder = FolderIndexWriter(cache / "folder")
+            gen = generated()
+            started = time.perf_counter()
+            with folder.lock():
+                folder.write(gen)
+            builds.record("folder", time.perf_counter() - started)
+            gen = None
+        rss_before = _rss_mb()
+        store = IndexStore.open(cache / "folder", embedder=embedder)  # type: ignore[arg-type]
+        folder_memory = _rss_mb() - rss_before
+        p50, p95 = _query_percentiles(store, queries)
+        folder_rankings = [_keys(store.search_lexical(q, 10), store) for q in queries]
+        print(f"folder   build {builds.seconds('folder'):7.1f} s  hybrid query p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
+              f"memory {folder_memory:7.0f} MB (in the app process)", flush=True)  # fmt: skip
+        del store
+    generation = None  # the folder build's copy is not kept while PostgreSQL builds
+
+    if "postgres" not in stores:
+        return
     settings = {"maintenance_work_mem": args.maintenance_work_mem, "max_parallel_maintenance_workers": "2",
                 "shared_buffers": args.shared_buffers, "max_wal_size": "8GB", "checkpoint_timeout": "30min"}  # fmt: skip
-    with _server(work, **settings) as server:
-        writer = PostgresIndexWriter(server.url)
-        started = time.perf_counter()
-        try:
-            with writer.lock():
-                writer.conn.execute(f"SET statement_timeout = '{int(args.time_limit)}s'")
-                writer.write(generation)
-        except psycopg.errors.QueryCanceled:
-            print(f"postgres build NOT finished within --time-limit {args.time_limit:.0f} s (rolled back)")
-            return
-        pg_build = time.perf_counter() - started
-        pg = PostgresStore.open(server.url, embedder=embedder)  # type: ignore[arg-type]
+    with _server(cache, **settings) as server:
+        url = server.url.rsplit("/", 1)[0] + "/scale"
+        if builds.seconds("postgres") is None:
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                conn.execute("DROP DATABASE IF EXISTS scale")
+                conn.execute("CREATE DATABASE scale")
+            gen = generated()
+            writer = PostgresIndexWriter(url)
+            started = time.perf_counter()
+            try:
+                with writer.lock():
+                    writer.conn.execute(f"SET statement_timeout = '{int(args.time_limit)}s'")
+                    writer.write(gen)
+            except psycopg.errors.QueryCanceled:
+                print(
+                    f"postgres build NOT finished within --time-limit {args.time_limit:.0f} s (rolled back)"
+                )
+                return
+            builds.record("postgres", time.perf_counter() - started)
+            generation = gen = None
+        pg = PostgresStore.open(url, embedder=embedder)  # type: ignore[arg-type]
         p50, p95 = _query_percentiles(pg, queries)
         size = pg.query("SELECT pg_database_size(current_database())")[0][0] / 2**20
-        print(f"postgres build {pg_build:7.1f} s  hybrid query p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
+        print(f"postgres build {builds.seconds('postgres'):7.1f} s  hybrid query p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
               f"memory {server.memory_bytes() / 2**20:7.0f} MB (server, PSS)  database {size:.0f} MB", flush=True)  # fmt: skip
+        if folder_rankings is not None:
+            agreement = [
+                len(set(_keys(pg.search_lexical(q, 10), pg)) & set(exact)) / max(1, len(exact))
+                for q, exact in zip(queries, folder_rankings, strict=True)
+            ]
+            print(f"lexical top-10 of PostgreSQL vs the folder store's exact BM25: {statistics.mean(agreement):.4f} "
+                  "of the rows in common (mean over the queries)", flush=True)  # fmt: skip
+        pg.close()
     print(f"(peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
@@ -473,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     scale.add_argument("--chunks", type=int, default=100_000)
     scale.add_argument("--queries", type=int, default=200)
     scale.add_argument("--time-limit", type=float, default=3600, help="seconds the PostgreSQL build may take")
+    scale.add_argument("--cache", type=Path, default=None, help="default /root/.cache/rag-fr/bench/scale-N")
+    scale.add_argument("--stores", default="folder,postgres", help="folder,postgres (default both)")
+    scale.add_argument("--rebuild", action="store_true", help="build the stores again even if cached")
     scale.add_argument("--maintenance-work-mem", default="2GB")
     scale.add_argument("--shared-buffers", default="1GB")
     args = parser.parse_args(argv)
