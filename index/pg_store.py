@@ -60,6 +60,8 @@ from index.windows import WindowSpan, WindowTable
 if TYPE_CHECKING:
     import psycopg
 
+    from index.store import IndexStore
+
 # pgvector's HNSW build parameters (its defaults): M 16 and ef_construction 64 build about 3x faster than
 # the folder store's 32/200 on 2 cores; recall is held by ef_search at query time.
 HNSW_M = 16
@@ -988,6 +990,21 @@ class PostgresIndexWriter:
         return count
 
 
+def folder_generation(store: IndexStore) -> Generation:
+    """Everything a folder index holds, as the generation a writer takes: documents (in the order of its
+    window table), chunks, term counts, vectors, sentence windows."""
+    infos = sorted(store.documents(), key=lambda info: store.document_row(info.doc_id))
+    documents = [(store.document(info.doc_id), info.language) for info in infos]
+    return Generation(
+        store.manifest,
+        documents,
+        list(store.chunks),
+        store.bm25,
+        store.stored_vectors(),
+        store.stored_windows(),
+    )
+
+
 def copy_folder_index(index_dir: str | os.PathLike[str], url: str) -> int:
     """Copy the folder index in `index_dir` into the database at `url` as one generation (its chunks, term
     counts and vectors as they are: nothing is analysed or embedded again); returns the chunk count.
@@ -996,8 +1013,7 @@ def copy_folder_index(index_dir: str | os.PathLike[str], url: str) -> int:
     from index.store import IndexStore
 
     store = IndexStore.open(Path(index_dir).expanduser().resolve(), load_model=False)
-    documents = [(store.document(info.doc_id), info.language) for info in store.documents()]
-    generation = Generation(store.manifest, documents, list(store.chunks), store.bm25, store.stored_vectors())
+    generation = folder_generation(store)
     writer = PostgresIndexWriter(url)
     with writer.lock():
         previous = writer.read_previous()

@@ -110,58 +110,65 @@ class _Memo:
 
 
 def run_piaf(args: argparse.Namespace) -> None:
-    from index.build import build_index
-    from index.embedding import load_embedder
+    import psycopg
+
+    from eval.benchmarks.calibrate_hybrid import open_hybrid
+    from eval.datasets import write_piaf_documents
+    from index.pg_store import copy_folder_index
+    from index.store import IndexStore
     from index.stores import open_store
+    from index.writer import FolderIndexWriter
     from rag import Assistant
     from rag.settings import load_settings
 
     print(ATTRIBUTION)
+    corpus = args.cache / "piaf-corpus"
+    write_piaf_documents(args.piaf, corpus)
+    index_dir = args.cache / f"piaf-{Path(args.model).name}"
+    hybrid = open_hybrid(corpus, index_dir, args.model)  # the cached index of the other benchmarks
+    embedder = _Memo(hybrid.store.embedder)
+    questions = [json.loads(line) for line in (args.piaf / "questions.jsonl").open(encoding="utf-8")]
+    questions = [q for q in questions if q["split"] == "dev"][: args.questions]
+    print(f"{len(questions)} PIAF dev questions over 1,518 titled paragraphs; index {index_dir}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="rag-bench-postgres-"))
-    corpus, questions = _piaf(args.piaf, work, args.questions)
-    print(f"{len(questions)} PIAF dev questions over 1,518 paragraphs")
     with _server(work) as server:
-        import psycopg
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE piaf")
+        url = server.url.rsplit("/", 1)[0] + "/piaf"
+        # Build = writing the same generation (chunks, term counts, vectors, windows) through each store;
+        # embedding excluded (done once, cached): the folder writer into a new folder, the PostgreSQL one
+        # by `rag index --from-folder`.
+        store = IndexStore.open(index_dir, load_model=False)
+        started = time.perf_counter()
+        copy_folder_index(index_dir, url)
+        builds = {"postgres": time.perf_counter() - started}
+        from index.pg_store import folder_generation
 
+        generation = folder_generation(store)
+        started = time.perf_counter()
+        writer = FolderIndexWriter(work / "folder-copy")
+        with writer.lock():
+            writer.write(generation)
+        builds["folder"] = time.perf_counter() - started
+        print(f"build (same generation written, no embedding): folder {builds['folder']:.1f} s, "
+              f"postgres {builds['postgres']:.1f} s ({len(generation.chunks)} chunks, "
+              f"{len(generation.windows or [])} windows)", flush=True)  # fmt: skip
+        for q in questions:  # query vectors computed once, shared by both stores
+            embedder.embed_query(q["question"])
         for mode in ("lexical", "hybrid"):
-            model = "" if mode == "lexical" else args.model
-            embedder = None
-            if model:
-                settings = load_settings(overrides={"index.embedding_model": model})
-                loaded = load_embedder(settings.index)
-                if loaded is None:
-                    print(f"hybrid: the model {model} cannot be loaded; skipped")
-                    continue
-                embedder = _Memo(loaded)
+            model = args.model if mode == "hybrid" else ""
             for kind in ("folder", "postgres"):
-                url = ""
-                if kind == "postgres":
-                    with psycopg.connect(server.url, autocommit=True) as conn:
-                        conn.execute(f"CREATE DATABASE piaf_{mode}")
-                    url = server.url.rsplit("/", 1)[0] + f"/piaf_{mode}"
                 settings = load_settings(
+                    environ={},
                     overrides={
-                        "index.index_dir": str(work / f"index-{mode}"),
-                        "index.store_url": url,
+                        "index.index_dir": str(index_dir),
+                        "index.store_url": url if kind == "postgres" else "",
                         "index.embedding_model": model,
                         "index.show_progress": False,
-                    }
+                    },
                 )
-                if embedder is not None and kind == "folder":
-                    started = time.perf_counter()  # embed every passage once, before both builds
-                    build_index([corpus], settings.index, embedder=embedder, progress=False, rebuild=True)
-                    print(
-                        f"{mode}: embedding + first build {time.perf_counter() - started:.1f} s (not compared)"
-                    )
-                started = time.perf_counter()
-                report = build_index(
-                    [corpus], settings.index, embedder=embedder, progress=False, rebuild=True
-                )
-                build_seconds = time.perf_counter() - started
-                assistant = Assistant(settings, open_store(settings.index, embedder=embedder))
-                if embedder is not None:  # query vectors computed once, shared by both stores
-                    for q in questions:
-                        embedder.embed_query(q["question"])
+                opened = open_store(settings.index, embedder=embedder if model else None, load_model=False)
+                assistant = Assistant(settings, opened)
                 assistant.retrieve(questions[0]["question"], 5, merge=False)  # warm-up
                 recall = hit = 0
                 times = []
@@ -169,17 +176,18 @@ def run_piaf(args: argparse.Namespace) -> None:
                     started = time.perf_counter()
                     passages = assistant.retrieve(q["question"], 5, merge=False)
                     times.append(time.perf_counter() - started)
-                    files = [p.doc_id.removesuffix(".txt") for p in passages]
+                    files = [Path(p.doc_id).stem for p in passages]
                     recall += q["context_id"] in files
                     hit += bool(files) and files[0] == q["context_id"]
                 p50, p95 = _percentiles(times)
                 n = len(questions)
                 print(
                     f"{mode:8s} {kind:8s} recall@5 {recall / n:.4f}  hit@1 {hit / n:.4f}  "
-                    f"retrieve p50 {p50:.1f} ms  p95 {p95:.1f} ms  build {build_seconds:.1f} s  "
-                    f"({report.chunks} chunks, mode {assistant.store.mode})",
+                    f"retrieve p50 {p50:.1f} ms  p95 {p95:.1f} ms  (mode {assistant.store.mode})",
                     flush=True,
                 )
+                if kind == "postgres":
+                    opened.close()
 
 
 FTS_SETUP = """
@@ -429,22 +437,27 @@ class _BuildCache:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "builds.json"
-        self.builds: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    @property
+    def builds(self) -> dict[str, Any]:  # read each time: two runs (one per store) may share the folder
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def seconds(self, store: str) -> float | None:
         return self.builds.get(store, {}).get("seconds")
 
     def forget(self, store: str) -> None:
-        self.builds.pop(store, None)
-        self._save()
+        builds = self.builds
+        builds.pop(store, None)
+        self._save(builds)
 
     def record(self, store: str, seconds: float) -> None:
-        self.builds[store] = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%d %H:%M:%S")}
-        self._save()
+        builds = self.builds
+        builds[store] = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self._save(builds)
 
-    def _save(self) -> None:
-        temp = self.path.with_suffix(".tmp")
-        temp.write_text(json.dumps(self.builds, indent=1))
+    def _save(self, builds: dict[str, Any]) -> None:
+        temp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        temp.write_text(json.dumps(builds, indent=1))
         os.replace(temp, self.path)
 
 
@@ -545,6 +558,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     piaf = commands.add_parser("piaf")
     piaf.add_argument("--model", default=DEFAULT_MODEL)
+    piaf.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("/root/.cache/rag-fr/bench"),
+        help="where the PIAF corpus and its hybrid index are cached (shared with the other benchmarks)",
+    )
     lexical = commands.add_parser("lexical")
     for sub in (piaf, lexical):
         sub.add_argument("--piaf", type=Path, default=DEFAULT_PIAF)

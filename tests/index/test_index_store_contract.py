@@ -376,6 +376,8 @@ def test_folder_index_moves_to_postgres_without_reembedding(
             ranked_a = [(a.chunks[r].chunk_id, round(s, 4)) for r, s in getattr(a, search)(question, 5)]
             ranked_b = [(b.chunks[r].chunk_id, round(s, 4)) for r, s in getattr(b, search)(question, 5)]
             assert ranked_a == ranked_b
+    for doc in ("paris.txt", "berlin.txt", "sub/lyon.md"):  # the sentence windows move with their vectors
+        assert _windows(a, doc) == _windows(b, doc) and _windows(b, doc)[1] is not None
     # The moved index is updated incrementally like any other: nothing re-embedded for unchanged files.
     report = build_index(
         [corpus], folder.model_copy(update={"store_url": pg_url}), embedder=counting_embedder
