@@ -322,10 +322,10 @@ def test_a_reader_never_waits_for_a_writer(pg_url: str, corpus: Path, tmp_path: 
     entered, release = threading.Event(), threading.Event()
     original = PostgresIndexWriter._write_manifest
 
-    def slow_commit(self, manifest):  # noqa: ANN001, ANN202
+    def slow_commit(self, *args):  # noqa: ANN001, ANN002, ANN202
         entered.set()
         release.wait(30)
-        return original(self, manifest)
+        return original(self, *args)
 
     PostgresIndexWriter._write_manifest = slow_commit
     try:
