@@ -149,7 +149,7 @@ class LocalPostgres:
             self._user = _run_as()
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self._command(
-                "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop", timeout=90
+                "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "120", "stop", timeout=150
             )
 
     def memory_bytes(self) -> int:

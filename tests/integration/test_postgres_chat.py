@@ -97,5 +97,6 @@ def test_chat_on_seeds_against_a_server_started_as_the_readme_shows(tmp_path: Pa
             chat.terminate()
             chat.wait(30)
         server.send_signal(signal.SIGINT)  # Ctrl-C, as the README says
-        server.wait(60)
-    assert not (data / "postmaster.pid").exists(), "Ctrl-C stops the server"
+        server.wait(180)
+    # A fast shutdown still writes a checkpoint: on a busy machine it may outlast pg_ctl's own wait.
+    _wait_for(lambda: not (data / "postmaster.pid").exists(), 120, "Ctrl-C to stop the server")
