@@ -77,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("RUN_A", "RUN_B"),
         help="print metric deltas and per-question changes A -> B",
     )
+    parser.add_argument(
+        "--identical",
+        nargs=2,
+        metavar=("RUN_A", "RUN_B"),
+        help="exit 0 when two runs' reports are identical timings aside (answers, scores, ranks, settings); "
+        "else list the differences and exit 1",
+    )
 
 
 def _golden_files(args: argparse.Namespace, settings: Any) -> list[Path]:
@@ -99,7 +106,16 @@ def _label(args: argparse.Namespace, settings: Any) -> str:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     """Run the suite described by `args`; print where the report is; return the exit code."""
-    from eval.compare import CompareError, compare_runs
+    from eval.compare import CompareError, compare_runs, identical_text
+
+    if getattr(args, "identical", None):
+        try:
+            same, verdict = identical_text(*args.identical)
+        except CompareError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(verdict)
+        return 0 if same else 1
 
     if args.compare:
         try:

@@ -3,11 +3,15 @@
 `rag eval --compare RUN_A RUN_B` (each a run folder or its results.json). B is the new run: a positive delta
 means B is higher. A question "got better" when its outcome improved: its evidence is now found in the top 5,
 its abstention is now the right call, or its token F1 rose by more than 0.1.
+
+`rag eval --identical RUN_A RUN_B` is the check behind "behaviour unchanged": it exits 0 when the two reports
+are identical timings aside (every answer, score, rank, setting and note), else lists the differences.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +118,82 @@ def compare_text(a: dict[str, Any], b: dict[str, Any], max_questions: int = 50) 
 
 def compare_runs(run_a: str | Path, run_b: str | Path) -> str:
     return compare_text(load_results(run_a), load_results(run_b))
+
+
+# --- "identical timings aside" -----------------------------------------------------------------------
+
+# Keys whose values are times, dates, names or paths of the run itself: they differ between two runs of
+# the same code on the same inputs, so the identity check leaves them out wherever they appear.
+_RUN_SPECIFIC = frozenset(
+    {
+        "timings",
+        "latency",
+        "created",
+        "label",
+        "out",
+        "index_dir",  # where the run cached its index (settings, compared, decide what is in it)
+        "git",
+        "wall_seconds",
+        "index_seconds",
+        "baseline_build_seconds",
+        "question_seconds",
+    }
+)
+# Notes may quote a duration ("built ... in 12.3s"): the duration is blanked, the rest compared.
+_DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
+
+
+def _differences(a: Any, b: Any, where: str, found: list[str], limit: int) -> None:
+    if len(found) >= limit:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [k for k in a if k not in _RUN_SPECIFIC] + [k for k in b if k not in a]:
+            if key in _RUN_SPECIFIC:
+                continue
+            if key not in b:
+                found.append(f"{where}.{key}: only in A")
+            elif key not in a:
+                found.append(f"{where}.{key}: only in B")
+            else:
+                _differences(a[key], b[key], f"{where}.{key}", found, limit)
+        return
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            found.append(f"{where}: {len(a)} items in A, {len(b)} in B")
+        for i, (item_a, item_b) in enumerate(zip(a, b, strict=False)):
+            _differences(item_a, item_b, f"{where}[{i}]", found, limit)
+        return
+    if isinstance(a, str) and isinstance(b, str):
+        a, b = _DURATION.sub("<time>", a), _DURATION.sub("<time>", b)
+        if a != b:  # long answers: show where they part
+            first = next(
+                (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+            )
+            start = max(0, first - 40)
+            found.append(f"{where}: …{a[start : first + 60]!r} -> …{b[start : first + 60]!r}")
+        return
+    if a != b:
+        found.append(f"{where}: {str(a)[:120]!r} -> {str(b)[:120]!r}")
+
+
+def report_differences(a: dict[str, Any], b: dict[str, Any], limit: int = 200) -> list[str]:
+    """Every difference between two runs' results other than timings, dates, labels and paths (at most
+    `limit`): summaries, per-question answers, scores and ranks, settings, versions, notes. Empty means
+    the reports are identical timings aside."""
+    found: list[str] = []
+    _differences(a, b, "results", found, limit)
+    return found
+
+
+def identical_text(run_a: str | Path, run_b: str | Path) -> tuple[bool, str]:
+    """(identical?, a printable verdict) for `rag eval --identical RUN_A RUN_B`."""
+    a, b = load_results(run_a), load_results(run_b)
+    found = report_differences(a, b)
+    questions = len(b.get("questions", []))
+    if not found:
+        return (
+            True,
+            f"Identical timings aside: {questions} questions, same summaries, answers, scores and ranks.",
+        )
+    lines = [f"{len(found)}{'+' if len(found) >= 200 else ''} difference(s) besides timings:"]
+    return False, "\n".join(lines + [f"  {line}" for line in found])

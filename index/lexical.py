@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.language import LANGUAGES, STOPWORDS, detect_language, fold_accents
+from index.language import detect_language
+from index.words import LANGUAGES, STOPWORDS, fold_accents
 
 # 2: each chunk's terms include its document title and heading path; 3: ligatures spelled out;
 # 4: German auxiliaries wurde(n)/würde(n)/worden/sollte/konnte/musste are stop words.

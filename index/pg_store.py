@@ -41,7 +41,7 @@ import numpy as np
 
 from index.config import IndexConfig
 from index.embedding import Embedder
-from index.errors import IndexError_, IndexFormatError, IndexNotFoundError
+from index.errors import IndexError_, IndexFormatError, IndexNotFoundError, look_up, missing
 from index.lexical import BM25_B, BM25_K1, Analyzer, analyze_query
 from index.manifest import FORMAT_VERSION, FileEntry, Manifest
 from index.model_check import check_dimension, embedder_for_index
@@ -311,7 +311,7 @@ class PostgresStore:
     def chunk_index(self, chunk_id: str) -> int:
         rows = self.query("SELECT row_id FROM rag_chunks WHERE chunk_id = %s", (chunk_id,))
         if not rows:
-            raise KeyError(f"No chunk {chunk_id!r} in the index {self.where}")
+            raise missing("chunk", chunk_id, f"the index {self.where}")
         return rows[0][0]
 
     def document(self, doc_id: str) -> Document:
@@ -323,7 +323,7 @@ class PostgresStore:
                 (doc_id,),
             )
             if not rows:
-                raise KeyError(f"No document {doc_id!r} in the index {self.where}")
+                raise missing("document", doc_id, f"the index {self.where}")
             doc_id_, source, title, text, content_hash, sections, metadata, language = rows[0]
             document = Document(
                 doc_id_, source, title, text, content_hash,
@@ -342,7 +342,7 @@ class PostgresStore:
         if doc_id not in self._languages:
             rows = self.query("SELECT language FROM rag_documents WHERE doc_id = %s", (doc_id,))
             if not rows:
-                raise KeyError(f"No document {doc_id!r} in the index {self.where}")
+                raise missing("document", doc_id, f"the index {self.where}")
             self._languages[doc_id] = rows[0][0]
         return self._languages[doc_id]
 
@@ -584,10 +584,7 @@ class PostgresPrevious:
         self._document_rows: dict[str, int] | None = None
 
     def chunk_index(self, chunk_id: str) -> int:
-        try:
-            return self._rows[chunk_id]
-        except KeyError:
-            raise KeyError(f"No chunk {chunk_id!r} in the index {self._store.where}") from None
+        return look_up(self._rows, chunk_id, "chunk", f"the index {self._store.where}")
 
     def document(self, doc_id: str) -> Document:
         return self._store.document(doc_id)

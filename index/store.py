@@ -19,7 +19,7 @@ import numpy as np
 
 from index.config import IndexConfig
 from index.embedding import Embedder
-from index.errors import IndexFormatError, IndexNotFoundError
+from index.errors import IndexFormatError, IndexNotFoundError, look_up
 from index.generations import (
     CHUNKS_FILE,
     DOCUMENTS_FILE,
@@ -207,16 +207,10 @@ class IndexStore:
         return self.chunks[self.chunk_index(chunk_id)]
 
     def chunk_index(self, chunk_id: str) -> int:
-        try:
-            return self._rows[chunk_id]
-        except KeyError:
-            raise KeyError(f"No chunk {chunk_id!r} in the index {self.index_dir}") from None
+        return look_up(self._rows, chunk_id, "chunk", f"the index {self.index_dir}")
 
     def document(self, doc_id: str) -> Document:
-        try:
-            return self._documents[doc_id]
-        except KeyError:
-            raise KeyError(f"No document {doc_id!r} in the index {self.index_dir}") from None
+        return look_up(self._documents, doc_id, "document", f"the index {self.index_dir}")
 
     def document_text(self, doc_id: str) -> str:
         return self.document(doc_id).text

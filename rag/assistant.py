@@ -15,8 +15,9 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from index.embedding import Embedder
 from index.protocols import IndexReader
@@ -28,12 +29,14 @@ from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from index.build import BuildReport
+    from index.config import IndexConfig
     from rag.backends.base import Generator
     from rag.chain import AnswerChain
     from rag.evidence import EvidenceScorer
     from rag.retrieval import PassageRetriever
 
 ProgressCallback = Callable[[int, int, str], None]
+_T = TypeVar("_T")
 
 
 def _with_index_dir(settings: Settings, index_dir: str | Path | None) -> Settings:
@@ -73,34 +76,28 @@ def _open_store(settings: Settings, embedder: Embedder | None = None) -> IndexRe
         raise IndexUnavailableError(f"{exc}") from exc
 
 
+@dataclass(frozen=True)
+class _GivenStages:
+    """Stages given to `Assistant` instead of built (how tests plug in fakes), reused by every generation."""
+
+    retriever: Retriever | None = None
+    generators: Mapping[str, Generator] = field(default_factory=dict)
+
+
 class _Reader:
     """One index generation and what is built over it, lazily (see `Assistant`). It never changes: adding
     documents makes a new `_Reader`.
 
-    Its stages are built on first use by the builder functions of `rag.builders`; any of them can be given
-    instead (`retriever`, `generators` by backend name), which is how tests plug in fakes.
+    Its stages are built on first use by the builder functions of `rag.builders`, except those `given`.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: IndexReader,
-        *,
-        retriever: Retriever | None = None,
-        generators: Mapping[str, Generator] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, store: IndexReader, given: _GivenStages = _GivenStages()) -> None:
         self.settings = settings
         self._store = store
         self._lock = threading.RLock()
-        self._given_retriever = retriever
-        self._given_generators = dict(generators or {})
-        self._reset()
-
-    def _reset(self) -> None:
-        """The stages start unbuilt (except those given)."""
         self._scorer: EvidenceScorer | None = None
-        self._retriever: Retriever | None = self._given_retriever
-        self._generators: dict[str, Generator] = dict(self._given_generators)
+        self._retriever: Retriever | None = given.retriever
+        self._generators: dict[str, Generator] = dict(given.generators)
         self._chains: dict[str, AnswerChain] = {}
 
     @property
@@ -128,38 +125,34 @@ class _Reader:
         return self._retriever
 
     def generator(self, backend: str | None = None) -> Generator:
-        name = backend or self.settings.llm.backend
-        with self._lock:
-            generator = self._generators.get(name)
-            if generator is None:
-                from rag.builders import build_generator
+        from rag.builders import build_generator
 
-                generator = build_generator(
-                    self.settings,
-                    name,
-                    scorer=self.scorer,
-                    language_of=self.language_of,
-                )
-                self._generators[name] = generator
-            return generator
+        name = backend or self.settings.llm.backend
+        return self._per_backend(
+            self._generators,
+            name,
+            lambda: build_generator(self.settings, name, scorer=self.scorer, language_of=self.language_of),
+        )
 
     def chain(self, backend: str | None = None) -> AnswerChain:
         """The `AnswerChain` for a backend (its `.runnable` is the LCEL chain)."""
-        name = backend or self.settings.llm.backend
-        with self._lock:
-            chain = self._chains.get(name)
-            if chain is None:
-                from rag.builders import build_chain
+        from rag.builders import build_chain
 
-                chain = build_chain(
-                    self.settings,
-                    self._store,
-                    self.retriever,
-                    self.generator(name),
-                    self.scorer,
-                )
-                self._chains[name] = chain
-            return chain
+        name = backend or self.settings.llm.backend
+        return self._per_backend(
+            self._chains,
+            name,
+            lambda: build_chain(
+                self.settings, self._store, self.retriever, self.generator(name), self.scorer
+            ),
+        )
+
+    def _per_backend(self, built: dict[str, _T], name: str, build: Callable[[], _T]) -> _T:
+        """`built[name]`, built once (under the lock: two first questions do not build it twice)."""
+        with self._lock:
+            if name not in built:
+                built[name] = build()
+            return built[name]
 
     def status(self) -> dict[str, Any]:
         """What the assistant runs on; `models` maps each available backend to the model it would use."""
@@ -197,25 +190,25 @@ class Assistant:
         """`retriever`, `generators` (by backend name): stages given instead of built, for every generation
         (how tests plug in fakes; see `_Reader`)."""
         self.settings = settings
-        self._given: dict[str, Any] = {"retriever": retriever, "generators": generators}
-        self._reader = _Reader(settings, store, **self._given)
+        self._given = _GivenStages(retriever, dict(generators or {}))
+        self._reader = _Reader(settings, store, self._given)
         self._write_lock = threading.Lock()
 
     # --- the current generation (read side) ---------------------------------------------------------------
     @property
-    def store(self) -> Any:
+    def store(self) -> IndexReader:
         return self._reader.store
 
     @property
-    def scorer(self) -> Any:
+    def scorer(self) -> EvidenceScorer:
         return self._reader.scorer
 
     @property
-    def retriever(self) -> Any:
+    def retriever(self) -> Retriever:
         return self._reader.retriever
 
     @property
-    def _generators(self) -> dict[str, Any]:  # the current generation's, by backend name
+    def _generators(self) -> dict[str, Generator]:  # the current generation's, by backend name
         return self._reader._generators
 
     def language_of(self, doc_id: str) -> str:
@@ -224,10 +217,10 @@ class Assistant:
     def corpus_languages(self) -> set[str]:
         return self._reader.corpus_languages()
 
-    def generator(self, backend: str | None = None) -> Any:
+    def generator(self, backend: str | None = None) -> Generator:
         return self._reader.generator(backend)
 
-    def chain(self, backend: str | None = None) -> Any:
+    def chain(self, backend: str | None = None) -> AnswerChain:
         """The `AnswerChain` for a backend (its `.runnable` is the LCEL chain)."""
         return self._reader.chain(backend)
 
@@ -299,11 +292,11 @@ class Assistant:
                     report = _build_in_child(paths, self.settings.index, on_progress, cancel)
                 else:
                     report = _build_here(paths, self.settings, self.store, on_progress, cancel)
-            self._switch_to(_open_store(self.settings, getattr(self.store, "embedder", None)))
+            self._switch_to(_open_store(self.settings, self.store.embedder))
         return report
 
     def _switch_to(self, store: IndexReader) -> None:
-        reader = _Reader(self.settings, store, **self._given)
+        reader = _Reader(self.settings, store, self._given)
         reader.chain()  # built before the switch: the first question after it does not pay for it
         self._reader = reader
 
@@ -321,10 +314,10 @@ class _PrivateView(Assistant):
     def __init__(self, shared: Assistant, index_dir: Path) -> None:
         self.settings = _with_index_dir(shared.settings, index_dir)
         self._shared = shared
-        self._given = {}
+        self._given = _GivenStages()
         self._write_lock = threading.Lock()
         self._own: IndexReader | None = None
-        self._combined: tuple[Any, Any, _Reader] | None = None
+        self._combined: tuple[_Reader, IndexReader, _Reader] | None = None
         self._combine_lock = threading.Lock()
         with contextlib.suppress(IndexUnavailableError):  # no private documents yet
             self._own = _open_store(self.settings, shared.store.embedder)
@@ -360,10 +353,10 @@ CANCELLED_MESSAGE = "Indexing cancelled: nothing was added, the index is as it w
 def _build_here(
     paths: list[Path],
     settings: Settings,
-    store: Any,
+    store: IndexReader,
     on_progress: ProgressCallback | None,
     cancel: threading.Event | None,
-) -> Any:
+) -> BuildReport:
     from index.build import build_index
 
     def progress(done: int, total: int, message: str) -> None:
@@ -386,10 +379,10 @@ def _build_here(
 
 def _build_in_child(
     paths: list[Path],
-    index_config: Any,
+    index_config: IndexConfig,
     on_progress: ProgressCallback | None,
     cancel: threading.Event | None,
-) -> Any:
+) -> BuildReport:
     """`build_index` in a spawned child process; progress comes back through a queue; `cancel` kills it
     (safe: the index lock is a flock the kernel releases, and an unfinished generation is never current)."""
     import multiprocessing
@@ -432,7 +425,7 @@ def _build_in_child(
             child.kill()
 
 
-def _drain_report(messages: Any) -> Any | None:
+def _drain_report(messages: Any) -> BuildReport | None:
     import queue as queues
 
     while True:
@@ -444,7 +437,7 @@ def _drain_report(messages: Any) -> Any | None:
             return payload[0]
 
 
-def _child_build(paths: list[str], index_config: Any, messages: Any) -> None:
+def _child_build(paths: list[str], index_config: IndexConfig, messages: Any) -> None:
     """Runs in the child process of `_build_in_child`."""
     from index.build import build_index
 

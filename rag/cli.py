@@ -90,12 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     users_commands.add_parser("list", help="List the users and their roles.")
 
     evaluate = commands.add_parser("eval", help="Run the evaluation suite (see `rag eval --help`).")
-    try:
-        from eval.cli import add_arguments
-    except ImportError:
-        evaluate.add_argument("eval_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    else:
-        add_arguments(evaluate)
+    from eval.cli import add_arguments
+
+    add_arguments(evaluate)
     return parser
 
 
@@ -198,7 +195,11 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _UsageError(f"Not found: {', '.join(missing)}. Give existing files or folders to `rag chat`.")
-    app = _import("ui.app", *_UI)
+    try:
+        from ui import app
+    except ModuleNotFoundError as exc:
+        _raise_if_not_installed(exc, "The chat UI")
+        raise
     app.check_login(settings)  # before indexing: a chat that cannot start should say so at once
     assistant = build_assistant(paths, settings)  # builds or updates the index: the UI opens on fresh data
     app.launch(settings, paths, assistant=assistant)
@@ -216,23 +217,24 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _import(module: str, what: str, fix: str) -> Any:
-    """Import a part of the product a subcommand needs, or say it is missing and how to install it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise _UsageError(f"{what} cannot be loaded ({exc}). {fix}") from exc
+_PROJECT_PACKAGES = frozenset({"rag", "index", "ui", "eval"})
 
 
-_UI = ("The chat UI", "Install the project with `make setup`.")
+def _raise_if_not_installed(exc: ModuleNotFoundError, what: str) -> None:
+    """A third-party package a subcommand needs (gradio for the chat) is not installed: say which and how to
+    install it. A module of the project itself that fails to import is a bug: the caller re-raises it."""
+    if exc.name is None or exc.name.split(".")[0] in _PROJECT_PACKAGES:
+        return
+    raise _UsageError(
+        f"{what} needs the Python package '{exc.name}', which is not installed. "
+        "Install the project with `make setup` (or `pip install -e .` in its virtual environment)."
+    ) from exc
 
 
 def _cmd_users(args: argparse.Namespace, settings: Settings) -> int:
-    accounts_module = _import("ui.accounts", *_UI)
-    AccountError = accounts_module.AccountError  # noqa: N806 - a class
-    accounts = accounts_module.Accounts(accounts_module.Database(settings.ui.database))
+    from ui.accounts import AccountError, Accounts, Database
+
+    accounts = Accounts(Database(settings.ui.database))
     try:
         if args.users_command == "add":
             user = accounts.add(
@@ -257,8 +259,9 @@ def _cmd_users(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    evaluation = _import("eval.cli", "The evaluation suite", "Install the project with its extras.")
-    return int(evaluation.run(args, settings) or 0)
+    from eval.cli import run
+
+    return int(run(args, settings) or 0)
 
 
 class _UsageError(Exception):

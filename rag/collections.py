@@ -15,9 +15,11 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
+from index.embedding import Embedder
+from index.errors import look_up, missing
 from index.protocols import DocumentInfo, IndexReader, Ranking
+from index.records import Chunk
 
 
 class CombinedIndex:
@@ -28,7 +30,7 @@ class CombinedIndex:
             raise ValueError("CombinedIndex needs at least one index")
         self.parts = list(parts)
         self._offsets: list[int] = []
-        chunks: list[Any] = []
+        chunks: list[Chunk] = []
         for part in self.parts:
             self._offsets.append(len(chunks))
             chunks.extend(part.chunks)
@@ -45,27 +47,24 @@ class CombinedIndex:
         return self.parts[0].main_language
 
     @property
-    def embedder(self) -> Any | None:
+    def embedder(self) -> Embedder | None:
         return self.parts[0].embedder if self.mode == "hybrid" else None
 
     @property
-    def chunks(self) -> Sequence[Any]:
+    def chunks(self) -> Sequence[Chunk]:
         return self._chunks
 
     # --- lookups -----------------------------------------------------------------------------------------
     def _part_of(self, doc_id: str) -> IndexReader:
-        try:
-            return self._owner[doc_id]
-        except KeyError:
-            raise KeyError(f"No document {doc_id!r} in these collections") from None
+        return look_up(self._owner, doc_id, "document", "these collections")
 
-    def chunk(self, chunk_id: str) -> Any:
+    def chunk(self, chunk_id: str) -> Chunk:
         for part in self.parts:
             try:
                 return part.chunk(chunk_id)
             except KeyError:
                 continue
-        raise KeyError(f"No chunk {chunk_id!r} in these collections")
+        raise missing("chunk", chunk_id, "these collections")
 
     def document_text(self, doc_id: str) -> str:
         return self._part_of(doc_id).document_text(doc_id)

@@ -18,7 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.evidence import EvidenceScorer, content_words, fold
+from index.words import fold
+from rag.evidence import EvidenceScorer, content_words
 
 MAX_CONTEXT_TERMS = 5
 _PRONOUNS = {

@@ -29,16 +29,20 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from index.language import STOPWORDS, fold_accents
 from index.lexical import analyze
+from index.words import QUESTION_WORDS, STOPWORDS, fold
 from rag.errors import RagError
 
 GLOSSARY_LANGUAGES: tuple[str, ...] = ("en", "fr", "de")
 # Concepts (by English form) whose stop-word forms are still looked up: the words a question hinges on.
-QUESTION_WORDS = frozenset(
-    {"who", "whom", "whose", "what", "which", "when", "where", "why", "how"}
-    | {"how much", "how many", "how long", "how old", "how often"}
-)
+# The English question words (`index.words`), whose "much" and "many" only count inside "how much/many".
+_HINGE_CONCEPTS = (QUESTION_WORDS["en"] - {"much", "many"}) | {
+    "how much",
+    "how many",
+    "how long",
+    "how old",
+    "how often",
+}
 
 # Same word/number split as the index analyzer, but on the original text so capitals survive.
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
@@ -115,7 +119,7 @@ def _tokens(text: str, language: str) -> list[_Token]:
 
 
 def _surface_key(word: str) -> str:
-    return fold_accents(word.lower())
+    return fold(word)
 
 
 class Glossary:
@@ -174,7 +178,7 @@ class Glossary:
         it only for the question words (who/qui/wer, how much/combien), which questions depend on."""
         if len(words) > 1 or _surface_key(words[0]) not in STOPWORDS[language]:
             return True
-        return any(form.lower() in QUESTION_WORDS for form in concept_english)
+        return any(form.lower() in _HINGE_CONCEPTS for form in concept_english)
 
     # -- lookup ---------------------------------------------------------------------------------------
     def _match(self, words: Sequence[str], language: str) -> list[int]:

@@ -25,40 +25,17 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
-from index.language import STOPWORDS, fold_accents
 from index.lexical import analyze
 from index.windows import WindowSpan, document_windows
+from index.words import FUNCTION_WORDS, META_WORDS, QUESTION_WORDS, STOPWORDS, fold
+from rag.crosslingual import expand_query
 from rag.markers import blank_markers
 from rag.records import Passage
 
 SUPPORTED_ANSWER_LANGUAGES = ("fr", "en", "de")
 
-# Words that talk about the question or the documents rather than about the subject: "selon l'article",
-# "mentioned in the text". They are never in the span that answers, so they must not count as missing.
-_META_WORDS = {
-    "fr": "article articles document documents texte textes passage passages selon evoque evoquee evoques "
-    "evoquees mentionne mentionnee mentionnes cite citee cites auteur apres dit indique",
-    "en": "article articles document documents text texts passage passages according mentioned said says "
-    "stated author state",
-    "de": "artikel dokument dokumente dokumenten text texte textes laut erwahnt erwahnte genannt autor",
-}
-# Words of a question that ask for a kind of answer; they are cues, not content to find in the span.
-_QUESTION_WORDS = {
-    "fr": "quel quelle quels quelles qui que quoi quand ou comment combien pourquoi lequel laquelle "
-    "lesquels lesquelles est-ce",
-    "en": "what which who whom whose when where why how much many",
-    "de": "was welche welcher welches welchen welchem wer wen wem wessen wann wo woher wohin warum wie "
-    "viel viele wieviel",
-}
-# Inflected function words missing from the index's stop lists (they only matter for coverage here).
-_FUNCTION_WORDS = {
-    "de": "seiner seinem seinen seines ihrer ihrem ihren ihres deren dessen worden wurde wurden gibt",
-    "en": "did does done has had",
-    "fr": "ete etait etaient sont",
-}
 _NUMBER_CUES = re.compile(
     r"\b(combien|quel(le)?s? (est|sont|était|étaient) (le|la|les) (nombre|montant|prix|coût|cout|"
     r"valeur|valorisation|taille|population|superficie|budget|chiffre|âge|age|salaire|durée|distance)|"
@@ -87,33 +64,14 @@ _WORD = re.compile(r"[\w’'-]+", re.UNICODE)
 AnswerType = str  # "number" | "date" | "name" | ""
 
 
-def fold(word: str) -> str:
-    """Lowercase without accents (`index.language.fold_accents`): how stop-word and cue lists are compared."""
-    return fold_accents(word.lower())
-
-
-@lru_cache(maxsize=16)
-def _folded_set(words: str) -> frozenset[str]:
-    return frozenset(fold(w) for w in words.split())
-
-
-def _stopwords(language: str) -> frozenset[str]:
-    return frozenset(fold(w) for w in STOPWORDS.get(language, ()))
-
-
-_STOPWORDS_FOLDED: dict[str, frozenset[str]] = {}
-
-
 def is_stopword(word: str, language: str) -> bool:
-    if language not in _STOPWORDS_FOLDED:
-        _STOPWORDS_FOLDED[language] = _stopwords(language)
     folded = fold(word)
     return (
-        folded in _STOPWORDS_FOLDED[language]
-        or folded in _folded_set(_META_WORDS.get(language, ""))
-        or folded in _folded_set(_FUNCTION_WORDS.get(language, ""))
-        # Question words of every language: short questions are sometimes detected as the wrong language.
-        or any(folded in _folded_set(words) for words in _QUESTION_WORDS.values())
+        folded in STOPWORDS.get(language, ())
+        or folded in META_WORDS.get(language, ())
+        or folded in FUNCTION_WORDS.get(language, ())
+        # Question words of every answer language: short questions are sometimes detected as the wrong one.
+        or any(folded in QUESTION_WORDS[lang] for lang in SUPPORTED_ANSWER_LANGUAGES)
     )
 
 
@@ -209,20 +167,12 @@ class TermGroup:
 Expander = Callable[[str, str, Sequence[str]], str]
 
 
-def _default_expander() -> Expander | None:
-    try:
-        from rag.crosslingual import expand_query
-    except ImportError:  # the glossary module is optional: same-language questions need none
-        return None
-    return expand_query
-
-
 class EvidenceScorer:
     """Scores spans of documents against a question or an answer sentence (see the module docstring)."""
 
     def __init__(self, stats: CorpusStats, *, expander: Expander | None | bool = True) -> None:
         self.stats = stats
-        self.expander: Expander | None = _default_expander() if expander is True else (expander or None)
+        self.expander: Expander | None = expand_query if expander is True else (expander or None)
         self._stem_cache: dict[tuple[str, str], frozenset[str]] = {}
 
     def stems(self, text: str, language: str) -> frozenset[str]:

@@ -5,7 +5,8 @@
 - `ui` and `eval` reach `rag` only through its public API: `rag` itself (names in `rag.__all__`) and
   `rag.backends` (the generator interface an LLM judge uses). `eval/benchmarks/` scripts measure single
   stages and may import them: they are exempt.
-- one module defines the citation-marker pattern (`rag.markers`).
+- one module defines the citation-marker pattern (`rag.markers`), one the sentence splitter
+  (`index.sentences`), one the word lists (`index.words`: stop, question, meta and function words).
 """
 
 from __future__ import annotations
@@ -97,3 +98,19 @@ def test_one_sentence_splitter() -> None:
         if isinstance(node, ast.FunctionDef) and "split_sentences" in node.name
     ]
     assert definers == ["index/sentences.py:" + definers[0].split(":")[1]], definers
+
+
+def test_one_source_of_word_lists() -> None:
+    """Stop words, question words, meta and function words are defined in `index.words` only (benchmark
+    scripts that build data files aside); every other module imports them."""
+    name = re.compile(r"STOP_?WORDS|QUESTION_WORDS|META_WORDS|FUNCTION_WORDS", re.IGNORECASE)
+    definers = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for package in ("rag", "ui", "eval", "index")
+        for path in _files(package, exempt="benchmarks")
+        for node in ast.parse(path.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name) and name.search(target.id)
+    ]
+    assert definers and all(d.startswith("index/words.py:") for d in definers), definers

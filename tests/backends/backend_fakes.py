@@ -308,3 +308,21 @@ def build_tiny_model(folder: Path, *, chat_template: bool = True) -> Path:
     )
     model.save_pretrained(folder)
     return folder
+
+
+def tiny_model_reply(folder: Path, messages: list[Any], max_new_tokens: int) -> str:
+    """What the tiny model answers to `messages`, computed with transformers directly (chat template, greedy
+    decoding): the oracle the HF backend's text must equal, so a backend that lost or reordered the prompt
+    would not pass a check on the alphabet and length alone."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    turns = [{"role": roles[m.type], "content": str(m.content)} for m in messages]
+    prompt = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    output = model.generate(
+        **encoded, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id
+    )
+    return tokenizer.decode(output[0][encoded["input_ids"].shape[1] :], skip_special_tokens=True)

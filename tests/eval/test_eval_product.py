@@ -45,4 +45,6 @@ def test_two_real_runs_write_reports_with_the_same_numbers(tmp_path: Path, monke
     assert cli.run(_args("--compare", str(tmp_path / "a"), str(tmp_path / "b")), settings) == 0
     out = capsys.readouterr().out
     assert "Better in B: 0 question(s)" in out and "Worse in B: 0 question(s)" in out
+    assert cli.run(_args("--identical", str(tmp_path / "a"), str(tmp_path / "b")), settings) == 0
+    assert "Identical timings aside: 26 questions" in capsys.readouterr().out
     assert cli.run(_args("--compare", str(tmp_path / "a"), str(tmp_path / "nowhere")), settings) == 2

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
 from eval_fakes import fake_corpus_factory
 
-from eval.compare import compare_text
+from eval.compare import compare_text, report_differences
 from eval.datasets import load_golden
 from eval.report import write_report
 from eval.runner import BM25, LANGCHAIN, OURS, EvalConfig, deterministic_view, run_eval
@@ -63,6 +64,35 @@ def test_two_runs_give_the_same_numbers(golden, tmp_path: Path) -> None:
     first, second = _run(golden, tmp_path, "a"), _run(golden, tmp_path, "b")
     assert deterministic_view(first) == deterministic_view(second)
     assert first["questions"][0]["timings"]  # timings exist but are left out of the comparison
+    assert report_differences(first, second) == []
+
+
+def test_identity_check_names_every_change_but_timings(golden, tmp_path: Path) -> None:
+    before = _run(golden, tmp_path, "before")
+    after = copy.deepcopy(before)
+    after["label"], after["wall_seconds"] = "after", before["wall_seconds"] + 5.0
+    after["questions"][0]["timings"]["ask_wall"] = 99.0
+    after["datasets"]["golden"]["latency"]["wall_seconds"] = 99.0
+    after["notes"] = [_longer(note) for note in before["notes"]]
+    assert report_differences(before, after) == []
+    after["questions"][3]["answer"] += " encore"
+    later = next(i for i, r in enumerate(after["questions"]) if i > 3 and r["answerable"])
+    ranks = after["questions"][later]["systems"][OURS]["ranks"]
+    ranks.append(9)
+    after["summary"]["golden"]["answers"]["f1"] = 0.0
+    found = report_differences(before, after)
+    assert len(found) == 3
+    assert found[0].startswith("results.summary.golden.answers.f1: ")
+    assert found[1].startswith("results.questions[3].answer: ") and "encore" in found[1]
+    assert (
+        found[2]
+        == f"results.questions[{later}].systems.ours.ranks: {len(ranks) - 1} items in A, {len(ranks)} in B"
+    )
+
+
+def _longer(note: str) -> str:
+    """The same note with every duration changed: `12.3s` -> `112.3s`."""
+    return re.sub(r"(\d+(?:\.\d+)?)s\b", lambda m: f"1{m.group(1)}s", note)
 
 
 def test_compare_prints_deltas_and_question_changes(golden, tmp_path: Path) -> None:

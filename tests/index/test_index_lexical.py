@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.language import STOPWORDS, detect_language
+from index.language import detect_language
 from index.lexical import Analyzer, BM25Index, analyze
+from index.words import STOPWORDS
 
 
 @pytest.mark.parametrize(
@@ -124,3 +125,13 @@ def test_bm25_matches_the_formula_and_survives_save_load(tmp_path: Path) -> None
 def test_short_questions_are_told_apart_by_their_question_word(question: str, language: str) -> None:
     # French is the default here, so a wrong guess would show as "fr".
     assert detect_language(question, default="fr") == language
+
+
+def test_word_lists_are_written_folded() -> None:
+    """Users look words up as `fold(word)`: a list entry with a capital or an accent could never match."""
+    from index.words import FUNCTION_WORDS, META_WORDS, QUESTION_WORDS, fold
+
+    for lists in (STOPWORDS, QUESTION_WORDS, META_WORDS, FUNCTION_WORDS):
+        for language, words in lists.items():
+            assert words and all(word == fold(word) for word in words), language
+    assert fold("Élève") == "eleve" and fold("Qu’EST-CE") == "qu’est-ce"

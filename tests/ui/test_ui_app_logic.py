@@ -92,7 +92,8 @@ def test_uploads_are_copied_into_the_collection_and_indexed(fake: FakeAssistant,
     assert (tmp_path / "uploads" / "Rapports" / "note.md").read_text(encoding="utf-8").startswith("# Zorblax")
     assert "Rapports" in outcome.message_html and "1 new" in outcome.message_html
     assert seen == [(0, 1, "Indexing 1 file…"), (1, 1, "reading")]
-    assert fake.ask("Qu'est-ce que le zorblax ?").passages[0].source.endswith("note.md")
+    # The copy in the collection is what gets indexed, not the upload's temporary file.
+    assert fake.indexed == [[tmp_path / "uploads" / "Rapports" / "note.md"]]
 
 
 def test_unsupported_uploads_are_refused_by_name_and_the_rest_indexed(fake: FakeAssistant, tmp_path: Path):
@@ -104,7 +105,7 @@ def test_unsupported_uploads_are_refused_by_name_and_the_rest_indexed(fake: Fake
     assert "Rejected x&lt;b&gt;.exe: unsupported file type &quot;.exe&quot;" in outcome.message_html
     assert ".docx" in outcome.message_html
     assert not (tmp_path / "uploads" / "uploads" / bad.name).exists()
-    assert (tmp_path / "uploads" / "uploads" / "ok.txt").exists()
+    assert fake.indexed == [[tmp_path / "uploads" / "uploads" / "ok.txt"]]
 
 
 def test_uploads_into_a_path_like_collection_are_refused(fake: FakeAssistant, tmp_path: Path):
@@ -112,7 +113,7 @@ def test_uploads_into_a_path_like_collection_are_refused(fake: FakeAssistant, tm
     good.write_text("zorblax", encoding="utf-8")
     outcome = add_uploads(fake, [str(good)], "../../etc")
     assert not outcome.indexed and "Collection name" in outcome.message_html
-    assert not (tmp_path / "uploads").exists()
+    assert not (tmp_path / "uploads").exists() and fake.indexed == []
 
 
 def test_indexing_errors_are_reported(fake: FakeAssistant, tmp_path: Path):

@@ -48,6 +48,7 @@ class FakeAssistant:
         self.fail_backends = fail_backends or {}  # backend name -> the exception its answers raise
         self.paragraphs: list[tuple[str, str, int]] = []  # (source, paragraph, start offset)
         self.calls: list[dict] = []
+        self.indexed: list[list[Path]] = []  # the paths of every add_documents call, in order
         for path in paths:
             self._load(Path(path))
 
@@ -146,6 +147,7 @@ class FakeAssistant:
         cancel: threading.Event | None = None,
         in_subprocess: bool = False,
     ):
+        self.indexed.append([Path(p) for p in paths])
         loaded = []
         for done, path in enumerate(paths, start=1):
             time.sleep(self.index_delay)  # lets a test see the progress bar
