@@ -45,8 +45,23 @@ def _serves(url: str) -> bool:
         return False
 
 
-def test_stop_from_a_fresh_object_stops_the_server(tmp_path: Path) -> None:
-    data = tmp_path / "pg"
+@pytest.fixture
+def outside_tmp():  # noqa: ANN201 - yields a Path
+    """A temp folder outside pytest's own: every pytest start (another session's too) makes
+    /tmp/pytest-of-USER private again, which locks out the server's system user when running as root."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="rag-fr-pg-chat-"))
+    folder.chmod(0o755)
+    yield folder
+    LocalPostgres(folder / "rag-pg").stop()  # a failed test leaves no server behind
+    LocalPostgres(folder / "pg").stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_stop_from_a_fresh_object_stops_the_server(outside_tmp: Path) -> None:
+    data = outside_tmp / "pg"
     started = LocalPostgres(data).start()
     assert (data / "postmaster.pid").exists()
     LocalPostgres(data).stop()  # another object, as another process would hold
@@ -58,8 +73,8 @@ def test_stop_from_a_fresh_object_stops_the_server(tmp_path: Path) -> None:
     LocalPostgres(data).stop()  # nothing running: nothing to do
 
 
-def test_chat_on_seeds_against_a_server_started_as_the_readme_shows(tmp_path: Path) -> None:
-    data = tmp_path / "rag-pg"
+def test_chat_on_seeds_against_a_server_started_as_the_readme_shows(outside_tmp: Path) -> None:
+    data = outside_tmp / "rag-pg"
     server = subprocess.Popen(
         [sys.executable, "-m", "index.pg_local", str(data)], cwd=REPO, stdout=subprocess.PIPE, text=True
     )
