@@ -31,6 +31,17 @@ class IndexConfig(BaseModel):
         None, description="Text put before passages; None: the model's own prompt, or 'passage: ' for E5."
     )
     embedding_batch_size: int = Field(32, ge=1, le=4096)
+    # One question is ~20 tokens: its matrix products are too small to share between cores (each layer's
+    # threads meet at a barrier dozens of times per question), and when the cores are busy (other chat
+    # sessions, an index build) a waiting thread spins on a core another thread needs. Measured by
+    # eval/benchmarks/query_embedding.py: see the README's latency lines.
+    embedding_query_threads: int = Field(
+        1,
+        ge=0,
+        le=1024,
+        description="CPU threads torch uses to embed one question (0: torch's default, one per core). "
+        "Passages (index builds) always use torch's default.",
+    )
     # Defaults measured with eval/benchmarks/chunking.py (PIAF dev, lexical retrieval, paragraphs joined per
     # article): at an equal context budget (1,280 tokens = top-5 x 256) 256/76 gave the best answer recall
     # (0.861; 200/40: 0.847, 320/96: 0.857, 512/102: 0.819); bigger chunks win recall@5 only by sending

@@ -20,7 +20,8 @@ import os
 import re
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,12 @@ class Embedder(ABC):
     def embed_query(self, text: str) -> np.ndarray:
         """float32 vector (dimension,), L2-normalised, query prompt applied."""
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 array (len(texts), dimension): row i is `embed_query(texts[i])`. Subclasses batch it."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([np.asarray(self.embed_query(text), dtype=np.float32) for text in texts])
+
     def count_tokens(self, text: str) -> int:
         return approx_token_count(text)
 
@@ -135,7 +142,9 @@ class SentenceTransformerEmbedder(Embedder):
         self.query_prompt, self.passage_prompt = resolve_prompts(config, getattr(self.model, "prompts", None))
         self.batch_size = config.embedding_batch_size
         self.max_tokens = self.model.max_seq_length
+        self.query_threads = config.embedding_query_threads
         self._tokenizer = self.model.tokenizer
+        self.model.eval()  # once: `encode()` would call it (a walk over every module) on each query
 
     # -- embedding ------------------------------------------------------------------------------------
     def _encode(self, texts: list[str], prompt: str, show_progress: bool) -> np.ndarray:
@@ -173,7 +182,34 @@ class SentenceTransformerEmbedder(Embedder):
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([text], self.query_prompt, False)[0]
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Questions, one or a few at a time (the batch path serves concurrent chat sessions and the eval).
+
+        The same modules as `encode()` (its tokenisation with the query prompt, the model's own pooling,
+        L2 normalisation), so the vectors are the same, without what `encode()` redoes on every call for
+        large corpora: putting the model in eval mode, checking the device of every parameter, sorting
+        by length. On one short question that overhead was a quarter of the model call (see
+        eval/benchmarks/query_embedding.py). Run with `query_threads` intra-op threads (module docstring).
+        """
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        truncate_dim = getattr(self.model, "truncate_dim", None)
+        with torch.inference_mode(), torch_threads(self.query_threads):
+            for lo in range(0, len(texts), self.batch_size):
+                features = self.model.preprocess(
+                    texts[lo : lo + self.batch_size], prompt=self.query_prompt or None
+                )
+                vectors = self.model(batch_to_device(features, self.model.device))["sentence_embedding"]
+                if truncate_dim:
+                    vectors = vectors[:, :truncate_dim]
+                vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
+                out[lo : lo + len(vectors)] = vectors.cpu().numpy()
+        return out
 
     # -- tokens ---------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -193,6 +229,27 @@ class SentenceTransformerEmbedder(Embedder):
             encoded = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             return [(int(a), int(b)) for a, b in encoded["offset_mapping"] if b > a]
         return approx_token_spans(text)
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with `threads` intra-op threads (0: leave torch's setting). torch keeps this count
+    per calling thread (OpenMP and MKL thread-local settings), so a chat session embedding its question
+    does not change the threads of an index build running in another thread; restored on exit."""
+    if threads <= 0:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    if previous == threads:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _hub_disabled() -> bool:

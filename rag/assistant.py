@@ -312,7 +312,14 @@ class _PrivateView(Assistant):
     """See `Assistant.with_private_index`."""
 
     def __init__(self, shared: Assistant, index_dir: Path) -> None:
-        self.settings = _with_index_dir(shared.settings, index_dir)
+        # Always a folder index, also when the shared corpus is in PostgreSQL (`index.store_url`): a user's
+        # documents must never be written into the database everybody searches. One small folder per user
+        # beside it is the simple choice (a per-user collection in the database would need every query
+        # of the store to filter by owner).
+        settings = _with_index_dir(shared.settings, index_dir)
+        self.settings = settings.model_copy(
+            update={"index": settings.index.model_copy(update={"store_url": ""})}
+        )
         self._shared = shared
         self._given = _GivenStages()
         self._write_lock = threading.Lock()

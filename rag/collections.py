@@ -1,8 +1,10 @@
 """Several opened indexes searched as one: a shared corpus plus one person's private uploads.
 
-`CombinedIndex(readers)` is an `index.protocols.IndexReader` over its parts: rows are numbered part after
-part, each search asks every part and merges the rankings by score. Nothing is copied: the parts stay the
-loaded generations they are (a new generation of one part means a new `CombinedIndex`).
+`CombinedIndex(readers)` is an `index.protocols.IndexReader` over its parts: a part's row `r` is row
+`r * len(parts) + part_number` of the whole, so rows need not be positions (the PostgreSQL store numbers
+them by its row ids, and fetches chunks on demand: nothing is read in advance). Each search asks every part
+and merges the rankings by score. Nothing is copied: the parts stay the loaded generations they are (a new
+generation of one part means a new `CombinedIndex`).
 
 What merging by score means: dense scores are cosines of one model (every part must be built with the
 same one), so they compare as they are. BM25 scores of different parts use each part's own document
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from index.embedding import Embedder
 from index.errors import look_up, missing
@@ -29,12 +31,7 @@ class CombinedIndex:
         if not parts:
             raise ValueError("CombinedIndex needs at least one index")
         self.parts = list(parts)
-        self._offsets: list[int] = []
-        chunks: list[Chunk] = []
-        for part in self.parts:
-            self._offsets.append(len(chunks))
-            chunks.extend(part.chunks)
-        self._chunks = chunks
+        self._chunks = _CombinedChunks(self.parts)
         self._owner = {doc.doc_id: part for part in self.parts for doc in part.documents()}
 
     # --- what the store decided once --------------------------------------------------------------------
@@ -86,9 +83,10 @@ class CombinedIndex:
 
     # --- search --------------------------------------------------------------------------------------------
     def _merged(self, k: int, search: Callable[[IndexReader], Ranking]) -> Ranking:
+        count = len(self.parts)
         found = (
-            [(row + offset, score) for row, score in search(part)]
-            for part, offset in zip(self.parts, self._offsets, strict=True)
+            [(row * count + number, score) for row, score in search(part)]
+            for number, part in enumerate(self.parts)
         )
         return heapq.nlargest(k, (hit for ranking in found for hit in ranking), key=lambda hit: hit[1])
 
@@ -101,3 +99,21 @@ class CombinedIndex:
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
     ) -> Ranking:
         return self._merged(k, lambda part: part.search_lexical(query, k, language, fix_unknown=fix_unknown))
+
+
+class _CombinedChunks(Sequence[Chunk]):
+    """`CombinedIndex.chunks`: row `r * len(parts) + n` is row `r` of part `n` (see the module docstring)."""
+
+    def __init__(self, parts: Sequence[IndexReader]) -> None:
+        self._parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(part.chunks) for part in self._parts)
+
+    def __getitem__(self, row: int) -> Chunk:  # type: ignore[override]
+        inner, number = divmod(int(row), len(self._parts))
+        return self._parts[number].chunks[inner]
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for part in self._parts:
+            yield from part.chunks

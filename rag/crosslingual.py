@@ -23,6 +23,7 @@ split into known parts (`Glossary._compound_parts`). Figures: `python -m eval.be
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -305,10 +306,19 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+_GLOSSARY_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def default_glossary() -> Glossary:
-    """The bundled glossary, loaded and indexed on first use (a few hundred ms), then shared."""
+def _load_default_glossary() -> Glossary:
     return Glossary.load()
+
+
+def default_glossary() -> Glossary:
+    """The bundled glossary, loaded and indexed on first use (a few hundred ms), then shared. Loaded once
+    even when many questions need it at the same moment (`lru_cache` alone lets each of them load it)."""
+    with _GLOSSARY_LOCK:
+        return _load_default_glossary()
 
 
 def expand_query(text: str, source_lang: str, target_langs: Sequence[str]) -> str:

@@ -106,6 +106,17 @@ class UISettings(_Strict):
     )
     # Limits of the shared chat, each refused with a message that names it.
     max_concurrent_answers: int = Field(64, ge=1, le=1024, description="Questions answered at once.")
+    cpu_answers: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="Answers of a backend without an LLM (extractive: pure CPU work) computed at once; "
+        "0: one per CPU core. More only makes threads fight for the cores; LLM answers (waiting on a "
+        "server) are limited by max_concurrent_answers only.",
+    )
+    stream_updates_per_s: float = Field(
+        10.0, gt=0, le=1000, description="Most page updates per second while an answer is streamed."
+    )
     max_question_chars: int = Field(4000, ge=10, le=1_000_000, description="Longest question accepted.")
     questions_per_minute: int = Field(30, ge=1, le=10_000, description="Per user (or per browser session).")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest file accepted in an upload, in MB.")

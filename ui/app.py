@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,26 @@ EXAMPLES = [
     "How does the partnership with Microsoft work?",
 ]
 _COLLECTION_NAME = re.compile(r"^[\w][\w .-]{0,63}$")
+BROWSER_COOKIE = "rag_browser"
+_BROWSER_ID = re.compile(r"^[0-9a-f]{32}$")
+# Without a login, each browser keeps its own conversations: a random id, kept in its local storage and
+# sent with every request as a cookie (so every event, queued or not, knows whose it is). In the <head>:
+# set before the page's first request.
+BROWSER_ID_SCRIPT = """<script>
+(() => {
+  const name = "COOKIE";
+  let id = null;
+  try { id = localStorage.getItem(name); } catch (e) {}
+  const kept = document.cookie.match(/(?:^|; )COOKIE=([0-9a-f]{32})/);
+  if (!/^[0-9a-f]{32}$/.test(id || "")) id = kept ? kept[1] : null;
+  if (!id) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    id = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  try { localStorage.setItem(name, id); } catch (e) {}
+  document.cookie = `${name}=${id}; path=/; max-age=31536000; SameSite=Strict`;
+})();
+</script>""".replace("COOKIE", BROWSER_COOKIE)
 
 
 @dataclass
@@ -58,11 +80,31 @@ class Turn:
     answer: Answer | None = None
     error: str | None = None
     saved_html: str | None = None  # a turn reopened from the conversation store: shown as it was
+    stop_requested: bool = False  # Stop was pressed: the answer being written ends at its next piece
+    # (what it was rendered from, its HTML): a final turn is rendered once, see `html`
+    _rendered: tuple[tuple[Any, ...], str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def finished(self) -> bool:
         """An answer the history may use: a final one, live or reopened, that is not an error."""
         return not self.error and (self.answer is not None or self.saved_html is not None)
+
+    def html(self, number: int) -> str:
+        """The answer as the chat shows it. A final or failed answer is rendered once and kept: while one
+        answer streams the whole chat is sent again at every update, and rendering every earlier answer each
+        time cost more than answering under 50 sessions (py-spy, `eval.benchmarks.concurrency`)."""
+        if self.saved_html is not None:
+            return self.saved_html
+        if self.error is None and self.answer is None:
+            return render.render_partial(self.text, number)  # changes at every piece: nothing to keep
+        key = (number, self.error, self.text, id(self.answer))
+        if self._rendered is None or self._rendered[0] != key:
+            if self.error:
+                content = render.render_error(self.error, self.text)
+            else:
+                content = render.render_answer(self.answer, number)
+            self._rendered = (key, content)
+        return self._rendered[1]
 
 
 @dataclass
@@ -87,15 +129,7 @@ class Conversation:
         shown: list[dict[str, str]] = []
         for number, turn in enumerate(self.turns, start=1):
             shown.append({"role": "user", "content": render.render_question(turn.question)})
-            if turn.saved_html is not None:
-                content = turn.saved_html
-            elif turn.error:
-                content = render.render_error(turn.error, turn.text)
-            elif turn.answer is not None:
-                content = render.render_answer(turn.answer, number)
-            else:
-                content = render.render_partial(turn.text, number)
-            shown.append({"role": "assistant", "content": content})
+            shown.append({"role": "assistant", "content": turn.html(number)})
         return shown
 
 
@@ -240,7 +274,7 @@ def index_uploads(
         shutil.copyfile(path, destination)
         copied.append(destination)
     if on_progress:
-        on_progress(0, len(copied), f"Indexing {len(copied)} file{'s' if len(copied) > 1 else ''}…")
+        on_progress(0, len(copied), "starting")
     options: dict[str, Any] = {"on_progress": on_progress}
     if cancel is not None or in_subprocess:
         options.update(cancel=cancel, in_subprocess=in_subprocess)
@@ -290,6 +324,10 @@ class ChatHandlers:
         self._views_lock = threading.Lock()
         self.jobs = IndexingJobs()
         self.rate = limits.RateLimiter(self.settings.ui.questions_per_minute)
+        # Answers without an LLM are CPU work under one interpreter lock: more at once than cores only
+        # makes them thrash (50 sessions: p95 29 s). LLM answers wait on their server and are not gated.
+        self.cpu_gate = threading.BoundedSemaphore(self.settings.ui.cpu_answers or _cores())
+        self.update_interval_s = 1.0 / self.settings.ui.stream_updates_per_s
         status = assistant.status()
         self.backends = list(status.get("backends") or [status.get("backend", "extractive")])
         self.default_backend = str(status.get("backend") or self.backends[0])
@@ -378,17 +416,33 @@ class ChatHandlers:
         yield conversation.messages(), conversation, ""  # clear the box once; then leave what is typed
         try:
             assistant = self.assistant_for(request)
+            stream: Iterable[str | Answer]
             stream = assistant.stream(question, history, top_k=int(top_k), backend=backend or None)
+            live = assistant.generator(backend or None).is_llm
+            if not live:  # pure CPU work, written at once: computed whole, one per core (see `cpu_gate`)
+                with self.cpu_gate:
+                    stream = list(stream)
+            shown = 0.0
             for item in stream:
+                if turn.stop_requested:  # `stopped` has marked and kept the turn: end the stream here
+                    getattr(stream, "close", lambda: None)()  # an LLM's request is closed with it
+                    yield conversation.messages(), conversation, gr.update()  # as it is now, stopped
+                    return
                 if isinstance(item, str):
                     turn.text += item
-                    yield conversation.messages(), conversation, gr.update()
+                    # The first piece at once, then at most `ui.stream_updates_per_s` page updates.
+                    if live and time.monotonic() - shown >= self.update_interval_s:
+                        shown = time.monotonic()
+                        yield conversation.messages(), conversation, gr.update()
                 else:
                     turn.answer = item
                     turn.text = item.text
         except Exception as exc:  # any failure becomes a chat message; the page keeps working
             log.warning("answer failed: %s", exc, exc_info=not isinstance(exc, RagError))
             turn.error = describe_error(exc)
+        if turn.stop_requested:  # stopped after the last piece: `stopped` has kept the turn
+            yield conversation.messages(), conversation, gr.update()
+            return
         if turn.answer is None and turn.error is None:
             turn.error = "The assistant stopped without a final answer. Please try again."
         self._save(conversation, turn, request)
@@ -465,11 +519,22 @@ class ChatHandlers:
             self.conversations.save_settings(person(request), top_k=int(top_k), backend=backend)
 
     # --- the controls: stop, regenerate, edit, copy, export, feedback -----------------------------------------
-    @staticmethod
-    def stopped(conversation: Conversation) -> tuple[list[dict[str, str]], Conversation]:
-        """The Stop button: the answer being written is marked as stopped (its text so far is kept)."""
-        if conversation.turns and not conversation.turns[-1].finished and not conversation.turns[-1].error:
-            conversation.turns[-1].error = "Stopped. Ask again, regenerate, or edit the question."
+    def stopped(
+        self, conversation: Conversation, request: gr.Request | None = None
+    ) -> tuple[list[dict[str, str]], Conversation]:
+        """The Stop button: the answer being written is marked as stopped (its text so far is kept, and
+        saved) and its `respond` ends at its next piece.
+
+        Not Gradio's `cancels=`: its cancel is a /cancel request for every run of the answering event in
+        the session, sent by the page while it still counts the stopped answer as running. A question sent
+        in that instant was skipped by the page, or cancelled by the /cancel arriving after it started
+        (seen under load). Here nothing is cancelled: the next question waits for the stopped run to end
+        (`trigger_mode="always_last"`), at most one streamed piece later."""
+        turn = conversation.turns[-1] if conversation.turns else None
+        if turn is not None and not turn.finished and not turn.error:
+            turn.stop_requested = True
+            turn.error = "Stopped. Ask again, regenerate, or edit the question."
+            self._save(conversation, turn, request)
         return conversation.messages(), conversation
 
     def take_back_last(self, conversation: Conversation, request: gr.Request | None = None):
@@ -621,15 +686,48 @@ def _reopened(saved: SavedTurn) -> Turn:
     )
 
 
+def _cores() -> int:
+    """CPU cores this process may use (its affinity, e.g. a container's share), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _file_name(title: str) -> str:
     return re.sub(r"[^\w-]+", "-", title).strip("-")[:50] or "conversation"
 
 
 def person(request: gr.Request | None) -> str:
-    """Whose question or upload this is: the logged-in user, else the browser session."""
+    """Whose question, upload or conversation this is: the logged-in user; without a login, the browser
+    (`browser:<id>`, the id it keeps, see `BROWSER_ID_SCRIPT`: its conversations are found again after a
+    reload or a restart, and another browser has its own); a client without that id (gradio_client, a
+    script): its session."""
     if request is None:
         return "local"
-    return getattr(request, "username", None) or getattr(request, "session_hash", None) or "local"
+    username = getattr(request, "username", None)
+    if username:
+        return username
+    browser = browser_id(request)
+    if browser:
+        return f"browser:{browser}"  # never a user name: those have no ':'
+    return getattr(request, "session_hash", None) or "local"
+
+
+def browser_id(request: gr.Request) -> str | None:
+    """The id the page's script keeps in the browser and sends as the `rag_browser` cookie; None when
+    absent or not one (a forged value is only ever a key to its own, new, empty list)."""
+    headers = getattr(request, "headers", None)
+    raw = headers.get("cookie") if headers is not None else None
+    if not raw:
+        return None
+    cookies = SimpleCookie()
+    try:
+        cookies.load(raw)
+    except CookieError:
+        return None
+    morsel = cookies.get(BROWSER_COOKIE)
+    return morsel.value if morsel is not None and _BROWSER_ID.match(morsel.value) else None
 
 
 def _shorten(question: str, limit: int = 300) -> str:
@@ -643,7 +741,7 @@ def _job_buttons(running: bool) -> tuple[Any, Any]:
 
 def render_job(job: Any) -> str:
     """The progress of an indexing job: stage, counts and a progress bar (escaped file names)."""
-    label, unit = STAGES.get(job.stage, ("Waiting for another upload to finish", "files"))
+    label, unit = STAGES.get(job.stage, ("Indexing", "files"))
     if job.state == "waiting" or not job.total:
         label, counts, value = (label if job.state != "waiting" else "Starting"), "", ""
     else:
@@ -825,7 +923,8 @@ def build_app(
             "show_progress": "hidden",
             "api_visibility": "private",
         }
-        asked = question.submit(**answer, api_name="ask")  # /ask: what gradio_client calls
+        # A question sent while an answer is being written (or stopped, see `stopped`) is sent when it ends.
+        asked = question.submit(**answer, api_name="ask", trigger_mode="always_last")  # gradio_client: /ask
         asked.then(**listed)
         from_example = chatbot.example_select(handlers.pick_example, None, question, queue=False).then(
             **answer, api_visibility="private"
@@ -839,13 +938,7 @@ def build_app(
             handlers.take_back_last, conversation, chat_outputs, queue=False, show_progress="hidden"
         ).then(**answer, api_visibility="private")
         regenerated.then(**listed)
-        question.stop(
-            handlers.stopped,
-            conversation,
-            [chatbot, conversation],
-            cancels=[asked, from_example, regenerated],
-            queue=False,
-        )
+        question.stop(handlers.stopped, conversation, [chatbot, conversation], queue=False)
         edit_last.click(
             handlers.take_back_last, conversation, chat_outputs, queue=False, show_progress="hidden"
         )
@@ -964,6 +1057,7 @@ def serve(
         show_error=True,
         quiet=quiet,
         footer_links=[],
+        head=BROWSER_ID_SCRIPT,
     )
     return url
 

@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-STAGES = {  # what build_index reports -> what a person reads
+STAGES = {  # what build_index reports (and "starting", before it runs) -> what a person reads
+    "starting": ("Starting the indexer", "files"),
     "scanning": ("Checking files", "files"),
     "reading": ("Reading and splitting files", "files"),
     "embedding": ("Embedding passages", "passages"),

@@ -11,12 +11,19 @@ Scenarios, each printed as p50/p95/max and errors per session count:
 - the openai backend against a loopback OpenAI-compatible server that streams slowly (--tokens-per-s,
   default 20): time to first token is the figure that matters there;
 - an upload being indexed (a background job in the server) while 10 sessions ask: question latency with
-  and without it, side by side in one run.
+  and without it, side by side in one run. The round starts once the job is seen indexing, and the script
+  prints when the job ran against the round (polled every 0.2 s) and the share of the round it surely
+  overlapped; under 100 % the "added latency" is flagged as not valid (a bigger --upload-chars fixes it).
+
+Every round is bounded (--round-limit, default 300 s): questions still unanswered then are cancelled and
+counted as errors. Sessions look at their answers every 20 ms (`gradio_client`'s own iterator spins every
+millisecond in each of the 50 threads, which took CPU from the server it measured).
 
 Isolation is checked for every session: its final chat shows exactly its own three questions (each one
 tagged with the session's number) and no other session's.
 
     python -m eval.benchmarks.concurrency [--sessions 1,10,25,50] [--modes lexical,hybrid] [--no-llm]
+        [--round-limit 300] [--upload-chars 200000]
 """
 
 from __future__ import annotations
@@ -216,9 +223,20 @@ def _last_answer_text(chat: Any) -> str:
     return str(messages[-1].get("content", "")) if messages and isinstance(messages[-1], dict) else ""
 
 
+POLL_S = 0.02  # how often a session looks at its job (gradio_client's own iterator spins every 1 ms)
+
+
 def run_session(
-    client: Any, session: int, backend: str, start: threading.Event, result: SessionResult
+    client: Any,
+    session: int,
+    backend: str,
+    start: threading.Event,
+    result: SessionResult,
+    deadline: list[float],
 ) -> None:
+    """The session's three questions, one after the other, each timed to its first streamed piece and to
+    its final answer. Past the round's deadline (`deadline[0]`, a monotonic time set when the round starts)
+    the question being answered is cancelled and counted as an error: a round always ends."""
     start.wait()
     questions = [_tagged(q, session) for q in QUESTIONS[session % len(QUESTIONS)]]
     chat: Any = []
@@ -227,12 +245,20 @@ def run_session(
         first = None
         try:
             job = client.submit(question, 5, backend, api_name="/ask")
-            for output in job:
-                chat = output[0] if isinstance(output, (list, tuple)) else output
-                text = _last_answer_text(chat)
-                if first is None and "answer" in text and 'class="thinking"' not in text:
-                    first = time.perf_counter() - began
-            chat = job.result()[0]
+            seen = 0
+            while not job.done():
+                if time.monotonic() > deadline[0]:
+                    job.cancel()
+                    raise TimeoutError("no answer before the round's time limit (--round-limit)")
+                outputs = job.outputs()
+                for output in outputs[seen:]:
+                    chat = output[0] if isinstance(output, (list, tuple)) else output
+                    text = _last_answer_text(chat)
+                    if first is None and "answer" in text and 'class="thinking"' not in text:
+                        first = time.perf_counter() - began
+                seen = len(outputs)
+                time.sleep(POLL_S)
+            chat = job.result(timeout=30)[0]
         except Exception as exc:  # noqa: BLE001 - counted and shown
             result.errors.append(f"{type(exc).__name__}: {exc}"[:200])
             continue
@@ -250,24 +276,36 @@ def run_session(
     result.leaked = bool(others) or mine != len(questions) or len(asked) != len(questions)
 
 
-def run_round(url: str, sessions: int, backend: str) -> list[SessionResult]:
+@dataclass
+class Round:
+    results: list[SessionResult]
+    started: float  # time.monotonic() when the sessions were released
+    ended: float  # ... when the last one finished (or the time limit passed)
+
+
+def run_round(url: str, sessions: int, backend: str, limit_s: float) -> Round:
     from gradio_client import Client
 
     # Connected one by one before the round (what a browser does on page load is not what is measured).
     clients = [Client(url, verbose=False) for _ in range(sessions)]
     start = threading.Event()
+    deadline = [float("inf")]
     results = [SessionResult() for _ in range(sessions)]
     threads = [
-        threading.Thread(target=run_session, args=(clients[n], n, backend, start, results[n]), daemon=True)
+        threading.Thread(
+            target=run_session, args=(clients[n], n, backend, start, results[n], deadline), daemon=True
+        )
         for n in range(sessions)
     ]
     for thread in threads:
         thread.start()
     time.sleep(0.5)
+    started = time.monotonic()
+    deadline[0] = started + limit_s
     start.set()
     for thread in threads:
-        thread.join(timeout=900)
-    return results
+        thread.join(timeout=max(0.0, deadline[0] + 60 - time.monotonic()))
+    return Round(results, started, time.monotonic())
 
 
 def summary(results: Sequence[SessionResult], first_token: bool = False) -> str:
@@ -301,32 +339,71 @@ def make_upload(workdir: Path, piaf_dir: Path, characters: int) -> Path:
     return path
 
 
-def upload_round(url: str, upload: Path, sessions: int, backend: str) -> tuple[list[SessionResult], str]:
-    """Start indexing `upload` through the page's own upload endpoint, then run a round while it runs."""
+@dataclass
+class UploadRound:
+    round: Round
+    job_started: float  # monotonic: first poll that saw the job indexing (a bound: it started before)
+    job_last_seen: float  # last poll that still saw it indexing (it ended after)
+    job_ended: float  # first poll that saw it finished
+    outcome: str
+
+    @property
+    def overlap(self) -> float:
+        """The share of the measured round during which the job was surely indexing (0..1)."""
+        span = self.round.ended - self.round.started
+        inside = min(self.job_last_seen, self.round.ended) - max(self.job_started, self.round.started)
+        return max(0.0, inside) / span if span > 0 else 0.0
+
+    def note(self) -> str:
+        r0 = self.round.started
+        return (
+            f"indexing job seen from {self.job_started - r0:+.1f} s to {self.job_last_seen - r0:+.1f} s "
+            f"(finished by {self.job_ended - r0:+.1f} s), the round from +0.0 s to "
+            f"{self.round.ended - r0:+.1f} s: the job overlapped {100 * self.overlap:.0f} % of the round; "
+            f"{self.outcome}"
+        )
+
+
+def upload_round(url: str, upload: Path, sessions: int, backend: str, limit_s: float) -> UploadRound:
+    """Start indexing `upload` through the page's own upload endpoint; once it is seen indexing, run a
+    round. The job's progress is polled as the page does (every 0.2 s) to know when it ran."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
-    started = time.perf_counter()
     client.predict([handle_file(str(upload))], "bench", api_name="/add_documents")
-    finished: dict[str, Any] = {}
+    seen: dict[str, Any] = {}
+    indexing = threading.Event()
 
-    def watch() -> None:  # poll as the page does, to know when indexing ended and how
+    def watch() -> None:
         while True:
             outputs = client.predict("extractive", api_name="/upload_progress")
-            shown = str(outputs[1]) if isinstance(outputs, (list, tuple)) and len(outputs) > 1 else ""
-            if "upload-job" not in shown:
-                finished.update(seconds=time.perf_counter() - started, result=re.sub(r"<[^>]+>", " ", shown))
+            # The page's upload message: the first output (the job id is a State, not returned).
+            shown = next((str(o) for o in outputs if "upload-" in str(o)), "")
+            now = time.monotonic()
+            if 'data-state="running"' in shown:
+                seen.setdefault("started", now)
+                seen["last"] = now
+                indexing.set()
+            elif "upload-job" not in shown:  # finished: the page shows its outcome instead
+                seen.setdefault("started", now)
+                seen.setdefault("last", now)
+                seen.update(ended=now, outcome=" ".join(re.sub(r"<[^>]+>", " ", shown).split())[:160])
+                indexing.set()
                 return
-            time.sleep(0.5)
+            time.sleep(0.2)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    results = run_round(url, sessions, backend)
-    round_s = time.perf_counter() - started
-    watcher.join(timeout=1800)
-    result = " ".join(str(finished.get("result", "")).split())[:160]
-    note = f"indexing took {finished.get('seconds', float('nan')):.1f} s, the round {round_s:.1f} s; {result}"
-    return results, note
+    indexing.wait(timeout=120)
+    measured = run_round(url, sessions, backend, limit_s)
+    watcher.join(timeout=limit_s)
+    return UploadRound(
+        measured,
+        seen.get("started", float("nan")),
+        seen.get("last", float("nan")),
+        seen.get("ended", float("nan")),
+        seen.get("outcome", "the job had not finished when the watch gave up"),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -340,6 +417,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--upload-chars", type=int, default=200_000)
     parser.add_argument("--upload-sessions", type=int, default=10)
     parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
+    parser.add_argument(
+        "--round-limit",
+        type=float,
+        default=300.0,
+        help="Seconds a round may last: questions still unanswered then are cancelled and counted as errors.",
+    )
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.sessions.split(",")]
     modes = [m for m in args.modes.split(",") if m]
@@ -364,27 +447,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                         title += f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s)"
                     print(f"\n== {title} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
                     for count in counts:
-                        results = run_round(server.url, count, backend)
+                        results = run_round(server.url, count, backend, args.round_limit).results
                         print(f"  {count:3d} sessions  answer       {summary(results)}")
                         if llm_url:
                             print(f"  {count:3d} sessions  first token  {summary(results, first_token=True)}")
                     if backend == "extractive" and not args.no_upload:
                         upload = make_upload(workdir, args.piaf_dir, args.upload_chars)
                         n = args.upload_sessions
-                        quiet = run_round(server.url, n, backend)
-                        busy, note = upload_round(server.url, upload, n, backend)
-                        after = run_round(server.url, n, backend)
+                        quiet = run_round(server.url, n, backend, args.round_limit).results
+                        busy = upload_round(server.url, upload, n, backend, args.round_limit)
+                        after = run_round(server.url, n, backend, args.round_limit).results
                         p50 = [
                             float(np.percentile([v for r in rs for v in r.latencies], 50))
-                            for rs in (quiet, busy)
+                            for rs in (quiet, busy.round.results)
                         ]
-                        print(f"  upload of {upload.stat().st_size / 1e6:.2f} MB being indexed ({note}):")
+                        print(f"  upload of {upload.stat().st_size / 1e6:.2f} MB being indexed:")
+                        print(f"    {busy.note()}")
                         print(f"  {n:3d} sessions  no upload    {summary(quiet)}")
-                        print(f"  {n:3d} sessions  upload       {summary(busy)}")
+                        print(f"  {n:3d} sessions  upload       {summary(busy.round.results)}")
                         print(f"  {n:3d} sessions  after it     {summary(after)}")
-                        print(
-                            f"  question latency added by the upload (p50): {100 * (p50[1] / p50[0] - 1):+.0f} %"
-                        )
+                        added = f"{100 * (p50[1] / p50[0] - 1):+.0f} %"
+                        if busy.overlap < 0.999:
+                            added += (
+                                f" (NOT a valid figure: indexing covered only {100 * busy.overlap:.0f} % of the "
+                                "round; give a larger --upload-chars)"
+                            )
+                        print(f"  question latency added by the upload (p50): {added}")
                 finally:
                     server.close()
         finally:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from index.config import IndexConfig
-from index.embedding import SentenceTransformerEmbedder, load_embedder, resolve_prompts
+from index.embedding import SentenceTransformerEmbedder, load_embedder, resolve_prompts, torch_threads
 
 
 def test_embedder_contract(tiny_embedder) -> None:  # noqa: ANN001
@@ -43,6 +43,45 @@ def test_e5_prompts_are_applied(tiny_st_model_dir: Path, tmp_path: Path) -> None
     assert np.allclose(embedder.embed_query("le chat"), raw, atol=1e-5)
     raw = embedder.model.encode(["passage: le chat"], normalize_embeddings=True)[0]
     assert np.allclose(embedder.embed_passages(["le chat"])[0], raw, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_query_path_gives_encodes_vectors(tiny_st_model_dir: Path, tmp_path: Path, threads: int) -> None:
+    """The query path skips `encode()` but not its modules: same vectors, alone or batched with padding,
+    whatever the thread count."""
+    import torch
+
+    folder = tmp_path / "multilingual-e5-tiny"
+    shutil.copytree(tiny_st_model_dir, folder)
+    config = IndexConfig(embedding_model=str(folder), embedding_query_threads=threads, embedding_batch_size=2)
+    embedder = SentenceTransformerEmbedder(config)
+    questions = [
+        "Où dort le chat ?",
+        "Qui a écrit « Les Misérables » et en quelle année ?",
+        "x",
+        "Wer?",
+        "a b",
+    ]
+    raw = embedder.model.encode([f"query: {q}" for q in questions], normalize_embeddings=True)
+    threads_before = torch.get_num_threads()
+    batched = embedder.embed_queries(questions)
+    assert batched.dtype == np.float32 and batched.shape == (5, embedder.dimension)
+    assert np.allclose(batched, raw, atol=1e-5)
+    assert np.allclose(np.stack([embedder.embed_query(q) for q in questions]), raw, atol=1e-5)
+    assert embedder.embed_queries([]).shape == (0, embedder.dimension)
+    assert torch.get_num_threads() == threads_before
+
+
+def test_torch_threads_is_restored_after_an_error() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with torch_threads(0):
+        assert torch.get_num_threads() == before
 
 
 def test_prompt_precedence() -> None:

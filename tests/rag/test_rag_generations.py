@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag import IndexingCancelledError
+from tests.conftest import ZORBLAX
 
 
 @pytest.fixture
@@ -116,3 +117,38 @@ def test_private_indexes_are_searched_with_the_shared_one_by_their_owner_only(as
     assert alice.status()["documents"] == 3 and bob.status()["documents"] == 2
     reopened = assistant.with_private_index(tmp_path / "alice")  # after a restart: found on disk again
     assert "vin.txt" in sources(reopened.ask(question))
+
+
+def test_private_indexes_are_folders_beside_a_postgresql_shared_store(pg_url: str, tmp_path: Path):
+    """With `index.store_url`, the shared corpus is in PostgreSQL and each user's uploads stay a folder index
+    of their own (`ui.private_dir`): never written into the shared database, searched with it by their
+    owner only."""
+    from rag import build_assistant, load_settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "fromage.txt").write_text(ZORBLAX, encoding="utf-8")
+    settings = load_settings(
+        environ={},
+        overrides={
+            "index.store_url": pg_url,
+            "index.index_dir": str(tmp_path / "index"),
+            "index.embedding_model": "",
+            "index.show_progress": False,
+        },
+    )
+    assistant = build_assistant([corpus], settings)
+    alice = assistant.with_private_index(tmp_path / "alice")
+    bob = assistant.with_private_index(tmp_path / "bob")
+    (tmp_path / "a").mkdir()
+    alice.add_documents([new_document(tmp_path / "a")], in_subprocess=True)  # as the chat does
+    question = "Qu'est-ce que le glorbium ?"
+    assert "vin.txt" in sources(alice.ask(question))
+    assert "fromage.txt" in sources(alice.ask("Où est affiné le zorblax ?"))  # the shared corpus too
+    assert "vin.txt" not in sources(bob.ask(question))
+    assert "vin.txt" not in sources(assistant.ask(question))
+    assert assistant.status()["documents"] == 1 and alice.status()["documents"] == 2
+    assert (tmp_path / "alice").is_dir() and any((tmp_path / "alice").iterdir())  # a folder index
+    from rag import open_assistant
+
+    assert open_assistant(settings).status()["documents"] == 1  # the database holds the shared corpus only

@@ -91,7 +91,7 @@ def test_uploads_are_copied_into_the_collection_and_indexed(fake: FakeAssistant,
     assert outcome.indexed
     assert (tmp_path / "uploads" / "Rapports" / "note.md").read_text(encoding="utf-8").startswith("# Zorblax")
     assert "Rapports" in outcome.message_html and "1 new" in outcome.message_html
-    assert seen == [(0, 1, "Indexing 1 file…"), (1, 1, "reading")]
+    assert seen == [(0, 1, "starting"), (1, 1, "reading")]
     # The copy in the collection is what gets indexed, not the upload's temporary file.
     assert fake.indexed == [[tmp_path / "uploads" / "Rapports" / "note.md"]]
 

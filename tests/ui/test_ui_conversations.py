@@ -146,3 +146,28 @@ def test_stop_marks_the_answer_being_written(database, seeds_dir, tmp_path):
     answering.close()
     assert conversation.turns[-1].error.startswith("Stopped.")
     assert "Stopped." in chat[-1]["content"]
+
+
+class BrowserRequest:  # no login: a page load (session) of a browser that keeps an id in a cookie
+    def __init__(self, cookie: str | None, session: str) -> None:
+        self.username = None
+        self.session_hash = session
+        self.headers = {"cookie": cookie} if cookie else {}
+
+
+def test_without_a_login_each_browser_has_its_own_list_across_reloads(database, seeds_dir, tmp_path):
+    from ui.app import person
+
+    server = handlers_over(database, seeds_dir, tmp_path)
+    first_id, second_id = "a" * 32, "b" * 32
+    page = BrowserRequest(f"theme=dark; rag_browser={first_id}", "load-1")
+    *_, (_, mine, _) = server.respond("Qui est Sam Altman ?", Conversation(), 3, "extractive", page)
+    reloaded = BrowserRequest(f"rag_browser={first_id}", "load-2")  # same browser, new page
+    assert server.conversation_list(reloaded)["choices"] == [("Qui est Sam Altman ?", mine.conversation_id)]
+    other = BrowserRequest(f"rag_browser={second_id}", "load-3")
+    assert server.conversation_list(other)["choices"] == []
+    assert person(reloaded) == f"browser:{first_id}" != person(other)
+    # No id, or not one (a forged value): the page load is its own person, never someone else's list.
+    assert person(BrowserRequest(None, "load-4")) == "load-4"
+    assert person(BrowserRequest("rag_browser=../alice", "load-5")) == "load-5"
+    assert server.conversation_list(BrowserRequest("rag_browser=x", "load-6"))["choices"] == []

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 from rag.errors import IndexingCancelledError
 from rag.records import Answer, Citation, CitationReport, Passage
@@ -82,6 +83,10 @@ class FakeAssistant:
             )
             for n, (score, neg, source, paragraph, start) in enumerate(scored[: k or 3], start=1)
         ]
+
+    def generator(self, backend: str | None = None) -> SimpleNamespace:
+        """Streams its words one by one, slowly when asked to: an LLM, as far as the page can tell."""
+        return SimpleNamespace(name=backend or "fake", is_llm=True)
 
     def stream(
         self,
