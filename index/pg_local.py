@@ -141,11 +141,15 @@ class LocalPostgres:
             ) from exc
 
     def stop(self) -> None:
+        """Stop the server of `data_dir`, whichever object or process started it (pg_ctl finds it by the
+        folder's postmaster.pid); nothing to do when it is not running."""
         if not (self.data_dir / "postmaster.pid").exists():
             return
+        if self._user is None:  # a fresh object: as root, pg_ctl must run as the server's own user
+            self._user = _run_as()
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self._command(
-                "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop", timeout=90
+                "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "120", "stop", timeout=150
             )
 
     def memory_bytes(self) -> int:

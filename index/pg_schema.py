@@ -20,7 +20,13 @@ Tables (prefix `rag_`, so that the store can share a database with other applica
                    of document.text[start:end]), heading path, page, and its analysed terms (ids and
                    counts: lets a write delete its postings by key)
     rag_terms      the lexical vocabulary with document frequencies
-    rag_postings   (term_id, row_id) -> term count and chunk length: BM25 ranked in the database
+    rag_postings   (term_id, row_id) -> term count, chunk length and impact: BM25 ranked in the database;
+                   a second index orders each term's postings by impact (its BM25 weight in that chunk, with
+                   the average chunk length of `rag_manifest.impact_length`), so that a frequent term is
+                   read only for its best chunks (see `index.pg_store.POSTINGS_PER_TERM`)
+    rag_windows    one row per sentence window of a document (`index.windows`): its offsets and, in hybrid
+                   mode, its vector (float16 bytes, the folder store's layout: read whole per document,
+                   never searched, so it needs no pgvector index)
     rag_vectors    row_id -> pgvector `vector(dimension)` with an HNSW index (cosine); created by the first
                    hybrid write, since its type carries the model's dimension
 """
@@ -38,7 +44,7 @@ if TYPE_CHECKING:
     import psycopg
 
 SETTING = "index.store_url (RAG_INDEX__STORE_URL)"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The advisory-lock key the writers of one database share (an arbitrary 63-bit constant, "rag-fr" in ASCII).
 WRITER_LOCK_KEY = 0x7261_672D_6672_0001
 CONNECT_TIMEOUT_S = 10
@@ -112,6 +118,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE rag_chunks ALTER COLUMN text SET NOT NULL;
     -- index.instructions: the chunk reads like instructions to an AI assistant (prompt injection).
     ALTER TABLE rag_chunks ADD COLUMN instruction_like boolean NOT NULL DEFAULT false;
+    """,
+    # 2 -> 3: postings ordered by impact (a frequent term's best chunks are read first, and only they),
+    # and the sentence windows of the documents (an index migrated from 2 has none: the next `rag index`
+    # adds them, keeping its chunks and vectors). The impacts use the BM25 defaults (k1 1.2, b 0.75): they
+    # only order the postings; scores are computed from tf and length with the manifest's parameters.
+    """
+    ALTER TABLE rag_manifest ADD COLUMN impact_length real NOT NULL DEFAULT 1;
+    UPDATE rag_manifest SET impact_length = greatest(total_length::real / greatest(chunk_count, 1), 1);
+    ALTER TABLE rag_postings ADD COLUMN impact real;
+    UPDATE rag_postings p SET impact = p.tf * 2.2 / (p.tf + 1.2 * (0.25 + 0.75 * p.chunk_length / m.impact_length))
+        FROM rag_manifest m;
+    UPDATE rag_postings SET impact = 0 WHERE impact IS NULL;
+    ALTER TABLE rag_postings ALTER COLUMN impact SET NOT NULL;
+    CREATE INDEX rag_postings_impact ON rag_postings (term_id, impact DESC) INCLUDE (row_id, tf, chunk_length);
+    CREATE TABLE rag_windows (
+        doc_id text NOT NULL REFERENCES rag_documents (doc_id) ON DELETE CASCADE,
+        ordinal integer NOT NULL,
+        start_offset integer NOT NULL,
+        sentence_offset integer NOT NULL,
+        end_offset integer NOT NULL,
+        embedding bytea,
+        PRIMARY KEY (doc_id, ordinal)
+    );
     """,
 ]
 

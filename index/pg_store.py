@@ -16,8 +16,11 @@ whose content hash moved are deleted and inserted again, unchanged chunks keep t
 vectors (nothing is re-embedded). Bulk rows go in with COPY (binary for vectors and postings).
 
 Rows: `row_id` (an integer identity, never reused) is the "row" retrieval ranks by, as the row number of
-the folder store is. Vectors are exact cosine below FLAT_MAX_VECTORS rows, HNSW above, like the folder
-store.
+the folder store is. Vectors are exact cosine below EXACT_MAX_VECTORS rows, HNSW above.
+
+BM25 at scale: a term in more chunks than POSTINGS_PER_TERM is read only for its postings of highest impact
+(an index orders them), then the best rows are scored again exactly; below that, every posting is read and
+the ranking is the folder store's (figures at POSTINGS_PER_TERM).
 """
 
 from __future__ import annotations
@@ -54,16 +57,35 @@ from index.pg_schema import (
 )
 from index.protocols import DocumentInfo, Generation
 from index.records import Chunk, Document, Section
-from index.vector_index import FLAT_MAX_VECTORS, HNSW_EF_SEARCH
+from index.vector_index import HNSW_EF_SEARCH
+from index.windows import WindowSpan, WindowTable
 
 if TYPE_CHECKING:
     import psycopg
+
+    from index.store import IndexStore
 
 # pgvector's HNSW build parameters (its defaults): M 16 and ef_construction 64 build about 3x faster than
 # the folder store's 32/200 on 2 cores; recall is held by ef_search at query time.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 CHUNK_CACHE_SIZE = 20_000
+WINDOW_CACHE_DOCUMENTS = 2_000
+# BM25 in SQL reads, for a term in more than POSTINGS_PER_TERM chunks, only its POSTINGS_PER_TERM postings of
+# highest impact (index rag_postings_impact), then scores the best RESCORED_ROWS rows again exactly over
+# every query term. A frequent term weighs little (low idf) and reading all its postings was the cost of a
+# query at scale. Chosen on 100k synthetic chunks (queries of 6 Zipf-drawn words, the worst case: often no
+# rare term at all) against exact BM25 in SQL, top 10 rows in common / query p50 on the busy machine:
+# 2,000/200 0.943 52 ms, 2,000/1,000 0.978 73 ms, 5,000/500 0.993 66 ms, 10,000/1,000 1.000 103 ms; every
+# posting read: 257 ms. Below 5,000 chunks per term (any corpus under 5,000 chunks) the ranking is exact.
+POSTINGS_PER_TERM = 5_000
+RESCORED_ROWS = 500
+# Exact cosine scan below this many vectors, HNSW above. Lower than the folder store's FLAT_MAX_VECTORS:
+# PostgreSQL scans a vector table far slower than FAISS scans an array (100k vectors: 190 ms against 60 ms
+# for HNSW with ef_search 128, EXPLAIN ANALYZE on the busy machine).
+EXACT_MAX_VECTORS = 10_000
+# The stored impacts are recomputed when the average chunk length drifts this far from theirs.
+IMPACT_LENGTH_DRIFT = 0.1
 
 _CHUNK_SQL = """c.row_id, c.chunk_id, c.doc_id, d.source, d.title,
     c.text, c.start_offset, c.end_offset,
@@ -79,6 +101,11 @@ def _chunk_of(row: Sequence[Any]) -> Chunk:
     return Chunk(
         chunk_id, doc_id, source, title, text, start, end, ordinal, tuple(heading_path), page, flagged
     )
+
+
+def _bm25_sql(k1: str, b: str, average: str) -> str:
+    """The BM25 weight of posting `p` in SQL (times the term's idf weight elsewhere)."""
+    return f"p.tf * ({k1} + 1) / (p.tf + {k1} * (1 - {b} + {b} * p.chunk_length / {average}))"
 
 
 def _manifest_json(manifest: Manifest) -> dict[str, Any]:
@@ -120,7 +147,8 @@ class ChunkTable:
             f"SELECT {_CHUNK_SQL} WHERE c.row_id = ANY(%s)",
             (sorted(wanted),),
         ):
-            self._cache[found[0]] = _chunk_of(found)
+            chunk = self._cache[found[0]] = _chunk_of(found)
+            self._store.expect_windows(chunk.doc_id)
         try:
             return self._cache[row]
         except KeyError:
@@ -143,6 +171,7 @@ class PostgresStore:
         self.connection = conn
         self.connection_lock = threading.RLock()
         self._load_files = load_files
+        self.postings_per_term = POSTINGS_PER_TERM
         self._analyzer = Analyzer()
         self.chunks = ChunkTable(self)
         self.generation = -1
@@ -154,6 +183,10 @@ class PostgresStore:
         self._documents: dict[str, Document] = {}
         self._languages: dict[str, str] = {}
         self._corpus_languages: set[str] | None = None
+        self._windows_stored = False
+        self._window_cache: dict[str, tuple[list[WindowSpan], np.ndarray | None]] = {}
+        self._window_pending: set[str] = set()
+        self._query_vectors: dict[str, np.ndarray] = {}
         self.refresh()
         self.embedder = embedder if self.dimension is not None else None
 
@@ -220,6 +253,9 @@ class PostgresStore:
                 "SELECT generation, chunk_count, total_length, manifest, main_language FROM rag_manifest"
             ).fetchone()
             files = self._read_files() if self._load_files else {}
+            self._windows_stored = self.connection.execute(
+                "SELECT EXISTS (SELECT 1 FROM rag_windows)"
+            ).fetchone()[0]
         if data.get("format_version") != FORMAT_VERSION:
             raise IndexFormatError(
                 f"The index in {self.where} has format version {data.get('format_version')!r}; this program "
@@ -233,6 +269,8 @@ class PostgresStore:
         self._documents.clear()
         self._languages.clear()
         self._corpus_languages = None
+        self._window_cache.clear()
+        self._window_pending.clear()
         self.chunks.clear()
         return True
 
@@ -318,16 +356,61 @@ class PostgresStore:
             )
         ]
 
+    # -- sentence windows (index.protocols.WindowReader) -----------------------------------------------------
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The query's unit vector (query prompt applied), None in lexical mode. Memoised: retrieval and the
+        evidence step of one answer share one model call."""
+        if self.mode != "hybrid":
+            return None
+        with self.connection_lock:
+            vector = self._query_vectors.get(query)
+            if vector is None:
+                assert self.embedder is not None
+                vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+                if len(self._query_vectors) >= 64:
+                    self._query_vectors.clear()
+                self._query_vectors[query] = vector
+        return vector
+
+    def expect_windows(self, doc_id: str) -> None:
+        """A chunk of `doc_id` was fetched: its windows come with the next window lookup (one query)."""
+        if self._windows_stored and doc_id not in self._window_cache:
+            self._window_pending.add(doc_id)
+
+    def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
+        """The sentence windows of a document and their unit vectors (float16; None in lexical mode), or
+        None when the database holds no windows (an index migrated from schema 2: `rag index` adds them).
+        The windows of every document whose chunks were fetched since are read in the same query."""
+        if not self._windows_stored:
+            return None
+        with self.connection_lock:
+            found = self._window_cache.get(doc_id)
+            if found is not None:
+                return found
+            wanted = sorted(self._window_pending | {doc_id})
+            self._window_pending.clear()
+            if len(self._window_cache) + len(wanted) > WINDOW_CACHE_DOCUMENTS:
+                self._window_cache.clear()
+            rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in wanted}
+            for row in self.connection.execute(
+                "SELECT doc_id, start_offset, sentence_offset, end_offset, embedding FROM rag_windows "
+                "WHERE doc_id = ANY(%s) ORDER BY doc_id, ordinal",
+                (wanted,),
+            ):
+                rows[row[0]].append(row)
+            for name, found_rows in rows.items():
+                self._window_cache[name] = _windows_of(found_rows, self.dimension)
+            return self._window_cache[doc_id]
+
     # -- search ---------------------------------------------------------------------------------------
     def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
         """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode."""
         self.refresh()
         if self.mode != "hybrid" or k <= 0 or not self.chunk_count:
             return []
-        assert self.embedder is not None
-        vector = _vector_literal(self.embedder.embed_query(query))
+        vector = _vector_literal(self.query_vector(query))  # type: ignore[arg-type]
         # "+ 0" hides the distance from the planner: an exact scan instead of the HNSW index.
-        order = "(embedding <=> %(q)s::vector)" + (" + 0" if self.chunk_count <= FLAT_MAX_VECTORS else "")
+        order = "(embedding <=> %(q)s::vector)" + (" + 0" if self.chunk_count <= EXACT_MAX_VECTORS else "")
         found = self.query(
             f"SELECT row_id, 1 - (embedding <=> %(q)s::vector) FROM rag_vectors ORDER BY {order} LIMIT %(k)s",
             {"q": vector, "k": k},
@@ -335,15 +418,41 @@ class PostgresStore:
         self.chunks.expect(row for row, _ in found)
         return [(row, float(score)) for row, score in found]
 
-    def _frequencies(self, terms: Iterable[str]) -> dict[str, int]:
-        return dict(
-            self.query("SELECT term, df FROM rag_terms WHERE term = ANY(%s) AND df > 0", (list(terms),))
-        )
+    def _term_rows(self, terms: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """term -> (term_id, document frequency) of those of `terms` the index holds."""
+        wanted = list(dict.fromkeys(terms))
+        if not wanted:
+            return {}
+        return {
+            term: (term_id, df)
+            for term, term_id, df in self.query(
+                "SELECT term, term_id, df FROM rag_terms WHERE term = ANY(%s) AND df > 0", (wanted,)
+            )
+        }
 
     def query_terms(self, query: str, language: str | None = None, *, fix_unknown: bool = True) -> list[str]:
         """Terms of the query (`index.lexical.analyze_query`; typo repair looks the vocabulary up in SQL)."""
-        frequencies = self._frequencies if fix_unknown else None
-        return analyze_query(self._analyzer, query, language, self.main_language, frequencies)
+        return self._analysed(query, language, fix_unknown)[0]
+
+    def _analysed(
+        self, query: str, language: str | None, fix_unknown: bool
+    ) -> tuple[list[str], dict[str, tuple[int, int]]]:
+        """The query's terms and the (term_id, df) of those indexed: one query for the terms, one more only
+        when a term is unknown (its typo and inflection candidates, `index.lexical.known_variant`)."""
+        terms = analyze_query(self._analyzer, query, language, self.main_language, None)
+        known = self._term_rows(terms)
+        if not fix_unknown:
+            return terms, known
+
+        def frequencies(candidates: Iterable[str]) -> dict[str, int]:
+            candidates = list(candidates)
+            if candidates and candidates[0] in known:  # a known term needs no variant: no query
+                return {candidates[0]: known[candidates[0]][1]}
+            known.update(self._term_rows(t for t in candidates if t not in known))
+            return {t: known[t][1] for t in candidates if t in known}
+
+        terms = analyze_query(self._analyzer, query, language, self.main_language, frequencies)
+        return terms, known
 
     def term_document_frequencies(self) -> dict[str, int]:
         return dict(self.query("SELECT term, df FROM rag_terms WHERE df > 0"))
@@ -368,12 +477,9 @@ class PostgresStore:
         self.refresh()
         if k <= 0 or not self.chunk_count:
             return []
-        repeats = Counter(self.query_terms(query, language, fix_unknown=fix_unknown))
-        if not repeats:
-            return []
-        found = self.query(
-            "SELECT term, term_id, df FROM rag_terms WHERE term = ANY(%s) AND df > 0", (list(repeats),)
-        )
+        terms, known = self._analysed(query, language, fix_unknown)
+        repeats = Counter(terms)
+        found = [(term, *known[term]) for term in repeats if term in known]
         if not found:
             return []
         n = max(1, self.chunk_count)
@@ -381,25 +487,48 @@ class PostgresStore:
         ids = [term_id for _, term_id, _ in found]
         weights = [repeats[term] * float(np.log1p((n - df + 0.5) / (df + 0.5))) for term, _, df in found]
         k1, b = float(self.manifest.bm25.get("k1", BM25_K1)), float(self.manifest.bm25.get("b", BM25_B))
+        score = f"sum(q.weight * {_bm25_sql('%(k1)s', '%(b)s', '%(avg)s')})"
+        terms_sql = "unnest(%(ids)s::integer[], %(weights)s::float8[]) AS q(term_id, weight)"
+        if max(df for _, _, df in found) <= self.postings_per_term:  # every posting read: exact
+            sql = f"""SELECT p.row_id, {score} AS score FROM {terms_sql}
+                      JOIN rag_postings p ON p.term_id = q.term_id
+                      GROUP BY p.row_id ORDER BY score DESC, p.row_id LIMIT %(k)s"""
+        else:
+            # The best postings of each term (by impact), the best rows by that partial score, then those
+            # rows scored exactly over every query term (primary-key lookups).
+            sql = f"""WITH q AS (SELECT * FROM {terms_sql}),
+                      partial AS (
+                          SELECT p.row_id FROM q CROSS JOIN LATERAL (
+                              SELECT row_id, tf, chunk_length FROM rag_postings
+                              WHERE term_id = q.term_id ORDER BY impact DESC LIMIT %(cut)s) p
+                          GROUP BY p.row_id ORDER BY {score} DESC, p.row_id LIMIT %(rescored)s)
+                      SELECT c.row_id, s.score FROM partial c CROSS JOIN LATERAL (
+                          SELECT {score} AS score FROM q
+                          JOIN rag_postings p ON p.term_id = q.term_id AND p.row_id = c.row_id) s
+                      ORDER BY s.score DESC, c.row_id LIMIT %(k)s"""
         rows = self.query(
-            """SELECT p.row_id,
-                      sum(q.weight * p.tf * %(k1p1)s / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.chunk_length / %(avg)s)))
-                          AS score
-               FROM unnest(%(ids)s::integer[], %(weights)s::float8[]) AS q(term_id, weight)
-               JOIN rag_postings p ON p.term_id = q.term_id
-               GROUP BY p.row_id ORDER BY score DESC, p.row_id LIMIT %(k)s""",
-            {
-                "ids": ids,
-                "weights": weights,
-                "k1": k1,
-                "k1p1": k1 + 1.0,
-                "b": b,
-                "avg": average_length,
-                "k": k,
-            },
-        )
+            sql,
+            {"ids": ids, "weights": weights, "k1": k1, "b": b, "avg": average_length, "k": k,
+             "cut": self.postings_per_term, "rescored": max(RESCORED_ROWS, 4 * k)},
+        )  # fmt: skip
         self.chunks.expect(row for row, _ in rows)
         return [(row, float(score)) for row, score in rows if score > 0]
+
+
+def _impacts(tfs: np.ndarray, lengths: np.ndarray, impact_length: float) -> np.ndarray:
+    """Each posting's BM25 weight with the default k1 and b (`_bm25_sql`, the order of rag_postings_impact)."""
+    return tfs * (BM25_K1 + 1) / (tfs + BM25_K1 * (1 - BM25_B + BM25_B * lengths / impact_length))
+
+
+def _windows_of(
+    rows: Sequence[tuple[Any, ...]], dimension: int | None
+) -> tuple[list[WindowSpan], np.ndarray | None]:
+    """(spans, float16 vectors or None) of one document's rows of rag_windows, in order."""
+    spans = [WindowSpan(start, sentence, end) for _, start, sentence, end, _ in rows]
+    if not rows or dimension is None or any(row[4] is None for row in rows):
+        return spans, None
+    data = b"".join(bytes(row[4]) for row in rows)
+    return spans, np.frombuffer(data, dtype="<f2").reshape(len(rows), dimension)
 
 
 # -- writing --------------------------------------------------------------------------------------------
@@ -407,17 +536,18 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
 
 
-def _binary_int_rows(columns: Sequence[np.ndarray]) -> bytes:
-    """A binary COPY stream of rows of int4 columns, built with numpy (millions of rows per second)."""
-    count = len(columns[0])
+def _binary_rows(columns: Sequence[tuple[np.ndarray | Sequence[Any], str]]) -> bytes:
+    """A binary COPY stream of rows of 4-byte columns (`(values, ">i4" or ">f4")`), built with numpy
+    (millions of rows per second)."""
+    count = len(columns[0][0])
     fields = [("n", ">i2")]
-    for i in range(len(columns)):
-        fields += [(f"len{i}", ">i4"), (f"v{i}", ">i4")]
+    for i, (_, kind) in enumerate(columns):
+        fields += [(f"len{i}", ">i4"), (f"v{i}", kind)]
     rows = np.empty(count, dtype=np.dtype(fields))
     rows["n"] = len(columns)
-    for i, column in enumerate(columns):
+    for i, (values, _) in enumerate(columns):
         rows[f"len{i}"] = 4
-        rows[f"v{i}"] = column
+        rows[f"v{i}"] = values
     return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
 
 
@@ -451,12 +581,40 @@ class PostgresPrevious:
         self.manifest = store.manifest
         self.chunks = [_chunk_of(row) for row in store.query(f"SELECT {_CHUNK_SQL} ORDER BY c.row_id")]
         self._rows = {chunk.chunk_id: row for row, chunk in enumerate(self.chunks)}
+        self._document_rows: dict[str, int] | None = None
 
     def chunk_index(self, chunk_id: str) -> int:
         return look_up(self._rows, chunk_id, "chunk", f"the index {self._store.where}")
 
     def document(self, doc_id: str) -> Document:
         return self._store.document(doc_id)
+
+    def document_row(self, doc_id: str) -> int:
+        """Position of a document in `stored_windows` (documents in doc_id order)."""
+        if self._document_rows is None:
+            self._document_rows = {
+                name: row
+                for row, (name,) in enumerate(
+                    self._store.query("SELECT doc_id FROM rag_documents ORDER BY doc_id")
+                )
+            }
+        return self._document_rows[doc_id]
+
+    def stored_windows(self) -> WindowTable | None:
+        """Every document's windows, rows grouped by `document_row`; None when none are stored (an index
+        migrated from schema 2)."""
+        rows = self._store.query(
+            "SELECT w.doc_id, w.start_offset, w.sentence_offset, w.end_offset, w.embedding FROM rag_windows w "
+            "ORDER BY w.doc_id, w.ordinal"
+        )
+        if not rows:
+            return None
+        doc_rows = [self.document_row(row[0]) for row in rows]
+        vectors = None
+        if self._store.dimension is not None and all(row[4] is not None for row in rows):
+            vectors = np.frombuffer(b"".join(bytes(row[4]) for row in rows), "<f2").reshape(len(rows), -1)
+        columns = list(zip(*[row[1:4] for row in rows], strict=True))
+        return WindowTable(np.array(doc_rows), *(np.array(c) for c in columns), vectors)
 
     def row_term_counts(self) -> list[dict[str, int]]:
         names = dict(self._store.query("SELECT term_id, term FROM rag_terms"))
@@ -501,6 +659,9 @@ class PostgresIndexWriter:
     `rag index`, on any machine) waits its turn instead of failing, and a writer that dies releases it
     with its connection. `write` applies a whole generation in one transaction, sending only what changed.
     """
+
+    #: It stores sentence windows (`index.protocols.WindowReader`): the build finds and embeds them.
+    keeps_windows = True
 
     def __init__(self, url: str, *, wait_message: bool = True) -> None:
         self.url = url
@@ -596,15 +757,46 @@ class PostgresIndexWriter:
                 flagged = [chunk.chunk_id for chunk in chunks if chunk.instruction_like]
                 conn.execute("UPDATE rag_chunks SET instruction_like = (chunk_id = ANY(%s))", (flagged,))
             new = [i for i, chunk in enumerate(chunks) if chunk.chunk_id not in stored]
+            counts = generation.bm25.row_term_counts() if new else []
+            if empty_before:  # impacts use the new index's average chunk length
+                lengths = [sum(c.values()) for c in counts]
+                impact_length = max(sum(lengths) / max(len(lengths), 1), 1.0)
+            else:
+                impact_length = conn.execute("SELECT impact_length FROM rag_manifest").fetchone()[0]
             if new:
-                counts = generation.bm25.row_term_counts()
                 self._insert_chunks(
                     [chunks[i] for i in new],
                     [counts[i] for i in new],
                     vectors[new] if vectors is not None else None,
                     bulk=empty_before,
+                    impact_length=impact_length,
                 )
-            self._write_manifest(manifest)
+            self._insert_windows(generation)
+            self._write_manifest(manifest, impact_length)
+        # Index-only scans of the postings need the visibility map a VACUUM sets (autovacuum would, later);
+        # statistics for the planner. Outside the transaction: the new state is committed already.
+        tables = "rag_postings, rag_chunks, rag_terms" + (", rag_vectors" if dimension is not None else "")
+        with contextlib.suppress(Exception):
+            conn.execute(f"VACUUM (ANALYZE) {tables}")
+
+    def _insert_windows(self, generation: Generation) -> None:
+        """The windows of every document of the generation that has none stored yet (new, changed, or
+        kept from an index written before windows were stored)."""
+        table = generation.windows
+        if table is None:
+            return
+        stored = {doc_id for (doc_id,) in self.conn.execute("SELECT DISTINCT doc_id FROM rag_windows")}
+        with self.conn.cursor().copy(
+            "COPY rag_windows (doc_id, ordinal, start_offset, sentence_offset, end_offset, embedding) FROM STDIN"
+        ) as copy:
+            for doc_row, (document, _) in enumerate(generation.documents):
+                if document.doc_id in stored:
+                    continue
+                for ordinal, (row, span) in enumerate(table.spans_of(doc_row)):
+                    vector = (
+                        None if table.vectors is None else np.asarray(table.vectors[row], "<f2").tobytes()
+                    )
+                    copy.write_row((document.doc_id, ordinal, span.start, span.sentence, span.end, vector))
 
     def _remove_documents(self, documents: Sequence[tuple[Document, str]]) -> set[str]:
         """Delete the stored documents the generation no longer holds or holds with another content;
@@ -690,6 +882,7 @@ class PostgresIndexWriter:
         vectors: np.ndarray | None,
         *,
         bulk: bool,
+        impact_length: float,
     ) -> None:
         conn = self.conn
         term_ids = self._term_ids({term for counts in term_counts for term in counts})
@@ -723,15 +916,20 @@ class PostgresIndexWriter:
                     (row_id, chunk.chunk_id, chunk.doc_id, chunk.start, chunk.end, chunk.text, chunk.ordinal,
                      list(chunk.heading_path), chunk.page, chunk.instruction_like, ids, tfs)
                 )  # fmt: skip
+        tfs_array, lengths_array = np.asarray(post_tfs, np.float64), np.asarray(post_lengths, np.float64)
+        impacts = _impacts(tfs_array, lengths_array, impact_length)
         with (
-            self._bulk_indexes("rag_postings", bulk, ["rag_postings_pkey"]),
+            self._bulk_indexes(bulk),
             conn.cursor().copy(
-                "COPY rag_postings (term_id, row_id, tf, chunk_length) FROM STDIN (FORMAT BINARY)"
+                "COPY rag_postings (term_id, row_id, tf, chunk_length, impact) FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
             copy.write(
-                _binary_int_rows([np.asarray(c) for c in (post_terms, post_rows, post_tfs, post_lengths)])
-            )
+                _binary_rows(
+                    [(post_terms, ">i4"), (post_rows, ">i4"), (post_tfs, ">i4"), (post_lengths, ">i4"),
+                     (impacts, ">f4")]
+                )
+            )  # fmt: skip
         delta = Counter(post_terms)
         conn.execute(
             "UPDATE rag_terms t SET df = t.df + u.n FROM unnest(%s::integer[], %s::integer[]) AS u(term_id, n) "
@@ -746,16 +944,21 @@ class PostgresIndexWriter:
             self._ensure_vector_index()
 
     @contextlib.contextmanager
-    def _bulk_indexes(self, table: str, bulk: bool, names: list[str]) -> Iterator[None]:
-        """On a first fill, drop the table's primary key while copying and build it once after (several
+    def _bulk_indexes(self, bulk: bool) -> Iterator[None]:
+        """On a first fill, drop the postings' indexes while copying and build them once after (several
         times faster); an empty index has no readers to block."""
         if not bulk:
             yield
             return
-        for name in names:
-            self.conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        self.conn.execute("ALTER TABLE rag_postings DROP CONSTRAINT rag_postings_pkey")
+        self.conn.execute("DROP INDEX rag_postings_impact")
         yield
-        self.conn.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (term_id, row_id) INCLUDE (tf, chunk_length)")
+        self.conn.execute(
+            "ALTER TABLE rag_postings ADD PRIMARY KEY (term_id, row_id) INCLUDE (tf, chunk_length)"
+        )
+        self.conn.execute(
+            "CREATE INDEX rag_postings_impact ON rag_postings (term_id, impact DESC) INCLUDE (row_id, tf, chunk_length)"
+        )
 
     def _ensure_vector_index(self) -> None:
         if not self.conn.execute("SELECT to_regclass('rag_vectors_hnsw') IS NOT NULL").fetchone()[0]:
@@ -764,7 +967,7 @@ class PostgresIndexWriter:
                 f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
             )
 
-    def _write_manifest(self, manifest: Manifest) -> int:
+    def _write_manifest(self, manifest: Manifest, impact_length: float) -> int:
         conn = self.conn
         count, total = conn.execute(
             "SELECT count(*)::int, coalesce(sum((SELECT sum(x) FROM unnest(term_counts) x)), 0)::bigint "
@@ -775,15 +978,39 @@ class PostgresIndexWriter:
             "GROUP BY d.language ORDER BY count(*) DESC, d.language LIMIT 1"
         ).fetchone()
         manifest.chunk_count = count
+        average = max(total / max(count, 1), 1.0)
+        if abs(average / impact_length - 1) > IMPACT_LENGTH_DRIFT:  # the stored order has drifted: renew it
+            impact_length = average
+            conn.execute(
+                f"UPDATE rag_postings p SET impact = {_bm25_sql(str(BM25_K1), str(BM25_B), '%s')}",
+                (impact_length,),
+            )
         data = json.dumps(_manifest_json(manifest), ensure_ascii=False)
         conn.execute(
-            """INSERT INTO rag_manifest (id, generation, manifest, chunk_count, total_length, main_language, updated_at)
-               VALUES (true, 1, %(m)s, %(n)s, %(t)s, %(lang)s, now())
+            """INSERT INTO rag_manifest (id, generation, manifest, chunk_count, total_length, main_language,
+                   impact_length, updated_at)
+               VALUES (true, 1, %(m)s, %(n)s, %(t)s, %(lang)s, %(il)s, now())
                ON CONFLICT (id) DO UPDATE SET generation = rag_manifest.generation + 1, manifest = %(m)s,
-                   chunk_count = %(n)s, total_length = %(t)s, main_language = %(lang)s, updated_at = now()""",
-            {"m": data, "n": count, "t": total, "lang": main[0] if main else "fr"},
+                   chunk_count = %(n)s, total_length = %(t)s, main_language = %(lang)s, impact_length = %(il)s,
+                   updated_at = now()""",
+            {"m": data, "n": count, "t": total, "lang": main[0] if main else "fr", "il": impact_length},
         )
         return count
+
+
+def folder_generation(store: IndexStore) -> Generation:
+    """Everything a folder index holds, as the generation a writer takes: documents (in the order of its
+    window table), chunks, term counts, vectors, sentence windows."""
+    infos = sorted(store.documents(), key=lambda info: store.document_row(info.doc_id))
+    documents = [(store.document(info.doc_id), info.language) for info in infos]
+    return Generation(
+        store.manifest,
+        documents,
+        list(store.chunks),
+        store.bm25,
+        store.stored_vectors(),
+        store.stored_windows(),
+    )
 
 
 def copy_folder_index(index_dir: str | os.PathLike[str], url: str) -> int:
@@ -794,8 +1021,7 @@ def copy_folder_index(index_dir: str | os.PathLike[str], url: str) -> int:
     from index.store import IndexStore
 
     store = IndexStore.open(Path(index_dir).expanduser().resolve(), load_model=False)
-    documents = [(store.document(info.doc_id), info.language) for info in store.documents()]
-    generation = Generation(store.manifest, documents, list(store.chunks), store.bm25, store.stored_vectors())
+    generation = folder_generation(store)
     writer = PostgresIndexWriter(url)
     with writer.lock():
         previous = writer.read_previous()

@@ -260,7 +260,7 @@ class ScoredWindow:
 
 
 #: How a window's answer score weighs its evidence (chosen on PIAF dev with multilingual-e5-small by
-#: `python -m eval.benchmarks.evidence_tuning`; the measured figures are in its docstring).
+#: `python -m eval.benchmarks.calibrate_hybrid --model DIR`; the figures are beside COSINE_WEIGHT).
 TYPE_BONUS = 0.15  # the kind of answer asked for is there
 RANK_PRIOR = 0.01  # per rank of the passage: only breaks near-ties
 COSINE_WEIGHT = 0.0  # per unit of cosine below the best window's (hybrid mode)

@@ -1,7 +1,7 @@
 """Fusion weights and candidate counts for hybrid retrieval, swept on PIAF dev with one embedding model.
 
     .venv/bin/python -m eval.benchmarks.fusion_sweep --model /root/.cache/rag-fr/e5-small
-        [--piaf-dir ../shared/bench/piaf] [--cache DIR] [--questions 1200]
+        [--piaf-dir ../shared/bench/piaf] [--cache DIR] [--questions 1200] [--split test]
 
 Over all 1,518 titled paragraphs (the hybrid index is built once and cached in `--cache`), for a fixed
 sample of French PIAF dev questions (seed 5) plus the 300 translated dev questions of
@@ -10,6 +10,10 @@ retriever and the dense ranking (query vectors embedded once, in batches) are co
 each setting; recall@5 and hit@1 of the gold paragraph over the ranked chunks are printed. With window
 vectors in the index (`index.windows`), the sentence max-sim ranking is swept too. PIAF test is never read.
 How the default was chosen from these figures: the comment above `RetrievalSettings.fusion`.
+
+`--split test` reports, once the settings are chosen, PIAF **test** recall@5 / hit@1 of the default hybrid
+setting (`RetrievalSettings`) beside the lexical ranking alone (lexical mode), over every test question
+(`--questions` caps them); nothing is swept on test.
 """
 
 from __future__ import annotations
@@ -34,8 +38,15 @@ SETTINGS = [  # (fusion, dense weight, candidates, sentence weight)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = model_benchmark_parser(__doc__)
-    parser.add_argument("--questions", type=int, default=1200, help="French PIAF dev questions sampled")
+    parser.add_argument(
+        "--questions", type=int, default=None, help="French PIAF questions sampled (dev: 1200)"
+    )
+    parser.add_argument(
+        "--split", choices=("dev", "test"), default="dev", help="test: report the defaults only"
+    )
     args = parser.parse_args(argv)
+    test = args.split == "test"
+    count = args.questions or (None if test else 1200)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rag.chain import question_language
     from rag.retrieval import rrf_fuse, weighted_fuse
@@ -45,16 +56,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     assistant = open_hybrid(corpus, args.cache / f"piaf-{Path(args.model).name}", args.model)
     store, retriever = assistant.store, assistant.retriever
     embedder = store.embedder
-    dev = [q for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == "dev"]
-    random.Random(5).shuffle(dev)
-    xling = read_jsonl(DATA / "piaf_dev_xling.jsonl")
-    sets = {
-        "fr (PIAF dev)": [(q["question"], q["context_id"]) for q in dev[: args.questions]],
-        **{
-            f"{lang} (translated)": [(x[f"question_{lang}"], x["context_id"]) for x in xling]
-            for lang in ("en", "de")
-        },
-    }
+    questions = [q for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == args.split]
+    random.Random(5).shuffle(questions)
+    sets = {f"fr (PIAF {args.split})": [(q["question"], q["context_id"]) for q in questions[:count]]}
+    if not test:
+        xling = read_jsonl(DATA / "piaf_dev_xling.jsonl")
+        for lang in ("en", "de"):
+            sets[f"{lang} (translated)"] = [(x[f"question_{lang}"], x["context_id"]) for x in xling]
+    if test:
+        defaults = assistant.settings.retrieval
+        settings = [
+            ("lexical only", 0.0, defaults.candidates, 0.0),
+            (defaults.fusion, defaults.dense_weight, defaults.candidates, defaults.sentence_weight),
+        ]
+    else:
+        settings = SETTINGS
     chunk_vectors = store.stored_vectors()
     gold_of_row = [Path(c.doc_id).stem for c in store.chunks]
     prepared = {}
@@ -79,8 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found.append((row, float(np.max(vectors @ vector))))
         return found
 
-    print(f"PIAF dev, recall@5 / hit@1 of the gold paragraph, {len(store.chunks)} chunks, model {args.model}")
-    for fusion, dense_weight, candidates, sentence_weight in SETTINGS:
+    print(
+        f"PIAF {args.split}, recall@5 / hit@1 of the gold paragraph, {len(store.chunks)} chunks, "
+        f"model {args.model}"
+    )
+    for fusion, dense_weight, candidates, sentence_weight in settings:
         figures = []
         for rows in prepared.values():
             recall = hit = 0
@@ -89,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 weights = {"lexical": 1.0, "dense": dense_weight, "sentence": sentence_weight}
                 if fusion == "dense only":
                     fused = dict(rankings["dense"])
+                elif fusion == "lexical only":
+                    fused = dict(lexical)
                 elif fusion == "rrf":
                     fused = rrf_fuse(rankings, 60, weights)
                 else:

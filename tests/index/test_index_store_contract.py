@@ -17,7 +17,7 @@ import pytest
 
 from index.build import build_index
 from index.config import IndexConfig
-from index.errors import IndexLockedError, IndexMismatchError
+from index.errors import IndexFormatError, IndexLockedError, IndexMismatchError
 from index.stores import open_store
 from index.writer import index_lock
 from tests.conftest import REPO
@@ -43,6 +43,14 @@ def _state(config: IndexConfig) -> tuple:
     return chunks, sorted(d.doc_id for d in store.documents()), store.search_lexical("capitale", 3)
 
 
+def _windows(store, doc_id: str) -> tuple[list[tuple[int, int]], list]:  # noqa: ANN001
+    """A document's windows as (sentence start, end) and their vectors, comparable across stores."""
+    spans, vectors = store.windows(doc_id)
+    return [(s.sentence, s.end) for s in spans], (
+        vectors.astype(float).round(3).tolist() if vectors is not None else None
+    )
+
+
 def _best_doc(store, question: str) -> str | None:  # noqa: ANN001
     found = store.search_lexical(question, 1)
     return store.chunks[found[0][0]].doc_id if found else None
@@ -53,12 +61,13 @@ def test_incremental_runs(kind: str, config: IndexConfig, corpus: Path, counting
     first = build_index([corpus], config, embedder=counting_embedder)
     assert (first.files, first.new_files, first.mode) == (3, 3, "hybrid")
     assert first.embedded_chunks == first.chunks > 0
-    # The folder store keeps sentence windows (index.windows), embedded once too; PostgreSQL keeps none yet.
+    # Both stores keep sentence windows (index.windows), embedded once too.
     assert len(counting_embedder.embedded) == first.chunks + first.embedded_windows
-    assert (first.embedded_windows > 0) == (kind == "folder")
+    assert first.embedded_windows > 0 and "Berlin is the capital of Germany." in counting_embedder.embedded
     store = open_store(config, embedder=counting_embedder)
     assert sorted(d.doc_id for d in store.documents()) == ["berlin.txt", "paris.txt", "sub/lyon.md"]
     before = sorted(c.chunk_id for c in store.chunks)
+    berlin_windows = _windows(store, "berlin.txt")
 
     counting_embedder.embedded.clear()
     second = build_index([corpus], config, embedder=counting_embedder)
@@ -70,6 +79,11 @@ def test_incremental_runs(kind: str, config: IndexConfig, corpus: Path, counting
     assert (third.changed_files, third.new_files, third.removed_files) == (1, 0, 0)
     changed = PARIS + " Elle compte deux millions d’habitants."
     assert counting_embedder.embedded and all(t in changed for t in counting_embedder.embedded)
+    assert third.embedded_windows == len(counting_embedder.embedded) - third.embedded_chunks > 0
+    store = open_store(config, embedder=counting_embedder)
+    assert _windows(store, "berlin.txt") == berlin_windows  # kept: not embedded again, stored as they were
+    paris = store.document_text("paris.txt")
+    assert paris[slice(*_windows(store, "paris.txt")[0][-1])] == "Elle compte deux millions d’habitants."
 
     (corpus / "berlin.txt").unlink()
     counting_embedder.embedded.clear()
@@ -100,6 +114,48 @@ def test_same_lexical_ranking_on_both_stores(tmp_path: Path, corpus: Path, pg_ur
         ranked_a = [(a.chunks[row].chunk_id, round(score, 4)) for row, score in a.search_lexical(question, 5)]
         ranked_b = [(b.chunks[row].chunk_id, round(score, 4)) for row, score in b.search_lexical(question, 5)]
         assert ranked_a == ranked_b and ranked_a
+
+
+def test_same_windows_on_both_stores(tmp_path: Path, corpus: Path, pg_url: str, tiny_embedder) -> None:  # noqa: ANN001
+    """The sentence windows and their vectors read back from PostgreSQL are the folder store's; in lexical
+    mode both keep the windows without vectors."""
+    for model, embedder in (("", None), (tiny_embedder.name, tiny_embedder)):
+        folder = IndexConfig(index_dir=tmp_path / f"index{model}", embedding_model=model, show_progress=False)
+        postgres = folder.model_copy(update={"store_url": pg_url})
+        stores = []
+        for config in (folder, postgres):
+            build_index([corpus], config, embedder=embedder, rebuild=True)
+            stores.append(open_store(config, embedder=embedder))
+        a, b = stores
+        assert a.mode == b.mode == ("hybrid" if model else "lexical")
+        for doc in ("paris.txt", "berlin.txt", "sub/lyon.md"):
+            assert _windows(a, doc) == _windows(b, doc) and _windows(b, doc)[0]
+            assert (_windows(b, doc)[1] is None) == (not model)
+        question = "Quand la tour Eiffel fut-elle construite ?"
+        assert (a.query_vector(question) is None) == (b.query_vector(question) is None) == (not model)
+
+
+def test_postings_cut_per_term_keeps_the_ranking(tmp_path: Path, pg_url: str) -> None:
+    """PostgreSQL reads a frequent term only for its best postings (`POSTINGS_PER_TERM`), then scores the
+    best rows exactly: with a cut of 3 postings on a corpus where every term is in 40 chunks, the top
+    rows and their scores are the folder store's exact BM25."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    words = ["fromage", "montagne", "rivière", "château", "cathédrale", "forêt", "village", "moulin"]
+    for i in range(40):
+        # Every document holds every word, with counts and lengths that vary: all postings differ in weight.
+        text = " ".join(f"{w} " * (1 + (i * (j + 3)) % 5) for j, w in enumerate(words)) + " pont" * (i % 7)
+        (docs / f"d{i:02d}.txt").write_text(text.strip() + ".", encoding="utf-8")
+    folder = IndexConfig(index_dir=tmp_path / "index", embedding_model="", show_progress=False)
+    postgres = folder.model_copy(update={"store_url": pg_url})
+    for config in (folder, postgres):
+        build_index([docs], config)
+    a, b = open_store(folder), open_store(postgres)
+    b.postings_per_term = 3
+    for question in ("fromage de montagne", "château forêt moulin", "village rivière cathédrale pont"):
+        exact = [(a.chunks[row].doc_id, round(score, 4)) for row, score in a.search_lexical(question, 3)]
+        cut = [(b.chunks[row].doc_id, round(score, 4)) for row, score in b.search_lexical(question, 3)]
+        assert cut == exact and len(exact) == 3
 
 
 def test_interrupted_write_keeps_previous_index(
@@ -266,10 +322,10 @@ def test_a_reader_never_waits_for_a_writer(pg_url: str, corpus: Path, tmp_path: 
     entered, release = threading.Event(), threading.Event()
     original = PostgresIndexWriter._write_manifest
 
-    def slow_commit(self, manifest):  # noqa: ANN001, ANN202
+    def slow_commit(self, *args):  # noqa: ANN001, ANN002, ANN202
         entered.set()
         release.wait(30)
-        return original(self, manifest)
+        return original(self, *args)
 
     PostgresIndexWriter._write_manifest = slow_commit
     try:
@@ -320,6 +376,8 @@ def test_folder_index_moves_to_postgres_without_reembedding(
             ranked_a = [(a.chunks[r].chunk_id, round(s, 4)) for r, s in getattr(a, search)(question, 5)]
             ranked_b = [(b.chunks[r].chunk_id, round(s, 4)) for r, s in getattr(b, search)(question, 5)]
             assert ranked_a == ranked_b
+    for doc in ("paris.txt", "berlin.txt", "sub/lyon.md"):  # the sentence windows move with their vectors
+        assert _windows(a, doc) == _windows(b, doc) and _windows(b, doc)[1] is not None
     # The moved index is updated incrementally like any other: nothing re-embedded for unchanged files.
     report = build_index(
         [corpus], folder.model_copy(update={"store_url": pg_url}), embedder=counting_embedder
@@ -374,3 +432,37 @@ def test_instruction_flag_is_stored_and_refreshed(kind: str, config: IndexConfig
         assert flags() == {"evil.txt": False, "good.txt": False}
         assert build_index([docs], config).written
         assert flags() == {"evil.txt": True, "good.txt": False}
+
+
+def test_a_schema_2_index_gets_windows_without_embedding_its_chunks_again(
+    pg_url: str,
+    corpus: Path,
+    tmp_path: Path,
+    counting_embedder,  # noqa: ANN001
+) -> None:
+    """Schema 3 added the impact-ordered postings and the windows: a database written by schema 2 is
+    migrated by the next `rag index`, which embeds the windows only (the chunks and vectors are kept)."""
+    import psycopg
+
+    config = IndexConfig(
+        index_dir=tmp_path / "unused",
+        store_url=pg_url,
+        embedding_model=counting_embedder.name,
+        show_progress=False,
+    )
+    build_index([corpus], config, embedder=counting_embedder)
+    before = open_store(config, embedder=counting_embedder).search_lexical("capitale de la France", 3)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to what schema 2 wrote
+        conn.execute(
+            "DROP TABLE rag_windows; DROP INDEX rag_postings_impact; ALTER TABLE rag_postings DROP COLUMN impact; "
+            "ALTER TABLE rag_manifest DROP COLUMN impact_length; UPDATE rag_schema SET version = 2"
+        )
+    with pytest.raises(IndexFormatError, match="older"):
+        open_store(config, embedder=counting_embedder)
+    counting_embedder.embedded.clear()
+    report = build_index([corpus], config, embedder=counting_embedder)
+    assert report.embedded_chunks == 0 and report.embedded_windows == len(counting_embedder.embedded) > 0
+    store = open_store(config, embedder=counting_embedder)
+    assert store.search_lexical("capitale de la France", 3) == before
+    spans, vectors = store.windows("paris.txt")
+    assert spans and vectors is not None and len(vectors) == len(spans)
