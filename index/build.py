@@ -36,7 +36,7 @@ from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index
 from index.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document, sha256_bytes
 from index.manifest import FileEntry, Manifest, utc_now
 from index.model_check import check_same_model
-from index.protocols import Generation, IndexWriter, PreviousIndex
+from index.protocols import Generation, IndexWriter, PreviousIndex, WindowHistory
 from index.records import Chunk, Document
 from index.sentences import SPLITTER_VERSION
 from index.stores import open_writer
@@ -244,7 +244,7 @@ def build_index(
         assembled = assemble(plan, loaded)
         vectors = embed_chunks(plan, assembled, report, progress, on_progress)
         # Only for a store that keeps them: embedding windows nobody stores would double the cost for nothing.
-        windows = find_windows(plan, assembled, report) if getattr(writer, "keeps_windows", False) else None
+        windows = find_windows(plan, assembled, report) if writer.keeps_windows else None
         bm25 = BM25Index(k1=BM25_K1, b=BM25_B).build_from_counts(assembled.term_counts)
         writer.write(
             Generation(
@@ -363,7 +363,7 @@ def plan_build(
         and previous.manifest.instruction_detector == DETECTOR_VERSION
         and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
         # An index from before sentence windows were stored gets them (its chunks and vectors are kept).
-        and not (getattr(writer, "keeps_windows", False) and previous.stored_windows() is None)
+        and not (writer.keeps_windows and previous.stored_windows() is None)
     )
     return plan
 
@@ -483,7 +483,7 @@ def find_windows(plan: BuildPlan, assembled: _Assembled, report: BuildReport) ->
     keeps its windows and vectors from the previous index, a new or changed one is split and embedded."""
     embedder = plan.embedder
     previous = plan.previous
-    table = previous.stored_windows() if hasattr(previous, "stored_windows") else None  # WindowHistory
+    table = previous.stored_windows() if isinstance(previous, WindowHistory) else None
     kept = {old.doc_id for _, old in plan.kept}
     usable = table is not None and (embedder is None or table.vectors is not None)
     reused = [

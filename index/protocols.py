@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,6 +128,7 @@ class PreviousIndex(Protocol):
         ...
 
 
+@runtime_checkable
 class WindowReader(Protocol):
     """Optional: a store that keeps the sentence windows of its documents (`index.windows`) and their
     vectors. `rag` uses them when the store has them (the evidence step reads cosines instead of calling a
@@ -151,6 +152,7 @@ class WindowReader(Protocol):
         ...
 
 
+@runtime_checkable
 class WindowHistory(Protocol):
     """Optional, with `WindowReader`: what an incremental build reuses of the previous index's windows."""
 
@@ -181,6 +183,9 @@ class Generation:
 class IndexWriter(Protocol):
     """Where `build_index` writes. One writer at a time (`lock`); `write` is all-or-nothing: a crash or
     Ctrl-C at any point leaves the previous index readable."""
+
+    #: True when the store keeps sentence windows (`WindowReader`): `build_index` then finds and embeds them.
+    keeps_windows: bool
 
     @property
     def location(self) -> str:

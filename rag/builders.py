@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from index.protocols import IndexReader
+from index.protocols import IndexReader, WindowReader
 from rag.backends.base import Generator
 from rag.evidence import CorpusStats, EvidenceScorer
 from rag.protocols import LanguageOf, Reranker, Retriever
@@ -78,7 +78,7 @@ def build_chain(
     from rag.citations import CitationVerifier
 
     hybrid = retriever.mode == "hybrid"
-    gate = gate_for(getattr(store.embedder, "name", None)) if hybrid else None
+    gate = gate_for(store.embedder.name) if hybrid and store.embedder is not None else None
 
     def chunk_span(chunk_id: str) -> tuple[int, int]:
         chunk = store.chunk(chunk_id)
@@ -99,7 +99,7 @@ def build_chain(
         language_of=store.document_language,
         settings=settings,
         retrieval_mode=retriever.mode,
-        windows_of=getattr(store, "windows", None),
-        query_vector=getattr(store, "query_vector", None) if hybrid else None,
+        windows_of=store.windows if isinstance(store, WindowReader) else None,
+        query_vector=store.query_vector if hybrid and isinstance(store, WindowReader) else None,
         gate=gate,
     )

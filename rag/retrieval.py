@@ -22,7 +22,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
-from index.protocols import IndexReader, Ranking
+from index.protocols import IndexReader, Ranking, WindowReader
 from index.records import Chunk
 from rag.protocols import Reranker
 from rag.records import Passage
@@ -235,8 +235,10 @@ class HybridRetriever:
         chunk's single vector. [] when the store keeps no window vectors (`index.protocols.WindowReader`)."""
         import numpy as np
 
-        windows = getattr(self.store, "windows", None)
-        query = self.store.query_vector(question) if windows is not None else None  # type: ignore[attr-defined]
+        if not isinstance(self.store, WindowReader):
+            return []
+        windows = self.store.windows
+        query = self.store.query_vector(question)
         if query is None:
             return []
         ranking = []
