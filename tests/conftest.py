@@ -197,9 +197,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 ZORBLAX = "Le zorblax est un fromage bleu affiné à Grenoble pendant neuf semaines.\n"
 
 
-@pytest.fixture
-def zorblax_assistant(tmp_path: Path):
-    """A real assistant (lexical, extractive) over one small French document, uploads under tmp_path."""
+def build_zorblax_assistant(tmp_path: Path, **overrides: object):  # noqa: ANN201 - rag.Assistant
+    """A real assistant (lexical, extractive) over one small French document, everything under tmp_path;
+    `overrides` are settings on top (dotted keys passed as keyword arguments through a dict)."""
     from rag import build_assistant, load_settings
 
     corpus = tmp_path / "corpus"
@@ -212,6 +212,13 @@ def zorblax_assistant(tmp_path: Path):
             "index.embedding_model": "",
             "index.show_progress": False,
             "ui.uploads_dir": str(tmp_path / "uploads"),
+            **overrides,
         },
     )
     return build_assistant([corpus], settings)
+
+
+@pytest.fixture
+def zorblax_assistant(tmp_path: Path):
+    """`build_zorblax_assistant` in the test's own temp folder."""
+    return build_zorblax_assistant(tmp_path)

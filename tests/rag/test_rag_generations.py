@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag import IndexingCancelledError
-from tests.conftest import ZORBLAX
+from tests.conftest import build_zorblax_assistant
 
 
 @pytest.fixture
@@ -122,21 +122,7 @@ def test_private_indexes_are_folders_beside_a_postgresql_shared_store(pg_url: st
     """With `index.store_url`, the shared corpus is in PostgreSQL and each user's uploads stay a folder index
     of their own (`ui.private_dir`): never written into the shared database, searched with it by their
     owner only."""
-    from rag import build_assistant, load_settings
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "fromage.txt").write_text(ZORBLAX, encoding="utf-8")
-    settings = load_settings(
-        environ={},
-        overrides={
-            "index.store_url": pg_url,
-            "index.index_dir": str(tmp_path / "index"),
-            "index.embedding_model": "",
-            "index.show_progress": False,
-        },
-    )
-    assistant = build_assistant([corpus], settings)
+    assistant = build_zorblax_assistant(tmp_path, **{"index.store_url": pg_url})
     alice = assistant.with_private_index(tmp_path / "alice")
     bob = assistant.with_private_index(tmp_path / "bob")
     (tmp_path / "a").mkdir()
@@ -150,4 +136,6 @@ def test_private_indexes_are_folders_beside_a_postgresql_shared_store(pg_url: st
     assert (tmp_path / "alice").is_dir() and any((tmp_path / "alice").iterdir())  # a folder index
     from rag import open_assistant
 
-    assert open_assistant(settings).status()["documents"] == 1  # the database holds the shared corpus only
+    assert (
+        open_assistant(assistant.settings).status()["documents"] == 1
+    )  # the database holds the shared corpus only
