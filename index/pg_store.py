@@ -494,14 +494,16 @@ class PostgresStore:
                       JOIN rag_postings p ON p.term_id = q.term_id
                       GROUP BY p.row_id ORDER BY score DESC, p.row_id LIMIT %(k)s"""
         else:
-            # The best postings of each term (by impact), the best rows by that partial score, then those
-            # rows scored exactly over every query term (primary-key lookups).
+            # The best postings of each term (by impact), the best rows by that partial score (the stored
+            # impacts: nothing computed per posting), then those rows scored exactly over every query term
+            # (primary-key lookups). Summing stored impacts instead of BM25 computed from tf and length:
+            # 100k synthetic chunks, 60 queries, lexical top 50 p50 70 -> 50 ms busy, same top 10.
             sql = f"""WITH q AS (SELECT * FROM {terms_sql}),
                       partial AS (
                           SELECT p.row_id FROM q CROSS JOIN LATERAL (
-                              SELECT row_id, tf, chunk_length FROM rag_postings
+                              SELECT row_id, impact FROM rag_postings
                               WHERE term_id = q.term_id ORDER BY impact DESC LIMIT %(cut)s) p
-                          GROUP BY p.row_id ORDER BY {score} DESC, p.row_id LIMIT %(rescored)s)
+                          GROUP BY p.row_id ORDER BY sum(q.weight * p.impact) DESC, p.row_id LIMIT %(rescored)s)
                       SELECT c.row_id, s.score FROM partial c CROSS JOIN LATERAL (
                           SELECT {score} AS score FROM q
                           JOIN rag_postings p ON p.term_id = q.term_id AND p.row_id = c.row_id) s
