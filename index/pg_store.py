@@ -183,6 +183,7 @@ class PostgresStore:
         self._documents: dict[str, Document] = {}
         self._languages: dict[str, str] = {}
         self._corpus_languages: set[str] | None = None
+        self._document_count: int | None = None
         self._windows_stored = False
         self._window_cache: dict[str, tuple[list[WindowSpan], np.ndarray | None]] = {}
         self._window_pending: set[str] = set()
@@ -269,6 +270,7 @@ class PostgresStore:
         self._documents.clear()
         self._languages.clear()
         self._corpus_languages = None
+        self._document_count = None
         self._window_cache.clear()
         self._window_pending.clear()
         self.chunks.clear()
@@ -345,6 +347,16 @@ class PostgresStore:
                 raise missing("document", doc_id, f"the index {self.where}")
             self._languages[doc_id] = rows[0][0]
         return self._languages[doc_id]
+
+    def document_count(self) -> int:
+        """Documents with chunks (one index probe per document, counted once per generation)."""
+        self.refresh()
+        if self._document_count is None:
+            self._document_count = self.query(
+                "SELECT count(*)::int FROM rag_documents d "
+                "WHERE EXISTS (SELECT 1 FROM rag_chunks c WHERE c.doc_id = d.doc_id)"
+            )[0][0]
+        return self._document_count
 
     def documents(self) -> list[DocumentInfo]:
         return [
