@@ -32,7 +32,7 @@ import struct
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,8 @@ if TYPE_CHECKING:
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 CHUNK_CACHE_SIZE = 20_000
+# Rows per block of a binary COPY (postings, vectors): the stream is built a block at a time.
+COPY_BLOCK_ROWS = 100_000
 WINDOW_CACHE_DOCUMENTS = 2_000
 # BM25 in SQL reads, for a term in more than POSTINGS_PER_TERM chunks, only its POSTINGS_PER_TERM postings of
 # highest impact (index rag_postings_impact), then scores the best RESCORED_ROWS rows again exactly over
@@ -591,8 +593,8 @@ _COPY_TRAILER = struct.pack(">h", -1)
 
 
 def _binary_rows(columns: Sequence[tuple[np.ndarray | Sequence[Any], str]]) -> bytes:
-    """A binary COPY stream of rows of 4-byte columns (`(values, ">i4" or ">f4")`), built with numpy
-    (millions of rows per second)."""
+    """Rows of 4-byte columns (`(values, ">i4" or ">f4")`) in the binary COPY format, without the stream's
+    header and trailer, built with numpy (millions of rows per second)."""
     count = len(columns[0][0])
     fields = [("n", ">i2")]
     for i, (_, kind) in enumerate(columns):
@@ -602,11 +604,12 @@ def _binary_rows(columns: Sequence[tuple[np.ndarray | Sequence[Any], str]]) -> b
     for i, (values, _) in enumerate(columns):
         rows[f"len{i}"] = 4
         rows[f"v{i}"] = values
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+    return rows.tobytes()
 
 
 def _binary_vector_rows(row_ids: np.ndarray, vectors: np.ndarray) -> bytes:
-    """A binary COPY stream of (int4, vector) rows: pgvector's binary form is dim, 0 (int16) + float4s."""
+    """(int4, vector) rows in the binary COPY format (no header or trailer): pgvector's binary form is
+    dim, 0 (int16) + float4s."""
     count, dimension = vectors.shape
     rows = np.empty(
         count,
@@ -622,7 +625,16 @@ def _binary_vector_rows(row_ids: np.ndarray, vectors: np.ndarray) -> bytes:
     rows["dim"] = dimension
     rows["unused"] = 0
     rows["values"] = vectors
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+    return rows.tobytes()
+
+
+def _copy_binary(copy: psycopg.Copy, count: int, rows_of: Callable[[slice], bytes]) -> None:
+    """A binary COPY of `count` rows, `rows_of(part)` the bytes of rows `part`, sent COPY_BLOCK_ROWS at a
+    time (a million chunks' postings at once would take gigabytes in this process)."""
+    copy.write(_COPY_HEADER)
+    for start in range(0, count, COPY_BLOCK_ROWS):
+        copy.write(rows_of(slice(start, start + COPY_BLOCK_ROWS)))
+    copy.write(_COPY_TRAILER)
 
 
 class PostgresPrevious:
@@ -969,19 +981,22 @@ class PostgresIndexWriter:
                     (row_id, chunk.chunk_id, chunk.doc_id, chunk.start, chunk.end, chunk.text, chunk.ordinal,
                      list(chunk.heading_path) or "{}", chunk.page, chunk.instruction_like, ids, tfs)
                 )  # fmt: skip
-        impacts = _impacts(postings.counts.astype(np.float64), post_lengths.astype(np.float64), impact_length)
+
+        def posting_rows(part: slice) -> bytes:
+            tfs, lengths = postings.counts[part], post_lengths[part]
+            impacts = _impacts(tfs.astype(np.float64), lengths.astype(np.float64), impact_length)
+            return _binary_rows(
+                [(post_terms[part], ">i4"), (post_rows[part], ">i4"), (tfs, ">i4"), (lengths, ">i4"),
+                 (impacts, ">f4")]
+            )  # fmt: skip
+
         with (
             self._bulk_indexes(bulk),
             conn.cursor().copy(
                 "COPY rag_postings (term_id, row_id, tf, chunk_length, impact) FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
-            copy.write(
-                _binary_rows(
-                    [(post_terms, ">i4"), (post_rows, ">i4"), (postings.counts, ">i4"), (post_lengths, ">i4"),
-                     (impacts, ">f4")]
-                )
-            )  # fmt: skip
+            _copy_binary(copy, len(post_terms), posting_rows)
         delta = np.bincount(post_terms)
         touched = np.flatnonzero(delta)
         conn.execute(
@@ -993,7 +1008,11 @@ class PostgresIndexWriter:
             with conn.cursor().copy(
                 "COPY rag_vectors (row_id, embedding) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.write(_binary_vector_rows(row_ids, np.asarray(vectors, dtype=np.float32)))
+                _copy_binary(
+                    copy,
+                    len(row_ids),
+                    lambda part: _binary_vector_rows(row_ids[part], np.asarray(vectors[part], np.float32)),
+                )
             self._ensure_vector_index()
 
     @contextlib.contextmanager
