@@ -78,7 +78,24 @@ SLOW_ANSWER = (
 
 
 # --- a slow OpenAI-compatible server on 127.0.0.1 ---------------------------------------------------------
+_FOLLOW_UP = re.compile(r"(?:Follow-up|Question de suite|Folgefrage)\s*:\s*(.+)")
+_ASKED = re.compile(r"^(?:User|Utilisateur|Nutzer)\s*:\s*(.+)$", re.MULTILINE)
+
+
+def slow_rewrite(prompt: str) -> str:
+    """The fake model's standalone question for a condense prompt: the follow-up with the subject of the
+    previous question, about as long as a real rewrite (it was the whole answer before: 1.6 s of tokens)."""
+    follow_up = _FOLLOW_UP.search(prompt)
+    asked = _ASKED.findall(prompt)
+    question = follow_up.group(1).strip() if follow_up else prompt.strip().splitlines()[-1]
+    return f"{question.rstrip(' ?')} ({asked[-1].strip().rstrip(' ?')}) ?" if asked else question
+
+
 class _SlowLLM(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat server writing `tokens_per_s` tokens a second, each request in its own
+    thread (`ThreadingHTTPServer`): many streams at once, as a real server serves them. A condense request
+    (one user message, no system prompt) gets a short rewrite, an answer request the fixed answer."""
+
     protocol_version = "HTTP/1.1"
     tokens_per_s = 20.0
 
@@ -87,11 +104,14 @@ class _SlowLLM(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        messages = body.get("messages") or []
+        condense = not any(m.get("role") == "system" for m in messages)
+        text = slow_rewrite(str(messages[-1].get("content", ""))) if condense and messages else SLOW_ANSWER
+        tokens = re.findall(r"\S+\s*", text)
         delay = 1.0 / self.tokens_per_s
-        if not body.get("stream"):  # the condense step: a short standalone question, generated as slowly
-            text = "Quelle est la valorisation d'OpenAI et qui est son principal investisseur ?"
-            time.sleep(delay * len(text.split()))
-            data = json.dumps(
+        if not body.get("stream"):
+            time.sleep(delay * len(tokens))
+            self._send_json(
                 {
                     "id": "x",
                     "object": "chat.completion",
@@ -105,12 +125,7 @@ class _SlowLLM(BaseHTTPRequestHandler):
                         }
                     ],
                 }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            )
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -122,7 +137,7 @@ class _SlowLLM(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 
-        for token in re.findall(r"\S+\s*", SLOW_ANSWER):
+        for token in tokens:
             time.sleep(delay)
             chunk = {
                 "id": "x",
@@ -135,6 +150,14 @@ class _SlowLLM(BaseHTTPRequestHandler):
         send("[DONE]")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _send_json(self, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 class _QuietServer(ThreadingHTTPServer):
