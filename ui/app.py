@@ -625,7 +625,9 @@ class ChatHandlers:
             )
             return outcome.message_html
 
-        job = self.jobs.start(owner, [p.name for p in upload.accepted], work)
+        user = self.user(request)
+        lane = "shared" if user is None or user.is_admin else f"private:{user.name}"  # the index written
+        job = self.jobs.start(owner, [p.name for p in upload.accepted], work, lane=lane)
         # The drop zone is emptied at once: a rejected file left there would be sent again with the next one.
         return (
             job.job_id,
@@ -742,7 +744,10 @@ def _job_buttons(running: bool) -> tuple[Any, Any]:
 def render_job(job: Any) -> str:
     """The progress of an indexing job: stage, counts and a progress bar (escaped file names)."""
     label, unit = STAGES.get(job.stage, ("Indexing", "files"))
-    if job.state == "waiting" or not job.total:
+    if job.state == "queued":
+        uploads = f"{job.ahead} upload{'s' if job.ahead != 1 else ''}"
+        label, counts, value = f"Waiting: {uploads} into this index ahead of yours", "", ""
+    elif job.state == "waiting" or not job.total:
         label, counts, value = (label if job.state != "waiting" else "Starting"), "", ""
     else:
         counts = f" {job.done:,}/{job.total:,} {unit}"
