@@ -139,3 +139,23 @@ def test_private_indexes_are_folders_beside_a_postgresql_shared_store(pg_url: st
     assert (
         open_assistant(assistant.settings).status()["documents"] == 1
     )  # the database holds the shared corpus only
+
+
+def test_a_background_indexer_yields_the_cpu_to_answers():
+    """The child of `add_documents(in_subprocess=True)` runs niced, on one thread (torch's included)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, torch\n"
+        "from rag.assistant import INDEXING_THREADS, _yield_to_answers\n"
+        "torch.set_num_threads(2)\n"
+        "_yield_to_answers()\n"
+        "print(torch.get_num_threads(), INDEXING_THREADS, os.nice(0), os.environ['OMP_NUM_THREADS'])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300, check=True
+    )
+    threads, wanted, niceness, omp = done.stdout.split()
+    assert threads == wanted == omp == "1" and int(niceness) >= 10
