@@ -1166,6 +1166,7 @@ def serve(
     """Start the page on host:port and return its URL. `block=False` returns at once (tests, scripts).
     `auth(name, password) -> bool`: a login page comes first (Gradio's)."""
     ui_settings = getattr(demo, "ui_settings", None)  # set by build_app
+    choose_plot_backend()
     max_answers = ui_settings.max_concurrent_answers if ui_settings else 64
     _, url, _ = demo.launch(
         # Answers run in worker threads: enough of them for the answers allowed at once, plus the quick events.
@@ -1186,6 +1187,18 @@ def serve(
         head=BROWSER_ID_SCRIPT,
     )
     return url
+
+
+def choose_plot_backend() -> None:
+    """Gradio runs every event inside `utils.MatplotlibBackendMananger`, which asks matplotlib for its
+    backend; with none chosen that imports pyplot, inside the first event after a start: the first questions
+    waited 2.3 s for it together (py-spy, `eval.benchmarks.concurrency`). The chat draws no plots: the
+    non-interactive backend is chosen once, before serving (matplotlib is Gradio's optional dependency)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.use("agg")
 
 
 def check_login(settings: Settings) -> Accounts | None:

@@ -34,7 +34,11 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import socket
+import ssl
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -281,13 +285,45 @@ class Round:
     results: list[SessionResult]
     started: float  # time.monotonic() when the sessions were released
     ended: float  # ... when the last one finished (or the time limit passed)
+    server_cpu_s: float = float("nan")  # CPU seconds the chat server's process used during the round
+    client_cpu_s: float = float("nan")  # ... and this script's (the 50 gradio_client sessions)
+
+    def cpu_note(self) -> str:
+        """CPU per answered question, server and benchmark client apart: where the round's time went."""
+        answered = sum(len(r.latencies) for r in self.results) or 1
+        return (
+            f"CPU per question: server {1000 * self.server_cpu_s / answered:.0f} ms, "
+            f"client {1000 * self.client_cpu_s / answered:.0f} ms "
+            f"(round {self.ended - self.started:.1f} s wall)"
+        )
 
 
-def run_round(url: str, sessions: int, backend: str, limit_s: float) -> Round:
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its reaped children (Linux /proc), NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+_TLS = ssl.create_default_context()
+
+
+def client_of(url: str) -> Any:
+    """A `gradio_client.Client` (its own server-side session) sharing one TLS context. gradio_client opens a
+    new httpx client for every request, and each built its own TLS context from the system's certificates
+    (even for http://): py-spy showed that as most of the benchmark's own CPU, 116 ms of client CPU per
+    question against 31 ms of the server's, on the same 2 cores. A browser does nothing of the kind."""
     from gradio_client import Client
 
+    return Client(url, verbose=False, ssl_verify=_TLS)
+
+
+def run_round(url: str, sessions: int, backend: str, limit_s: float, server_pid: int | None = None) -> Round:
     # Connected one by one before the round (what a browser does on page load is not what is measured).
-    clients = [Client(url, verbose=False) for _ in range(sessions)]
+    clients = [client_of(url) for _ in range(sessions)]
     start = threading.Event()
     deadline = [float("inf")]
     results = [SessionResult() for _ in range(sessions)]
@@ -300,12 +336,16 @@ def run_round(url: str, sessions: int, backend: str, limit_s: float) -> Round:
     for thread in threads:
         thread.start()
     time.sleep(0.5)
+    server_cpu = process_cpu_s(server_pid) if server_pid else float("nan")
+    client_cpu = time.process_time()
     started = time.monotonic()
     deadline[0] = started + limit_s
     start.set()
     for thread in threads:
         thread.join(timeout=max(0.0, deadline[0] + 60 - time.monotonic()))
-    return Round(results, started, time.monotonic())
+    ended = time.monotonic()
+    server_cpu = (process_cpu_s(server_pid) if server_pid else float("nan")) - server_cpu
+    return Round(results, started, ended, server_cpu, time.process_time() - client_cpu)
 
 
 def summary(results: Sequence[SessionResult], first_token: bool = False) -> str:
@@ -367,9 +407,9 @@ class UploadRound:
 def upload_round(url: str, upload: Path, sessions: int, backend: str, limit_s: float) -> UploadRound:
     """Start indexing `upload` through the page's own upload endpoint; once it is seen indexing, run a
     round. The job's progress is polled as the page does (every 0.2 s) to know when it ran."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
-    client = Client(url, verbose=False)
+    client = client_of(url)
     client.predict([handle_file(str(upload))], "bench", api_name="/add_documents")
     seen: dict[str, Any] = {}
     indexing = threading.Event()
@@ -406,6 +446,43 @@ def upload_round(url: str, upload: Path, sessions: int, backend: str, limit_s: f
     )
 
 
+@dataclass
+class Profiler:
+    process: subprocess.Popen | None = None
+    output: Path | None = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        print(f"  py-spy samples of the server (all threads): {self.output}")
+
+
+def profile(pid: int, folder: Path | None, name: str) -> Profiler:
+    """`py-spy record` on the chat server during one round (--py-spy FOLDER), raw stacks for flame graphs."""
+    if folder is None:
+        return Profiler()
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / f"{name}.txt"
+    beside = Path(sys.executable).parent / "py-spy"  # the venv's, when not on PATH
+    command = [
+        shutil.which("py-spy") or str(beside),
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+    ]
+    command += ["--nonblocking", "--threads", "--rate", "50"]
+    return Profiler(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), output)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="1,10,25,50")
@@ -415,6 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-llm", action="store_true", help="Skip the slow-LLM scenario.")
     parser.add_argument("--no-upload", action="store_true", help="Skip the upload-while-asking scenario.")
     parser.add_argument("--upload-chars", type=int, default=200_000)
+    parser.add_argument(
+        "--py-spy", type=Path, default=None, help="Folder: record the server with py-spy during each round."
+    )
     parser.add_argument("--upload-sessions", type=int, default=10)
     parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
     parser.add_argument(
@@ -447,10 +527,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         title += f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s)"
                     print(f"\n== {title} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
                     for count in counts:
-                        results = run_round(server.url, count, backend, args.round_limit).results
+                        profiler = profile(server.process.pid, args.py_spy, f"{mode}-{backend}-{count}")
+                        try:
+                            measured = run_round(
+                                server.url, count, backend, args.round_limit, server.process.pid
+                            )
+                        finally:
+                            profiler.stop()
+                        results = measured.results
                         print(f"  {count:3d} sessions  answer       {summary(results)}")
                         if llm_url:
                             print(f"  {count:3d} sessions  first token  {summary(results, first_token=True)}")
+                        print(f"  {count:3d} sessions  {measured.cpu_note()}")
                     if backend == "extractive" and not args.no_upload:
                         upload = make_upload(workdir, args.piaf_dir, args.upload_chars)
                         n = args.upload_sessions

@@ -151,3 +151,25 @@ def test_a_skipped_file_is_reported_once_not_in_every_later_upload(real_assistan
     second = add_uploads(real_assistant, [str(good)], None)
     assert "1 new" in second.message_html
     assert "casse.pdf" not in second.message_html
+
+
+def test_serving_chooses_the_plot_backend_so_no_event_imports_pyplot():
+    """Gradio asks matplotlib for its backend in every event; unset, the first question after a start
+    imported pyplot (2.3 s) while every other waited. `choose_plot_backend` (called by `serve`) prevents it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from ui.app import choose_plot_backend\n"
+        "from gradio import utils\n"
+        "choose_plot_backend()\n"
+        "with utils.MatplotlibBackendMananger():\n"
+        "    pass\n"
+        "print('matplotlib.pyplot' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "False"
