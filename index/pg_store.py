@@ -32,7 +32,7 @@ import struct
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,7 @@ import numpy as np
 from index.config import IndexConfig
 from index.embedding import Embedder
 from index.errors import IndexError_, IndexFormatError, IndexNotFoundError, look_up, missing
-from index.lexical import BM25_B, BM25_K1, Analyzer, analyze_query
+from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index, analyze_query
 from index.manifest import FORMAT_VERSION, FileEntry, Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.pg_schema import (
@@ -70,6 +70,8 @@ if TYPE_CHECKING:
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 CHUNK_CACHE_SIZE = 20_000
+# Rows per block of a binary COPY (postings, vectors): the stream is built a block at a time.
+COPY_BLOCK_ROWS = 100_000
 WINDOW_CACHE_DOCUMENTS = 2_000
 # BM25 in SQL reads, for a term in more than POSTINGS_PER_TERM chunks, only its POSTINGS_PER_TERM postings of
 # highest impact (index rag_postings_impact), then scores the best RESCORED_ROWS rows again exactly over
@@ -183,6 +185,7 @@ class PostgresStore:
         self._documents: dict[str, Document] = {}
         self._languages: dict[str, str] = {}
         self._corpus_languages: set[str] | None = None
+        self._document_count: int | None = None
         self._windows_stored = False
         self._window_cache: dict[str, tuple[list[WindowSpan], np.ndarray | None]] = {}
         self._window_pending: set[str] = set()
@@ -269,6 +272,7 @@ class PostgresStore:
         self._documents.clear()
         self._languages.clear()
         self._corpus_languages = None
+        self._document_count = None
         self._window_cache.clear()
         self._window_pending.clear()
         self.chunks.clear()
@@ -345,6 +349,16 @@ class PostgresStore:
                 raise missing("document", doc_id, f"the index {self.where}")
             self._languages[doc_id] = rows[0][0]
         return self._languages[doc_id]
+
+    def document_count(self) -> int:
+        """Documents with chunks (one index probe per document, counted once per generation)."""
+        self.refresh()
+        if self._document_count is None:
+            self._document_count = self.query(
+                "SELECT count(*)::int FROM rag_documents d "
+                "WHERE EXISTS (SELECT 1 FROM rag_chunks c WHERE c.doc_id = d.doc_id)"
+            )[0][0]
+        return self._document_count
 
     def documents(self) -> list[DocumentInfo]:
         return [
@@ -494,14 +508,16 @@ class PostgresStore:
                       JOIN rag_postings p ON p.term_id = q.term_id
                       GROUP BY p.row_id ORDER BY score DESC, p.row_id LIMIT %(k)s"""
         else:
-            # The best postings of each term (by impact), the best rows by that partial score, then those
-            # rows scored exactly over every query term (primary-key lookups).
+            # The best postings of each term (by impact), the best rows by that partial score (the stored
+            # impacts: nothing computed per posting), then those rows scored exactly over every query term
+            # (primary-key lookups). Summing stored impacts instead of BM25 computed from tf and length:
+            # 100k synthetic chunks, 60 queries, lexical top 50 p50 70 -> 50 ms busy, same top 10.
             sql = f"""WITH q AS (SELECT * FROM {terms_sql}),
                       partial AS (
                           SELECT p.row_id FROM q CROSS JOIN LATERAL (
-                              SELECT row_id, tf, chunk_length FROM rag_postings
+                              SELECT row_id, impact FROM rag_postings
                               WHERE term_id = q.term_id ORDER BY impact DESC LIMIT %(cut)s) p
-                          GROUP BY p.row_id ORDER BY {score} DESC, p.row_id LIMIT %(rescored)s)
+                          GROUP BY p.row_id ORDER BY sum(q.weight * p.impact) DESC, p.row_id LIMIT %(rescored)s)
                       SELECT c.row_id, s.score FROM partial c CROSS JOIN LATERAL (
                           SELECT {score} AS score FROM q
                           JOIN rag_postings p ON p.term_id = q.term_id AND p.row_id = c.row_id) s
@@ -518,6 +534,46 @@ class PostgresStore:
 def _impacts(tfs: np.ndarray, lengths: np.ndarray, impact_length: float) -> np.ndarray:
     """Each posting's BM25 weight with the default k1 and b (`_bm25_sql`, the order of rag_postings_impact)."""
     return tfs * (BM25_K1 + 1) / (tfs + BM25_K1 * (1 - BM25_B + BM25_B * lengths / impact_length))
+
+
+class _NewPostings:
+    """The postings of the generation rows `rows` (the chunks a write inserts), taken from the BM25 arrays
+    with numpy and grouped by chunk: `rows` (position in `rows`), `terms` (the BM25 index's term ids,
+    `names[t]` the term), `counts`; `pointer[i]:pointer[i + 1]` are chunk i's; `lengths[i]` its length in
+    terms. Within a chunk, terms in the index's vocabulary order."""
+
+    def __init__(self, bm25: BM25Index, rows: np.ndarray) -> None:
+        self.names = list(bm25.vocabulary)
+        position = np.full(bm25.size, -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows))
+        of_posting = position[bm25.post_rows]
+        keep = of_posting >= 0
+        terms = np.repeat(np.arange(len(self.names), dtype=np.int64), np.diff(bm25.term_ptr))[keep]
+        of_posting = of_posting[keep]
+        order = np.argsort(of_posting, kind="stable")
+        self.rows = of_posting[order]
+        self.terms = terms[order]
+        self.counts = bm25.post_counts[keep][order].astype(np.int64)
+        self.pointer = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.rows, minlength=len(rows)), out=self.pointer[1:])
+        self.lengths = np.bincount(self.rows, weights=self.counts, minlength=len(rows)).astype(np.int64)
+
+
+def _array_literals(values: np.ndarray, pointer: np.ndarray) -> list[str]:
+    """PostgreSQL array literals ("{1,2,3}") of the slices `values[pointer[i]:pointer[i + 1]]`."""
+    text = ",".join(map(str, values.tolist()))
+    if not len(values):
+        return ["{}"] * (len(pointer) - 1)
+    # Offsets of each value in `text`: its digits (the values are >= 0) plus its comma.
+    widths = np.ones(len(values), dtype=np.int64) + 1
+    for power in range(1, 19):
+        widths += values >= 10**power
+    starts = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(widths, out=starts[1:])
+    begin, end = starts[pointer[:-1]], starts[pointer[1:]] - 1
+    return [
+        "{" + text[b:e] + "}" if e > b else "{}" for b, e in zip(begin.tolist(), end.tolist(), strict=True)
+    ]
 
 
 def _windows_of(
@@ -537,8 +593,8 @@ _COPY_TRAILER = struct.pack(">h", -1)
 
 
 def _binary_rows(columns: Sequence[tuple[np.ndarray | Sequence[Any], str]]) -> bytes:
-    """A binary COPY stream of rows of 4-byte columns (`(values, ">i4" or ">f4")`), built with numpy
-    (millions of rows per second)."""
+    """Rows of 4-byte columns (`(values, ">i4" or ">f4")`) in the binary COPY format, without the stream's
+    header and trailer, built with numpy (millions of rows per second)."""
     count = len(columns[0][0])
     fields = [("n", ">i2")]
     for i, (_, kind) in enumerate(columns):
@@ -548,11 +604,12 @@ def _binary_rows(columns: Sequence[tuple[np.ndarray | Sequence[Any], str]]) -> b
     for i, (values, _) in enumerate(columns):
         rows[f"len{i}"] = 4
         rows[f"v{i}"] = values
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+    return rows.tobytes()
 
 
 def _binary_vector_rows(row_ids: np.ndarray, vectors: np.ndarray) -> bytes:
-    """A binary COPY stream of (int4, vector) rows: pgvector's binary form is dim, 0 (int16) + float4s."""
+    """(int4, vector) rows in the binary COPY format (no header or trailer): pgvector's binary form is
+    dim, 0 (int16) + float4s."""
     count, dimension = vectors.shape
     rows = np.empty(
         count,
@@ -568,7 +625,16 @@ def _binary_vector_rows(row_ids: np.ndarray, vectors: np.ndarray) -> bytes:
     rows["dim"] = dimension
     rows["unused"] = 0
     rows["values"] = vectors
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+    return rows.tobytes()
+
+
+def _copy_binary(copy: psycopg.Copy, count: int, rows_of: Callable[[slice], bytes]) -> None:
+    """A binary COPY of `count` rows, `rows_of(part)` the bytes of rows `part`, sent COPY_BLOCK_ROWS at a
+    time (a million chunks' postings at once would take gigabytes in this process)."""
+    copy.write(_COPY_HEADER)
+    for start in range(0, count, COPY_BLOCK_ROWS):
+        copy.write(rows_of(slice(start, start + COPY_BLOCK_ROWS)))
+    copy.write(_COPY_TRAILER)
 
 
 class PostgresPrevious:
@@ -757,16 +823,15 @@ class PostgresIndexWriter:
                 flagged = [chunk.chunk_id for chunk in chunks if chunk.instruction_like]
                 conn.execute("UPDATE rag_chunks SET instruction_like = (chunk_id = ANY(%s))", (flagged,))
             new = [i for i, chunk in enumerate(chunks) if chunk.chunk_id not in stored]
-            counts = generation.bm25.row_term_counts() if new else []
+            postings = _NewPostings(generation.bm25, np.asarray(new, dtype=np.int64))
             if empty_before:  # impacts use the new index's average chunk length
-                lengths = [sum(c.values()) for c in counts]
-                impact_length = max(sum(lengths) / max(len(lengths), 1), 1.0)
+                impact_length = max(float(postings.lengths.sum()) / max(len(new), 1), 1.0)
             else:
                 impact_length = conn.execute("SELECT impact_length FROM rag_manifest").fetchone()[0]
             if new:
                 self._insert_chunks(
                     [chunks[i] for i in new],
-                    [counts[i] for i in new],
+                    postings,
                     vectors[new] if vectors is not None else None,
                     bulk=empty_before,
                     impact_length=impact_length,
@@ -878,14 +943,18 @@ class PostgresIndexWriter:
     def _insert_chunks(
         self,
         chunks: Sequence[Chunk],
-        term_counts: Sequence[dict[str, int]],
+        postings: _NewPostings,
         vectors: np.ndarray | None,
         *,
         bulk: bool,
         impact_length: float,
     ) -> None:
         conn = self.conn
-        term_ids = self._term_ids({term for counts in term_counts for term in counts})
+        names = postings.names
+        used = np.unique(postings.terms)
+        found = self._term_ids({names[t] for t in used.tolist()})
+        database_ids = np.zeros(len(names), dtype=np.int64)
+        database_ids[used] = [found[names[t]] for t in used.tolist()]
         first = (
             conn.execute(
                 "SELECT setval(pg_get_serial_sequence('rag_chunks', 'row_id'), "
@@ -896,51 +965,54 @@ class PostgresIndexWriter:
             + 1
         )
         row_ids = np.arange(first, first + len(chunks), dtype=np.int64)
-        post_terms: list[int] = []
-        post_rows: list[int] = []
-        post_tfs: list[int] = []
-        post_lengths: list[int] = []
+        post_terms = database_ids[postings.terms]
+        post_rows = row_ids[postings.rows]
+        post_lengths = postings.lengths[postings.rows]
+        # A chunk's terms and counts as array literals, cut from the postings (grouped by chunk): 1M chunks
+        # in seconds, where a Python list per chunk took minutes.
+        ids_text = _array_literals(post_terms, postings.pointer)
+        tfs_text = _array_literals(postings.counts, postings.pointer)
         with conn.cursor().copy(
             "COPY rag_chunks (row_id, chunk_id, doc_id, start_offset, end_offset, text, ordinal, heading_path, "
             "page, instruction_like, term_ids, term_counts) FROM STDIN"
         ) as copy:
-            for row_id, chunk, counts in zip(row_ids.tolist(), chunks, term_counts, strict=True):
-                ids = [term_ids[t] for t in counts]
-                tfs = list(counts.values())
-                length = sum(tfs)
-                post_terms += ids
-                post_rows += [row_id] * len(ids)
-                post_tfs += tfs
-                post_lengths += [length] * len(ids)
+            for row_id, chunk, ids, tfs in zip(row_ids.tolist(), chunks, ids_text, tfs_text, strict=True):
                 copy.write_row(
                     (row_id, chunk.chunk_id, chunk.doc_id, chunk.start, chunk.end, chunk.text, chunk.ordinal,
-                     list(chunk.heading_path), chunk.page, chunk.instruction_like, ids, tfs)
+                     list(chunk.heading_path) or "{}", chunk.page, chunk.instruction_like, ids, tfs)
                 )  # fmt: skip
-        tfs_array, lengths_array = np.asarray(post_tfs, np.float64), np.asarray(post_lengths, np.float64)
-        impacts = _impacts(tfs_array, lengths_array, impact_length)
+
+        def posting_rows(part: slice) -> bytes:
+            tfs, lengths = postings.counts[part], post_lengths[part]
+            impacts = _impacts(tfs.astype(np.float64), lengths.astype(np.float64), impact_length)
+            return _binary_rows(
+                [(post_terms[part], ">i4"), (post_rows[part], ">i4"), (tfs, ">i4"), (lengths, ">i4"),
+                 (impacts, ">f4")]
+            )  # fmt: skip
+
         with (
             self._bulk_indexes(bulk),
             conn.cursor().copy(
                 "COPY rag_postings (term_id, row_id, tf, chunk_length, impact) FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
-            copy.write(
-                _binary_rows(
-                    [(post_terms, ">i4"), (post_rows, ">i4"), (post_tfs, ">i4"), (post_lengths, ">i4"),
-                     (impacts, ">f4")]
-                )
-            )  # fmt: skip
-        delta = Counter(post_terms)
+            _copy_binary(copy, len(post_terms), posting_rows)
+        delta = np.bincount(post_terms)
+        touched = np.flatnonzero(delta)
         conn.execute(
             "UPDATE rag_terms t SET df = t.df + u.n FROM unnest(%s::integer[], %s::integer[]) AS u(term_id, n) "
             "WHERE t.term_id = u.term_id",
-            (list(delta), list(delta.values())),
+            (touched.tolist(), delta[touched].tolist()),
         )
         if vectors is not None:
             with conn.cursor().copy(
                 "COPY rag_vectors (row_id, embedding) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.write(_binary_vector_rows(row_ids, np.asarray(vectors, dtype=np.float32)))
+                _copy_binary(
+                    copy,
+                    len(row_ids),
+                    lambda part: _binary_vector_rows(row_ids[part], np.asarray(vectors[part], np.float32)),
+                )
             self._ensure_vector_index()
 
     @contextlib.contextmanager

@@ -87,6 +87,11 @@ class IndexReader(Protocol):
         """One entry per indexed document, in index order."""
         ...
 
+    def document_count(self) -> int:
+        """How many documents have chunks, without reading the chunks (what a status line shows on every
+        page load)."""
+        ...
+
     def term_document_frequencies(self) -> Mapping[str, int]:
         """Analysed term -> number of chunks holding it (the lexical index's statistics)."""
         ...

@@ -252,6 +252,9 @@ class IndexStore:
             return spans, None
         return spans, vectors[rows[0][0] : rows[-1][0] + 1]
 
+    def document_count(self) -> int:
+        return sum(1 for entry in self.manifest.files.values() if entry.chunk_ids)
+
     def documents(self) -> list[DocumentInfo]:
         counts = Counter(chunk.doc_id for chunk in self.chunks)
         return [

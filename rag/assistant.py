@@ -164,7 +164,7 @@ class _Reader:
             "backend": self.settings.llm.backend,
             "backends": backends,
             "models": {name: _model_for(self.settings, name) for name in backends},
-            "documents": len({chunk.doc_id for chunk in self._store.chunks}),
+            "documents": self._store.document_count(),
             "chunks": len(self._store.chunks),
             "index_dir": store_location(self.settings.index),
         }

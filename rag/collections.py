@@ -18,10 +18,13 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+import numpy as np
+
 from index.embedding import Embedder
 from index.errors import look_up, missing
-from index.protocols import DocumentInfo, IndexReader, Ranking
+from index.protocols import DocumentInfo, IndexReader, Ranking, WindowReader
 from index.records import Chunk
+from index.windows import WindowSpan
 
 
 class CombinedIndex:
@@ -74,6 +77,25 @@ class CombinedIndex:
 
     def documents(self) -> list[DocumentInfo]:
         return [doc for part in self.parts for doc in part.documents()]
+
+    def document_count(self) -> int:
+        return sum(part.document_count() for part in self.parts)
+
+    # --- sentence windows (index.protocols.WindowReader, passed on from the parts) --------------------------
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The query's vector from the first part that memoises it (every part is built with the same
+        model), so that the evidence step reuses the vector dense search computed; None in lexical mode."""
+        if self.mode != "hybrid":
+            return None
+        for part in self.parts:
+            if isinstance(part, WindowReader):
+                return part.query_vector(query)
+        return None
+
+    def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
+        """The windows of the part that holds the document; None when that part keeps none."""
+        part = self._part_of(doc_id)
+        return part.windows(doc_id) if isinstance(part, WindowReader) else None
 
     def term_document_frequencies(self) -> Mapping[str, int]:
         total: Counter[str] = Counter()

@@ -117,6 +117,14 @@ class UISettings(_Strict):
     stream_updates_per_s: float = Field(
         10.0, gt=0, le=1000, description="Most page updates per second while an answer is streamed."
     )
+    stream_updates_per_s_total: float = Field(
+        40.0,
+        gt=0,
+        le=100_000,
+        description="Most page updates per second for all the answers streamed at once, shared among them "
+        "(each update re-sends the chat: 50 answers at 10 a second took the server's whole CPU). The first "
+        "piece of an answer is always shown at once.",
+    )
     max_question_chars: int = Field(4000, ge=10, le=1_000_000, description="Longest question accepted.")
     questions_per_minute: int = Field(30, ge=1, le=10_000, description="Per user (or per browser session).")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest file accepted in an upload, in MB.")

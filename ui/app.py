@@ -13,6 +13,7 @@ and uploads, and too many questions a minute, with a message that says what to d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -303,6 +304,37 @@ def add_uploads(
     )
 
 
+class StreamBudget:
+    """How often a streamed answer may update the page. Each update sends the whole chat again (Gradio
+    postprocesses every output, and an unchanged question box is rebuilt as a component): about 10 ms of the
+    server's CPU, so 50 answers streamed at 10 updates a second took all of it and the first tokens of new
+    answers queued behind (py-spy, `eval.benchmarks.concurrency`). Each answer gets `per_answer` updates a
+    second, fewer when many stream at once: together at most `total` a second."""
+
+    def __init__(self, per_answer: float, total: float) -> None:
+        self.per_answer, self.total = per_answer, total
+        self.active = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def streaming(self, counted: bool = True) -> Iterator[None]:
+        """While an answer streams (`counted`: an LLM's; extractive answers are sent whole)."""
+        if not counted:
+            yield
+            return
+        with self._lock:
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def interval_s(self) -> float:
+        """Seconds between two updates of one answer, now."""
+        return max(1.0 / self.per_answer, max(1, self.active) / self.total)
+
+
 class ChatHandlers:
     """What the page's events do, as plain methods (testable without a browser); `build_app` wires them.
 
@@ -327,7 +359,9 @@ class ChatHandlers:
         # Answers without an LLM are CPU work under one interpreter lock: more at once than cores only
         # makes them thrash (50 sessions: p95 29 s). LLM answers wait on their server and are not gated.
         self.cpu_gate = threading.BoundedSemaphore(self.settings.ui.cpu_answers or _cores())
-        self.update_interval_s = 1.0 / self.settings.ui.stream_updates_per_s
+        self.streams = StreamBudget(
+            self.settings.ui.stream_updates_per_s, self.settings.ui.stream_updates_per_s_total
+        )
         status = assistant.status()
         self.backends = list(status.get("backends") or [status.get("backend", "extractive")])
         self.default_backend = str(status.get("backend") or self.backends[0])
@@ -423,20 +457,21 @@ class ChatHandlers:
                 with self.cpu_gate:
                     stream = list(stream)
             shown = 0.0
-            for item in stream:
-                if turn.stop_requested:  # `stopped` has marked and kept the turn: end the stream here
-                    getattr(stream, "close", lambda: None)()  # an LLM's request is closed with it
-                    yield conversation.messages(), conversation, gr.update()  # as it is now, stopped
-                    return
-                if isinstance(item, str):
-                    turn.text += item
-                    # The first piece at once, then at most `ui.stream_updates_per_s` page updates.
-                    if live and time.monotonic() - shown >= self.update_interval_s:
-                        shown = time.monotonic()
-                        yield conversation.messages(), conversation, gr.update()
-                else:
-                    turn.answer = item
-                    turn.text = item.text
+            with self.streams.streaming(live):
+                for item in stream:
+                    if turn.stop_requested:  # `stopped` has marked and kept the turn: end the stream here
+                        getattr(stream, "close", lambda: None)()  # an LLM's request is closed with it
+                        yield conversation.messages(), conversation, gr.update()  # as it is now, stopped
+                        return
+                    if isinstance(item, str):
+                        turn.text += item
+                        # The first piece at once, then as often as the shared budget allows.
+                        if live and time.monotonic() - shown >= self.streams.interval_s():
+                            shown = time.monotonic()
+                            yield conversation.messages(), conversation, gr.update()
+                    else:
+                        turn.answer = item
+                        turn.text = item.text
         except Exception as exc:  # any failure becomes a chat message; the page keeps working
             log.warning("answer failed: %s", exc, exc_info=not isinstance(exc, RagError))
             turn.error = describe_error(exc)
@@ -625,7 +660,9 @@ class ChatHandlers:
             )
             return outcome.message_html
 
-        job = self.jobs.start(owner, [p.name for p in upload.accepted], work)
+        user = self.user(request)
+        lane = "shared" if user is None or user.is_admin else f"private:{user.name}"  # the index written
+        job = self.jobs.start(owner, [p.name for p in upload.accepted], work, lane=lane)
         # The drop zone is emptied at once: a rejected file left there would be sent again with the next one.
         return (
             job.job_id,
@@ -742,7 +779,10 @@ def _job_buttons(running: bool) -> tuple[Any, Any]:
 def render_job(job: Any) -> str:
     """The progress of an indexing job: stage, counts and a progress bar (escaped file names)."""
     label, unit = STAGES.get(job.stage, ("Indexing", "files"))
-    if job.state == "waiting" or not job.total:
+    if job.state == "queued":
+        uploads = f"{job.ahead} upload{'s' if job.ahead != 1 else ''}"
+        label, counts, value = f"Waiting: {uploads} into this index ahead of yours", "", ""
+    elif job.state == "waiting" or not job.total:
         label, counts, value = (label if job.state != "waiting" else "Starting"), "", ""
     else:
         counts = f" {job.done:,}/{job.total:,} {unit}"

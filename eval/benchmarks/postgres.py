@@ -543,8 +543,11 @@ def run_scale(args: argparse.Namespace) -> None:
 
     if "postgres" not in stores:
         return
+    # A server set up for a bulk load (PostgreSQL's "Populating a Database"): wal_level minimal lets the
+    # COPYs into the tables the build's transaction creates, and the index builds, skip the WAL.
     settings = {"maintenance_work_mem": args.maintenance_work_mem, "max_parallel_maintenance_workers": "2",
-                "shared_buffers": args.shared_buffers, "max_wal_size": "8GB", "checkpoint_timeout": "30min"}  # fmt: skip
+                "shared_buffers": args.shared_buffers, "max_wal_size": "8GB", "checkpoint_timeout": "30min",
+                "wal_level": "minimal", "max_wal_senders": "0", "log_min_duration_statement": "2000"}  # fmt: skip
     with _server(cache, **settings) as server:
         url = server.url.rsplit("/", 1)[0] + "/scale"
         if builds.seconds("postgres") is None:

@@ -466,3 +466,43 @@ def test_a_schema_2_index_gets_windows_without_embedding_its_chunks_again(
     assert store.search_lexical("capitale de la France", 3) == before
     spans, vectors = store.windows("paris.txt")
     assert spans and vectors is not None and len(vectors) == len(spans)
+
+
+class _ChunksNotIterated(list):
+    """A store's chunk table that fails when something reads every chunk (lookups by row still work)."""
+
+    def __init__(self, table) -> None:  # noqa: ANN001
+        super().__init__()
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, row):  # noqa: ANN001, ANN204
+        return self.table[row]
+
+    def __iter__(self):  # noqa: ANN204
+        raise AssertionError("every chunk was read to count the documents")
+
+
+def test_document_count_reads_no_chunk(kind: str, config: IndexConfig, corpus: Path) -> None:
+    """The chat shows the document count on every page load: both stores count without reading chunks."""
+    from rag import Assistant
+    from rag.settings import load_settings
+
+    build_index([corpus], config)
+    store = open_store(config, load_model=False)
+    assert len({c.doc_id for c in store.chunks}) == 3
+    store.chunks = _ChunksNotIterated(store.chunks)
+    assert store.document_count() == 3
+    settings = load_settings(
+        environ={},
+        overrides={"index.index_dir": str(config.index_dir), "index.store_url": config.store_url,
+                   "index.embedding_model": "", "index.show_progress": False},
+    )  # fmt: skip
+    status = Assistant(settings, store).status()
+    assert (status["documents"], status["chunks"]) == (3, len(store.chunks))
+
+    (corpus / "berlin.txt").unlink()
+    build_index([corpus], config)
+    assert open_store(config, load_model=False).document_count() == 2

@@ -57,6 +57,9 @@ class FakeStore:
             for doc_id, text in self._texts.items()
         ]
 
+    def document_count(self) -> int:
+        return len({chunk.doc_id for chunk in self.chunks})
+
     def term_document_frequencies(self) -> dict[str, int]:
         return self.bm25.document_frequencies()
 

@@ -173,3 +173,41 @@ def test_build_assistant_status_and_add_documents(tmp_path, seeds_dir) -> None:
     assert report.new_files == 1 and report.written and assistant.status()["documents"] == 2
     answer = assistant.ask("Combien de vélos cargo la société Cyclo vend-elle ?")
     assert "4 000" in answer.text and answer.citations[0].source.endswith("velo.md")
+
+
+class CondenseCounter:
+    """An LLM generator that records its condense calls and answers with the first passage's marker."""
+
+    name = "counting"
+    is_llm = True
+
+    def __init__(self, rewrite: str) -> None:
+        self.rewrite = rewrite
+        self.condensed: list[str] = []
+
+    def stream(self, request):
+        yield "Voir [1]."
+
+    def condense(self, question: str, history_text: str, language: str) -> str:
+        self.condensed.append(question)
+        return self.rewrite
+
+
+@pytest.mark.parametrize(
+    ("question", "rewritten"),
+    [("D'où est-il originaire ?", True), ("Et Jeanne Martin ?", True), ("D'où vient Jeanne Martin ?", False)],
+)
+def test_an_llm_rewrites_only_a_question_that_leans_on_the_conversation(
+    two_people, question, rewritten
+) -> None:
+    """The LLM rewrite is a model round trip before retrieval (time to first token): a question with its
+    own subject is searched as asked; one with a pronoun and no name, or "Et X ?", is rewritten first."""
+    generator = CondenseCounter("D'où Sam Altman est-il originaire ?")
+    wired = Assistant(two_people.settings, two_people.store, generators={"counting": generator})
+    history = [
+        {"role": "user", "content": "Qui pilote OpenAI ?"},
+        {"role": "assistant", "content": "Sam Altman."},
+    ]
+    answer = wired.ask(question, history, backend="counting")
+    assert generator.condensed == ([question] if rewritten else [])
+    assert answer.standalone_question == ("D'où Sam Altman est-il originaire ?" if rewritten else question)

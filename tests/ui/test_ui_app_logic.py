@@ -173,3 +173,18 @@ def test_serving_chooses_the_plot_backend_so_no_event_imports_pyplot():
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_streamed_answers_share_one_budget_of_page_updates():
+    from ui.app import StreamBudget
+
+    budget = StreamBudget(per_answer=10, total=40)
+    assert budget.interval_s() == 0.1  # alone: its own rate
+    with budget.streaming(), budget.streaming(counted=False):  # an extractive answer is not a stream
+        assert budget.active == 1 and budget.interval_s() == 0.1
+        with budget.streaming(), budget.streaming(), budget.streaming(), budget.streaming():
+            assert budget.interval_s() == 5 / 40  # five streams: 8 updates a second each
+    assert budget.active == 0
+    many = StreamBudget(per_answer=10, total=40)
+    many.active = 50
+    assert many.interval_s() == 1.25  # 50 at once: 40 a second in all

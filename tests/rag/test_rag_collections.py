@@ -1,0 +1,45 @@
+"""`CombinedIndex` (a shared index plus private collections) passes on the parts' sentence windows and the
+query vector: answers that mix a private collection keep the cosine evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from index.build import build_index
+from index.config import IndexConfig
+from index.embedding import SentenceTransformerEmbedder
+from index.protocols import WindowReader
+from index.stores import open_store
+from rag.collections import CombinedIndex
+from rag.retrieval import HybridRetriever
+from rag.settings import load_settings
+
+
+def _hybrid_index(folder: Path, name: str, text: str, embedder) -> object:  # noqa: ANN001
+    corpus = folder / f"{name}-docs"
+    corpus.mkdir()
+    (corpus / f"{name}.txt").write_text(text, encoding="utf-8")
+    config = IndexConfig(index_dir=folder / name, embedding_model=embedder.name, show_progress=False)
+    build_index([corpus], config, embedder=embedder)
+    return open_store(config, embedder=embedder)
+
+
+def test_combined_index_passes_on_windows_and_query_vector(tmp_path: Path, tiny_st_model_dir: Path) -> None:
+    embedder = SentenceTransformerEmbedder(IndexConfig(embedding_model=str(tiny_st_model_dir)))
+    shared = _hybrid_index(tmp_path, "shared", "Le zorblax est un fromage. Il est affiné en cave.", embedder)
+    private = _hybrid_index(tmp_path, "private", "Le glorbium est un vin. Il vieillit en fût.", embedder)
+    combined = CombinedIndex([shared, private])
+    assert isinstance(combined, WindowReader) and combined.mode == "hybrid"
+
+    spans, vectors = combined.windows("private.txt")
+    own_spans, own_vectors = private.windows("private.txt")
+    assert spans == own_spans and vectors is not None and np.array_equal(vectors, own_vectors)
+    question = "Qu'est-ce que le glorbium ?"
+    assert np.array_equal(combined.query_vector(question), shared.query_vector(question))
+
+    retriever = HybridRetriever(combined, load_settings(environ={}).retrieval)
+    rankings = retriever.rankings(question, "fr", 5)
+    rows = {combined.chunks[row].doc_id for row, _ in rankings["sentence"]}
+    assert rows == {"shared.txt", "private.txt"}  # a cosine for the private collection's chunks too
