@@ -239,7 +239,8 @@ def build_index(
         )
         if plan.nothing_changed:
             assert plan.previous is not None
-            return _finish(report, plan.previous.manifest.files, len(plan.previous.chunks), started)
+            files = plan.previous.manifest.files  # counted from the manifest: no chunk is read
+            return _finish(report, files, sum(len(entry.chunk_ids) for entry in files.values()), started)
         loaded = load_and_chunk(plan, report, progress, on_progress)
         assembled = assemble(plan, loaded)
         vectors = embed_chunks(plan, assembled, report, progress, on_progress)
@@ -363,7 +364,9 @@ def plan_build(
         and previous.manifest.instruction_detector == DETECTOR_VERSION
         and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
         # An index from before sentence windows were stored gets them (its chunks and vectors are kept).
-        and not (writer.keeps_windows and previous.stored_windows() is None)
+        and not (
+            writer.keeps_windows and not (isinstance(previous, WindowHistory) and previous.has_windows())
+        )
     )
     return plan
 

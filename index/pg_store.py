@@ -371,6 +371,11 @@ class PostgresStore:
         ]
 
     # -- sentence windows (index.protocols.WindowReader) -----------------------------------------------------
+    @property
+    def windows_stored(self) -> bool:
+        """Whether the database holds sentence windows (an index migrated from schema 2 has none)."""
+        return self._windows_stored
+
     def query_vector(self, query: str) -> np.ndarray | None:
         """The query's unit vector (query prompt applied), None in lexical mode. Memoised: retrieval and the
         evidence step of one answer share one model call."""
@@ -639,18 +644,31 @@ def _copy_binary(copy: psycopg.Copy, count: int, rows_of: Callable[[slice], byte
 
 class PostgresPrevious:
     """`PreviousIndex` of the PostgreSQL store: what `build_index` reuses. Rows are positions 0..n-1 in
-    row-id order (the lists and arrays below share them); chunks come in one query, term counts and
-    vectors (binary COPY) only when asked for."""
+    row-id order (the lists and arrays below share them); chunks come in one query on first use (a run
+    that changes nothing reads none), term counts and vectors (binary COPY) only when asked for."""
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
         self.manifest = store.manifest
-        self.chunks = [_chunk_of(row) for row in store.query(f"SELECT {_CHUNK_SQL} ORDER BY c.row_id")]
-        self._rows = {chunk.chunk_id: row for row, chunk in enumerate(self.chunks)}
+        self._chunks: list[Chunk] | None = None
+        self._rows: dict[str, int] = {}
         self._document_rows: dict[str, int] | None = None
 
+    @property
+    def chunks(self) -> list[Chunk]:
+        if self._chunks is None:
+            self._chunks = [
+                _chunk_of(row) for row in self._store.query(f"SELECT {_CHUNK_SQL} ORDER BY c.row_id")
+            ]
+            self._rows = {chunk.chunk_id: row for row, chunk in enumerate(self._chunks)}
+        return self._chunks
+
     def chunk_index(self, chunk_id: str) -> int:
+        self.chunks  # noqa: B018 - read on first use
         return look_up(self._rows, chunk_id, "chunk", f"the index {self._store.where}")
+
+    def has_windows(self) -> bool:
+        return self._store.windows_stored
 
     def document(self, doc_id: str) -> Document:
         return self._store.document(doc_id)

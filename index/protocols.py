@@ -166,6 +166,11 @@ class WindowHistory(Protocol):
         `document_row`; None for an index written before windows were stored (the build then adds them)."""
         ...
 
+    def has_windows(self) -> bool:
+        """Whether `stored_windows` would return a table, without reading it (a run that changes nothing
+        reads no window)."""
+        ...
+
     def document_row(self, doc_id: str) -> int:
         """Position of a document in the index's document order (its rows of `stored_windows`)."""
         ...

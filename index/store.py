@@ -240,6 +240,9 @@ class IndexStore:
     def stored_windows(self) -> WindowTable | None:
         return self.window_table
 
+    def has_windows(self) -> bool:
+        return self.window_table is not None
+
     def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
         """The sentence windows of a document and their unit vectors (float16; None in lexical mode),
         or None when this index stores no windows (built by an older version: `rag index` adds them)."""

@@ -506,3 +506,23 @@ def test_document_count_reads_no_chunk(kind: str, config: IndexConfig, corpus: P
     (corpus / "berlin.txt").unlink()
     build_index([corpus], config)
     assert open_store(config, load_model=False).document_count() == 2
+
+
+def test_a_run_that_changes_nothing_reads_no_chunk_nor_window(
+    pg_url: str, corpus: Path, tiny_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """`rag index` again on an unchanged folder: the PostgreSQL store answers from its manifest (a 1M-chunk
+    database is not read back)."""
+    from index import pg_store
+
+    config = IndexConfig(store_url=pg_url, embedding_model=tiny_embedder.name, show_progress=False)
+    first = build_index([corpus], config, embedder=tiny_embedder)
+
+    def fail(*_: object) -> None:
+        raise AssertionError("read back for a run that changes nothing")
+
+    monkeypatch.setattr(pg_store.PostgresPrevious, "chunks", property(fail))
+    monkeypatch.setattr(pg_store.PostgresPrevious, "stored_windows", fail)
+    monkeypatch.setattr(pg_store.PostgresPrevious, "stored_vectors", fail)
+    again = build_index([corpus], config, embedder=tiny_embedder)
+    assert not again.written and (again.files, again.chunks) == (first.files, first.chunks)
