@@ -40,18 +40,35 @@ _NUMBER_CUES = re.compile(
     r"\b(combien|quel(le)?s? (est|sont|était|étaient) (le|la|les) (nombre|montant|prix|coût|cout|"
     r"valeur|valorisation|taille|population|superficie|budget|chiffre|âge|age|salaire|durée|distance)|"
     r"how (much|many)|what (is|was|are|were) the (number|amount|price|cost|value|valuation|size|population|"
-    r"budget|age|salary|revenue)|wie ?viele?|wieviel|wie hoch|welche(n|r|s)? (anzahl|zahl|wert|preis|betrag))\b",
+    r"budget|age|salary|revenue)|wie ?viele?|wieviel|wie hoch|welche(n|r|s)? (anzahl|zahl|wert|preis|betrag)|"
+    r"quel âge|how old|wie alt)\b",
     re.IGNORECASE,
 )
 _DATE_CUES = re.compile(
-    r"\b(quand|en quelle année|quelle année|à quelle date|quelle date|depuis quand|en quel siècle|when|"
-    r"what year|which year|in what year|what date|wann|in welchem jahr|welches jahr|seit wann)\b",
+    r"\b(en quelle année|quelle année|à quelle date|quelle date|depuis quand|jusqu['’]à quand|en quel siècle|"
+    r"what year|which year|in what year|what date|since when|until when|in welchem jahr|welches jahr|"
+    r"seit wann|bis wann)\b"
+    # "quand / when / wann" asks for a date only as the question word (first, or after "et / and / und", or
+    # last: "Il est né quand ?"); inside the question it is a conjunction: "Quel âge avait-il quand il a
+    # revendu…", "Which investor surrounded Altman when OpenAI started?" ask for an age and a name.
+    r"|^\s*(?:(?:et|mais|and|but|und|aber)\s+)?(?:quand|when|wann)\b|\b(?:quand|when|wann)\s*\?\s*$",
     re.IGNORECASE,
 )
 _PERSON_CUES = re.compile(r"^\s*(qui|who|whom|wer|wem|wen)\b|\b(par qui|by whom|von wem)\b", re.IGNORECASE)
 _PLACE_CUES = re.compile(r"\b(où|d['’]où|where|wo|woher|wohin)\b", re.IGNORECASE)
 
 _DIGIT = re.compile(r"\d")
+# A figure written in words ("À moins de trente ans", "twelve", "zwei"). Left out: "un / one / ein" (articles
+# far more often than figures) and the vague plurals ("des dizaines de milliards", "thousands of"), which
+# give no figure: « plusieurs dizaines de milliards » must not answer "how much" beside « 80 milliards ».
+_NUMBER_WORDS = re.compile(
+    r"\b(deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|"
+    r"trente|quarante|cinquante|soixante|septante|octante|nonante|cent|mille|two|three|four|five|six|"
+    r"seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|"
+    r"thousand|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|zwanzig|dreißig|vierzig|"
+    r"fünfzig|hundert|tausend)\b",
+    re.IGNORECASE,
+)
 _YEAR_OR_DATE = re.compile(
     r"\b(1[0-9]{3}|20[0-9]{2})\b|\b\d{1,2} (janvier|février|mars|avril|mai|juin|juillet|août|septembre|"
     r"octobre|novembre|décembre|january|february|march|april|may|june|july|august|september|october|"
@@ -108,7 +125,7 @@ def expected_answer_type(question: str) -> AnswerType:
 
 def has_answer_type(text: str, answer_type: AnswerType) -> bool:
     if answer_type == "number":
-        return bool(_DIGIT.search(text))
+        return bool(_DIGIT.search(text) or _NUMBER_WORDS.search(text))
     if answer_type == "date":
         return bool(_YEAR_OR_DATE.search(text))
     if answer_type == "name":
@@ -246,6 +263,7 @@ class ScoredWindow:
     covered: frozenset[frozenset[str]]  # the question's term groups it holds
     statement: bool = True  # False for a heading or a question: they name a topic, they answer nothing
     cosine_gap: float = 0.0  # how far its cosine is below the best statement's of this answer (>= 0)
+    crosslingual: bool = False  # the question and the window's document are in different languages
 
     @property
     def answer_score(self) -> float:
@@ -373,6 +391,7 @@ def collect_evidence(
                     cosine=cosine,
                     covered=frozenset(EvidenceScorer.covered(groups, stems)),
                     statement=is_statement(sentence, after),
+                    crosslingual=doc_language != language,
                 )
             )
     if hybrid:

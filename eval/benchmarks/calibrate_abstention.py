@@ -61,13 +61,10 @@ def scores(assistant, states: list[dict], factor: float, unseen: float, name: fl
     abstention.TYPE_MISMATCH_FACTOR = factor
     abstention.UNKNOWN_NAME_FACTOR = name
     assistant.scorer.stats.unseen_factor = unseen
+    chain = assistant.chain("extractive")
     try:
-        return [
-            abstention.evidence_check(
-                s["condensed"].focus, s["language"], s["passages"], assistant.scorer, assistant.language_of
-            ).score
-            for s in states
-        ]
+        # The evidence step again: the unseen factor changes the term groups' weights.
+        return [abstention.evidence_check(chain._evidence(s)).score for s in states]
     finally:
         abstention.TYPE_MISMATCH_FACTOR, abstention.UNKNOWN_NAME_FACTOR = saved, saved_name
         assistant.scorer.stats.unseen_factor = type(assistant.scorer.stats).unseen_factor

@@ -87,3 +87,57 @@ def test_a_name_no_document_mentions_weighs_against_answering(seed_assistant) ->
     assert not names_unknown_to_corpus(known, scorer.term_groups(known, "fr", "fr"), scorer)
     assert names_unknown_to_corpus(unknown, scorer.term_groups(unknown, "fr", "fr"), scorer)
     assert seed_assistant.ask(unknown).abstained
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Quand Sam Altman a-t-il revendu Loopt ?", "date"),
+        ("Et quand est-il né ?", "date"),
+        ("Il est né quand ?", "date"),
+        ("Wann wurde OpenAI gegründet?", "date"),
+        # "quand / when" inside the question is a conjunction: the question asks for something else.
+        ("Quel âge avait Sam Altman quand il a revendu sa première entreprise ?", "number"),
+        ("Which well-known investor surrounded Altman when OpenAI started?", ""),
+        ("How old was he?", "number"),
+    ],
+)
+def test_expected_answer_type_reads_the_question_word(question: str, expected: str) -> None:
+    from rag.evidence import expected_answer_type
+
+    assert expected_answer_type(question) == expected
+
+
+def test_figures_in_words_count_as_figures_but_vague_plurals_do_not() -> None:
+    from rag.evidence import has_answer_type
+
+    assert has_answer_type("À moins de trente ans, il revend déjà Loopt", "number")
+    assert has_answer_type("Zwei Firmen konkurrieren", "number")
+    assert not has_answer_type("Même une valorisation de plusieurs dizaines de milliards", "number")
+
+
+def test_hybrid_gate_reads_cosines_offset_for_language_and_answer_type() -> None:
+    from rag.abstention import HybridGate
+    from rag.evidence import ScoredWindow, Window
+    from rag.records import Passage
+
+    passage = Passage(1, ["c"], "d", "s", "t", "x", 0, 1, 1.0)
+
+    def window(cosine: float | None, *, typed: bool = True, crosslingual: bool = False) -> ScoredWindow:
+        return ScoredWindow(
+            passage,
+            0,
+            Window(0, 1, "x", frozenset()),
+            0.5,
+            typed,
+            cosine,
+            frozenset(),
+            crosslingual=crosslingual,
+        )
+
+    gate = HybridGate("m", 0.1, 0.88, crosslingual_offset=0.04, type_mismatch_penalty=0.1)
+    assert gate.window_cosine(window(None)) is None
+    assert gate.window_cosine(window(0.8)) == pytest.approx(0.8)
+    assert gate.window_cosine(window(0.8, crosslingual=True)) == pytest.approx(0.84)
+    assert gate.window_cosine(window(0.8, typed=False)) == pytest.approx(0.7)
+    assert gate.margin(0.5, 0.84) == pytest.approx(0.01)
