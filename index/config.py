@@ -42,6 +42,15 @@ class IndexConfig(BaseModel):
         description="CPU threads torch uses to embed one question (0: torch's default, one per core). "
         "Passages (index builds) always use torch's default.",
     )
+    # ONNX Runtime runs the same weights' graph with fused kernels: one question's embedding took a third
+    # of torch's time and passages less CPU, with the same vectors (cosine >= 0.9999, checked on every load;
+    # eval/benchmarks/query_embedding.py). "auto" uses it when onnxruntime is installed and the export
+    # works, else torch; see index/onnx_encoder.py.
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="What runs the embedding model on the CPU: 'onnx' (ONNX Runtime; the model is exported "
+        "once to the user's cache), 'torch', or 'auto' (ONNX Runtime when installed, else torch).",
+    )
     # Defaults measured with eval/benchmarks/chunking.py (PIAF dev, lexical retrieval, paragraphs joined per
     # article): at an equal context budget (1,280 tokens = top-5 x 256) 256/76 gave the best answer recall
     # (0.861; 200/40: 0.847, 320/96: 0.857, 512/102: 0.819); bigger chunks win recall@5 only by sending

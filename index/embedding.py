@@ -33,6 +33,8 @@ from index.errors import EmbeddingUnavailable
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from index.onnx_encoder import OnnxTransformer
+
 ProgressCallback = Callable[[int, int, str], None]
 
 # Fallback token counter: one token per punctuation mark, one per word plus one per 5 further
@@ -128,7 +130,13 @@ def resolve_prompts(config: IndexConfig, model_prompts: dict[str, str] | None) -
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model given by hub name or local folder (`config.embedding_model`)."""
 
-    def __init__(self, config: IndexConfig, *, model: SentenceTransformer | None = None) -> None:
+    def __init__(
+        self,
+        config: IndexConfig,
+        *,
+        model: SentenceTransformer | None = None,
+        onnx: OnnxTransformer | None = None,
+    ) -> None:
         if not config.embedding_model:
             raise EmbeddingUnavailable("No embedding model is configured (index.embedding_model is empty).")
         self.config = config
@@ -145,9 +153,16 @@ class SentenceTransformerEmbedder(Embedder):
         self.query_threads = config.embedding_query_threads
         self._tokenizer = self.model.tokenizer
         self.model.eval()  # once: `encode()` would call it (a walk over every module) on each query
+        self._workers = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        )
+        self._modules_after_transformer = list(self.model)[1:]
+        self.onnx = _load_onnx(self.model, config) if onnx is None else onnx
+        self.backend = "onnx" if self.onnx is not None else "torch"
 
     # -- embedding ------------------------------------------------------------------------------------
     def _encode(self, texts: list[str], prompt: str, show_progress: bool) -> np.ndarray:
+        """sentence-transformers' own `encode()` (torch): the reference the other paths are checked against."""
         vectors = self.model.encode(
             texts,
             prompt=prompt or None,
@@ -157,6 +172,59 @@ class SentenceTransformerEmbedder(Embedder):
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+    def _embed_batch(self, texts: list[str], prompt: str) -> np.ndarray:
+        """One batch through the model's own modules: its tokenisation with the prompt, the transformer
+        (ONNX Runtime or torch), its pooling, then L2 normalisation, as `encode()` does. Without what
+        `encode()` redoes on every call for large corpora (eval mode, a device check of every parameter),
+        which on one short question was a quarter of the model call (eval/benchmarks/query_embedding.py)."""
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        with torch.inference_mode():
+            features = self.model.preprocess(texts, prompt=prompt or None)
+            if self.onnx is not None:
+                features["token_embeddings"] = torch.from_numpy(self.onnx.token_embeddings(features))
+                for module in self._modules_after_transformer:
+                    features = module(features)
+            else:
+                features = self.model(batch_to_device(features, self.model.device))
+            vectors = features["sentence_embedding"]
+            truncate_dim = getattr(self.model, "truncate_dim", None)
+            if truncate_dim:
+                vectors = vectors[:, :truncate_dim]
+            vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
+            return vectors.cpu().numpy()
+
+    def _embed_all(
+        self, texts: list[str], prompt: str, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Row i is the vector of texts[i]. Batches of similar lengths (longest first, as `encode()` orders
+        them: less padding). With a one-thread ONNX session, batches run side by side on `_workers`
+        threads (ONNX Runtime releases the GIL): each core runs whole batches, with none of the barriers
+        of sharing one batch's matrix products between threads."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[lo : lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
+
+        def run(ids: list[int]) -> list[int]:
+            out[ids] = self._embed_batch([texts[i] for i in ids], prompt)
+            return ids
+
+        workers = self._workers if self.onnx is not None and self.onnx.threads == 1 else 1
+        if workers > 1 and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+                for ids in pool.map(run, batches):
+                    if on_batch is not None:
+                        on_batch(len(ids))
+        else:
+            for ids in batches:
+                run(ids)
+                if on_batch is not None:
+                    on_batch(len(ids))
+        return out
 
     def embed_passages(
         self,
@@ -168,48 +236,38 @@ class SentenceTransformerEmbedder(Embedder):
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if on_progress is None:
-            return self._encode(texts, self.passage_prompt, show_progress)
-        # A callback wants news between batches: encode in slices, longest first as encode() itself
-        # would order them, so that slicing costs no padding efficiency.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        step = self.batch_size * 4
-        for lo in range(0, len(order), step):
-            ids = order[lo : lo + step]
-            out[ids] = self._encode([texts[i] for i in ids], self.passage_prompt, False)
-            on_progress(min(lo + step, len(texts)), len(texts), "embedding")
-        return out
+        done = 0
+        bar = None
+        if show_progress and on_progress is None:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="Embedding", unit="text")
+
+        def on_batch(count: int) -> None:
+            nonlocal done
+            done += count
+            if bar is not None:
+                bar.update(count)
+            if on_progress is not None:
+                on_progress(done, len(texts), "embedding")
+
+        try:
+            return self._embed_all(texts, self.passage_prompt, on_batch)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_queries([text])[0]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Questions, one or a few at a time (the batch path serves concurrent chat sessions and the eval).
-
-        The same modules as `encode()` (its tokenisation with the query prompt, the model's own pooling,
-        L2 normalisation), so the vectors are the same, without what `encode()` redoes on every call for
-        large corpora: putting the model in eval mode, checking the device of every parameter, sorting
-        by length. On one short question that overhead was a quarter of the model call (see
-        eval/benchmarks/query_embedding.py). Run with `query_threads` intra-op threads (module docstring).
-        """
-        import torch
-        from sentence_transformers.util import batch_to_device
-
+        """Questions, one or a few at a time (the batch path serves concurrent chat sessions and the eval),
+        on `query_threads` intra-op threads (see `index.config.IndexConfig.embedding_query_threads`)."""
         texts = list(texts)
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        truncate_dim = getattr(self.model, "truncate_dim", None)
-        with torch.inference_mode(), torch_threads(self.query_threads):
-            for lo in range(0, len(texts), self.batch_size):
-                features = self.model.preprocess(
-                    texts[lo : lo + self.batch_size], prompt=self.query_prompt or None
-                )
-                vectors = self.model(batch_to_device(features, self.model.device))["sentence_embedding"]
-                if truncate_dim:
-                    vectors = vectors[:, :truncate_dim]
-                vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
-                out[lo : lo + len(vectors)] = vectors.cpu().numpy()
-        return out
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with torch_threads(self.query_threads):
+            return self._embed_all(texts, self.query_prompt)
 
     # -- tokens ---------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -229,6 +287,30 @@ class SentenceTransformerEmbedder(Embedder):
             encoded = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             return [(int(a), int(b)) for a, b in encoded["offset_mapping"] if b > a]
         return approx_token_spans(text)
+
+
+def _load_onnx(model: SentenceTransformer, config: IndexConfig) -> OnnxTransformer | None:
+    """The ONNX Runtime transformer when `config.embedding_backend` allows and it works, else None (torch).
+    "auto" falls back to torch quietly when onnxruntime is not installed, with one line on stderr for
+    any other reason; "onnx" turns any reason into EmbeddingUnavailable."""
+    from index.onnx_encoder import OnnxUnavailable, load_onnx_transformer
+
+    backend = config.embedding_backend
+    if backend == "torch":
+        return None
+    try:
+        if str(model.device) != "cpu":
+            raise OnnxUnavailable(f"the model runs on {model.device}; ONNX Runtime is used on the CPU only")
+        return load_onnx_transformer(model, config.embedding_model, config.embedding_query_threads)
+    except OnnxUnavailable as exc:
+        if backend == "onnx":
+            raise EmbeddingUnavailable(
+                f"index.embedding_backend is 'onnx' but {exc}. Set it to 'auto' or 'torch' "
+                "(RAG_INDEX__EMBEDDING_BACKEND=torch) to use torch."
+            ) from exc
+        if "not installed" not in str(exc):
+            print(f"Note: embedding with torch, not ONNX Runtime: {exc}", file=sys.stderr)
+        return None
 
 
 @contextmanager

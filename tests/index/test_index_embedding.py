@@ -45,16 +45,24 @@ def test_e5_prompts_are_applied(tiny_st_model_dir: Path, tmp_path: Path) -> None
     assert np.allclose(embedder.embed_passages(["le chat"])[0], raw, atol=1e-5)
 
 
-@pytest.mark.parametrize("threads", [1, 0])
-def test_query_path_gives_encodes_vectors(tiny_st_model_dir: Path, tmp_path: Path, threads: int) -> None:
+@pytest.mark.parametrize(("backend", "threads"), [("onnx", 1), ("onnx", 0), ("torch", 1), ("torch", 0)])
+def test_query_path_gives_encodes_vectors(
+    tiny_st_model_dir: Path, tmp_path: Path, backend: str, threads: int
+) -> None:
     """The query path skips `encode()` but not its modules: same vectors, alone or batched with padding,
-    whatever the thread count."""
+    whatever the thread count, with the transformer run by ONNX Runtime or torch."""
     import torch
 
     folder = tmp_path / "multilingual-e5-tiny"
     shutil.copytree(tiny_st_model_dir, folder)
-    config = IndexConfig(embedding_model=str(folder), embedding_query_threads=threads, embedding_batch_size=2)
+    config = IndexConfig(
+        embedding_model=str(folder),
+        embedding_query_threads=threads,
+        embedding_batch_size=2,
+        embedding_backend=backend,
+    )
     embedder = SentenceTransformerEmbedder(config)
+    assert embedder.backend == backend
     questions = [
         "Où dort le chat ?",
         "Qui a écrit « Les Misérables » et en quelle année ?",
