@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -355,6 +356,7 @@ def _stream(
 
 
 CANCELLED_MESSAGE = "Indexing cancelled: nothing was added, the index is as it was."
+INDEXING_THREADS = 1  # CPU threads of a background indexing child (`add_documents(in_subprocess=True)`)
 
 
 def _build_here(
@@ -444,12 +446,25 @@ def _drain_report(messages: Any) -> BuildReport | None:
             return payload[0]
 
 
+def _yield_to_answers() -> None:
+    """In a background indexing child: lower CPU priority, and one core at most. The parent serves
+    questions: they come first. Niced alone, with torch's threads on both of two cores, the answers written
+    meanwhile were 21 % slower (idle machine, `eval.benchmarks.concurrency` upload scenario); on one core
+    the other stays free for them, at the cost of a slower indexing on an idle machine. The thread count is
+    set before torch is imported here (a spawned child loads nothing of the parent's), and on torch if it
+    already is."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(INDEXING_THREADS)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(INDEXING_THREADS)
+
+
 def _child_build(paths: list[str], index_config: IndexConfig, messages: Any) -> None:
     """Runs in the child process of `_build_in_child`."""
     from index.build import build_index
 
-    with contextlib.suppress(OSError):
-        os.nice(10)  # the parent serves questions: they come first
+    _yield_to_answers()
     try:
         with _index_errors_as_rag_errors():
             report = build_index(

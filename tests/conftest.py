@@ -222,3 +222,15 @@ def build_zorblax_assistant(tmp_path: Path, **overrides: object):  # noqa: ANN20
 def zorblax_assistant(tmp_path: Path):
     """`build_zorblax_assistant` in the test's own temp folder."""
     return build_zorblax_assistant(tmp_path)
+
+
+def fresh_python_lines(script: str) -> list[str]:
+    """What `script` prints, run in a new interpreter from the repository (for process-wide settings a
+    test must not change in its own process: priority, thread counts, imported modules)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300, check=True
+    )
+    return done.stdout.split()

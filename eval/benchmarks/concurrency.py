@@ -480,7 +480,10 @@ def upload_round(url: str, upload: Path, sessions: int, backend: str, limit_s: f
 
     def watch() -> None:
         while True:
-            outputs = client.predict("extractive", api_name="/upload_progress")
+            try:
+                outputs = client.predict("extractive", api_name="/upload_progress")
+            except Exception:  # noqa: BLE001 - the server is gone (the scenario ended): stop watching
+                return
             # The page's upload message: the first output (the job id is a State, not returned).
             shown = next((str(o) for o in outputs if "upload-" in str(o)), "")
             now = time.monotonic()

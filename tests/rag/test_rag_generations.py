@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag import IndexingCancelledError
-from tests.conftest import build_zorblax_assistant
+from tests.conftest import build_zorblax_assistant, fresh_python_lines
 
 
 @pytest.fixture
@@ -139,3 +139,16 @@ def test_private_indexes_are_folders_beside_a_postgresql_shared_store(pg_url: st
     assert (
         open_assistant(assistant.settings).status()["documents"] == 1
     )  # the database holds the shared corpus only
+
+
+def test_a_background_indexer_yields_the_cpu_to_answers():
+    """The child of `add_documents(in_subprocess=True)` runs niced, on one thread (torch's included)."""
+    script = (
+        "import os, torch\n"
+        "from rag.assistant import INDEXING_THREADS, _yield_to_answers\n"
+        "torch.set_num_threads(2)\n"
+        "_yield_to_answers()\n"
+        "print(torch.get_num_threads(), INDEXING_THREADS, os.nice(0), os.environ['OMP_NUM_THREADS'])\n"
+    )
+    threads, wanted, niceness, omp = fresh_python_lines(script)
+    assert threads == wanted == omp == "1" and int(niceness) >= 10

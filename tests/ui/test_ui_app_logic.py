@@ -10,6 +10,7 @@ from ui_fakes import FakeAssistant
 from rag.errors import BackendError, RagError
 from rag.records import Answer
 from rag.settings import Settings
+from tests.conftest import fresh_python_lines
 from ui.app import (
     Conversation,
     Turn,
@@ -156,9 +157,6 @@ def test_a_skipped_file_is_reported_once_not_in_every_later_upload(real_assistan
 def test_serving_chooses_the_plot_backend_so_no_event_imports_pyplot():
     """Gradio asks matplotlib for its backend in every event; unset, the first question after a start
     imported pyplot (2.3 s) while every other waited. `choose_plot_backend` (called by `serve`) prevents it."""
-    import subprocess
-    import sys
-
     script = (
         "import sys\n"
         "from ui.app import choose_plot_backend\n"
@@ -168,11 +166,7 @@ def test_serving_chooses_the_plot_backend_so_no_event_imports_pyplot():
         "    pass\n"
         "print('matplotlib.pyplot' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300, check=True
-    )
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert fresh_python_lines(script)[-1] == "False"
 
 
 def test_streamed_answers_share_one_budget_of_page_updates():
