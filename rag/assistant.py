@@ -450,12 +450,18 @@ def _yield_to_answers() -> None:
     """In a background indexing child: lower CPU priority, and one core at most. The parent serves
     questions: they come first. Niced alone, with torch's threads on both of two cores, the answers written
     meanwhile were 21 % slower (idle machine, `eval.benchmarks.concurrency` upload scenario); on one core
-    the other stays free for them, at the cost of a slower indexing on an idle machine. The thread count is
-    set before torch is imported here (a spawned child loads nothing of the parent's), and on torch if it
+    the other stays free for them, at the cost of a slower indexing on an idle machine. The child is bound
+    to one core (the ONNX path sizes its passage workers by the cores it may use) and torch's thread count
+    set before torch is imported here (a spawned child loads nothing of the parent's), or on torch if it
     already is."""
     with contextlib.suppress(OSError):
         os.nice(10)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(INDEXING_THREADS)
+    if hasattr(os, "sched_setaffinity"):  # also what sizes the ONNX path's passage workers
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) > INDEXING_THREADS:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, set(cpus[-INDEXING_THREADS:]))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(INDEXING_THREADS)
 

@@ -241,13 +241,22 @@ class HybridRetriever:
         query = self.store.query_vector(question)
         if query is None:
             return []
-        ranking = []
+        scored_rows, parts = [], []
         for row in rows:
             vectors = self._chunk_window_vectors(row, windows)
             if vectors is None:
                 return []
             if len(vectors):
-                ranking.append((row, float(np.max(vectors @ query))))
+                scored_rows.append(row)
+                parts.append(vectors)
+        if not parts:
+            return []
+        # One matrix product over every candidate's windows, then the best per candidate: a product per
+        # candidate (~80 of them) cost more in numpy calls than in arithmetic.
+        cosines = np.concatenate(parts) @ query
+        starts = np.cumsum([0] + [len(part) for part in parts[:-1]])
+        best = np.maximum.reduceat(cosines, starts)
+        ranking = list(zip(scored_rows, best.tolist(), strict=True))
         return sorted(ranking, key=lambda item: -item[1])
 
     def _chunk_window_vectors(self, row: int, windows: Callable[[str], object]) -> object:

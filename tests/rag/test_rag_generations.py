@@ -142,13 +142,14 @@ def test_private_indexes_are_folders_beside_a_postgresql_shared_store(pg_url: st
 
 
 def test_a_background_indexer_yields_the_cpu_to_answers():
-    """The child of `add_documents(in_subprocess=True)` runs niced, on one thread (torch's included)."""
+    """The child of `add_documents(in_subprocess=True)` runs niced, bound to one core, torch on one thread."""
     script = (
         "import os, torch\n"
         "from rag.assistant import INDEXING_THREADS, _yield_to_answers\n"
         "torch.set_num_threads(2)\n"
         "_yield_to_answers()\n"
-        "print(torch.get_num_threads(), INDEXING_THREADS, os.nice(0), os.environ['OMP_NUM_THREADS'])\n"
+        "print(torch.get_num_threads(), INDEXING_THREADS, os.nice(0), os.environ['OMP_NUM_THREADS'],\n"
+        "      len(os.sched_getaffinity(0)))\n"
     )
-    threads, wanted, niceness, omp = fresh_python_lines(script)
-    assert threads == wanted == omp == "1" and int(niceness) >= 10
+    threads, wanted, niceness, omp, cores = fresh_python_lines(script)
+    assert threads == wanted == omp == cores == "1" and int(niceness) >= 10
