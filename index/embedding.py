@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -157,6 +158,7 @@ class SentenceTransformerEmbedder(Embedder):
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         )
         self._modules_after_transformer = list(self.model)[1:]
+        self._tokenizer_lock = threading.Lock()
         self.onnx = _load_onnx(self.model, config) if onnx is None else onnx
         self.backend = "onnx" if self.onnx is not None else "torch"
 
@@ -182,7 +184,10 @@ class SentenceTransformerEmbedder(Embedder):
         from sentence_transformers.util import batch_to_device
 
         with torch.inference_mode():
-            features = self.model.preprocess(texts, prompt=prompt or None)
+            # A fast tokenizer sets its padding/truncation state on each call: not safe from two threads
+            # at once (passage batches run side by side; chat sessions embed concurrently).
+            with self._tokenizer_lock:
+                features = self.model.preprocess(texts, prompt=prompt or None)
             if self.onnx is not None:
                 features["token_embeddings"] = torch.from_numpy(self.onnx.token_embeddings(features))
                 for module in self._modules_after_transformer:
