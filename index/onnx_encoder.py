@@ -172,8 +172,11 @@ def _export(model: SentenceTransformer, transformer: Any, path: Path) -> None:
             return self.hf_model(**dict(zip(names, inputs, strict=True)), return_dict=True).last_hidden_state
 
     print(f"Preparing the ONNX Runtime copy of the embedding model (once): {path}", file=sys.stderr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".onnx")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".onnx")
+    except OSError as exc:  # a read-only or full cache folder: torch runs the model instead
+        raise OnnxUnavailable(f"the ONNX export cannot be written in {path.parent}: {exc.strerror}") from exc
     os.close(handle)
     dynamic = {key: {0: "batch", 1: "tokens"} for key in [*names, "last_hidden_state"]}
     try:

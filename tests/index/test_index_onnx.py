@@ -96,6 +96,20 @@ def test_unwritable_model_folder_exports_to_the_user_cache(
     assert not (model_copy / "onnx").exists()
 
 
+def test_export_folder_that_cannot_be_written_falls_back_to_torch(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def read_only(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("index.onnx_encoder.tempfile.mkstemp", read_only)
+    embedder = _embedder(model_copy, "auto")
+    assert embedder.backend == "torch"
+    assert "cannot be written" in capsys.readouterr().err
+    with pytest.raises(EmbeddingUnavailable, match="cannot be written.*RAG_INDEX__EMBEDDING_BACKEND=torch"):
+        _embedder(model_copy, "onnx")
+
+
 def _without_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 
