@@ -17,11 +17,12 @@ the figures behind the constants are in the comment above `ABSTAIN_THRESHOLD`.
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 
-from index.words import fold
-from rag.evidence import _DIGIT, _NUMBER_WORDS, Evidence, ScoredWindow, Window
+from rag.evidence import _DIGIT, _NUMBER_WORDS, _WORD, Evidence, ScoredWindow, Window
 from rag.prompts import ABSTENTION_MESSAGES
 
 #: Calibrated by `python -m eval.benchmarks.calibrate_abstention` (PIAF dev, paragraphs under their article
@@ -197,20 +198,51 @@ def answer_anchor(evidence: Evidence) -> frozenset[str]:
 def holds_anchored_figure(text: str, anchor: frozenset[str]) -> bool:
     """True when a figure in `text` stands within ANCHOR_REACH characters of a word of `anchor` (or of a
     cognate: the same first COGNATE_PREFIX letters)."""
-    from index.lexical import analyze
-
-    folded = fold(text)
-    # A quick test first: the anchor is nowhere in most windows. Four letters, as a stemmer rewrites ends
-    # (« employés » -> "emploi").
-    if not any(stem[:_PREFILTER] in folded for stem in anchor):
+    prefixes = {stem[:_PREFILTER] for stem in anchor}
+    # Only words that share the first letters of an anchor stem are analysed (four letters: a stemmer
+    # rewrites word ends, « employés » -> "emploi"); most windows hold none and cost one scan.
+    folded = _fold(text)
+    if not any(prefix in folded for prefix in prefixes):
+        return False
+    candidates = [
+        (match.start(), match.end())
+        for match in _WORD.finditer(text)
+        if _shares_prefix(match.group(), prefixes) and _matches_anchor(match.group(), anchor)
+    ]
+    if not candidates:
         return False
     for pattern in (_DIGIT, _NUMBER_WORDS):
-        for match in pattern.finditer(text):
-            near = text[max(0, match.start() - ANCHOR_REACH) : match.end() + ANCHOR_REACH]
-            terms = {term for lang in _ANCHOR_LANGUAGES for term in analyze(near, language=lang)}
-            if anchor & terms or any(_cognates(stem, term) for stem in anchor for term in terms):
+        for figure in pattern.finditer(text):
+            low, high = figure.start() - ANCHOR_REACH, figure.end() + ANCHOR_REACH
+            if any(end > low and start < high for start, end in candidates):
                 return True
     return False
+
+
+def _shares_prefix(word: str, prefixes: set[str]) -> bool:
+    folded = _fold(word)
+    return any(prefix in folded for prefix in prefixes)
+
+
+_COMBINING = re.compile(r"[\u0300-\u036f]+")
+
+
+def _fold(text: str) -> str:
+    """`index.words.fold` for a whole window at C speed (Latin accents: the combining marks' block)."""
+    lowered = text.lower()
+    return lowered if lowered.isascii() else _COMBINING.sub("", unicodedata.normalize("NFD", lowered))
+
+
+@functools.lru_cache(maxsize=20_000)
+def _word_terms(word: str) -> frozenset[str]:
+    from index.lexical import analyze
+
+    return frozenset(term for lang in _ANCHOR_LANGUAGES for term in analyze(word, language=lang))
+
+
+def _matches_anchor(word: str, anchor: frozenset[str]) -> bool:
+    terms = _word_terms(word)
+    return bool(anchor & terms) or any(_cognates(stem, term) for stem in anchor for term in terms)
 
 
 def _cognates(a: str, b: str) -> bool:
