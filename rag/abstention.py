@@ -7,8 +7,9 @@ number/date/name and the window has none, and by `UNKNOWN_NAME_FACTOR` when the 
 that no chunk of the index mentions. Below `ABSTAIN_THRESHOLD` the product answers "the documents do
 not say" in the question's language, with no citation, and the generator is not called (nothing invented).
 
-In hybrid mode a model's calibrated `HybridGate` can decide instead, on the lexical score and the window
-cosines together (see the class). `answer.abstain_threshold` overrides the lexical constant (and shifts a
+In hybrid mode a model's calibrated `HybridGate` decides instead, on the lexical score and the window
+cosines together (see the class), with a sharper answer-type test: when the question names what it counts or
+measures (`answer_anchor`), a window holds the answer only with a figure next to that noun. `answer.abstain_threshold` overrides the lexical constant (and shifts a
 hybrid gate's line accordingly).
 
 Calibration (`python -m eval.benchmarks.calibrate_abstention`, PIAF dev + seed golden set, never PIAF test):
