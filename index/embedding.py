@@ -30,6 +30,7 @@ import numpy as np
 
 from index.config import IndexConfig
 from index.errors import EmbeddingUnavailable
+from index.query_batcher import QueryBatcher
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -161,6 +162,8 @@ class SentenceTransformerEmbedder(Embedder):
         self._tokenizer_lock = threading.Lock()
         self.onnx = _load_onnx(self.model, config) if onnx is None else onnx
         self.backend = "onnx" if self.onnx is not None else "torch"
+        # Questions asked at the same moment by several threads (chat sessions) share one model call.
+        self._query_batcher = QueryBatcher(self.embed_queries, max_batch=self.batch_size)
 
     # -- embedding ------------------------------------------------------------------------------------
     def _encode(self, texts: list[str], prompt: str, show_progress: bool) -> np.ndarray:
@@ -263,7 +266,7 @@ class SentenceTransformerEmbedder(Embedder):
                 bar.close()
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_queries([text])[0]
+        return self._query_batcher.embed(text)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Questions, one or a few at a time (the batch path serves concurrent chat sessions and the eval),
