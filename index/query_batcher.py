@@ -6,9 +6,11 @@ ONNX Runtime, busy machine: 17 ms of CPU per question alone, 10-11 ms in batches
 pays the tokenizer, the session's set-up and per-layer overheads once, whatever the batch).
 
 No timer: a caller who finds the model idle runs at once, alone (no added latency when nobody else
-asks). Callers who arrive while a batch runs wait, and the oldest of them then runs everybody waiting
-(up to `max_batch`) in one call and hands each their row. A failure of the model reaches every caller of
-that batch, as the exception it was. It does not keep a cache: `IndexStore.query_vector` memoises.
+asks). Up to `max_running` calls run at the same time (one per core: a one-thread ONNX session runs a
+batch on one core, and releases the interpreter lock meanwhile); callers who arrive while they all run
+wait, and when a call ends the oldest waiter runs everybody waiting (up to `max_batch`) in one call and
+hands each their row. A failure of the model reaches every caller of that batch, as the exception it was.
+It does not keep a cache: `IndexStore.query_vector` memoises.
 """
 
 from __future__ import annotations
@@ -26,48 +28,50 @@ class _Request:
     ready: threading.Event = field(default_factory=threading.Event)
     vector: np.ndarray | None = None
     error: BaseException | None = None
-    lead: bool = False  # woken to run the next batch, not with a result
+    batch: list[_Request] | None = None  # handed to it to run (it is in it), instead of a result
 
 
 class QueryBatcher:
     """`embed(text)` from any thread; concurrent calls share `embed_batch` calls (see the module doc)."""
 
-    def __init__(self, embed_batch: Callable[[Sequence[str]], np.ndarray], max_batch: int = 32) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    def __init__(
+        self,
+        embed_batch: Callable[[Sequence[str]], np.ndarray],
+        max_batch: int = 32,
+        max_running: int = 1,
+    ) -> None:
+        if max_batch < 1 or max_running < 1:
+            raise ValueError(f"max_batch and max_running must be at least 1, got {max_batch}, {max_running}")
         self._embed_batch = embed_batch
         self.max_batch = max_batch
+        self.max_running = max_running
         self._lock = threading.Lock()
-        self._waiting: list[_Request] = []
-        self._running = False
+        self._waiting: list[_Request] = []  # empty whenever fewer than max_running calls run
+        self._running = 0
         self.calls = 0  # model calls made (how many questions shared them: tests and benchmarks)
 
     def embed(self, text: str) -> np.ndarray:
         request = _Request(text)
         with self._lock:
-            self._waiting.append(request)
-            lead = not self._running
-            self._running = True
-        if not lead:
+            if self._running < self.max_running:
+                self._running += 1
+                batch: list[_Request] | None = [request]
+            else:
+                self._waiting.append(request)
+                batch = None
+        if batch is None:
             request.ready.wait()
-            if not request.lead:
-                return self._result(request)
-        self._run_next_batch()
-        return self._result(request)
-
-    @staticmethod
-    def _result(request: _Request) -> np.ndarray:
+            batch = request.batch
+        if batch is not None:
+            self._run(batch)
         if request.error is not None:
             raise request.error
         assert request.vector is not None
         return request.vector
 
-    def _run_next_batch(self) -> None:
-        """Embed the oldest waiting requests (the caller's own among them: it is the oldest), then wake the
-        next oldest to run the following batch, or mark the model idle."""
-        with self._lock:
-            batch = self._waiting[: self.max_batch]
-            del self._waiting[: len(batch)]
+    def _run(self, batch: list[_Request]) -> None:
+        """Embed `batch`, then hand the oldest waiting requests to the oldest of them as the next batch, or
+        free the slot."""
         try:
             vectors = np.asarray(self._embed_batch([r.text for r in batch]), dtype=np.float32)
             if len(vectors) != len(batch):
@@ -80,10 +84,12 @@ class QueryBatcher:
         finally:
             with self._lock:
                 self.calls += 1
-                following = self._waiting[0] if self._waiting else None
-                self._running = following is not None
+                following = self._waiting[: self.max_batch]
+                del self._waiting[: len(following)]
+                if not following:
+                    self._running -= 1  # else the slot goes on to the next batch
             for request in batch:
                 request.ready.set()
-            if following is not None:
-                following.lead = True
-                following.ready.set()
+            if following:
+                following[0].batch = following
+                following[0].ready.set()

@@ -113,6 +113,42 @@ def test_a_failing_call_reaches_its_callers_and_the_next_batch_still_runs():
     assert batcher.embed("after").tolist() == [5.0, 1.0]  # the batcher is not left busy
 
 
+def test_up_to_max_running_calls_run_at_once_then_the_waiting_share_one():
+    in_flight, peak, lock = [0], [0], threading.Lock()
+    both_running, release = threading.Barrier(2, timeout=10), threading.Event()
+    batches: list[list[str]] = []
+
+    def model(texts):
+        with lock:
+            batches.append(list(texts))
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        if len(batches) <= 2:
+            both_running.wait()  # the first two calls run side by side, or this times out
+            assert release.wait(10)
+        with lock:
+            in_flight[0] -= 1
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    batcher = QueryBatcher(model, max_running=2)
+    _, _, first = _ask_in_threads(batcher, ["a"])
+    _, _, second = _ask_in_threads(batcher, ["b"])
+    _wait_waiting(batcher, 0)
+    deadline = time.monotonic() + 10
+    while len(batches) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    results, errors, later = _ask_in_threads(batcher, ["c", "d", "e"])
+    _wait_waiting(batcher, 3)
+    release.set()
+    for thread in first + second + later:
+        thread.join(10)
+    assert not errors and set(results) == {"c", "d", "e"}
+    assert peak[0] == 2 and sorted(map(len, batches)) == [1, 1, 3]
+
+
 def test_max_batch_must_be_positive():
     with pytest.raises(ValueError, match="max_batch"):
         QueryBatcher(lambda texts: np.zeros((len(texts), 2)), max_batch=0)
+    with pytest.raises(ValueError, match="max_running"):
+        QueryBatcher(lambda texts: np.zeros((len(texts), 2)), max_running=0)
