@@ -23,7 +23,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from rag.evidence import _DIGIT, _NUMBER_WORDS, _WORD, Evidence, ScoredWindow, Window
+from rag.evidence import _NUMBER_WORDS, Evidence, ScoredWindow, Window
 from rag.prompts import ABSTENTION_MESSAGES
 
 #: Calibrated by `python -m eval.benchmarks.calibrate_abstention` (PIAF dev, paragraphs under their article
@@ -182,6 +182,7 @@ COGNATE_PREFIX = 6
 ANCHOR_REACH = 40
 _PREFILTER = 4
 _ANCHOR_LANGUAGES = ("fr", "en", "de")
+_DIGITS = re.compile(r"\d+")  # a run of digits is one figure (`rag.evidence` tests for any digit)
 
 
 def answer_anchor(evidence: Evidence) -> frozenset[str]:
@@ -199,30 +200,29 @@ def answer_anchor(evidence: Evidence) -> frozenset[str]:
 def holds_anchored_figure(text: str, anchor: frozenset[str]) -> bool:
     """True when a figure in `text` stands within ANCHOR_REACH characters of a word of `anchor` (or of a
     cognate: the same first COGNATE_PREFIX letters)."""
-    prefixes = {stem[:_PREFILTER] for stem in anchor}
-    # Only words that share the first letters of an anchor stem are analysed (four letters: a stemmer
-    # rewrites word ends, « employés » -> "emploi"); most windows hold none and cost one scan.
+    # Only words that hold the first letters of an anchor stem are analysed (four letters: a stemmer
+    # rewrites word ends, « employés » -> "emploi"), found by one scan of the folded window.
     folded = _fold(text)
-    if not any(prefix in folded for prefix in prefixes):
-        return False
-    candidates = [
-        (match.start(), match.end())
-        for match in _WORD.finditer(text)
-        if _shares_prefix(match.group(), prefixes) and _matches_anchor(match.group(), anchor)
+    if len(folded) != len(text):  # a letter whose lower case is longer (rare): offsets would drift
+        folded = "".join(_fold(ch)[:1] or ch for ch in text)
+    words = [
+        match.span() for match in _anchor_words(frozenset(s[:_PREFILTER] for s in anchor)).finditer(folded)
     ]
-    if not candidates:
+    if not words:
         return False
-    for pattern in (_DIGIT, _NUMBER_WORDS):
-        for figure in pattern.finditer(text):
-            low, high = figure.start() - ANCHOR_REACH, figure.end() + ANCHOR_REACH
-            if any(end > low and start < high for start, end in candidates):
-                return True
+    figures = [figure.span() for pattern in (_DIGITS, _NUMBER_WORDS) for figure in pattern.finditer(text)]
+    for start, end in words:
+        near = any(end > low - ANCHOR_REACH and start < high + ANCHOR_REACH for low, high in figures)
+        if near and _matches_anchor(text[start:end], anchor):
+            return True
     return False
 
 
-def _shares_prefix(word: str, prefixes: set[str]) -> bool:
-    folded = _fold(word)
-    return any(prefix in folded for prefix in prefixes)
+@functools.lru_cache(maxsize=1_000)
+def _anchor_words(prefixes: frozenset[str]) -> re.Pattern[str]:
+    """The words holding one of `prefixes` (folded text)."""
+    alternatives = "|".join(sorted(map(re.escape, prefixes), key=len, reverse=True))
+    return re.compile(rf"[\w’'-]*(?:{alternatives})[\w’'-]*")
 
 
 _COMBINING = re.compile(r"[\u0300-\u036f]+")

@@ -330,6 +330,29 @@ def report_gate(name: str, records: list[dict], abstains) -> None:
     )
 
 
+def report_gate_cost(records: list[dict], gate) -> None:
+    """CPU time of the abstention check per question, the lexical gate and `gate` side by side (the same
+    evidence, interleaved, the answer-anchor analysis warm as in a running process after its first questions).
+    """
+    from rag.abstention import evidence_check
+
+    costs: dict[str, list[float]] = {"lexical": [], "hybrid": []}
+    for warm in (False, True):
+        for record in records:
+            for name, decide in (("lexical", None), ("hybrid", gate)):
+                started = time.thread_time()
+                evidence_check(record["evidence"], gate=decide)
+                if warm:
+                    costs[name].append((time.thread_time() - started) * 1000)
+    for name, values in costs.items():
+        values.sort()
+        print(
+            f"  abstention check, {name} (CPU ms per question, {len(values)}): median "
+            f"{statistics.median(values):.3f}, p95 {values[int(0.95 * (len(values) - 1))]:.3f}, "
+            f"max {values[-1]:.2f}"
+        )
+
+
 def sweep_gates(records: list[dict], model: str, lexical_false: dict[str, float]):
     """Every gate of the grid on PIAF dev. Returns (chosen gate, its per-language (false, caught), mean
     balanced accuracy), or None.
@@ -439,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             records,
             lambda r: evidence_check(r["evidence"], gate=shipped).abstain,
         )
+        report_gate_cost(records, shipped)
     chosen = sweep_gates(records, Path(args.model).name, lexical_false)
     if chosen is None:
         print("No gate of the grid abstains wrongly less often than the lexical gate in every language.")
