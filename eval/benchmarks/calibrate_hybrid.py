@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -398,6 +397,7 @@ def report_answers(piaf_dir: Path, records: list[dict]) -> None:
     import rag.evidence as evidence
     from eval.metrics import answer_contained
     from rag.backends.extractive import ExtractiveGenerator
+    from rag.markers import find_markers
 
     generator = ExtractiveGenerator()
     table = gold_answers(piaf_dir)
@@ -413,7 +413,7 @@ def report_answers(piaf_dir: Path, records: list[dict]) -> None:
             contained = statistics.mean(
                 answer_contained(t, r["answers"]) for t, r in zip(texts, rows, strict=True)
             )
-            quotes = statistics.mean(len(re.findall(r"\[\d+\]", t)) for t in texts)
+            quotes = statistics.mean(sum(1 for _ in find_markers(t)) for t in texts)
             words = statistics.mean(len(t.split()) for t in texts)
             parts.append(f"{lang} {contained:.3f} ({len(rows)} q, {quotes:.2f} quotes, {words:.0f} words)")
         return ", ".join(parts)
