@@ -733,6 +733,10 @@ class PostgresPrevious:
         self._document_rows: dict[str, int] | None = None
 
     @property
+    def chunk_count(self) -> int:
+        return self._store.chunk_count
+
+    @property
     def chunks(self) -> list[Chunk]:
         if self._chunks is None:
             self._chunks = [
@@ -1193,9 +1197,9 @@ def copy_folder_index(index_dir: str | os.PathLike[str], url: str) -> int:
     writer = PostgresIndexWriter(url)
     with writer.lock():
         previous = writer.read_previous()
-        if previous is not None and previous.chunks:
+        if previous is not None and previous.chunk_count:  # the manifest's count: no chunk is read
             raise IndexError_(
-                f"The database {writer.location} already holds an index ({len(previous.chunks)} chunks): copy "
+                f"The database {writer.location} already holds an index ({previous.chunk_count} chunks): copy "
                 f"into an empty database, or point {SETTING} at another one."
             )
         writer.write(generation)

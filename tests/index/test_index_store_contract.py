@@ -365,8 +365,10 @@ def test_folder_index_moves_to_postgres_without_reembedding(
             patch.setenv(key, value)
         assert main(["index", "--from-folder", str(folder.index_dir)]) == 0
         assert "nothing embedded again" in capsys.readouterr().out
-        assert main(["index", "--from-folder", str(folder.index_dir)]) == 2  # never over an existing index
-        assert "already holds an index" in capsys.readouterr().err
+        # Never over an existing index, and refused without reading the chunks there.
+        patch.setattr("index.pg_store.PostgresPrevious.chunks", property(lambda self: pytest.fail("read")))
+        assert main(["index", "--from-folder", str(folder.index_dir)]) == 2
+        assert "already holds an index (3 chunks)" in capsys.readouterr().err
     assert counting_embedder.embedded == []
     a = open_store(folder, embedder=counting_embedder)
     b = open_store(folder.model_copy(update={"store_url": pg_url}), embedder=counting_embedder)
