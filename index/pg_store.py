@@ -15,6 +15,9 @@ commit, and a crash, Ctrl-C or kill -9 rolls everything back. A run only touches
 whose content hash moved are deleted and inserted again, unchanged chunks keep their rows, terms and
 vectors (nothing is re-embedded). Bulk rows go in with COPY (binary for vectors and postings).
 
+A hybrid question's two searches run at once: `search_lexical` starts the dense search of the same question
+on a second connection (worker thread), `search_dense` takes its result (`_prefetch_dense`).
+
 Rows: `row_id` (an integer identity, never reused) is the "row" retrieval ranks by, as the row number of
 the folder store is. Vectors are exact cosine below EXACT_MAX_VECTORS rows, HNSW above.
 

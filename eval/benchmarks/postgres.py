@@ -22,7 +22,11 @@ scale: synthetic chunks (random unit 384-d vectors; French-like text drawn from 
 pseudo-words), written through both stores' writers as one generation: build seconds, hybrid query p50/p95
 (lexical top-50 + dense top-50 + every candidate's chunk fetched; a random query vector stands in for the
 model), server memory (PostgreSQL's processes, proportional set size) against the folder store's
-in-process memory. --time-limit stops the PostgreSQL build (and says so) instead of waiting forever.
+in-process memory. --time-limit stops the PostgreSQL build (and says so) instead of waiting forever. The
+PostgreSQL queries also print, same run: dense beside lexical (what the store does) vs one after the other,
+and each search alone; the server gets --shared-buffers (4GB) and its HNSW index prewarmed (--no-prewarm).
+The folder build is one FAISS call (no time limit of its own: run it under `timeout`); an interrupted build
+is not recorded in builds.json and starts over.
 """
 
 from __future__ import annotations
@@ -558,7 +562,7 @@ def run_scale(args: argparse.Namespace) -> None:
             with folder.lock():
                 folder.write(gen)
             builds.record("folder", time.perf_counter() - started)
-            gen = None
+            generation = gen = None  # not held while the folder index is loaded back (1M: ~5 GB)
         rss_before = _rss_mb()
         store = IndexStore.open(cache / "folder", embedder=embedder)  # type: ignore[arg-type]
         folder_memory = _rss_mb() - rss_before
