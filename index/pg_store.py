@@ -86,8 +86,9 @@ WINDOW_CACHE_DOCUMENTS = 2_000
 # posting read: 257 ms. Below 5,000 chunks per term (any corpus under 5,000 chunks) the ranking is exact.
 POSTINGS_PER_TERM = 5_000
 RESCORED_ROWS = 500
-# Dense searches started ahead by lexical searches and not yet taken (a lexical-only caller takes none).
-DENSE_PREFETCH_KEPT = 8
+# Dense searches started ahead by lexical searches and not yet taken (a lexical-only caller takes none):
+# enough for the questions of 50 chat sessions in flight at once (each result: 50 rows and their chunks).
+DENSE_PREFETCH_KEPT = 64
 # Exact cosine scan below this many vectors, HNSW above. Lower than the folder store's FLAT_MAX_VECTORS:
 # PostgreSQL scans a vector table far slower than FAISS scans an array (100k vectors: 190 ms against 60 ms
 # for HNSW with ef_search 128, EXPLAIN ANALYZE on the busy machine).
