@@ -30,6 +30,7 @@ import numpy as np
 
 from index.config import IndexConfig
 from index.errors import EmbeddingUnavailable
+from index.query_batcher import QueryBatcher
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -161,6 +162,10 @@ class SentenceTransformerEmbedder(Embedder):
         self._tokenizer_lock = threading.Lock()
         self.onnx = _load_onnx(self.model, config) if onnx is None else onnx
         self.backend = "onnx" if self.onnx is not None else "torch"
+        # Questions asked at the same moment by several threads (chat sessions) share model calls, one
+        # call per core at a time with a one-thread ONNX session (else one: the call uses every core).
+        running = self._workers if self.onnx is not None and self.onnx.threads == 1 else 1
+        self._query_batcher = QueryBatcher(self.embed_queries, max_batch=self.batch_size, max_running=running)
 
     # -- embedding ------------------------------------------------------------------------------------
     def _encode(self, texts: list[str], prompt: str, show_progress: bool) -> np.ndarray:
@@ -263,7 +268,7 @@ class SentenceTransformerEmbedder(Embedder):
                 bar.close()
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_queries([text])[0]
+        return self._query_batcher.embed(text)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Questions, one or a few at a time (the batch path serves concurrent chat sessions and the eval),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from index.embedding import Embedder
-from index.protocols import IndexReader
+from index.protocols import IndexReader, WindowReader
 from index.stores import store_location
 from rag.errors import IndexingCancelledError, IndexUnavailableError, InvalidArgumentError, RagError
 from rag.protocols import Retriever
@@ -155,6 +155,13 @@ class _Reader:
                 built[name] = build()
             return built[name]
 
+    def embed_ahead(self, question: str, history: list[dict] | None, backend: str | None) -> bool:
+        """See `Assistant.embed_ahead`."""
+        if self._store.mode != "hybrid" or not isinstance(self._store, WindowReader):
+            return False
+        query = self.chain(backend).search_query(question, history)
+        return query is not None and self._store.query_vector(query) is not None
+
     def status(self) -> dict[str, Any]:
         """What the assistant runs on; `models` maps each available backend to the model it would use."""
         embedder = self._store.embedder
@@ -248,6 +255,20 @@ class Assistant:
         """Text pieces as they are generated, then exactly one final `Answer`."""
         # The generation is taken now, at the call: the answer ends on the generation it began on.
         return _stream(self._reader, question, history, top_k, backend)
+
+    def embed_ahead(
+        self, question: str, history: list[dict] | None = None, *, backend: str | None = None
+    ) -> bool:
+        """Embed now the query the answer to `question` will search with (hybrid mode), so that the answer
+        finds its vector ready (the store memoises it). Optional: an answer embeds its query itself.
+
+        For a server that answers a few questions at a time (one per core): called by each question
+        *before* it waits for its turn, the questions waiting together are embedded in shared model calls
+        (`index.query_batcher`), at a fraction of the CPU of one call each. True when a vector was
+        computed (or already known); False in lexical mode, or when an LLM must rewrite the question first
+        (its query is not known before that model call)."""
+        _check_arguments(question, history, None)
+        return self._reader.embed_ahead(question, history, backend)
 
     def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list[Passage]:
         """The passages of the `k` best chunks for `question` (no condensing, no generation); touching

@@ -85,7 +85,8 @@ class AnswerChain:
     def _language(self, state: State) -> str:
         return question_language(state["question"])
 
-    def _condense(self, state: State) -> Condensed:
+    def _condense_without_model(self, state: State) -> Condensed | None:
+        """The condense stage when it needs no model call; None when an LLM must rewrite the question."""
         question, history = state["question"], state.get("history") or []
         max_turns = self.settings.answer.max_history_turns
         if not history or max_turns == 0:
@@ -100,6 +101,15 @@ class AnswerChain:
         # to the previous topic.
         if not is_follow_up(question, state["language"], self.scorer):
             return Condensed(question, question, False)
+        return None
+
+    def _condense(self, state: State) -> Condensed:
+        condensed = self._condense_without_model(state)
+        if condensed is not None:
+            return condensed
+        question, history = state["question"], state.get("history") or []
+        max_turns = self.settings.answer.max_history_turns
+        history = list(history)[-2 * max_turns :]
         history_text = format_history(history, state["language"], max_turns)
         try:
             standalone = self.generator.condense(question, history_text, state["language"]).strip()
@@ -236,6 +246,15 @@ class AnswerChain:
             text.append(piece)
             yield piece
         yield _finish(_timed("verify", self._verify)({**state, "text": "".join(text)}))
+
+    def search_query(self, question: str, history: Sequence[dict] | None = None) -> str | None:
+        """The text retrieval will search with for `question` (the condensed question), when it is known
+        without a model call; None when an LLM rewrites the question first. What `Assistant.embed_ahead`
+        embeds before the answer runs."""
+        state: State = {"question": question, "history": list(history or [])}
+        state["language"] = self._language(state)
+        condensed = self._condense_without_model(state)
+        return None if condensed is None else condensed.standalone
 
     def invoke(
         self, question: str, history: Sequence[dict] | None = None, top_k: int | None = None

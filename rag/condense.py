@@ -3,7 +3,8 @@
 LLM backends rewrite the follow-up with the condense prompt of `rag.prompts`. Without a model the rewrite
 is a deterministic heuristic:
 1. Is it a follow-up? Yes when it leans on the conversation: a pronoun or possessive and no name of its
-   own ("D'où est-il originaire ?"), an "and …?" question with one or two content words ("Et Microsoft ?"),
+   own ("D'où est-il originaire ?"), a demonstrative and its noun and no other name ("Wurde diese Idee
+   schon getestet?"), an "and …?" question with one or two content words ("Et Microsoft ?"),
    or no content word that occurs anywhere in the corpus.
 2. If so, the salient content words of the previous user turns (rarest in the corpus first, most recent
    turn first, at most `MAX_CONTEXT_TERMS`) are appended, to steer retrieval.
@@ -27,6 +28,14 @@ _PRONOUNS = {
     "en": "he she it they him her his its their them this that these those",
     "de": "er sie es ihn ihm sein seine seiner seinen seinem ihr ihre ihrer ihren ihrem dessen deren dies",
 }
+# Demonstrative determiners: "cette idée", "this bet", "diese Idee" point back at something said before.
+# ("that" is left out: as a conjunction it starts a clause, "is it true that investors …".)
+_DEMONSTRATIVES = {
+    "fr": "ce cet cette ces",
+    "en": "this these those",
+    "de": "diese dieser dieses diesem diesen jene jener jenes jenem jenen",
+}
+_WORD = re.compile(r"[\w’'-]+")  # "est-ce" stays one word: its "ce" is not a determiner
 _AND_START = re.compile(r"^\s*(et|and|und|puis|also|aussi)\b", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^(User|Utilisateur|Nutzer|Assistant|Assistent)\s*:\s*(.*)$")
 
@@ -57,15 +66,40 @@ def _has_pronoun(question: str, language: str) -> bool:
     return any(fold(w) in pronouns for w in words)
 
 
-def _has_name(question: str) -> bool:
-    words = re.findall(r"[\w’'-]+", question)
-    # A capital inside the question (not its first word) or an inner capital (OpenAI) marks a name.
-    return any(w[:1].isupper() for w in words[1:]) or any(any(c.isupper() for c in w[1:]) for w in words)
+def _has_name(question: str, ignore: frozenset[int] = frozenset()) -> bool:
+    """A capital inside the question (not its first word) or an inner capital (OpenAI) marks a name; the
+    words at the positions in `ignore` (of `_WORD.findall(question)`) are not looked at."""
+    words = [w for position, w in enumerate(_WORD.findall(question)) if position not in ignore]
+    first = 0 if 0 in ignore else 1
+    return any(w[:1].isupper() for w in words[first:]) or any(any(c.isupper() for c in w[1:]) for w in words)
+
+
+def _demonstrative_phrases(question: str, language: str) -> frozenset[int]:
+    """Positions (in `_WORD.findall(question)`) of each demonstrative determiner followed by a content word,
+    and of that word: "diese Idee", "cette annonce". In German every noun has a capital, so the noun is not
+    read as a name; elsewhere a capital after the determiner is a name ("this OpenAI deal" asks about
+    OpenAI) and makes no reference."""
+    determiners = {fold(w) for w in _DEMONSTRATIVES.get(language, _DEMONSTRATIVES["en"]).split()}
+    contents = {fold(w) for w in content_words(question, language)}
+    words = _WORD.findall(question)
+    positions: set[int] = set()
+    for position, (word, following) in enumerate(zip(words, words[1:], strict=False)):
+        if fold(word) not in determiners or fold(following) not in contents:
+            continue
+        if language != "de" and following[:1].isupper():
+            continue
+        positions |= {position, position + 1}
+    return frozenset(positions)
 
 
 def is_follow_up(question: str, language: str, scorer: EvidenceScorer | None) -> bool:
     words = content_words(question, language)
     if _has_pronoun(question, language) and not _has_name(question):
+        return True
+    # "Wurde diese Idee schon getestet?": a demonstrative and its noun refer to the conversation, like a
+    # pronoun, unless the question names its own subject elsewhere.
+    phrases = _demonstrative_phrases(question, language)
+    if phrases and not _has_name(question, phrases):
         return True
     if _AND_START.match(question) and len(words) <= 2:
         return True

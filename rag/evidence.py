@@ -331,6 +331,9 @@ class Evidence:
     windows: tuple[ScoredWindow, ...]  # every window of every passage, in passage then text order
     unknown_name: bool  # the question names something that no chunk of the index mentions
     hybrid: bool  # cosines are there
+    # The question's term groups, for every document language met (a window's `covered` holds some of them):
+    # what `rag.abstention` reads to tell the asked detail from the topic.
+    term_groups: tuple[TermGroup, ...] = ()
 
     @property
     def statements(self) -> list[ScoredWindow]:
@@ -437,7 +440,8 @@ def collect_evidence(
         scored = [
             replace(w, cosine_gap=max(0.0, top - w.cosine)) if w.cosine is not None else w for w in scored
         ]
-    return Evidence(question, language, answer_type, tuple(scored), unknown_name, hybrid)
+    term_groups = tuple(group for groups in groups_by_language.values() for group in groups)
+    return Evidence(question, language, answer_type, tuple(scored), unknown_name, hybrid, term_groups)
 
 
 _LETTERS = re.compile(r"[^\W_]+")

@@ -29,6 +29,7 @@ tagged with the session's number) and no other session's.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -42,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -383,7 +384,14 @@ def client_of(url: str) -> Any:
     return Client(url, verbose=False, ssl_verify=_TLS)
 
 
-def run_round(url: str, sessions: int, backend: str, limit_s: float, server_pid: int | None = None) -> Round:
+def run_round(
+    url: str,
+    sessions: int,
+    backend: str,
+    limit_s: float,
+    server_pid: int | None = None,
+    on_release: Callable[[], Any] | None = None,
+) -> Round:
     # Connected one by one before the round (what a browser does on page load is not what is measured).
     clients = [client_of(url) for _ in range(sessions)]
     start = threading.Event()
@@ -400,6 +408,8 @@ def run_round(url: str, sessions: int, backend: str, limit_s: float, server_pid:
     time.sleep(0.5)
     server_cpu = process_cpu_s(server_pid) if server_pid else float("nan")
     client_cpu = time.process_time()
+    if on_release is not None:  # e.g. the profiler: the round only, not the clients' connections
+        on_release()
     started = time.monotonic()
     deadline[0] = started + limit_s
     start.set()
@@ -595,13 +605,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         title += f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s)"
                     print(f"\n== {title} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
                     for count in counts:
-                        profiler = profile(server.process.pid, args.py_spy, f"{mode}-{backend}-{count}")
+                        profilers: list[Profiler] = []
+                        start_profiler = functools.partial(
+                            lambda started, *spec: started.append(profile(*spec)),
+                            profilers,
+                            server.process.pid,
+                            args.py_spy,
+                            f"{mode}-{backend}-{count}",
+                        )
                         try:
                             measured = run_round(
-                                server.url, count, backend, args.round_limit, server.process.pid
+                                server.url,
+                                count,
+                                backend,
+                                args.round_limit,
+                                server.process.pid,
+                                on_release=start_profiler,
                             )
                         finally:
-                            profiler.stop()
+                            for profiler in profilers:
+                                profiler.stop()
                         results = measured.results
                         print(f"  {count:3d} sessions  answer       {summary(results)}")
                         if llm_url:

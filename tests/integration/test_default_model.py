@@ -75,12 +75,7 @@ def test_quotes_are_verbatim_with_exact_offsets(e5_assistant) -> None:
     "name",
     [
         "seed_qa.jsonl",
-        pytest.param(
-            "seed_qa_extra.jsonl",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 10 target not met yet (see the README figures)"
-            ),
-        ),
+        "seed_qa_extra.jsonl",
     ],
 )
 def test_golden_abstentions(e5_assistant, name: str) -> None:

@@ -147,6 +147,40 @@ def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, s
     assert assistant.ask("Combien d'employés compte OpenAI ?").abstained
 
 
+@pytest.mark.slow
+def test_embed_ahead_computes_the_vector_the_answer_then_uses(tiny_st_model_dir, tmp_path, seeds_dir) -> None:
+    """What the chat does before a question waits for a CPU slot: the answer then calls no model."""
+    from index.build import build_index
+    from index.embedding import load_embedder
+    from rag import open_assistant
+
+    settings = load_settings(
+        environ={},
+        overrides={
+            "index.index_dir": str(tmp_path / "index"),
+            "index.embedding_model": str(tiny_st_model_dir),
+            "index.show_progress": False,
+        },
+    )
+    build_index([seeds_dir], settings.index, embedder=load_embedder(settings.index), progress=False)
+    assistant = open_assistant(settings)
+    batcher = assistant.store.embedder._query_batcher
+    question = "Quelle est la valorisation d'OpenAI ?"
+    assert assistant.embed_ahead(question) and batcher.calls == 1
+    first = assistant.ask(question)
+    assert batcher.calls == 1  # the vector embedded ahead, found by retrieval and the evidence step
+    history = [{"role": "user", "content": question}, {"role": "assistant", "content": first.text}]
+    follow_up = "Et qui est son principal investisseur ?"
+    assert assistant.embed_ahead(follow_up, history) and batcher.calls == 2
+    answer = assistant.ask(follow_up, history)
+    assert answer.standalone_question != follow_up  # condensed: the condensed query was embedded ahead
+    assert batcher.calls == 2
+
+
+def test_embed_ahead_does_nothing_in_lexical_mode(seed_assistant) -> None:
+    assert seed_assistant.embed_ahead("Quelle est la valorisation d'OpenAI ?") is False
+
+
 def test_build_assistant_status_and_add_documents(tmp_path, seeds_dir) -> None:
     from rag_fakes import lexical_settings
 
@@ -211,3 +245,7 @@ def test_an_llm_rewrites_only_a_question_that_leans_on_the_conversation(
     answer = wired.ask(question, history, backend="counting")
     assert generator.condensed == ([question] if rewritten else [])
     assert answer.standalone_question == ("D'où Sam Altman est-il originaire ?" if rewritten else question)
+    # What `embed_ahead` would embed: known without a model call only when no rewrite is needed.
+    expected = None if rewritten else question
+    assert wired.chain("counting").search_query(question, history) == expected
+    assert generator.condensed == ([question] if rewritten else [])  # search_query never calls the model

@@ -182,3 +182,26 @@ def test_streamed_answers_share_one_budget_of_page_updates():
     many = StreamBudget(per_answer=10, total=40)
     many.active = 50
     assert many.interval_s() == 1.25  # 50 at once: 40 a second in all
+
+
+def test_an_extractive_answer_is_one_page_update_that_also_clears_the_box(tmp_path, seeds_dir):
+    """Each page update sends the whole chat again (~10 ms of the server's CPU under 50 sessions): an
+    answer computed whole is shown in one, which clears the question box too. Its query is embedded ahead
+    of its turn for a CPU slot (hybrid mode; nothing to do here, in lexical mode)."""
+    from ui_browser import copy_seeds, lexical_settings
+
+    from rag import build_assistant
+    from ui.app import ChatHandlers
+
+    assistant = build_assistant([copy_seeds(seeds_dir, tmp_path)], lexical_settings(tmp_path))
+    embedded: list[str] = []
+    assistant.embed_ahead = lambda question, history=None, *, backend=None: embedded.append(question)
+    handlers = ChatHandlers(assistant)
+    conversation = Conversation()
+    updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", conversation, 3, "extractive"))
+    assert len(updates) == 1
+    messages, conversation, box = updates[0]
+    assert box == "" and "milliards" in messages[-1]["content"] and "badge-ok" in messages[-1]["content"]
+    assert embedded == ["Quelle est la valorisation d'OpenAI ?"]
+    updates = list(handlers.respond("Et qui est son principal investisseur ?", conversation, 3, "extractive"))
+    assert len(updates) == 1 and len(updates[0][0]) == 4

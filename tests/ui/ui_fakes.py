@@ -88,6 +88,11 @@ class FakeAssistant:
         """Streams its words one by one, slowly when asked to: an LLM, as far as the page can tell."""
         return SimpleNamespace(name=backend or "fake", is_llm=True)
 
+    def embed_ahead(
+        self, question: str, history: list[dict] | None = None, *, backend: str | None = None
+    ) -> bool:
+        return False  # no vectors: a lexical assistant, as far as the page can tell
+
     def stream(
         self,
         question: str,
