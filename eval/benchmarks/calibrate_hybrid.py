@@ -24,8 +24,9 @@ Two phases, so that gate rules can be tried in seconds:
    make the features, so a change there collects again; `--refresh` forces it).
 2. Figures (seconds): the evidence of each question is rebuilt from the file and read by the product's own
    `rag.abstention.evidence_check` and extractive generator: the shipped gate and the candidate gates per
-   language (false abstentions on answerable questions, caught unanswerable ones), then the extractive
-   answer's cosine weight swept for PIAF dev answer containment (the gold span inside the answer).
+   language (false abstentions on answerable questions, caught unanswerable ones), then PIAF dev answer
+   containment (the gold span inside the extractive answer) per language, at the shipped answer weights of
+   `rag.evidence` and with each moved alone.
 """
 
 from __future__ import annotations
@@ -209,6 +210,8 @@ def evidence_record(state: dict) -> dict:
                 "cosine": w.cosine,
                 "covered": [sorted(group) for group in w.covered],
                 "crosslingual": w.crosslingual,
+                "match_native": w.match_native,
+                "match_translated": w.match_translated,
             }
             for w in evidence.statements
         ],
@@ -283,6 +286,8 @@ def rebuild_evidence(record: dict):
                 cosine=w["cosine"],
                 covered=frozenset(frozenset(group) for group in w["covered"]),
                 crosslingual=w["crosslingual"],
+                match_native=w["match_native"],
+                match_translated=w["match_translated"],
             )
         )
     top = max((w.cosine for w in windows if w.cosine is not None), default=0.0)
@@ -397,6 +402,61 @@ def sweep_gates(records: list[dict], model: str, lexical_false: dict[str, float]
     return gate, rates, balanced
 
 
+def gold_answers(piaf_dir: Path) -> dict[tuple[str, str], list[str]]:
+    """(language, question) -> PIAF's gold answers, for the translated dev questions (same answers)."""
+    answers = {q["id"]: q["answers"] for q in read_jsonl(piaf_dir / "questions.jsonl") if q["split"] == "dev"}
+    table = {}
+    for item in read_jsonl(DATA / "piaf_dev_xling.jsonl"):
+        for lang in ("en", "de"):
+            table[(lang, item[f"question_{lang}"])] = answers[item["piaf_id"]]
+    return table
+
+
+def report_answers(piaf_dir: Path, records: list[dict]) -> None:
+    """PIAF dev gold span in the extractive answer, per language (answerable questions), at the shipped
+    answer weights (rag.evidence.ANSWER_WEIGHTS) and with each weight moved alone; mean quotes and words."""
+    import rag.evidence as evidence
+    from eval.metrics import answer_contained
+    from rag.backends.extractive import ExtractiveGenerator
+    from rag.markers import find_markers
+
+    generator = ExtractiveGenerator()
+    table = gold_answers(piaf_dir)
+    answerable = [r for r in records if r["set"] in LANGUAGES and r["answerable"]]
+    for r in answerable:
+        r.setdefault("answers", table.get((r["set"], r["question"])))
+
+    def figures() -> str:
+        parts = []
+        for lang in LANGUAGES:
+            rows = [r for r in answerable if r["set"] == lang]
+            texts = [generator.compose(r["focus"], r["language"], [], r["evidence"]) for r in rows]
+            contained = statistics.mean(
+                answer_contained(t, r["answers"]) for t, r in zip(texts, rows, strict=True)
+            )
+            quotes = statistics.mean(sum(1 for _ in find_markers(t)) for t in texts)
+            words = statistics.mean(len(t.split()) for t in texts)
+            parts.append(f"{lang} {contained:.3f} ({len(rows)} q, {quotes:.2f} quotes, {words:.0f} words)")
+        return ", ".join(parts)
+
+    print("PIAF dev gold span in the extractive answer:")
+    print(f"  shipped {evidence.ANSWER_WEIGHTS}: {figures()}")
+    sweeps = {
+        "COSINE_WEIGHT": COSINE_WEIGHTS,
+        "COSINE_WEIGHT_CROSSLINGUAL": COSINE_WEIGHTS,
+        "TRANSLATION_CREDIT": (0.3, 0.5, 0.7, 1.0),
+    }
+    for name, values in sweeps.items():
+        saved = getattr(evidence, name)
+        try:
+            for value in values:
+                if value != saved:
+                    setattr(evidence, name, value)
+                    print(f"  {name} {value}: {figures()}", flush=True)
+        finally:
+            setattr(evidence, name, saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = model_benchmark_parser(__doc__)
     parser.add_argument("--per-class", type=int, default=400, help="French PIAF dev questions per class.")
@@ -404,7 +464,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from eval.benchmarks.calibrate_abstention import held_out
-    from eval.metrics import answer_contained
     from rag.abstention import evidence_check, gate_for
 
     started = time.perf_counter()
@@ -451,25 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda r: evidence_check(r["evidence"], gate=gate).abstain,
         )
 
-    # The extractive answer's cosine weight: PIAF dev answer containment (answerable French questions).
-    import rag.evidence as evidence
-    from rag.backends.extractive import ExtractiveGenerator
-
-    generator = ExtractiveGenerator()
-    contained_records = [r for r in records if r["set"] == "fr" and r["answerable"]]
-    saved = evidence.COSINE_WEIGHT
-    try:
-        for weight in COSINE_WEIGHTS:
-            evidence.COSINE_WEIGHT = weight
-            contained = [
-                answer_contained(
-                    generator.compose(r["focus"], r["language"], [], r["evidence"]), r["answers"]
-                )
-                for r in contained_records
-            ]
-            print(f"  cosine weight {weight}: gold span in the answer {statistics.mean(contained):.3f}")
-    finally:
-        evidence.COSINE_WEIGHT = saved
+    report_answers(args.piaf_dir, records)
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 
