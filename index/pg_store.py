@@ -464,8 +464,13 @@ class PostgresStore:
             return []
         with self._prefetch_lock:
             generation, future = self._dense_prefetched.pop((query, k), (None, None))
-        result = future.result() if future is not None and generation == self.generation else None
-        if result is None:  # no prefetch, or one of another generation: search now
+        result = None
+        if future is not None and generation == self.generation:
+            # A prefetch that failed (a deadlock with a migration, a dropped connection) is not the
+            # question's failure: it is searched again now, and any error of that search is raised.
+            with contextlib.suppress(Exception):
+                result = future.result()
+        if result is None:  # no prefetch, one of another generation, or a failed one: search now
             result = self._dense_search(query, k)
         found, chunks = result
         self.chunks.add(chunks)

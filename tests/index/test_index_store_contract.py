@@ -453,7 +453,11 @@ def test_a_schema_2_index_gets_windows_without_embedding_its_chunks_again(
         show_progress=False,
     )
     build_index([corpus], config, embedder=counting_embedder)
-    before = open_store(config, embedder=counting_embedder).search_lexical("capitale de la France", 3)
+    reader = open_store(config, embedder=counting_embedder)
+    before = reader.search_lexical("capitale de la France", 3)
+    # Closed before the DDL below: its dense prefetch (started by the lexical search) reads rag_manifest
+    # then rag_documents, the DDL locks them the other way round (a deadlock, seen under load).
+    reader.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:  # back to what schema 2 wrote
         conn.execute(
             "DROP TABLE rag_windows; DROP INDEX rag_postings_impact; ALTER TABLE rag_postings DROP COLUMN impact; "
@@ -578,6 +582,41 @@ def test_dense_search_runs_beside_the_lexical_one(
         for store in (alone, paired):
             store.close()
     assert paired._dense_worker is not None and paired._dense_worker._shutdown
+
+
+def test_a_failed_dense_prefetch_is_searched_again(
+    corpus: Path,
+    pg_url: str,
+    tiny_embedder,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL only: a prefetch that failed in its worker (e.g. a deadlock with a migration's DDL) does
+    not fail the question: `search_dense` searches again and returns what a dense search alone gives."""
+    import psycopg
+
+    config = IndexConfig(
+        index_dir=tmp_path / "unused",
+        store_url=pg_url,
+        embedding_model=tiny_embedder.name,
+        show_progress=False,
+    )
+    build_index([corpus], config, embedder=tiny_embedder)
+    store = open_store(config, embedder=tiny_embedder)
+    try:
+        question = "Quand la tour Eiffel fut-elle construite ?"
+        expected = store.search_dense(question, 3)
+        search = store._dense_search
+
+        def deadlocked(query: str, k: int, generation: int | None = None):  # noqa: ANN202
+            if generation is not None:  # the prefetch
+                raise psycopg.errors.DeadlockDetected("deadlock detected")
+            return search(query, k, generation)
+
+        store._dense_search = deadlocked  # type: ignore[method-assign]
+        store.search_lexical(question, 3)
+        assert store.search_dense(question, 3) == expected
+    finally:
+        store.close()
 
 
 def psycopg_connect(url: str):  # noqa: ANN201
