@@ -119,9 +119,8 @@ def test_question_with_its_own_subject_is_not_rewritten(two_people) -> None:
     assert "Lyon" in answer.text
 
 
-@pytest.mark.slow
-def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, seeds_dir) -> None:
-    model_dir = tiny_st_model_dir
+def _hybrid_seed_assistant(model_dir, index_dir, seeds_dir, **overrides):  # noqa: ANN001, ANN202
+    """seeds/ indexed in hybrid mode with `model_dir`, and the assistant opened over it."""
     from index.build import build_index
     from index.embedding import load_embedder
     from rag import open_assistant
@@ -129,16 +128,23 @@ def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, s
     settings = load_settings(
         environ={},
         overrides={
-            "index.index_dir": str(tmp_path / "index"),
+            "index.index_dir": str(index_dir),
             "index.embedding_model": str(model_dir),
             "index.show_progress": False,
-            # The tiny model is random: its sentence max-sim is noise, so this wiring test keeps it out of the
-            # fusion. The default weight is exercised with the real model in tests/integration.
-            "retrieval.sentence_weight": 0.0,
+            **overrides,
         },
     )
     build_index([seeds_dir], settings.index, embedder=load_embedder(settings.index), progress=False)
-    assistant = open_assistant(settings)
+    return open_assistant(settings)
+
+
+@pytest.mark.slow
+def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, seeds_dir) -> None:
+    # The tiny model is random: its sentence max-sim is noise, so this wiring test keeps it out of the
+    # fusion. The default weight is exercised with the real model in tests/integration.
+    assistant = _hybrid_seed_assistant(
+        tiny_st_model_dir, tmp_path / "index", seeds_dir, **{"retrieval.sentence_weight": 0.0}
+    )
     assert assistant.status()["retrieval_mode"] == "hybrid"
     answer = assistant.ask("Quelle est la valorisation d'OpenAI ?")
     assert answer.retrieval_mode == "hybrid"
@@ -150,20 +156,7 @@ def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, s
 @pytest.mark.slow
 def test_embed_ahead_computes_the_vector_the_answer_then_uses(tiny_st_model_dir, tmp_path, seeds_dir) -> None:
     """What the chat does before a question waits for a CPU slot: the answer then calls no model."""
-    from index.build import build_index
-    from index.embedding import load_embedder
-    from rag import open_assistant
-
-    settings = load_settings(
-        environ={},
-        overrides={
-            "index.index_dir": str(tmp_path / "index"),
-            "index.embedding_model": str(tiny_st_model_dir),
-            "index.show_progress": False,
-        },
-    )
-    build_index([seeds_dir], settings.index, embedder=load_embedder(settings.index), progress=False)
-    assistant = open_assistant(settings)
+    assistant = _hybrid_seed_assistant(tiny_st_model_dir, tmp_path / "index", seeds_dir)
     batcher = assistant.store.embedder._query_batcher
     question = "Quelle est la valorisation d'OpenAI ?"
     assert assistant.embed_ahead(question) and batcher.calls == 1
