@@ -15,6 +15,9 @@ commit, and a crash, Ctrl-C or kill -9 rolls everything back. A run only touches
 whose content hash moved are deleted and inserted again, unchanged chunks keep their rows, terms and
 vectors (nothing is re-embedded). Bulk rows go in with COPY (binary for vectors and postings).
 
+A hybrid question's two searches run at once: `search_lexical` starts the dense search of the same question
+on a second connection (worker thread), `search_dense` takes its result (`_prefetch_dense`).
+
 Rows: `row_id` (an integer identity, never reused) is the "row" retrieval ranks by, as the row number of
 the folder store is. Vectors are exact cosine below EXACT_MAX_VECTORS rows, HNSW above.
 
@@ -33,6 +36,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +86,9 @@ WINDOW_CACHE_DOCUMENTS = 2_000
 # posting read: 257 ms. Below 5,000 chunks per term (any corpus under 5,000 chunks) the ranking is exact.
 POSTINGS_PER_TERM = 5_000
 RESCORED_ROWS = 500
+# Dense searches started ahead by lexical searches and not yet taken (a lexical-only caller takes none):
+# enough for the questions of 50 chat sessions in flight at once (each result: 50 rows and their chunks).
+DENSE_PREFETCH_KEPT = 64
 # Exact cosine scan below this many vectors, HNSW above. Lower than the folder store's FLAT_MAX_VECTORS:
 # PostgreSQL scans a vector table far slower than FAISS scans an array (100k vectors: 190 ms against 60 ms
 # for HNSW with ef_search 128, EXPLAIN ANALYZE on the busy machine).
@@ -92,6 +99,9 @@ IMPACT_LENGTH_DRIFT = 0.1
 _CHUNK_SQL = """c.row_id, c.chunk_id, c.doc_id, d.source, d.title,
     c.text, c.start_offset, c.end_offset,
     c.ordinal, c.heading_path, c.page, c.instruction_like FROM rag_chunks c JOIN rag_documents d USING (doc_id)"""
+
+
+_DenseResult = tuple[list[tuple[int, float]], dict[int, Chunk]]
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -137,6 +147,15 @@ class ChunkTable:
         self._cache.clear()
         self._pending.clear()
 
+    def add(self, chunks: dict[int, Chunk]) -> None:
+        """Chunks by row, fetched along with a search (rows are immutable: any generation's are right)."""
+        if len(self._cache) + len(chunks) > CHUNK_CACHE_SIZE:
+            self._cache.clear()
+        self._cache.update(chunks)
+        self._pending.difference_update(chunks)
+        for chunk in chunks.values():
+            self._store.expect_windows(chunk.doc_id)
+
     def __getitem__(self, row: int) -> Chunk:
         chunk = self._cache.get(row)
         if chunk is not None:
@@ -172,8 +191,18 @@ class PostgresStore:
         self.where = redact(url)
         self.connection = conn
         self.connection_lock = threading.RLock()
+        # Dense search runs on a second connection, in a worker thread started by the lexical search of
+        # the same question (`_prefetch_dense`): the two searches take max(lexical, dense) instead of their
+        # sum, and the query's embedding overlaps the lexical SQL. Opened on first use.
+        self._dense_connection: psycopg.Connection | None = None
+        self._dense_lock = threading.Lock()  # the second connection
+        self._prefetch_lock = threading.Lock()  # the worker and its prefetched results
+        self._dense_worker: ThreadPoolExecutor | None = None
+        self._dense_prefetched: dict[tuple[str, int], tuple[int, Future[_DenseResult]]] = {}
+        self._vector_lock = threading.Lock()
         self._load_files = load_files
         self.postings_per_term = POSTINGS_PER_TERM
+        self.dense_beside_lexical = True  # False: the two searches one after the other (benchmarks)
         self._analyzer = Analyzer()
         self.chunks = ChunkTable(self)
         self.generation = -1
@@ -234,6 +263,11 @@ class PostgresStore:
             raise
 
     def close(self) -> None:
+        if self._dense_worker is not None:
+            self._dense_worker.shutdown(wait=True, cancel_futures=True)
+        with self._dense_lock:
+            if self._dense_connection is not None:
+                self._dense_connection.close()
         self.connection.close()
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -381,7 +415,7 @@ class PostgresStore:
         evidence step of one answer share one model call."""
         if self.mode != "hybrid":
             return None
-        with self.connection_lock:
+        with self._vector_lock:  # not the connection's lock: the dense worker embeds while lexical SQL runs
             vector = self._query_vectors.get(query)
             if vector is None:
                 assert self.embedder is not None
@@ -423,19 +457,65 @@ class PostgresStore:
 
     # -- search ---------------------------------------------------------------------------------------
     def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode."""
+        """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode. The result
+        of a prefetch started by `search_lexical` for the same query, k and generation when there is one."""
         self.refresh()
         if self.mode != "hybrid" or k <= 0 or not self.chunk_count:
             return []
+        with self._prefetch_lock:
+            generation, future = self._dense_prefetched.pop((query, k), (None, None))
+        result = future.result() if future is not None and generation == self.generation else None
+        if result is None:  # no prefetch, or one of another generation: search now
+            result = self._dense_search(query, k)
+        found, chunks = result
+        self.chunks.add(chunks)
+        self.chunks.expect(row for row, _ in found)
+        return found
+
+    def _prefetch_dense(self, query: str, k: int) -> None:
+        """Start `search_dense(query, k)` in the worker thread (on the second connection); the next
+        `search_dense` call with the same arguments, in this generation, takes its result. Kept at most for
+        the last few queries: a lexical-only caller wastes one dense search, never memory."""
+        if not self.dense_beside_lexical or self.mode != "hybrid" or k <= 0 or not self.chunk_count:
+            return
+        with self._prefetch_lock:
+            if self._dense_worker is None:
+                self._dense_worker = ThreadPoolExecutor(1, thread_name_prefix="rag-pg-dense")
+            if len(self._dense_prefetched) >= DENSE_PREFETCH_KEPT:
+                self._dense_prefetched.clear()
+            generation = self.generation
+            future = self._dense_worker.submit(self._dense_search, query, k, generation)
+            self._dense_prefetched[(query, k)] = (generation, future)
+
+    def _dense_search(self, query: str, k: int, generation: int | None = None) -> _DenseResult | None:
+        """The dense top-k and the chunks of its rows, on the second connection (any thread). The chunks
+        come with it: retrieval reads every candidate's chunk, and fetching them here overlaps them with
+        the lexical search too. None when `generation` is given and the index has moved on since."""
         vector = _vector_literal(self.query_vector(query))  # type: ignore[arg-type]
         # "+ 0" hides the distance from the planner: an exact scan instead of the HNSW index.
         order = "(embedding <=> %(q)s::vector)" + (" + 0" if self.chunk_count <= EXACT_MAX_VECTORS else "")
-        found = self.query(
-            f"SELECT row_id, 1 - (embedding <=> %(q)s::vector) FROM rag_vectors ORDER BY {order} LIMIT %(k)s",
-            {"q": vector, "k": k},
-        )
-        self.chunks.expect(row for row, _ in found)
-        return [(row, float(score)) for row, score in found]
+        with self._dense_lock:
+            if self._dense_connection is None or self._dense_connection.closed:
+                self._dense_connection = connect(self.url)
+                self._dense_connection.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+            conn = self._dense_connection
+            with conn.transaction():  # one snapshot: the generation checked is the one searched
+                if generation is not None:
+                    current = conn.execute("SELECT generation FROM rag_manifest").fetchone()
+                    if current is None or current[0] != generation:
+                        return None
+                found = conn.execute(
+                    f"SELECT row_id, 1 - (embedding <=> %(q)s::vector) FROM rag_vectors ORDER BY {order} "
+                    "LIMIT %(k)s",
+                    {"q": vector, "k": k},
+                ).fetchall()
+                chunks = {
+                    row[0]: _chunk_of(row)
+                    for row in conn.execute(
+                        f"SELECT {_CHUNK_SQL} WHERE c.row_id = ANY(%s)", ([row for row, _ in found],)
+                    )
+                }
+        return [(row, float(score)) for row, score in found], chunks
 
     def _term_rows(self, terms: Iterable[str]) -> dict[str, tuple[int, int]]:
         """term -> (term_id, document frequency) of those of `terms` the index holds."""
@@ -496,6 +576,8 @@ class PostgresStore:
         self.refresh()
         if k <= 0 or not self.chunk_count:
             return []
+        if fix_unknown:  # the question itself (not an expansion into another language): dense search next
+            self._prefetch_dense(query, k)
         terms, known = self._analysed(query, language, fix_unknown)
         repeats = Counter(terms)
         found = [(term, *known[term]) for term in repeats if term in known]
@@ -653,6 +735,10 @@ class PostgresPrevious:
         self._chunks: list[Chunk] | None = None
         self._rows: dict[str, int] = {}
         self._document_rows: dict[str, int] | None = None
+
+    @property
+    def chunk_count(self) -> int:
+        return self._store.chunk_count
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -1115,9 +1201,9 @@ def copy_folder_index(index_dir: str | os.PathLike[str], url: str) -> int:
     writer = PostgresIndexWriter(url)
     with writer.lock():
         previous = writer.read_previous()
-        if previous is not None and previous.chunks:
+        if previous is not None and previous.chunk_count:  # the manifest's count: no chunk is read
             raise IndexError_(
-                f"The database {writer.location} already holds an index ({len(previous.chunks)} chunks): copy "
+                f"The database {writer.location} already holds an index ({previous.chunk_count} chunks): copy "
                 f"into an empty database, or point {SETTING} at another one."
             )
         writer.write(generation)

@@ -179,6 +179,11 @@ class TermGroup:
     word: str
     stems: frozenset[str]
     weight: float
+    # The stems of the word's own spelling (the rest came from its translations), and the group's weight for
+    # choosing the answer: the IDF of its most specific stem *seen in the corpus*. An English word absent
+    # from French documents ("valued") must not lend its unseen-word IDF to its translation (« valeur »).
+    native: frozenset[str] = frozenset()
+    answer_weight: float = 0.0
 
 
 Expander = Callable[[str, str, Sequence[str]], str]
@@ -210,6 +215,7 @@ class EvidenceScorer:
             stems = set(analyze(word, language=document_language)) or set(
                 analyze(word, language=text_language)
             )
+            native = frozenset(stems)
             if cross:
                 try:
                     extra = self.expander(word, text_language, [document_language])  # type: ignore[misc]
@@ -224,7 +230,8 @@ class EvidenceScorer:
                 continue
             # The weight of a group is its most specific spelling: a translation seen in the corpus counts.
             weight = max(self.stats.idf(s) for s in key)
-            groups[key] = TermGroup(word, key, weight)
+            seen = [self.stats.idf(s) for s in key if self.stats.document_frequency.get(s)]
+            groups[key] = TermGroup(word, key, weight, native, max(seen, default=weight))
         return list(groups.values())
 
     @staticmethod
@@ -233,6 +240,21 @@ class EvidenceScorer:
         if total <= 0:
             return 0.0
         return sum(g.weight for g in groups if g.stems & span_stems) / total
+
+    @staticmethod
+    def answer_match(groups: Sequence[TermGroup], span_stems: frozenset[str]) -> tuple[float, float]:
+        """(native, translated): the answer-weighted share of the groups the span holds in their own
+        spelling, and the share it holds only through a translation (0..1 each, summing to <= 1)."""
+        total = sum(g.answer_weight for g in groups)
+        if total <= 0:
+            return 0.0, 0.0
+        native = translated = 0.0
+        for group in groups:
+            if group.native & span_stems:
+                native += group.answer_weight
+            elif group.stems & span_stems:
+                translated += group.answer_weight
+        return native / total, translated / total
 
     @staticmethod
     def covered(groups: Sequence[TermGroup], span_stems: frozenset[str]) -> set[frozenset[str]]:
@@ -264,16 +286,21 @@ class ScoredWindow:
     statement: bool = True  # False for a heading or a question: they name a topic, they answer nothing
     cosine_gap: float = 0.0  # how far its cosine is below the best statement's of this answer (>= 0)
     crosslingual: bool = False  # the question and the window's document are in different languages
+    # The question's words the window holds, split by how they match (`EvidenceScorer.answer_match`).
+    match_native: float = 0.0
+    match_translated: float = 0.0
 
     @property
     def answer_score(self) -> float:
         """How well this window answers the question: what the extractive answer ranks by and what a
         citation's relevance is (weights: see ANSWER_WEIGHTS)."""
-        score = self.coverage + (TYPE_BONUS if self.typed else 0.0) - RANK_PRIOR * self.rank
+        lexical = self.match_native + TRANSLATION_CREDIT * self.match_translated
+        score = lexical + (TYPE_BONUS if self.typed else 0.0) - RANK_PRIOR * self.rank
         if self.cosine is not None:
             # Relative to the best window of the same answer: raw E5 cosines are all high (0.75-0.95) and
             # shift with the question's length and wording; the gap between windows is what ranks them.
-            score -= COSINE_WEIGHT * self.cosine_gap
+            weight = COSINE_WEIGHT_CROSSLINGUAL if self.crosslingual else COSINE_WEIGHT
+            score -= weight * self.cosine_gap
         return score
 
 
@@ -282,7 +309,15 @@ class ScoredWindow:
 TYPE_BONUS = 0.15  # the kind of answer asked for is there
 RANK_PRIOR = 0.01  # per rank of the passage: only breaks near-ties
 COSINE_WEIGHT = 0.0  # per unit of cosine below the best window's (hybrid mode)
-ANSWER_WEIGHTS = {"type_bonus": TYPE_BONUS, "rank_prior": RANK_PRIOR, "cosine": COSINE_WEIGHT}
+COSINE_WEIGHT_CROSSLINGUAL = 5.0  # the same, when the question and the document differ in language
+TRANSLATION_CREDIT = 0.5  # a question word found only through its translation counts this share
+ANSWER_WEIGHTS = {
+    "type_bonus": TYPE_BONUS,
+    "rank_prior": RANK_PRIOR,
+    "cosine": COSINE_WEIGHT,
+    "cosine_crosslingual": COSINE_WEIGHT_CROSSLINGUAL,
+    "translation_credit": TRANSLATION_CREDIT,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +331,9 @@ class Evidence:
     windows: tuple[ScoredWindow, ...]  # every window of every passage, in passage then text order
     unknown_name: bool  # the question names something that no chunk of the index mentions
     hybrid: bool  # cosines are there
+    # The question's term groups, for every document language met (a window's `covered` holds some of them):
+    # what `rag.abstention` reads to tell the asked detail from the topic.
+    term_groups: tuple[TermGroup, ...] = ()
 
     @property
     def statements(self) -> list[ScoredWindow]:
@@ -381,6 +419,7 @@ def collect_evidence(
             after = passage.text[span.end - passage.start : span.end - passage.start + 1]
             stems = scorer.stems(text, doc_language)
             window = Window(span.start, span.end, text, stems)
+            native, translated = EvidenceScorer.answer_match(groups, stems)
             scored.append(
                 ScoredWindow(
                     passage=passage,
@@ -392,6 +431,8 @@ def collect_evidence(
                     covered=frozenset(EvidenceScorer.covered(groups, stems)),
                     statement=is_statement(sentence, after),
                     crosslingual=doc_language != language,
+                    match_native=native,
+                    match_translated=translated,
                 )
             )
     if hybrid:
@@ -399,7 +440,51 @@ def collect_evidence(
         scored = [
             replace(w, cosine_gap=max(0.0, top - w.cosine)) if w.cosine is not None else w for w in scored
         ]
-    return Evidence(question, language, answer_type, tuple(scored), unknown_name, hybrid)
+    term_groups = tuple(group for groups in groups_by_language.values() for group in groups)
+    return Evidence(question, language, answer_type, tuple(scored), unknown_name, hybrid, term_groups)
+
+
+_LETTERS = re.compile(r"[^\W_]+")
+
+
+def holds_new_answer(text: str, answer_type: AnswerType, question: str) -> bool:
+    """Does `text` hold the kind of answer asked for beyond the question's own words? « À la tête
+    d'OpenAI, il… » holds a name for "Wer leitet OpenAI?" only through "OpenAI", which the question gives."""
+    if not answer_type:
+        return True
+    # Letters only, so that elisions and hyphens split words: « d’OpenAI » holds "OpenAI".
+    asked = {fold(word) for word in _LETTERS.findall(question)}
+    blanked = _LETTERS.sub(lambda m: " " * len(m.group(0)) if fold(m.group(0)) in asked else m.group(0), text)
+    return has_answer_type(blanked, answer_type)
+
+
+def with_antecedent(item: ScoredWindow, evidence: Evidence) -> ScoredWindow:
+    """`item`, its window extended back to the previous sentence of its passage when the window lacks the
+    asked kind of answer beyond the question's words and that sentence holds it: the answer is in the
+    antecedent (« Sam Altman… » before « À la tête d'OpenAI, il a su… » for "Wer leitet OpenAI?").
+    The quote stays verbatim: the new window is the passage's text between the two offsets."""
+    if holds_new_answer(item.window.text, evidence.answer_type, evidence.question):
+        return item
+    before = [
+        w
+        for w in evidence.of_passage(item.passage.number)
+        if w.window.end <= item.window.start and w.statement
+    ]
+    if not before:
+        return item
+    previous = max(before, key=lambda w: w.window.end)
+    if not holds_new_answer(previous.window.text, evidence.answer_type, evidence.question):
+        return item
+    passage = item.passage
+    start, end = previous.window.start, item.window.end
+    if passage.start <= start and end <= passage.start + len(passage.text):
+        text = passage.text[start - passage.start : end - passage.start]
+    else:  # a passage rebuilt without its text (benchmarks): the two windows side by side
+        text = f"{previous.window.text} {item.window.text}"
+    if "\n\n" in text:  # never across paragraphs
+        return item
+    window = Window(start, end, text, previous.window.stems | item.window.stems)
+    return replace(item, window=window)
 
 
 def is_statement(sentence: str, after: str) -> bool:

@@ -59,6 +59,9 @@ def weighted_fuse(rankings: dict[str, Ranking], weights: dict[str, float]) -> di
 # About three chunks of the default 256 tokens: what a person reads as one passage. At top-k 20 merging
 # without a bound gave one 7,448-character passage holding a whole article.
 MAX_PASSAGE_CHARS = 3000
+# Chunk rows whose sentence-window vectors the retriever keeps (a few windows x 384 float32 each: ~30 MB);
+# past that the memo starts again, so a long-running chat over a big index stays bounded.
+WINDOW_CACHE_ROWS = 4096
 
 
 @dataclass(slots=True)
@@ -264,6 +267,8 @@ class HybridRetriever:
         import numpy as np
 
         if row not in self._chunk_windows:
+            if len(self._chunk_windows) >= WINDOW_CACHE_ROWS:
+                self._chunk_windows.clear()
             chunk = self.store.chunks[row]
             stored = windows(chunk.doc_id)
             if stored is None or stored[1] is None:  # type: ignore[index]

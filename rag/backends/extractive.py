@@ -24,7 +24,14 @@ import re
 from collections.abc import Iterator, Sequence
 
 from rag.backends.base import GenerationRequest, Generator
-from rag.evidence import CorpusStats, Evidence, EvidenceScorer, ScoredWindow, collect_evidence
+from rag.evidence import (
+    CorpusStats,
+    Evidence,
+    EvidenceScorer,
+    ScoredWindow,
+    collect_evidence,
+    with_antecedent,
+)
 from rag.prompts import abstention_message, extractive_lead_in
 from rag.protocols import LanguageOf
 from rag.records import Passage
@@ -96,6 +103,8 @@ class ExtractiveGenerator(Generator):
                 continue
             chosen.append(candidate)
             covered |= candidate.covered
+        # A quote whose answer is in the sentence before (a pronoun for the asked name) takes that sentence.
+        chosen = [with_antecedent(item, evidence) for item in chosen]
         # Quote in reading order within a passage, passages in number order.
         return sorted(chosen, key=lambda s: (s.passage.number, s.window.start))
 

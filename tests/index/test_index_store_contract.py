@@ -365,8 +365,10 @@ def test_folder_index_moves_to_postgres_without_reembedding(
             patch.setenv(key, value)
         assert main(["index", "--from-folder", str(folder.index_dir)]) == 0
         assert "nothing embedded again" in capsys.readouterr().out
-        assert main(["index", "--from-folder", str(folder.index_dir)]) == 2  # never over an existing index
-        assert "already holds an index" in capsys.readouterr().err
+        # Never over an existing index, and refused without reading the chunks there.
+        patch.setattr("index.pg_store.PostgresPrevious.chunks", property(lambda self: pytest.fail("read")))
+        assert main(["index", "--from-folder", str(folder.index_dir)]) == 2
+        assert "already holds an index (3 chunks)" in capsys.readouterr().err
     assert counting_embedder.embedded == []
     a = open_store(folder, embedder=counting_embedder)
     b = open_store(folder.model_copy(update={"store_url": pg_url}), embedder=counting_embedder)
@@ -526,3 +528,59 @@ def test_a_run_that_changes_nothing_reads_no_chunk_nor_window(
     monkeypatch.setattr(pg_store.PostgresPrevious, "stored_vectors", fail)
     again = build_index([corpus], config, embedder=tiny_embedder)
     assert not again.written and (again.files, again.chunks) == (first.files, first.chunks)
+
+
+def test_dense_search_runs_beside_the_lexical_one(
+    tmp_path: Path,
+    corpus: Path,
+    pg_url: str,
+    tiny_embedder,  # noqa: ANN001
+) -> None:
+    """PostgreSQL only: a lexical search starts the dense search of the same question on a second
+    connection. Its result is the one a dense search alone gives (the folder store's), its chunks come
+    with it, a prefetch made before a write is not used after it, and a lexical-only caller keeps few."""
+    from index.pg_store import DENSE_PREFETCH_KEPT
+
+    folder = IndexConfig(
+        index_dir=tmp_path / "index", embedding_model=tiny_embedder.name, show_progress=False
+    )
+    postgres = folder.model_copy(update={"store_url": pg_url})
+    for config in (folder, postgres):
+        build_index([corpus], config, embedder=tiny_embedder)
+    reference, alone, paired = (open_store(c, embedder=tiny_embedder) for c in (folder, postgres, postgres))
+    try:
+        for question in ("Quand la tour Eiffel fut-elle construite ?", "gastronomie lyonnaise", "capital"):
+            expected = [
+                (reference.chunks[row].chunk_id, round(score, 4))
+                for row, score in reference.search_dense(question, 3)
+            ]
+            assert [
+                (alone.chunks[r].chunk_id, round(s, 4)) for r, s in alone.search_dense(question, 3)
+            ] == expected
+            paired.search_lexical(question, 3)
+            found = paired.search_dense(question, 3)
+            assert not paired._dense_prefetched  # taken
+            with paired.connection_lock:  # the chunks came with the search: none is fetched now
+                paired.connection.close()
+                assert [(paired.chunks[r].chunk_id, round(s, 4)) for r, s in found] == expected
+                paired.connection = psycopg_connect(pg_url)
+        # A write between the two searches: the dense search sees the new document.
+        question = "bouillabaisse Méditerranée"
+        paired.search_lexical(question, 5)
+        paired._dense_prefetched[(question, 5)][1].result()
+        (corpus / "marseille.txt").write_text(MARSEILLE, encoding="utf-8")
+        build_index([corpus], postgres, embedder=tiny_embedder)
+        assert "marseille.txt" in {paired.chunks[row].doc_id for row, _ in paired.search_dense(question, 5)}
+        for i in range(3 * DENSE_PREFETCH_KEPT):  # lexical only: prefetches are dropped, not piled up
+            paired.search_lexical(f"capitale {i}", 3)
+            assert len(paired._dense_prefetched) <= DENSE_PREFETCH_KEPT
+    finally:
+        for store in (alone, paired):
+            store.close()
+    assert paired._dense_worker is not None and paired._dense_worker._shutdown
+
+
+def psycopg_connect(url: str):  # noqa: ANN201
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)

@@ -41,7 +41,6 @@ def test_hybrid_mode_with_the_default_model(e5_assistant) -> None:
     assert "e5" in status["embedding_model"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 target not met yet (see the README figures)")
 def test_english_valuation_question_quotes_the_figure(e5_assistant) -> None:
     answer = e5_assistant.ask("How much is OpenAI valued at?")
     assert not answer.abstained
@@ -57,7 +56,6 @@ def test_paraphrased_question_is_answered(e5_assistant) -> None:
     assert "trente ans" in answer.text
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 target not met yet (see the README figures)")
 def test_german_who_question_names_someone(e5_assistant) -> None:
     answer = e5_assistant.ask("Wer leitet OpenAI?")
     assert not answer.abstained
@@ -77,12 +75,7 @@ def test_quotes_are_verbatim_with_exact_offsets(e5_assistant) -> None:
     "name",
     [
         "seed_qa.jsonl",
-        pytest.param(
-            "seed_qa_extra.jsonl",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 10 target not met yet (see the README figures)"
-            ),
-        ),
+        "seed_qa_extra.jsonl",
     ],
 )
 def test_golden_abstentions(e5_assistant, name: str) -> None:

@@ -141,3 +141,65 @@ def test_hybrid_gate_reads_cosines_offset_for_language_and_answer_type() -> None
     assert gate.window_cosine(window(0.8, crosslingual=True)) == pytest.approx(0.84)
     assert gate.window_cosine(window(0.8, typed=False)) == pytest.approx(0.7)
     assert gate.margin(0.5, 0.84) == pytest.approx(0.01)
+
+
+def _evidence_of(question: str, language: str = "fr", document_language: str = "fr"):
+    """An Evidence with the question's term groups as the evidence step makes them (no windows)."""
+    from collections import Counter
+
+    from rag.evidence import CorpusStats, Evidence, EvidenceScorer, expected_answer_type
+
+    scorer = EvidenceScorer(CorpusStats(Counter(), 10))
+    groups = tuple(scorer.term_groups(question, language, document_language))
+    return Evidence(question, language, expected_answer_type(question), (), False, True, groups)
+
+
+@pytest.mark.parametrize(
+    ("question", "language", "anchored"),
+    [
+        ("Combien d’employés compte OpenAI ?", "fr", True),
+        ("How many employees does OpenAI have?", "en", True),
+        ("Wie viele Mitarbeiter hat OpenAI?", "de", True),
+        ("Quel est le chiffre d’affaires annuel d’OpenAI ?", "fr", True),
+        ("Combien de temps a duré le siège ?", "fr", False),  # a duration: « dix mois » answers it
+        ("Combien pesait Edward Dickinson Baker ?", "fr", False),  # no noun named
+        ("Qui dirige OpenAI ?", "fr", False),
+    ],
+)
+def test_answer_anchor_is_the_counted_or_measured_noun(question: str, language: str, anchored: bool) -> None:
+    from rag.abstention import answer_anchor
+
+    assert bool(answer_anchor(_evidence_of(question, language))) == anchored
+
+
+def test_a_figure_answers_a_count_only_next_to_the_counted_noun() -> None:
+    from rag.abstention import answer_anchor, holds_anchored_figure
+
+    anchor = answer_anchor(_evidence_of("Combien d’employés compte OpenAI ?"))
+    assert holds_anchored_figure("OpenAI compte aujourd’hui 3 000 employés dans le monde.", anchor)
+    assert holds_anchored_figure(
+        "Ses employés, au nombre de trois mille, travaillent à San Francisco.", anchor
+    )
+    assert not holds_anchored_figure("OpenAI est valorisée 80 milliards de dollars.", anchor)
+    far = "Il compte 3 000 clients, répartis dans des dizaines de pays où travaillent ses employés."
+    assert not holds_anchored_figure(far, anchor)
+    # A German question over French text: the cognate's first letters suffice (« Chromosomen »).
+    german = answer_anchor(_evidence_of("Wie viele Chromosomen hat ein Wildschwein?", "de"))
+    assert holds_anchored_figure("Le cochon domestique possède 38 chromosomes.", german)
+
+
+def test_hybrid_gate_penalises_a_figure_away_from_the_anchor() -> None:
+    from rag.abstention import HybridGate, answer_anchor
+    from rag.evidence import ScoredWindow, Window
+    from rag.records import Passage
+
+    passage = Passage(1, ["c"], "d", "s", "t", "x", 0, 1, 1.0)
+    anchor = answer_anchor(_evidence_of("Combien d’employés compte OpenAI ?"))
+    gate = HybridGate("m", 0.1, 0.88, type_mismatch_penalty=0.1)
+
+    def window(text: str) -> ScoredWindow:
+        return ScoredWindow(passage, 0, Window(0, len(text), text, frozenset()), 0.5, True, 0.9, frozenset())
+
+    assert gate.window_cosine(window("OpenAI compte 3 000 employés."), anchor) == pytest.approx(0.9)
+    assert gate.window_cosine(window("OpenAI vaut 80 milliards."), anchor) == pytest.approx(0.8)
+    assert gate.window_cosine(window("OpenAI vaut 80 milliards.")) == pytest.approx(0.9)  # no anchor

@@ -165,3 +165,34 @@ def test_merging_stops_at_the_passage_length_bound_and_never_repeats_text() -> N
     for passage in passages:
         assert passage.text == text[passage.start : passage.end]
     assert spans[0][0] == 0 and spans[-1][1] == chunks[19].end  # and none left out
+
+
+def test_sentence_window_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-row memo of window vectors starts again past WINDOW_CACHE_ROWS rows (a long chat over a
+    big index), and the sentence ranking is the same with or without it."""
+    import numpy as np
+
+    import rag.retrieval as retrieval
+    from index.windows import WindowSpan
+
+    class WindowStore:
+        def __init__(self) -> None:
+            self.chunks = [_chunk(f"d{i}", TEXT, 0, 60, 0) for i in range(6)]
+            self.reads = 0
+
+        def query_vector(self, query: str) -> np.ndarray:
+            return np.array([1.0, 0.0], dtype=np.float32)
+
+        def windows(self, doc_id: str):  # noqa: ANN202
+            self.reads += 1
+            cosine = int(doc_id[1:]) / 10
+            vector = np.array([[cosine, (1 - cosine**2) ** 0.5]], dtype=np.float32)
+            return [WindowSpan(0, 0, 60)], vector
+
+    monkeypatch.setattr(retrieval, "WINDOW_CACHE_ROWS", 3)
+    store = WindowStore()
+    retriever = HybridRetriever(store, RetrievalSettings())  # type: ignore[arg-type]
+    first = retriever.sentence_ranking("q", list(range(6)))
+    assert [row for row, _ in first] == [5, 4, 3, 2, 1, 0]
+    assert len(retriever._chunk_windows) <= 3 and store.reads == 6
+    assert retriever.sentence_ranking("q", list(range(6))) == first
