@@ -213,8 +213,9 @@ def test_a_streamed_answer_clears_the_box_once_and_never_sends_it_again(fake: Fa
     touched); the last, sent whole, leaves the box as it is."""
     from ui.app import ChatHandlers
 
+    fake.delay = 0.01  # pieces 10 ms apart,
     handlers = ChatHandlers(fake)
-    handlers.streams.per_answer = handlers.streams.total = 1000.0  # an update for every piece
+    handlers.streams.per_answer = handlers.streams.total = 1000.0  # and an update allowed every 1 ms
     updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", Conversation(), 3, "fake"))
     boxes = [box for _, _, box in updates]
     assert len(boxes) >= 4 and boxes[0] == "" and all(box == "" for box in boxes[1:-1])
