@@ -350,14 +350,16 @@ class Round:
     ended: float  # ... when the last one finished (or the time limit passed)
     server_cpu_s: float = float("nan")  # CPU seconds the chat server's process used during the round
     client_cpu_s: float = float("nan")  # ... and this script's (the 50 gradio_client sessions)
+    llm_cpu_s: float | None = None  # ... and the fake LLM server's, when there is one
 
     def cpu_note(self) -> str:
         """CPU per answered question, server and benchmark client apart: where the round's time went."""
         answered = sum(len(r.latencies) for r in self.results) or 1
         return (
             f"CPU per question: server {1000 * self.server_cpu_s / answered:.0f} ms, "
-            f"client {1000 * self.client_cpu_s / answered:.0f} ms "
-            f"(round {self.ended - self.started:.1f} s wall)"
+            f"client {1000 * self.client_cpu_s / answered:.0f} ms"
+            + ("" if self.llm_cpu_s is None else f", fake LLM {1000 * self.llm_cpu_s / answered:.0f} ms")
+            + f" (round {self.ended - self.started:.1f} s wall)"
         )
 
 
@@ -391,6 +393,7 @@ def run_round(
     limit_s: float,
     server_pid: int | None = None,
     on_release: Callable[[], Any] | None = None,
+    llm_pid: int | None = None,
 ) -> Round:
     # Connected one by one before the round (what a browser does on page load is not what is measured).
     clients = [client_of(url) for _ in range(sessions)]
@@ -408,6 +411,7 @@ def run_round(
     time.sleep(0.5)
     server_cpu = process_cpu_s(server_pid) if server_pid else float("nan")
     client_cpu = time.process_time()
+    llm_cpu = process_cpu_s(llm_pid) if llm_pid else None
     if on_release is not None:  # e.g. the profiler: the round only, not the clients' connections
         on_release()
     started = time.monotonic()
@@ -417,7 +421,10 @@ def run_round(
         thread.join(timeout=max(0.0, deadline[0] + 60 - time.monotonic()))
     ended = time.monotonic()
     server_cpu = (process_cpu_s(server_pid) if server_pid else float("nan")) - server_cpu
-    return Round(results, started, ended, server_cpu, time.process_time() - client_cpu)
+    client_cpu = time.process_time() - client_cpu
+    if llm_cpu is not None and llm_pid:  # is the fake server keeping up? (it must not be the bottleneck)
+        llm_cpu = process_cpu_s(llm_pid) - llm_cpu
+    return Round(results, started, ended, server_cpu, client_cpu, llm_cpu)
 
 
 def summary(results: Sequence[SessionResult], first_token: bool = False) -> str:
@@ -621,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 args.round_limit,
                                 server.process.pid,
                                 on_release=start_profiler,
+                                llm_pid=llm.process.pid if llm_url and llm is not None else None,
                             )
                         finally:
                             for profiler in profilers:

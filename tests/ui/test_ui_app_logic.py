@@ -205,3 +205,18 @@ def test_an_extractive_answer_is_one_page_update_that_also_clears_the_box(tmp_pa
     assert embedded == ["Quelle est la valorisation d'OpenAI ?"]
     updates = list(handlers.respond("Et qui est son principal investisseur ?", conversation, 3, "extractive"))
     assert len(updates) == 1 and len(updates[0][0]) == 4
+
+
+def test_a_streamed_answer_clears_the_box_once_and_never_sends_it_again(fake: FakeAssistant):
+    """The first update clears the box; later ones send the same "" (Gradio sends a streamed update as the
+    difference from the previous one: the page's box, where the next question may be typed, is not
+    touched); the last, sent whole, leaves the box as it is."""
+    from ui.app import ChatHandlers
+
+    fake.delay = 0.01  # pieces 10 ms apart,
+    handlers = ChatHandlers(fake)
+    handlers.streams.per_answer = handlers.streams.total = 1000.0  # and an update allowed every 1 ms
+    updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", Conversation(), 3, "fake"))
+    boxes = [box for _, _, box in updates]
+    assert len(boxes) >= 4 and boxes[0] == "" and all(box == "" for box in boxes[1:-1])
+    assert boxes[-1] == {"__type__": "update"}  # gr.update(): no value, nothing changes
