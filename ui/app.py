@@ -305,14 +305,6 @@ def add_uploads(
     )
 
 
-# The question box while an answer streams, after the first update cleared it: the same value again. Gradio
-# sends a streamed event's updates as differences from its previous one, so the page's box is not touched
-# (what is typed meanwhile stays). `gr.update()` would say the same, but Gradio rebuilds the whole Textbox
-# component for it at every update: 93 of 1,374 server samples under 50 streaming sessions (py-spy). The
-# answer's last update is `gr.update()`: a final update is sent whole, and "" would erase what was typed.
-BOX_UNCHANGED = ""
-
-
 class StreamBudget:
     """How often a streamed answer may update the page. Each update sends the whole chat again (Gradio
     postprocesses every output, and an unchanged question box is rebuilt as a component): about 10 ms of the
@@ -463,7 +455,7 @@ class ChatHandlers:
             stream = assistant.stream(question, history, top_k=int(top_k), backend=backend or None)
             live = assistant.generator(backend or None).is_llm
             if live:  # the question is shown and the box cleared at once; the answer streams below it
-                yield conversation.messages(), conversation, ""
+                yield conversation.messages(), conversation, ""  # then what is typed meanwhile is left
             else:
                 # Pure CPU work, written at once: computed whole, one per core (see `cpu_gate`), sent in
                 # one page update (which also clears the box: each update costs the server ~10 ms). Its
@@ -476,14 +468,14 @@ class ChatHandlers:
                 for item in stream:
                     if turn.stop_requested:  # `stopped` has marked and kept the turn: end the stream here
                         getattr(stream, "close", lambda: None)()  # an LLM's request is closed with it
-                        yield conversation.messages(), conversation, gr.update()  # the last: sent whole
+                        yield conversation.messages(), conversation, gr.update()  # as it is now, stopped
                         return
                     if isinstance(item, str):
                         turn.text += item
                         # The first piece at once, then as often as the shared budget allows.
                         if live and time.monotonic() - shown >= self.streams.interval_s():
                             shown = time.monotonic()
-                            yield conversation.messages(), conversation, BOX_UNCHANGED
+                            yield conversation.messages(), conversation, gr.update()
                     else:
                         turn.answer = item
                         turn.text = item.text
