@@ -6,7 +6,9 @@ before the page is built; it wraps (in that process only, nothing of the product
 `path`, with `time.monotonic()` (one clock for every process of the machine, so the benchmark's own submit
 and first-seen times line up with the server's). The benchmark then prints, per stage, p50 / p95 of:
 
-    queue      submit (client) -> `respond` starts (Gradio's queue and thread pool)
+    join       submit (client) -> the server's queue receives the question (the client's request, the
+               server's HTTP handling, both under their interpreter lock)
+    queue      received -> `respond` starts (Gradio's queue, preprocessing and thread pool)
     shown      `respond` starts -> its first update (the question shown) is yielded
     condense   the LLM's rewrite of a follow-up (only the questions that had one)
     prepare    the other stages before generation (language, retrieval, evidence, abstention, prompt)
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 
 _current = threading.local()
-STAGES = ("queue", "shown", "condense", "prepare", "llm", "update", "delivery")
+STAGES = ("join", "queue", "shown", "condense", "prepare", "llm", "update", "delivery")
 
 
 def _write(output: int, question: str | None, event: str, **extra: Any) -> None:
@@ -50,12 +52,24 @@ def _write(output: int, question: str | None, event: str, **extra: Any) -> None:
 def install(path: Path) -> None:
     """Wrap the server's stages to record their times in `path` (call before `ui.app.build_app`); empty
     the file by truncating it, not by removing it."""
+    from gradio.queueing import Queue
+
     from rag.backends.chat_model import ChatModelGenerator
     from rag.chain import AnswerChain
     from ui.app import ChatHandlers
 
     # The benchmark empties the file between rounds (truncating: this descriptor keeps appending to it).
     output = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    push = Queue.push
+
+    async def traced_push(self: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
+        data = getattr(body, "data", None) or [None]
+        if isinstance(data[0], str):  # a question (other events' first input is not text)
+            _write(output, data[0].strip(), "join")
+        return await push(self, body, *args, **kwargs)
+
+    Queue.push = traced_push
+
     respond = ChatHandlers.respond
 
     @functools.wraps(respond)  # Gradio reads the signature (its gr.Request parameter) through __wrapped__
@@ -137,7 +151,8 @@ def stage_times(
         mine = events.get(question.strip())
         if not mine:
             continue
-        add("queue", submitted, mine.get("start"))
+        add("join", submitted, mine.get("join"))
+        add("queue", mine.get("join"), mine.get("start"))
         add("shown", mine.get("start"), mine.get("yield"))
         add("condense", mine.get("condense_request"), mine.get("condense_end"))
         timings = mine.get("timings") or {}
