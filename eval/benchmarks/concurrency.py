@@ -413,6 +413,16 @@ def client_of(url: str) -> Any:
     return Client(url, verbose=False, ssl_verify=_TLS)
 
 
+def open_page(client: Any) -> Any:
+    """What a browser's page load does before anyone asks: one of the page's load events, which also
+    creates the session's state on the server (Gradio's `SessionState`: the config of every component of
+    the page, ~20 ms of the server's event loop under load). Without it each session's first question paid
+    for that, 50 at once in the event loop every answer's updates go through (py-spy: 52 of 721 samples of
+    the loop's thread in a 50-session slow-LLM round)."""
+    client.predict("extractive", api_name="/page_info")
+    return client
+
+
 def run_round(
     url: str,
     sessions: int,
@@ -423,7 +433,7 @@ def run_round(
     llm_pid: int | None = None,
 ) -> Round:
     # Connected one by one before the round (what a browser does on page load is not what is measured).
-    clients = [client_of(url) for _ in range(sessions)]
+    clients = [open_page(client_of(url)) for _ in range(sessions)]
     start = threading.Event()
     deadline = [float("inf")]
     results = [SessionResult() for _ in range(sessions)]
