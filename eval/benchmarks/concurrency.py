@@ -426,12 +426,13 @@ def client_of(url: str) -> Any:
     return Client(url, verbose=False, ssl_verify=_TLS)
 
 
-def page_loaded(client: Any) -> Any:
-    """`client` after one of the calls a page makes when it loads (the upload box's state), which creates the
-    session's server-side state: a person asks from a page already loaded. Without it, each session's first
-    question paid for Gradio building that state (a copy of every component's config: ~13 ms of server CPU
-    per session, 5 % of a 50-session round's samples), all at the moment the 50 first questions arrive."""
-    client.predict("extractive", api_name="/upload_progress")
+def open_page(client: Any) -> Any:
+    """What a browser's page load does before anyone asks: one of the page's load events, which also
+    creates the session's state on the server (Gradio's `SessionState`: the config of every component of
+    the page, ~20 ms of the server's event loop under load). Without it each session's first question paid
+    for that, 50 at once in the event loop every answer's updates go through (py-spy: 52 of 721 samples of
+    the loop's thread in a 50-session slow-LLM round)."""
+    client.predict("extractive", api_name="/page_info")
     return client
 
 
@@ -456,7 +457,7 @@ def run_round(
     llm_pid: int | None = None,
 ) -> Round:
     # Connected one by one before the round (what a browser does on page load is not what is measured).
-    clients = [page_loaded(client_of(url)) for _ in range(sessions)]
+    clients = [open_page(client_of(url)) for _ in range(sessions)]
     start = threading.Event()
     deadline = [float("inf")]
     results = [SessionResult() for _ in range(sessions)]
@@ -620,7 +621,7 @@ def _ask_forever(
     never = [float("inf")]
     while not stop.is_set():
         new_conversation(client)
-        page_loaded(client)
+        open_page(client)
         for question in QUESTIONS[session % len(QUESTIONS)]:
             if stop.is_set():
                 return

@@ -220,3 +220,19 @@ def test_a_streamed_answer_clears_the_box_once_and_never_sends_it_again(fake: Fa
     boxes = [box for _, _, box in updates]
     assert len(boxes) >= 4 and boxes[0] == ""
     assert all(box == {"__type__": "update"} for box in boxes[1:])  # gr.update(): no value, nothing changes
+
+
+def test_a_streamed_answer_sends_the_conversation_state_first_and_last_only(fake: FakeAssistant):
+    """In between, the session's own `Conversation` is changed in place (`gr.skip()`: Gradio neither
+    stores it again nor rebuilds the State's config at every update)."""
+    from ui.app import ChatHandlers
+
+    fake.delay = 0.01
+    handlers = ChatHandlers(fake)
+    handlers.streams.per_answer = handlers.streams.total = 1000.0
+    conversation = Conversation()
+    updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", conversation, 3, "fake"))
+    states = [state for _, state, _ in updates]
+    assert len(states) >= 4 and states[0] is conversation and states[-1] is conversation
+    assert all(state == {"__type__": "update"} for state in states[1:-1])
+    assert conversation.turns[-1].answer is not None  # the answer is in the session's object itself
