@@ -2,14 +2,15 @@
 
     question, history                                            (stage names = `Answer.timings` keys)
       -> language      detect the question's language (index.language)
-      -> condense      follow-up + history -> standalone question (LLM: generator.condense with the
-                       condense prompt, for a question that leans on the conversation only; extractive:
-                       the heuristic of rag.condense)
+      -> condense      follow-up + history -> standalone question (the heuristic of rag.condense; an
+                       LLM rewrites with generator.condense and the condense prompt only a follow-up the
+                       heuristic cannot resolve, or every follow-up with llm.rewrite_follow_ups="always")
       -> retrieve      hybrid retrieval -> numbered passages (rag.retrieval)
       -> evidence      every sentence window of the passages scored once: lexical coverage, and in hybrid
                        mode the cosine with the question from vectors stored in the index (rag.evidence)
       -> check         abstention decided on that evidence (rag.abstention)
-      -> prompt        system + user messages with the numbered passages (rag.prompts)
+      -> prompt        system + user messages with the numbered passages (rag.prompts); the
+                       conversation too for a follow-up the model did not rewrite
       -> generate      generator.stream(...) (skipped when abstaining: nothing is invented)
       -> verify        parse [n] markers, check each against its passage (rag.citations)
       -> Answer        with the time spent in each stage
@@ -94,14 +95,21 @@ class AnswerChain:
         history = list(history)[-2 * max_turns :]
         if not self.generator.is_llm:
             return condense_heuristically(question, history, state["language"], self.scorer)
-        # An LLM rewrite is a whole model round trip before retrieval can start (1.6 s of a 20 tokens/s
-        # model's time to first token): asked only for a question that leans on the conversation (a pronoun
-        # without a name of its own, "Et … ?", no word the corpus knows: `rag.condense.is_follow_up`). A
-        # question with its own subject is searched as asked; a rewrite would only risk steering it back
-        # to the previous topic.
+        # An LLM rewrite is a whole model round trip before retrieval can start (0.8 s of a 20 tokens/s
+        # model's time to first token, and one more model call per follow-up): asked only for a question
+        # that leans on the conversation (a pronoun without a name of its own, "Et … ?", no word the corpus
+        # knows: `rag.condense.is_follow_up`). A question with its own subject is searched as asked; a
+        # rewrite would only risk steering it back to the previous topic.
         if not is_follow_up(question, state["language"], self.scorer):
             return Condensed(question, question, False)
-        return None
+        if self.settings.llm.rewrite_follow_ups == "always":
+            return None
+        # What mature RAG chats do for speed: the rule-based rewrite decides the search query when it found
+        # the conversation's subject (words of the previous questions added), and the model reads the
+        # conversation in its answer prompt (`_prompt`) to understand the question as asked. Unsure (no
+        # subject found): the model rewrites.
+        condensed = condense_heuristically(question, history, state["language"], self.scorer)
+        return condensed if condensed.standalone != question else None
 
     def _condense(self, state: State) -> Condensed:
         condensed = self._condense_without_model(state)
@@ -142,7 +150,13 @@ class AnswerChain:
         )
 
     def _prompt(self, state: State) -> list:
-        return build_messages(state["condensed"].focus, state["language"], state["passages"])
+        condensed: Condensed = state["condensed"]
+        history_text = ""
+        if condensed.is_follow_up and condensed.focus == state["question"] and self.generator.is_llm:
+            # Asked as it leans on the conversation (not rewritten by the model): the model needs it.
+            max_turns = self.settings.answer.max_history_turns
+            history_text = format_history(state.get("history") or [], state["language"], max_turns)
+        return build_messages(condensed.focus, state["language"], state["passages"], history_text)
 
     def request(self, state: State) -> GenerationRequest:
         return GenerationRequest(

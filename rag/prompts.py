@@ -97,6 +97,12 @@ _USER = {
     "de": "Passagen:\n\n{passages}\n\nFrage: {question}\nAntwort (auf Deutsch, mit [n]-Zitaten):",
 }
 
+# Before the passages when the question leans on the conversation and was not rewritten by the model.
+_CONVERSATION = {
+    "en": "Conversation so far (to understand the question; it is not a source):\n{history}\n\n",
+    "fr": "Conversation jusqu’ici (pour comprendre la question ; ce n’est pas une source) :\n{history}\n\n",
+    "de": "Bisheriges Gespräch (um die Frage zu verstehen; es ist keine Quelle):\n{history}\n\n",
+}
 _CONDENSE = {
     "en": (
         "Here is a conversation and a follow-up question. Rewrite the follow-up as one standalone question "
@@ -159,8 +165,12 @@ def format_passages(passages: Sequence[Passage]) -> str:
     )
 
 
-def build_messages(question: str, language: str, passages: Sequence[Passage]) -> list[BaseMessage]:
-    """System + user messages for the generator; the passages are numbered as in `Passage.number`."""
+def build_messages(
+    question: str, language: str, passages: Sequence[Passage], history_text: str = ""
+) -> list[BaseMessage]:
+    """System + user messages for the generator; the passages are numbered as in `Passage.number`.
+    `history_text` (`format_history`): the conversation, put before the passages for a follow-up question
+    the model must understand from it."""
     lang = answer_language(language)
     fields = {
         "language_name": LANGUAGE_NAMES.get(language, LANGUAGE_NAMES[lang]),
@@ -168,11 +178,14 @@ def build_messages(question: str, language: str, passages: Sequence[Passage]) ->
         "question": question.strip(),
         "passages": format_passages(passages),
     }
-    return [SystemMessage(_SYSTEM[lang].format(**fields)), HumanMessage(_USER[lang].format(**fields))]
+    user = _USER[lang].format(**fields)
+    if history_text.strip():
+        user = _CONVERSATION[lang].format(history=history_text.strip()) + user
+    return [SystemMessage(_SYSTEM[lang].format(**fields)), HumanMessage(user)]
 
 
 def format_history(history: Sequence[dict], language: str, max_turns: int) -> str:
-    """The last `max_turns` turns as 'User: …' lines, for the condense prompt."""
+    """The last `max_turns` turns as 'User: …' lines, for the condense and answer prompts."""
     names = _ROLE_NAMES[answer_language(language)]
     turns = [t for t in history if t.get("role") in names and str(t.get("content", "")).strip()]
     turns = turns[-2 * max_turns :] if max_turns else []

@@ -95,6 +95,14 @@ class LLMSettings(_Strict):
     max_tokens: int = Field(512, ge=1, le=32768)
     timeout_s: float = Field(60.0, gt=0)
     hf_device: str = "cpu"
+    rewrite_follow_ups: Literal["when_unsure", "always"] = Field(
+        "when_unsure",
+        description="How an LLM backend finds the search query of a follow-up question. 'when_unsure': the "
+        "rule-based rewrite (rag.condense: the conversation's rarest words added) when it finds the "
+        "conversation's subject, the model's rewrite only when it does not; the model reads the "
+        "conversation in its answer prompt either way. 'always': the model rewrites every follow-up first "
+        "(a whole model call before the answer's first token).",
+    )
 
 
 class AnswerSettings(_Strict):

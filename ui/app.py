@@ -305,6 +305,14 @@ def add_uploads(
     )
 
 
+# The conversation's `gr.State` while an answer streams: not sent again. Gradio hands the handler the
+# session's own `Conversation` object, which `respond` changes in place (as `stopped` does), so there is
+# nothing to store; sending it made Gradio store it again and rebuild the State's config at every update, in
+# the event loop every session's updates go through (py-spy, 50 streaming sessions). The answer's last
+# update sends it, as every other handler does.
+STATE_KEPT = gr.skip()
+
+
 class StreamBudget:
     """How often a streamed answer may update the page. Each update sends the whole chat again (Gradio
     postprocesses every output, and an unchanged question box is rebuilt as a component): about 10 ms of the
@@ -475,7 +483,7 @@ class ChatHandlers:
                         # The first piece at once, then as often as the shared budget allows.
                         if live and time.monotonic() - shown >= self.streams.interval_s():
                             shown = time.monotonic()
-                            yield conversation.messages(), conversation, gr.update()
+                            yield conversation.messages(), STATE_KEPT, gr.update()
                     else:
                         turn.answer = item
                         turn.text = item.text

@@ -9,7 +9,9 @@ other; every question is timed from submit to final answer, and to its first str
 Scenarios, each printed as p50/p95/max and errors per session count:
 - extractive backend, lexical mode and hybrid mode (--embedding-model, default the e5-small folder);
 - the openai backend against a loopback OpenAI-compatible server that streams slowly (--tokens-per-s,
-  default 20): time to first token is the figure that matters there;
+  default 20): time to first token is the figure that matters there, and where it goes is printed stage by
+  stage (`stage_trace`: queue, condense, retrieval, the model's first piece, the page update, delivery);
+  --llm-rewrite always,when_unsure runs it with both ways of searching follow-ups, side by side;
 - an upload being indexed (a background job in the server) while 10 sessions ask: question latency with
   and without it, side by side in one run. The round starts once the job is seen indexing, and the script
   prints when the job ran against the round (polled every 0.2 s) and the share of the round it surely
@@ -23,7 +25,8 @@ Isolation is checked for every session: its final chat shows exactly its own thr
 tagged with the session's number) and no other session's.
 
     python -m eval.benchmarks.concurrency [--sessions 1,10,25,50] [--modes lexical,hybrid] [--no-llm]
-        [--round-limit 300] [--upload-chars 200000]
+        [--round-limit 300] [--upload-chars 200000] [--llm-rewrite always,when_unsure]
+    (the slow-LLM scenario alone: --modes "")
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from eval.benchmarks import stage_trace
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_E5 = "/root/.cache/rag-fr/e5-small"
@@ -208,11 +213,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _serve(overrides: dict[str, Any], corpus: str, ready: Any) -> None:
-    """Child process: index `corpus`, serve the chat on a free port, report its URL, then serve forever."""
+def _serve(overrides: dict[str, Any], corpus: str, ready: Any, trace: str | None = None) -> None:
+    """Child process: index `corpus`, serve the chat on a free port, report its URL, then serve forever.
+    `trace`: a file where the server's stages are timed for each question (`stage_trace`)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
+        if trace:
+            from eval.benchmarks import stage_trace
+
+            stage_trace.install(Path(trace))
         from rag import build_assistant, load_settings
         from ui.app import build_app, serve
 
@@ -231,7 +241,16 @@ def _serve(overrides: dict[str, Any], corpus: str, ready: Any) -> None:
 
 
 class ChatServer:
-    def __init__(self, workdir: Path, mode: str, embedding_model: str, llm_url: str | None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        mode: str,
+        embedding_model: str,
+        llm_url: str | None,
+        trace: Path | None = None,
+        *,
+        rewrite: str = "",
+    ) -> None:
         overrides = {
             "index.index_dir": str(workdir / f"index-{mode}"),
             "index.embedding_model": embedding_model if mode == "hybrid" else "",
@@ -242,13 +261,18 @@ class ChatServer:
             "ui.uploads_dir": str(workdir / f"uploads-{mode}-{bool(llm_url)}"),
             "ui.questions_per_minute": 10_000,  # the benchmark is one "person" per session, asking fast
         }
+        if rewrite:
+            overrides["llm.rewrite_follow_ups"] = rewrite
         corpus = workdir / "seeds"
         if not corpus.exists():
             shutil.copytree(REPO / "seeds", corpus)
         context = multiprocessing.get_context("spawn")
         ready = context.Queue()
         # Not a daemon: the server indexes uploads in child processes of its own.
-        self.process = context.Process(target=_serve, args=(overrides, str(corpus), ready))
+        self.trace = trace
+        self.process = context.Process(
+            target=_serve, args=(overrides, str(corpus), ready, str(trace) if trace else None)
+        )
         self.process.start()
         kind, self.url, self.status = ready.get(timeout=600)
         if kind != "ok":
@@ -268,6 +292,8 @@ class SessionResult:
     errors: list[str] = field(default_factory=list)
     leaked: bool = False
     abstained: int = 0  # answers "not in the documents": cheaper than real ones, so counted and shown
+    #: (question, submitted, first token seen or None), time.monotonic(): lined up with the server's trace
+    timeline: list[tuple[str, float, float | None]] = field(default_factory=list)
 
 
 _TAG = re.compile(r"\(([•◦]+)\)")
@@ -308,7 +334,7 @@ def run_session(
     chat: Any = []
     for question in questions:
         began = time.perf_counter()
-        first = None
+        submitted, first, seen_at = time.monotonic(), None, None
         try:
             job = client.submit(question, 5, backend, api_name="/ask")
             seen = 0
@@ -321,13 +347,14 @@ def run_session(
                     chat = output[0] if isinstance(output, (list, tuple)) else output
                     text = _last_answer_text(chat)
                     if first is None and "answer" in text and 'class="thinking"' not in text:
-                        first = time.perf_counter() - began
+                        first, seen_at = time.perf_counter() - began, time.monotonic()
                 seen = len(outputs)
                 time.sleep(POLL_S)
             chat = job.result(timeout=30)[0]
         except Exception as exc:  # noqa: BLE001 - counted and shown
             result.errors.append(f"{type(exc).__name__}: {exc}"[:200])
             continue
+        result.timeline.append((question, submitted, seen_at))
         elapsed = time.perf_counter() - began
         text = _last_answer_text(chat)
         if "answer-error" in text:
@@ -350,14 +377,16 @@ class Round:
     ended: float  # ... when the last one finished (or the time limit passed)
     server_cpu_s: float = float("nan")  # CPU seconds the chat server's process used during the round
     client_cpu_s: float = float("nan")  # ... and this script's (the 50 gradio_client sessions)
+    llm_cpu_s: float | None = None  # ... and the fake LLM server's, when there is one
 
     def cpu_note(self) -> str:
         """CPU per answered question, server and benchmark client apart: where the round's time went."""
         answered = sum(len(r.latencies) for r in self.results) or 1
         return (
             f"CPU per question: server {1000 * self.server_cpu_s / answered:.0f} ms, "
-            f"client {1000 * self.client_cpu_s / answered:.0f} ms "
-            f"(round {self.ended - self.started:.1f} s wall)"
+            f"client {1000 * self.client_cpu_s / answered:.0f} ms"
+            + ("" if self.llm_cpu_s is None else f", fake LLM {1000 * self.llm_cpu_s / answered:.0f} ms")
+            + f" (round {self.ended - self.started:.1f} s wall)"
         )
 
 
@@ -384,6 +413,16 @@ def client_of(url: str) -> Any:
     return Client(url, verbose=False, ssl_verify=_TLS)
 
 
+def open_page(client: Any) -> Any:
+    """What a browser's page load does before anyone asks: one of the page's load events, which also
+    creates the session's state on the server (Gradio's `SessionState`: the config of every component of
+    the page, ~20 ms of the server's event loop under load). Without it each session's first question paid
+    for that, 50 at once in the event loop every answer's updates go through (py-spy: 52 of 721 samples of
+    the loop's thread in a 50-session slow-LLM round)."""
+    client.predict("extractive", api_name="/page_info")
+    return client
+
+
 def run_round(
     url: str,
     sessions: int,
@@ -391,9 +430,10 @@ def run_round(
     limit_s: float,
     server_pid: int | None = None,
     on_release: Callable[[], Any] | None = None,
+    llm_pid: int | None = None,
 ) -> Round:
     # Connected one by one before the round (what a browser does on page load is not what is measured).
-    clients = [client_of(url) for _ in range(sessions)]
+    clients = [open_page(client_of(url)) for _ in range(sessions)]
     start = threading.Event()
     deadline = [float("inf")]
     results = [SessionResult() for _ in range(sessions)]
@@ -408,6 +448,7 @@ def run_round(
     time.sleep(0.5)
     server_cpu = process_cpu_s(server_pid) if server_pid else float("nan")
     client_cpu = time.process_time()
+    llm_cpu = process_cpu_s(llm_pid) if llm_pid else None
     if on_release is not None:  # e.g. the profiler: the round only, not the clients' connections
         on_release()
     started = time.monotonic()
@@ -417,7 +458,10 @@ def run_round(
         thread.join(timeout=max(0.0, deadline[0] + 60 - time.monotonic()))
     ended = time.monotonic()
     server_cpu = (process_cpu_s(server_pid) if server_pid else float("nan")) - server_cpu
-    return Round(results, started, ended, server_cpu, time.process_time() - client_cpu)
+    client_cpu = time.process_time() - client_cpu
+    if llm_cpu is not None and llm_pid:  # is the fake server keeping up? (it must not be the bottleneck)
+        llm_cpu = process_cpu_s(llm_pid) - llm_cpu
+    return Round(results, started, ended, server_cpu, client_cpu, llm_cpu)
 
 
 def summary(results: Sequence[SessionResult], first_token: bool = False) -> str:
@@ -567,6 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embedding-model", default=DEFAULT_E5)
     parser.add_argument("--tokens-per-s", type=float, default=20.0)
     parser.add_argument("--no-llm", action="store_true", help="Skip the slow-LLM scenario.")
+    parser.add_argument(
+        "--llm-rewrite",
+        default="when_unsure",
+        help="llm.rewrite_follow_ups of the slow-LLM scenario; 'always,when_unsure' runs both, side by side.",
+    )
     parser.add_argument("--no-upload", action="store_true", help="Skip the upload-while-asking scenario.")
     parser.add_argument("--upload-chars", type=int, default=200_000)
     parser.add_argument(
@@ -590,19 +639,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="rag-concurrency-") as tmp:
         workdir = Path(tmp)
-        scenarios: list[tuple[str, str, str | None]] = [(mode, "extractive", None) for mode in modes]
+        # (mode, backend, LLM server, llm.rewrite_follow_ups)
+        scenarios: list[tuple[str, str, str | None, str]] = [(mode, "extractive", None, "") for mode in modes]
         llm = None
         if not args.no_llm:
             llm = SlowLLMProcess(args.tokens_per_s)
             llm_url = llm.url
-            scenarios.append(("lexical", "openai", llm_url))
+            scenarios += [("lexical", "openai", llm_url, rewrite) for rewrite in args.llm_rewrite.split(",")]
+        trace = workdir / "stages.jsonl"  # the LLM rounds' per-question stage times (`stage_trace`)
         try:
-            for mode, backend, llm_url in scenarios:
-                server = ChatServer(workdir, mode, args.embedding_model, llm_url)
+            for mode, backend, llm_url, rewrite in scenarios:
+                server = ChatServer(
+                    workdir, mode, args.embedding_model, llm_url, trace if llm_url else None, rewrite=rewrite
+                )
                 try:
                     title = f"{backend} backend, {server.status['retrieval_mode']} mode"
                     if llm_url:
-                        title += f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s)"
+                        title += (
+                            f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s, follow-ups: {rewrite})"
+                        )
                     print(f"\n== {title} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
                     for count in counts:
                         profilers: list[Profiler] = []
@@ -613,6 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             args.py_spy,
                             f"{mode}-{backend}-{count}",
                         )
+                        if trace.exists():
+                            trace.write_text("")  # truncated: the server keeps appending to it
                         try:
                             measured = run_round(
                                 server.url,
@@ -621,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 args.round_limit,
                                 server.process.pid,
                                 on_release=start_profiler,
+                                llm_pid=llm.process.pid if llm_url and llm is not None else None,
                             )
                         finally:
                             for profiler in profilers:
@@ -629,6 +687,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"  {count:3d} sessions  answer       {summary(results)}")
                         if llm_url:
                             print(f"  {count:3d} sessions  first token  {summary(results, first_token=True)}")
+                            timeline = [entry for r in results for entry in r.timeline]
+                            stages = stage_trace.stage_times(stage_trace.read(trace), timeline)
+                            print(f"  {count:3d} sessions  {stage_trace.breakdown(stages)}")
                         print(f"  {count:3d} sessions  {measured.cpu_note()}")
                     if backend == "extractive" and not args.no_upload:
                         upload = make_upload(workdir, args.piaf_dir, args.upload_chars)

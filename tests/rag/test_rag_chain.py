@@ -220,25 +220,79 @@ class CondenseCounter:
         return self.rewrite
 
 
+class PromptRecorder(CondenseCounter):
+    """... that also keeps the prompt messages of every answer it writes."""
+
+    def __init__(self, rewrite: str) -> None:
+        super().__init__(rewrite)
+        self.prompts: list[str] = []
+
+    def stream(self, request):
+        self.prompts.append("\n".join(str(m.content) for m in request.messages))
+        yield from super().stream(request)
+
+
+HISTORY = [
+    {"role": "user", "content": "Qui pilote OpenAI ?"},
+    {"role": "assistant", "content": "Sam Altman."},
+]
+
+
+def _wired(two_people, rewrite_follow_ups: str = "when_unsure") -> tuple[Assistant, PromptRecorder]:
+    generator = PromptRecorder("D'où Sam Altman est-il originaire ?")
+    settings = two_people.settings.model_copy(deep=True)
+    settings.llm.rewrite_follow_ups = rewrite_follow_ups
+    return Assistant(settings, two_people.store, generators={"counting": generator}), generator
+
+
 @pytest.mark.parametrize(
     ("question", "rewritten"),
     [("D'où est-il originaire ?", True), ("Et Jeanne Martin ?", True), ("D'où vient Jeanne Martin ?", False)],
 )
-def test_an_llm_rewrites_only_a_question_that_leans_on_the_conversation(
+def test_with_rewrite_always_an_llm_rewrites_only_a_question_that_leans_on_the_conversation(
     two_people, question, rewritten
 ) -> None:
     """The LLM rewrite is a model round trip before retrieval (time to first token): a question with its
     own subject is searched as asked; one with a pronoun and no name, or "Et X ?", is rewritten first."""
-    generator = CondenseCounter("D'où Sam Altman est-il originaire ?")
-    wired = Assistant(two_people.settings, two_people.store, generators={"counting": generator})
-    history = [
-        {"role": "user", "content": "Qui pilote OpenAI ?"},
-        {"role": "assistant", "content": "Sam Altman."},
-    ]
-    answer = wired.ask(question, history, backend="counting")
+    wired, generator = _wired(two_people, "always")
+    answer = wired.ask(question, HISTORY, backend="counting")
     assert generator.condensed == ([question] if rewritten else [])
     assert answer.standalone_question == ("D'où Sam Altman est-il originaire ?" if rewritten else question)
     # What `embed_ahead` would embed: known without a model call only when no rewrite is needed.
     expected = None if rewritten else question
-    assert wired.chain("counting").search_query(question, history) == expected
+    assert wired.chain("counting").search_query(question, HISTORY) == expected
     assert generator.condensed == ([question] if rewritten else [])  # search_query never calls the model
+    assert "Conversation" not in generator.prompts[0]  # a rewritten question stands alone
+
+
+def test_by_default_a_follow_up_is_searched_with_the_rule_based_rewrite_and_the_llm_reads_the_history(
+    two_people,
+) -> None:
+    """No model call before the answer: the words of the previous question steer the search, and the
+    model gets the conversation with the question as asked."""
+    wired, generator = _wired(two_people)
+    answer = wired.ask("D'où est-il originaire ?", HISTORY, backend="counting")
+    assert generator.condensed == []
+    assert answer.standalone_question == "D'où est-il originaire ? (pilote OpenAI)"
+    assert (
+        wired.chain("counting").search_query("D'où est-il originaire ?", HISTORY)
+        == answer.standalone_question
+    )
+    prompt = generator.prompts[0]
+    assert "Conversation jusqu’ici" in prompt and "Utilisateur: Qui pilote OpenAI ?" in prompt
+    assert "Assistant: Sam Altman." in prompt and "Question : D'où est-il originaire ?" in prompt
+    assert "San Francisco" in prompt  # the passage of the person the conversation is about was found
+    # A question with its own subject: searched as asked, without the conversation.
+    wired.ask("D'où vient Jeanne Martin ?", HISTORY, backend="counting")
+    assert generator.condensed == [] and "Conversation" not in generator.prompts[1]
+
+
+def test_a_follow_up_the_rules_cannot_resolve_is_rewritten_by_the_llm(two_people) -> None:
+    """The previous question gives no word to search with: the model rewrites (and its rewrite, which
+    stands alone, is what the answer prompt asks)."""
+    wired, generator = _wired(two_people)
+    history = [{"role": "user", "content": "Et alors ?"}, {"role": "assistant", "content": "Sam Altman."}]
+    answer = wired.ask("D'où est-il originaire ?", history, backend="counting")
+    assert generator.condensed == ["D'où est-il originaire ?"]
+    assert answer.standalone_question == "D'où Sam Altman est-il originaire ?"
+    assert wired.chain("counting").search_query("D'où est-il originaire ?", history) is None

@@ -41,3 +41,19 @@ def test_history_and_condense_prompt() -> None:
     assert format_history(history, "fr", max_turns=0) == ""
     prompt = condense_prompt("D'où est-il originaire ?", text, "fr")
     assert "Question de suite : D'où est-il originaire ?" in prompt and "Sam Altman." in prompt
+
+
+def test_the_conversation_goes_before_the_passages_only_when_given() -> None:
+    history = format_history(
+        [{"role": "user", "content": "Who runs OpenAI?"}, {"role": "assistant", "content": "Sam Altman."}],
+        "en",
+        6,
+    )
+    _, user = build_messages("Where is he from?", "en", [_passage(1, [], None)], history)
+    assert user.content.startswith("Conversation so far (to understand the question; it is not a source):\n")
+    assert user.content.index("Assistant: Sam Altman.") < user.content.index("Passages:")
+    assert user.content.rstrip().endswith(
+        "Question: Where is he from?\nAnswer (in English, with [n] citations):"
+    )
+    _, alone = build_messages("Where is he from?", "en", [_passage(1, [], None)])
+    assert alone.content.startswith("Passages:")

@@ -205,3 +205,34 @@ def test_an_extractive_answer_is_one_page_update_that_also_clears_the_box(tmp_pa
     assert embedded == ["Quelle est la valorisation d'OpenAI ?"]
     updates = list(handlers.respond("Et qui est son principal investisseur ?", conversation, 3, "extractive"))
     assert len(updates) == 1 and len(updates[0][0]) == 4
+
+
+def test_a_streamed_answer_clears_the_box_once_and_never_sends_it_again(fake: FakeAssistant):
+    """The first update clears the box; every later one leaves it as it is (`gr.update()` without a value).
+    Not the same "" again: the page sets every plain value it receives, even an unchanged one, so "" would
+    erase the next question typed meanwhile (the browser test of `test_ui_chat_fake.py`)."""
+    from ui.app import ChatHandlers
+
+    fake.delay = 0.01  # pieces 10 ms apart,
+    handlers = ChatHandlers(fake)
+    handlers.streams.per_answer = handlers.streams.total = 1000.0  # and an update allowed every 1 ms
+    updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", Conversation(), 3, "fake"))
+    boxes = [box for _, _, box in updates]
+    assert len(boxes) >= 4 and boxes[0] == ""
+    assert all(box == {"__type__": "update"} for box in boxes[1:])  # gr.update(): no value, nothing changes
+
+
+def test_a_streamed_answer_sends_the_conversation_state_first_and_last_only(fake: FakeAssistant):
+    """In between, the session's own `Conversation` is changed in place (`gr.skip()`: Gradio neither
+    stores it again nor rebuilds the State's config at every update)."""
+    from ui.app import ChatHandlers
+
+    fake.delay = 0.01
+    handlers = ChatHandlers(fake)
+    handlers.streams.per_answer = handlers.streams.total = 1000.0
+    conversation = Conversation()
+    updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", conversation, 3, "fake"))
+    states = [state for _, state, _ in updates]
+    assert len(states) >= 4 and states[0] is conversation and states[-1] is conversation
+    assert all(state == {"__type__": "update"} for state in states[1:-1])
+    assert conversation.turns[-1].answer is not None  # the answer is in the session's object itself

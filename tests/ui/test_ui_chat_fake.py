@@ -56,6 +56,23 @@ def test_answer_streams_piece_by_piece(url, chat_page_factory):
     assert "80 milliards" in answer.inner_text()
 
 
+def test_what_is_typed_while_an_answer_streams_stays_in_the_box(url, chat_page_factory):
+    chat = chat_page_factory(url)
+    before = chat.submit("Quelle est la valorisation d'OpenAI ?")
+    # The page empties the box itself on submit, before the server's first update (which clears it too):
+    # typing is only "meanwhile" once a streamed piece of the answer is shown.
+    chat.page.wait_for_function(
+        """() => {
+            const text = document.querySelector('#chat .answer-streaming .answer-text');
+            return text && !text.querySelector('.thinking') && text.textContent.trim() !== '';
+        }"""
+    )
+    chat.page.fill("#question textarea", "Et ensuite ?")  # the next question, typed meanwhile
+    chat.wait_for_answer(before)
+    chat.page.wait_for_timeout(300)  # the answer's last update has been applied
+    assert chat.page.input_value("#question textarea") == "Et ensuite ?"
+
+
 def test_follow_up_passes_history_and_shows_standalone_question(url, fake, chat_page_factory):
     chat = chat_page_factory(url)
     chat.ask("Quelle est la valorisation d'OpenAI ?")
