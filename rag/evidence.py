@@ -61,14 +61,14 @@ _DIGIT = re.compile(r"\d")
 # A figure written in words ("À moins de trente ans", "twelve", "zwei"). Left out: "un / one / ein" (articles
 # far more often than figures) and the vague plurals ("des dizaines de milliards", "thousands of"), which
 # give no figure: « plusieurs dizaines de milliards » must not answer "how much" beside « 80 milliards ».
-_NUMBER_WORDS = re.compile(
-    r"\b(deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|"
+_NUMBER_WORD_ALTERNATIVES = (
+    r"deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|"
     r"trente|quarante|cinquante|soixante|septante|octante|nonante|cent|mille|two|three|four|five|six|"
     r"seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|"
     r"thousand|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|zwanzig|dreißig|vierzig|"
-    r"fünfzig|hundert|tausend)\b",
-    re.IGNORECASE,
+    r"fünfzig|hundert|tausend"
 )
+_NUMBER_WORDS = re.compile(rf"\b({_NUMBER_WORD_ALTERNATIVES})\b", re.IGNORECASE)
 _YEAR_OR_DATE = re.compile(
     r"\b(1[0-9]{3}|20[0-9]{2})\b|\b\d{1,2} (janvier|février|mars|avril|mai|juin|juillet|août|septembre|"
     r"octobre|novembre|décembre|january|february|march|april|may|june|july|august|september|october|"
@@ -133,6 +133,19 @@ def has_answer_type(text: str, answer_type: AnswerType) -> bool:
             re.match(r"\s*[A-ZÀ-ÖØ-Þ]\w+ [A-ZÀ-ÖØ-Þ]", text)
         )
     return True
+
+
+# Questions asking someone's age (« Quel âge… », "How old…", « Wie alt… »), and what answers them: a figure of
+# years (« à moins de trente ans », "at 19", "a 28-year-old", « mit 25 Jahren »), which never repeats the
+# question's word « âge ». `collect_evidence` counts that word as held by a window holding such a figure.
+_AGE_CUES = re.compile(
+    r"\b(quel âge|à quel âge|how old|what age|at what age|wie alt|in welchem alter)\b", re.I
+)
+_AGE_NOUNS = frozenset({"age", "old", "alt", "alter"})
+_AGE_EXPRESSION = re.compile(
+    rf"\b(?:\d{{1,3}}|{_NUMBER_WORD_ALTERNATIVES})[\s-](?:ans?|years?|year-old|jahre?n?|jährige?\w*)\b",
+    re.IGNORECASE,
+)
 
 
 class CorpusStats:
@@ -260,6 +273,11 @@ class EvidenceScorer:
     def covered(groups: Sequence[TermGroup], span_stems: frozenset[str]) -> set[frozenset[str]]:
         return {g.stems for g in groups if g.stems & span_stems}
 
+    @staticmethod
+    def covered_native(groups: Sequence[TermGroup], span_stems: frozenset[str]) -> set[frozenset[str]]:
+        """The groups the span holds in their own spelling (not only through a translation)."""
+        return {g.stems for g in groups if (g.native or g.stems) & span_stems}
+
 
 # -- the evidence step -----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -289,6 +307,9 @@ class ScoredWindow:
     # The question's words the window holds, split by how they match (`EvidenceScorer.answer_match`).
     match_native: float = 0.0
     match_translated: float = 0.0
+    # The question's term groups the window holds in their own spelling (the rest of `covered` it holds only
+    # through a glossary translation, a guess: the glossary has no sense disambiguation).
+    covered_native: frozenset[frozenset[str]] = frozenset()
 
     @property
     def answer_score(self) -> float:
@@ -407,6 +428,7 @@ def collect_evidence(
     unknown_name = False
     hybrid = query_vector is not None
     query = None if query_vector is None else np.asarray(query_vector, dtype=np.float32)
+    age_asked = bool(_AGE_CUES.search(question))
     for rank, passage in enumerate(passages):
         doc_language = language_of(passage.doc_id)
         if doc_language not in groups_by_language:
@@ -415,6 +437,10 @@ def collect_evidence(
                 question, groups_by_language[doc_language], scorer
             )
         groups = groups_by_language[doc_language]
+        # The asked age's own word (« âge ») is held by a window giving an age (« à moins de trente ans »).
+        age_stems = frozenset(
+            stem for group in groups if age_asked and fold(group.word) in _AGE_NOUNS for stem in group.stems
+        )
         stored = windows_of(passage.doc_id) if windows_of is not None else None
         pairs = passage_windows(passage, stored)
         cosines: list[float | None] = [None] * len(pairs)
@@ -426,6 +452,8 @@ def collect_evidence(
             sentence = passage.text[span.sentence - passage.start : span.end - passage.start]
             after = passage.text[span.end - passage.start : span.end - passage.start + 1]
             stems = scorer.stems(text, doc_language)
+            if age_stems and _AGE_EXPRESSION.search(text):
+                stems |= age_stems
             window = Window(span.start, span.end, text, stems)
             native, translated = EvidenceScorer.answer_match(groups, stems)
             scored.append(
@@ -441,6 +469,7 @@ def collect_evidence(
                     crosslingual=doc_language != language,
                     match_native=native,
                     match_translated=translated,
+                    covered_native=frozenset(EvidenceScorer.covered_native(groups, stems)),
                 )
             )
     if hybrid:

@@ -63,7 +63,7 @@ FEATURE_CODE = (
     "index/words.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 3
+FEATURES_VERSION = 4
 QUERY_BATCH = 64
 
 
@@ -212,6 +212,7 @@ def evidence_record(state: dict) -> dict:
                 "crosslingual": w.crosslingual,
                 "match_native": w.match_native,
                 "match_translated": w.match_translated,
+                "covered_native": [sorted(group) for group in w.covered_native],
             }
             for w in evidence.statements
         ],
@@ -288,6 +289,7 @@ def rebuild_evidence(record: dict):
                 crosslingual=w["crosslingual"],
                 match_native=w["match_native"],
                 match_translated=w["match_translated"],
+                covered_native=frozenset(frozenset(group) for group in w["covered_native"]),
             )
         )
     top = max((w.cosine for w in windows if w.cosine is not None), default=0.0)

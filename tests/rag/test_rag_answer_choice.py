@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from rag.backends.extractive import ExtractiveGenerator
 from rag.citations import CitationVerifier, answers_by_meaning
-from rag.evidence import CorpusStats, Evidence, EvidenceScorer, ScoredWindow, Window
+from rag.evidence import CorpusStats, Evidence, EvidenceScorer, ScoredWindow, Window, collect_evidence
 from rag.records import Passage
 
 CORPUS = [
@@ -95,3 +95,50 @@ def test_a_quote_in_another_language_than_the_answer_is_read_in_its_own() -> Non
     quote = TEXT[: TEXT.index(" Les usines")]
     citations, report = verifier.verify(f"Laut den Dokumenten: «{quote}» [1]", "de", [passage])
     assert citations[0].supported and citations[0].support > 0.9 and not report.unsupported
+
+
+def _evidence(*windows: ScoredWindow, hybrid: bool = True) -> Evidence:
+    return Evidence("Which company leads the investments in Zorg?", "en", "", windows, False, hybrid)
+
+
+def test_a_further_quote_on_a_translated_word_only_needs_the_model_to_back_it() -> None:
+    invest, company = frozenset({"invest"}), frozenset({"entrepris", "societ"})
+    # The first quote holds "investments"; the second adds "company" only through its translation
+    # « entreprise », in a sentence about something else, far from the question by meaning.
+    first = _window("Zorg investit 3 milliards.", 0, match_translated=0.5, covered=frozenset({invest}))
+    first = replace(first, covered_native=frozenset(), cosine=0.85, cosine_gap=0.0)
+    further = _window(
+        "L'entreprise vaut 80 milliards.", 40, match_translated=0.6, covered=frozenset({company})
+    )
+    further = replace(further, cosine=0.835, cosine_gap=0.015)  # it scores well enough to be added
+    generator = ExtractiveGenerator()
+    assert len(generator.select("q", "en", [], _evidence(first, further))) == 1
+    # As close by meaning as the first quote: the model backs the translation.
+    backed = replace(further, cosine=0.85, cosine_gap=0.0)
+    assert len(generator.select("q", "en", [], _evidence(first, backed))) == 2
+    # The word in its own spelling needs no backing.
+    native = replace(further, covered_native=frozenset({company}), match_native=0.35, match_translated=0.0)
+    assert len(generator.select("q", "en", [], _evidence(first, native))) == 2
+    # Lexical mode: the translation is the only bridge between languages, it counts.
+    lexical = [replace(w, cosine=None, cosine_gap=0.0, coverage=0.3) for w in (first, further)]
+    assert len(generator.select("q", "en", [], _evidence(*lexical, hybrid=False))) == 2
+
+
+def test_an_asked_age_is_held_by_a_window_giving_one() -> None:
+    text = "Zorg naît à Lyon. À moins de trente ans, il revend sa première société. Il part en 2005."
+    passage = Passage(1, ["c"], "z.txt", "/z.txt", "z", text, 0, len(text), 1.0)
+    scorer = EvidenceScorer(CorpusStats.from_texts([*CORPUS, (text, "fr")]), expander=False)
+    evidence = collect_evidence(
+        "Quel âge avait Zorg quand il a revendu sa première entreprise ?",
+        "fr",
+        [passage],
+        scorer,
+        lambda d: "fr",
+    )
+    age = next(g.stems for g in evidence.term_groups if g.word == "âge")
+    holding = [w.window.text for w in evidence.windows if age in w.covered]
+    assert holding and all("trente ans" in t for t in holding)
+    assert evidence.best() is not None and "trente ans" in evidence.best().window.text
+    # Another question: « ans » in a window answers nothing about « âge ».
+    other = collect_evidence("Quel est l'âge du capitaine ?", "fr", [passage], scorer, lambda d: "fr")
+    assert not any(w.covered for w in other.windows)
