@@ -1,9 +1,14 @@
 """Build or update the index from folders and files: incremental, atomic, one writer at a time.
 
 `build_index` walks the roots (the paths given now plus those recorded in the manifest, minus `forget`),
-loads only new or changed files (size+mtime, then content hash), reuses the chunks, vectors (read back
-from the FAISS index) and BM25 term counts of unchanged files, drops deleted files, and writes a new
-generation (see index.store). When nothing changed, nothing is embedded and nothing is rewritten.
+loads only new or changed files (size+mtime, then content hash), drops deleted files, and hands the
+writer an update (`Generation.kept`): the new and changed documents' rows, and the ids of the unchanged
+ones, whose chunks, vectors, term counts and windows the store keeps (PostgreSQL: the rows stay in place;
+the folder store: numpy copies into its new generation). Work is proportional to what changed: nothing of
+an unchanged document is read back through Python objects. When nothing changed, nothing is embedded and
+nothing is rewritten. A complete generation (the previous rows read back where reusable) is written only
+when the previous index cannot be kept as stored: another analyzer, instruction detector or mode, or an
+index of before sentence windows.
 
 Safety rules:
 - every given path must exist, checked before the index is touched (IndexPathError);
@@ -184,6 +189,8 @@ class BuildPlan:
     same_chunking: bool
     same_analyzer: bool
     reuse_vectors: bool  # the previous index's vectors of unchanged files are kept, not re-embedded
+    # Unchanged files stay in the store as they are: the writer gets an update (`Generation.kept`).
+    update_in_place: bool = False
     kept: list[tuple[_Found, FileEntry]] = field(default_factory=list)  # unchanged files
     to_load: list[tuple[_Found, bytes | None, bool]] = field(default_factory=list)  # (file, bytes, is_new)
     skipped_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -211,6 +218,12 @@ class _Assembled:
     term_counts: list[dict[str, int]] = field(default_factory=list)
     vector_rows: list[int] = field(default_factory=list)  # previous row of each reused vector, -1: embed it
     entries: dict[str, FileEntry] = field(default_factory=dict)
+    kept: list[str] | None = None  # an update in place: the unchanged documents (rows above: the others)
+
+    @property
+    def chunk_count(self) -> int:
+        """Chunks of the whole index (kept documents included)."""
+        return sum(len(entry.chunk_ids) for entry in self.entries.values())
 
 
 def build_index(
@@ -255,10 +268,11 @@ def build_index(
                 bm25=bm25,
                 vectors=vectors,
                 windows=windows,
+                kept=assembled.kept,
             )
         )
         report.written = True
-        return _finish(report, assembled.entries, len(assembled.chunks), started)
+        return _finish(report, assembled.entries, assembled.chunk_count, started)
 
 
 def _previous_roots(writer: IndexWriter, rebuild: bool, previous: PreviousIndex | None) -> list[Path]:
@@ -313,6 +327,18 @@ def plan_build(
     )
     if previous is not None and not same_chunking:
         report.messages.append("Chunking settings changed: every file is chunked again.")
+    plan.update_in_place = (
+        previous is not None
+        and same_chunking
+        and plan.same_analyzer
+        and previous.manifest.instruction_detector == DETECTOR_VERSION
+        and previous.manifest.mode == plan.mode
+        and previous.manifest.embedding == (embedder.settings() if embedder is not None else None)
+        # An index from before sentence windows were stored gets them for every document: complete.
+        and not (
+            writer.keeps_windows and not (isinstance(previous, WindowHistory) and previous.has_windows())
+        )
+    )
 
     for root in roots:
         if not root.exists():
@@ -406,9 +432,27 @@ def load_and_chunk(
     return loaded
 
 
+def _kept_entry(item: _Found, old: FileEntry) -> FileEntry:
+    """An unchanged file's manifest entry, with its path, size and mtime of now (it may have moved or been
+    touched)."""
+    return FileEntry(
+        old.doc_id, str(item.path), str(item.root), old.content_hash,
+        item.size, item.mtime_ns, old.language, old.title, list(old.chunk_ids),
+    )  # fmt: skip
+
+
 def assemble(plan: BuildPlan, loaded: list[_Loaded]) -> _Assembled:
-    """The rows of the new generation: kept files (reusing the previous rows) then the loaded ones."""
+    """The rows of the new generation: kept files (reusing the previous rows) then the loaded ones. For
+    an update in place, only the loaded files' rows: the kept files are named (`kept`), nothing of them is
+    read."""
     out = _Assembled()
+    if plan.update_in_place:
+        out.kept = []
+        for item, old in plan.kept:
+            out.kept.append(old.doc_id)
+            out.entries[old.doc_id] = _kept_entry(item, old)
+        _add_loaded(plan, loaded, out)
+        return out
     previous = plan.previous
     analyzer = plan.analyzer
     old_counts = (
@@ -433,10 +477,14 @@ def assemble(plan: BuildPlan, loaded: list[_Loaded]) -> _Assembled:
                     analyzer.analyze_chunk(chunk.text, chunk.title, chunk.heading_path, old.language)
                 )
             )
-        out.entries[old.doc_id] = FileEntry(
-            old.doc_id, str(item.path), str(item.root), old.content_hash,
-            item.size, item.mtime_ns, old.language, old.title, list(old.chunk_ids),
-        )  # fmt: skip
+        out.entries[old.doc_id] = _kept_entry(item, old)
+    _add_loaded(plan, loaded, out)
+    return out
+
+
+def _add_loaded(plan: BuildPlan, loaded: list[_Loaded], out: _Assembled) -> None:
+    """The rows of the new and changed files: chunks, term counts (analysed now), no vector yet."""
+    analyzer = plan.analyzer
     for new in loaded:
         document, language = new.document, new.language
         out.documents.append((document, language))
@@ -450,7 +498,6 @@ def assemble(plan: BuildPlan, loaded: list[_Loaded]) -> _Assembled:
             document.doc_id, document.source, str(new.found.root), document.content_hash, new.found.size,
             new.found.mtime_ns, language, document.title, [c.chunk_id for c in new.chunks],
         )  # fmt: skip
-    return out
 
 
 def embed_chunks(
@@ -486,7 +533,9 @@ def find_windows(plan: BuildPlan, assembled: _Assembled, report: BuildReport) ->
     keeps its windows and vectors from the previous index, a new or changed one is split and embedded."""
     embedder = plan.embedder
     previous = plan.previous
-    table = previous.stored_windows() if isinstance(previous, WindowHistory) else None
+    # An update in place holds only new and changed documents: no previous window is read.
+    reusing = isinstance(previous, WindowHistory) and plan.kept and not plan.update_in_place
+    table = previous.stored_windows() if reusing else None  # type: ignore[union-attr]
     kept = {old.doc_id for _, old in plan.kept}
     usable = table is not None and (embedder is None or table.vectors is not None)
     reused = [
@@ -515,7 +564,7 @@ def make_manifest(plan: BuildPlan, assembled: _Assembled, bm25: BM25Index) -> Ma
         bm25={"k1": bm25.k1, "b": bm25.b},
         roots=[str(r) for r in plan.roots],
         files=assembled.entries,
-        vector_index=vector_index_kind(len(assembled.chunks)) if embedder is not None else None,
+        vector_index=vector_index_kind(assembled.chunk_count) if embedder is not None else None,
         skipped=plan.skipped_meta,
         instruction_detector=DETECTOR_VERSION,
         created_at=plan.previous.manifest.created_at if plan.previous is not None else now,

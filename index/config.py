@@ -51,6 +51,19 @@ class IndexConfig(BaseModel):
         description="What runs the embedding model on the CPU: 'onnx' (ONNX Runtime; the model is exported "
         "once to the user's cache), 'torch', or 'auto' (ONNX Runtime when installed, else torch).",
     )
+    # Questions through an int8 copy of the ONNX export (index/onnx_encoder.py): about half the CPU of
+    # float32 per question (e5-small, 150 chat questions one by one: 21.7 -> 10.7-13.7 ms of CPU), the cost
+    # that limits a chat serving many people in hybrid mode. Passages stay float32. Off by default: it
+    # moves retrieval by more than 0.003. PIAF dev, the product's retriever, recall@5 / hit@1 (fr 1,200
+    # sampled / en, de 300 translated), float32: fr 0.921 / 0.785, en 0.917 / 0.737, de 0.877 / 0.693;
+    # int8, first layer float32 (shipped rule): fr 0.918 / 0.782, en 0.917 / 0.747, de 0.873 / 0.680;
+    # every layer int8: fr 0.921 / 0.782, en 0.917 / 0.757, de 0.863 / 0.697; FFN output float32:
+    # fr 0.920 / 0.788, en 0.913 / 0.750, de 0.860 / 0.687 (en/de: one question is 0.0033).
+    embedding_query_int8: bool = Field(
+        False,
+        description="Embed questions with an int8 copy of the model (ONNX Runtime only; made once beside "
+        "the float32 export, checked against it on every load). Passages always use float32.",
+    )
     # Defaults measured with eval/benchmarks/chunking.py (PIAF dev, lexical retrieval, paragraphs joined per
     # article): at an equal context budget (1,280 tokens = top-5 x 256) 256/76 gave the best answer recall
     # (0.861; 200/40: 0.847, 320/96: 0.857, 512/102: 0.819); bigger chunks win recall@5 only by sending

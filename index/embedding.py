@@ -162,6 +162,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._tokenizer_lock = threading.Lock()
         self.onnx = _load_onnx(self.model, config) if onnx is None else onnx
         self.backend = "onnx" if self.onnx is not None else "torch"
+        self.query_onnx = _load_int8_query_onnx(self.model, self.onnx, config)
         # Questions asked at the same moment by several threads (chat sessions) share model calls, one
         # call per core at a time with a one-thread ONNX session (else one: the call uses every core).
         running = self._workers if self.onnx is not None and self.onnx.threads == 1 else 1
@@ -180,11 +181,12 @@ class SentenceTransformerEmbedder(Embedder):
         )
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
-    def _embed_batch(self, texts: list[str], prompt: str) -> np.ndarray:
+    def _embed_batch(self, texts: list[str], prompt: str, onnx: OnnxTransformer | None = None) -> np.ndarray:
         """One batch through the model's own modules: its tokenisation with the prompt, the transformer
         (ONNX Runtime or torch), its pooling, then L2 normalisation, as `encode()` does. Without what
         `encode()` redoes on every call for large corpora (eval mode, a device check of every parameter),
-        which on one short question was a quarter of the model call (eval/benchmarks/query_embedding.py)."""
+        which on one short question was a quarter of the model call (eval/benchmarks/query_embedding.py).
+        `onnx`: the ONNX transformer to run (default `self.onnx`; questions pass `self.query_onnx`)."""
         import torch
         from sentence_transformers.util import batch_to_device
 
@@ -193,8 +195,9 @@ class SentenceTransformerEmbedder(Embedder):
             # at once (passage batches run side by side; chat sessions embed concurrently).
             with self._tokenizer_lock:
                 features = self.model.preprocess(texts, prompt=prompt or None)
-            if self.onnx is not None:
-                features["token_embeddings"] = torch.from_numpy(self.onnx.token_embeddings(features))
+            onnx = onnx or self.onnx
+            if onnx is not None:
+                features["token_embeddings"] = torch.from_numpy(onnx.token_embeddings(features))
                 for module in self._modules_after_transformer:
                     features = module(features)
             else:
@@ -207,7 +210,11 @@ class SentenceTransformerEmbedder(Embedder):
             return vectors.cpu().numpy()
 
     def _embed_all(
-        self, texts: list[str], prompt: str, on_batch: Callable[[int], None] | None = None
+        self,
+        texts: list[str],
+        prompt: str,
+        on_batch: Callable[[int], None] | None = None,
+        onnx: OnnxTransformer | None = None,
     ) -> np.ndarray:
         """Row i is the vector of texts[i]. Batches of similar lengths (longest first, as `encode()` orders
         them: less padding). With a one-thread ONNX session, batches run side by side on `_workers`
@@ -218,7 +225,7 @@ class SentenceTransformerEmbedder(Embedder):
         batches = [order[lo : lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
 
         def run(ids: list[int]) -> list[int]:
-            out[ids] = self._embed_batch([texts[i] for i in ids], prompt)
+            out[ids] = self._embed_batch([texts[i] for i in ids], prompt, onnx)
             return ids
 
         workers = self._workers if self.onnx is not None and self.onnx.threads == 1 else 1
@@ -272,12 +279,13 @@ class SentenceTransformerEmbedder(Embedder):
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Questions, one or a few at a time (the batch path serves concurrent chat sessions and the eval),
-        on `query_threads` intra-op threads (see `index.config.IndexConfig.embedding_query_threads`)."""
+        on `query_threads` intra-op threads (see `index.config.IndexConfig.embedding_query_threads`), through
+        the int8 copy of the ONNX export when there is one (`index.config.IndexConfig.embedding_query_int8`)."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with torch_threads(self.query_threads):
-            return self._embed_all(texts, self.query_prompt)
+            return self._embed_all(texts, self.query_prompt, onnx=self.query_onnx)
 
     # -- tokens ---------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -320,6 +328,22 @@ def _load_onnx(model: SentenceTransformer, config: IndexConfig) -> OnnxTransform
             ) from exc
         if "not installed" not in str(exc):
             print(f"Note: embedding with torch, not ONNX Runtime: {exc}", file=sys.stderr)
+        return None
+
+
+def _load_int8_query_onnx(
+    model: SentenceTransformer, onnx: OnnxTransformer | None, config: IndexConfig
+) -> OnnxTransformer | None:
+    """The int8 query copy of the ONNX export when `config.embedding_query_int8` asks for it and it works;
+    else None (questions use the float32 export or torch), with one line on stderr saying why."""
+    if onnx is None or not config.embedding_query_int8:
+        return None
+    from index.onnx_encoder import OnnxUnavailable, load_int8_query_transformer
+
+    try:
+        return load_int8_query_transformer(model, onnx)
+    except OnnxUnavailable as exc:
+        print(f"Note: questions embedded in float32: {exc}", file=sys.stderr)
         return None
 
 

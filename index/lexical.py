@@ -181,6 +181,57 @@ class BM25Index:
             per_row[row][id_to_term[term_id]] = count
         return per_row
 
+    def take_rows(self, rows: np.ndarray) -> BM25Index:
+        """A new index of the rows `rows` of this one (ascending; new row i is old row rows[i]), by numpy
+        masks over the postings: what an incremental folder build keeps of the previous index without
+        turning its postings into per-row dicts. Terms left without postings are dropped."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) > 1 and np.any(np.diff(rows) <= 0):
+            raise ValueError("take_rows: rows must be ascending and distinct")
+        position = np.full(self.size, -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows))
+        new_rows = position[self.post_rows]
+        keep = new_rows >= 0
+        # Rows ascending: each term's postings stay in row order, the term-major layout needs no sort.
+        terms = np.repeat(np.arange(len(self.vocabulary), dtype=np.int64), np.diff(self.term_ptr))[keep]
+        used = np.unique(terms)
+        renumber = np.zeros(len(self.vocabulary), dtype=np.int64)
+        renumber[used] = np.arange(len(used))
+        names = list(self.vocabulary)
+        out = BM25Index(self.k1, self.b)
+        out.vocabulary = {names[t]: i for i, t in enumerate(used.tolist())}
+        out.post_rows = new_rows[keep].astype(np.int32)
+        out.post_counts = self.post_counts[keep]
+        out.term_ptr = np.zeros(len(used) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(renumber[terms], minlength=len(used)), out=out.term_ptr[1:])
+        out.doc_lengths = self.doc_lengths[rows]
+        return out
+
+    def extended(self, other: BM25Index) -> BM25Index:
+        """A new index of this one's rows followed by `other`'s (its rows numbered after ours)."""
+        names = list(self.vocabulary)
+        vocabulary = dict(self.vocabulary)
+        for term in other.vocabulary:
+            vocabulary.setdefault(term, len(vocabulary))
+        names += list(vocabulary)[len(names) :]
+        other_ids = np.asarray([vocabulary[term] for term in other.vocabulary], dtype=np.int64)
+        terms = np.concatenate(
+            [
+                np.repeat(np.arange(len(self.vocabulary), dtype=np.int64), np.diff(self.term_ptr)),
+                np.repeat(other_ids, np.diff(other.term_ptr)),
+            ]
+        )
+        # Stable: within a term our postings (lower rows) stay before the other's, each in row order.
+        order = np.argsort(terms, kind="stable")
+        out = BM25Index(self.k1, self.b)
+        out.vocabulary = vocabulary
+        out.post_rows = np.concatenate([self.post_rows, other.post_rows + self.size]).astype(np.int32)[order]
+        out.post_counts = np.concatenate([self.post_counts, other.post_counts]).astype(np.int32)[order]
+        out.term_ptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=len(vocabulary)), out=out.term_ptr[1:])
+        out.doc_lengths = np.concatenate([self.doc_lengths, other.doc_lengths]).astype(np.int32)
+        return out
+
     # -- searching ------------------------------------------------------------------------------------
     def known_variant(self, term: str) -> str | None:
         """For a query term the index has never seen, the indexed term it most likely means (see

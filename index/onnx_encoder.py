@@ -14,16 +14,25 @@ an export must give the torch path's vectors (cosine >= `MIN_COSINE` on a probe 
 an index built with either path stays valid with the other. Any failure (package missing, an architecture
 the exporter cannot trace, a mismatch) leaves the torch path in charge; `OnnxUnavailable` says why.
 
+Questions may run on a second, int8 copy (`load_int8_query_transformer`): the float32 export's matrix
+products quantised (dynamic int8, weights per output channel; the first layer kept in float32, the one
+whose quantisation moved the vectors most), written beside the export once. Passages always go through the
+float32 export, so stored vectors never change; a query vector moves a little (cosine ~0.997 to float32 on
+PIAF questions), checked on every load against the float32 export (`MIN_INT8_COSINE`), else the float32
+export embeds the questions too.
+
 This module must not decide when ONNX is used: `index.config.IndexConfig.embedding_backend` does, read by
 `index.embedding`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +45,10 @@ if TYPE_CHECKING:
 EXPORT_FORMAT = 1
 #: Smallest cosine between an export's vectors and torch's on the probe batch for the export to be used.
 MIN_COSINE = 0.9999
+#: int8 query copy layout (what is quantised); bump it when that changes so that old files are not reused.
+INT8_FORMAT = 1
+#: Smallest cosine between the int8 query copy's vectors and the float32 export's on the probe batch.
+MIN_INT8_COSINE = 0.99
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _PROBE_TEXTS = (
     "Le chat dort sur le canapé.",
@@ -105,6 +118,82 @@ def load_onnx_transformer(model: SentenceTransformer, name: str, threads: int) -
     return encoder
 
 
+def load_int8_query_transformer(model: SentenceTransformer, encoder: OnnxTransformer) -> OnnxTransformer:
+    """The int8 copy of `encoder`'s export (made now if absent), checked against it. Raises OnnxUnavailable."""
+    path = encoder.path.with_name(f"{encoder.path.stem}-int8q{INT8_FORMAT}.onnx")
+    made_now = not path.is_file()
+    if made_now:
+        _quantize(encoder.path, path)
+    try:
+        quantized = OnnxTransformer(path, encoder.threads)
+        cosine = _probe_cosine(model, quantized, reference=encoder)
+    except Exception as exc:  # noqa: BLE001 - a damaged file is made again below
+        if made_now:
+            raise OnnxUnavailable(f"the int8 query copy {path} cannot be run: {exc}") from exc
+        cosine = -1.0
+    if cosine < MIN_INT8_COSINE and not made_now:  # damaged, or made from an older export: once more
+        _quantize(encoder.path, path)
+        quantized = OnnxTransformer(path, encoder.threads)
+        cosine = _probe_cosine(model, quantized, reference=encoder)
+    if cosine < MIN_INT8_COSINE:
+        raise OnnxUnavailable(
+            f"the int8 query copy {path} moves the vectors too far (cosine {cosine:.4f} < {MIN_INT8_COSINE})"
+        )
+    return quantized
+
+
+def _quantize(source: Path, path: Path) -> None:
+    """Dynamic int8 quantisation of `source`'s MatMuls but the first layer's, written under a temporary name
+    then renamed (an interrupted run never leaves a file that looks finished)."""
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise OnnxUnavailable(f"the int8 query copy cannot be made: {exc}") from exc
+    graph = onnx.load(str(source), load_external_data=False).graph
+    first_layer = [n.name for n in graph.node if n.op_type == "MatMul" and "layer.0/" in n.name]
+    with _written_whole(path, ".int8-", "the int8 query copy could not be made") as temporary:
+        import logging
+
+        quantizer_log = logging.getLogger()  # the quantiser warns on the root logger about pre-processing
+        level = quantizer_log.level
+        quantizer_log.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(
+                str(source),
+                temporary,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+                nodes_to_exclude=first_layer,
+            )
+        finally:
+            quantizer_log.setLevel(level)
+
+
+@contextlib.contextmanager
+def _written_whole(path: Path, prefix: str, failure: str) -> Iterator[str]:
+    """A temporary file name beside `path`, renamed to `path` when the block succeeds, removed otherwise, so
+    that an interrupted write (Ctrl-C, a full disk) never leaves a file that looks finished. Any failure of
+    the block becomes OnnxUnavailable(`failure`: first line of the error)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".onnx")
+    except OSError as exc:  # a read-only or full cache folder: the caller falls back
+        raise OnnxUnavailable(f"the ONNX export cannot be written in {path.parent}: {exc.strerror}") from exc
+    os.close(handle)
+    try:
+        yield temporary
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the model folder's other files are not
+        os.replace(temporary, path)
+    except OnnxUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure means "use the other path"
+        raise OnnxUnavailable(f"{failure}: {str(exc).splitlines()[0][:200]}") from exc
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
 def _text_transformer(model: SentenceTransformer) -> Any:
     from sentence_transformers.base.modules import Transformer
     from transformers import PreTrainedModel
@@ -172,14 +261,8 @@ def _export(model: SentenceTransformer, transformer: Any, path: Path) -> None:
             return self.hf_model(**dict(zip(names, inputs, strict=True)), return_dict=True).last_hidden_state
 
     print(f"Preparing the ONNX Runtime copy of the embedding model (once): {path}", file=sys.stderr)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".onnx")
-    except OSError as exc:  # a read-only or full cache folder: torch runs the model instead
-        raise OnnxUnavailable(f"the ONNX export cannot be written in {path.parent}: {exc.strerror}") from exc
-    os.close(handle)
     dynamic = {key: {0: "batch", 1: "tokens"} for key in [*names, "last_hidden_state"]}
-    try:
+    with _written_whole(path, ".export-", "the model could not be exported to ONNX") as temporary:
         import warnings
 
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -196,23 +279,21 @@ def _export(model: SentenceTransformer, transformer: Any, path: Path) -> None:
                 opset_version=17,
                 dynamo=False,
             )
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the model folder's other files are not
-        os.replace(temporary, path)
-    except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch"
-        raise OnnxUnavailable(
-            f"the model could not be exported to ONNX: {str(exc).splitlines()[0][:200]}"
-        ) from exc
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
-def _probe_cosine(model: SentenceTransformer, encoder: OnnxTransformer) -> float:
-    """Smallest cosine between the torch and the ONNX token embeddings, mean-pooled, on the probe texts."""
+def _probe_cosine(
+    model: SentenceTransformer, encoder: OnnxTransformer, reference: OnnxTransformer | None = None
+) -> float:
+    """Smallest cosine between the reference's token embeddings (torch's, or another export's) and the
+    encoder's, mean-pooled, on the probe texts."""
     import torch
 
     features = model.preprocess(list(_PROBE_TEXTS), prompt=None)
-    with torch.inference_mode():
-        expected = model[0](dict(features))["token_embeddings"].float().numpy()
+    if reference is not None:
+        expected = reference.token_embeddings(features)
+    else:
+        with torch.inference_mode():
+            expected = model[0](dict(features))["token_embeddings"].float().numpy()
     found = encoder.token_embeddings(features)
     mask = features["attention_mask"].numpy()[..., None].astype(np.float32)
     pooled = [(hidden * mask).sum(1) / mask.sum(1) for hidden in (expected, found)]

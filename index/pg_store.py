@@ -11,9 +11,12 @@ a restart; cached chunks and documents are dropped when the generation moves.
 
 Writing (`PostgresIndexWriter`) serialises writers on an advisory lock (a second `rag index` waits for the
 first) and applies a whole indexing run in one transaction: readers see the previous state until the
-commit, and a crash, Ctrl-C or kill -9 rolls everything back. A run only touches what changed: files
-whose content hash moved are deleted and inserted again, unchanged chunks keep their rows, terms and
-vectors (nothing is re-embedded). Bulk rows go in with COPY (binary for vectors and postings).
+commit, and a crash, Ctrl-C or kill -9 rolls everything back. A run only touches what changed: an
+update (`Generation.kept`, what `rag index` sends) deletes the rows of removed and changed documents and
+inserts the new ones; the unchanged documents' chunks, postings, vectors and windows are neither read nor
+rewritten, and the corpus statistics of BM25 (chunk count, total length, each term's document frequency)
+move by the deltas. A complete generation keeps the stored chunks it holds too (same chunk id). Bulk rows go
+in with COPY (binary for vectors and postings).
 
 A hybrid question's two searches run at once: `search_lexical` starts the dense search of the same question
 on a second connection (worker thread), `search_dense` takes its result (`_prefetch_dense`).
@@ -842,6 +845,7 @@ class PostgresIndexWriter:
         self.url = url
         self._wait_message = wait_message
         self._conn: psycopg.Connection | None = None
+        self._opened: list[PostgresStore] = []  # by `read_previous`, closed with the lock
 
     @property
     def location(self) -> str:
@@ -867,6 +871,9 @@ class PostgresIndexWriter:
             yield
         finally:
             self._conn = None
+            for store in self._opened:
+                store.close()
+            self._opened.clear()
             conn.close()  # also releases the advisory lock
 
     @property
@@ -876,17 +883,23 @@ class PostgresIndexWriter:
 
     def read_previous(self) -> PostgresPrevious | None:
         try:
-            return PostgresPrevious(PostgresStore.open(self.url, load_model=False, load_files=True))
+            store = PostgresStore.open(self.url, load_model=False, load_files=True)
         except IndexNotFoundError:
             return None
+        if self._conn is not None:
+            self._opened.append(store)
+        return PostgresPrevious(store)
 
     def write(self, generation: Generation) -> None:
-        """Make the database hold exactly `generation`, in one transaction.
+        """Make the database hold exactly `generation`, in one transaction (an update: `_update`).
 
         Chunks already stored (same chunk id: same document content and offsets) keep their rows, terms
         and vectors; the rest is inserted; what the generation no longer holds is deleted. A changed
         model, prompts or analyzer rewrites everything (the generation is complete, so nothing is lost).
         """
+        if generation.kept is not None:
+            self._update(generation)
+            return
         conn = self.conn
         manifest, chunks, vectors = generation.manifest, generation.chunks, generation.vectors
         dimension = int(vectors.shape[1]) if vectors is not None else None
@@ -946,20 +959,81 @@ class PostgresIndexWriter:
                     impact_length=impact_length,
                 )
             self._insert_windows(generation)
-            self._write_manifest(manifest, impact_length)
+            self._write_manifest(manifest, impact_length, *self._corpus_size())
         # Index-only scans of the postings need the visibility map a VACUUM sets (autovacuum would, later);
         # statistics for the planner. Outside the transaction: the new state is committed already.
         tables = "rag_postings, rag_chunks, rag_terms" + (", rag_vectors" if dimension is not None else "")
         with contextlib.suppress(Exception):
             conn.execute(f"VACUUM (ANALYZE) {tables}")
 
-    def _insert_windows(self, generation: Generation) -> None:
+    def _update(self, update: Generation) -> None:
+        """Apply an update (`Generation.kept`) in one transaction: the documents not kept are deleted with
+        their rows, the update's inserted; the kept documents' rows are neither read nor rewritten (only
+        their path, size and mtime, where those moved). Chunk count and total length move by the deltas."""
+        conn = self.conn
+        manifest, kept = update.manifest, update.kept or []
+        with conn.transaction():
+            migrate(conn, self.url)
+            row = conn.execute(
+                "SELECT manifest, chunk_count, total_length, impact_length FROM rag_manifest"
+            ).fetchone()
+            if row is None or any(
+                row[0].get(key) != value
+                for key, value in (
+                    ("mode", manifest.mode),
+                    ("embedding", manifest.embedding),
+                    ("analyzer", manifest.analyzer),
+                    ("instruction_detector", manifest.instruction_detector),
+                )
+            ):
+                raise IndexFormatError(
+                    f"The index in {self.location} is not the one this run planned an update of. Run rag index "
+                    "again."
+                )
+            _, count, total, impact_length = row
+            gone = [
+                doc_id
+                for (doc_id,) in conn.execute(
+                    "SELECT doc_id FROM rag_documents WHERE doc_id <> ALL(%s)", (kept,)
+                )
+            ]
+            removed, removed_length = self._delete_documents(gone)
+            self._refresh_kept(set(kept), manifest.files)
+            self._insert_documents(update.documents, manifest.files)
+            postings = _NewPostings(update.bm25, np.arange(len(update.chunks), dtype=np.int64))
+            if update.chunks:
+                self._insert_chunks(
+                    update.chunks, postings, update.vectors, bulk=False, impact_length=impact_length
+                )
+            self._insert_windows(update, stored=set())
+            count += len(update.chunks) - removed
+            total += int(postings.lengths.sum()) - removed_length
+            self._write_manifest(manifest, impact_length, count, total)
+        if len(update.chunks) + removed > count // 10:
+            # A large change: the planner's statistics and the visibility map now (see `write`); a small one
+            # is left to autovacuum (a VACUUM reads every index of a table that lost rows, HNSW included).
+            tables = "rag_postings, rag_chunks, rag_terms" + (
+                ", rag_vectors" if update.vectors is not None else ""
+            )
+            with contextlib.suppress(Exception):
+                conn.execute(f"VACUUM (ANALYZE) {tables}")
+
+    def _corpus_size(self) -> tuple[int, int]:
+        """(chunk count, total length in terms) counted over every stored chunk."""
+        return self.conn.execute(
+            "SELECT count(*)::int, coalesce(sum((SELECT sum(x) FROM unnest(term_counts) x)), 0)::bigint "
+            "FROM rag_chunks"
+        ).fetchone()
+
+    def _insert_windows(self, generation: Generation, stored: set[str] | None = None) -> None:
         """The windows of every document of the generation that has none stored yet (new, changed, or
-        kept from an index written before windows were stored)."""
+        kept from an index written before windows were stored). `stored`: the documents that have windows
+        (default: read from the table)."""
         table = generation.windows
         if table is None:
             return
-        stored = {doc_id for (doc_id,) in self.conn.execute("SELECT DISTINCT doc_id FROM rag_windows")}
+        if stored is None:
+            stored = {doc_id for (doc_id,) in self.conn.execute("SELECT DISTINCT doc_id FROM rag_windows")}
         with self.conn.cursor().copy(
             "COPY rag_windows (doc_id, ordinal, start_offset, sentence_offset, end_offset, embedding) FROM STDIN"
         ) as copy:
@@ -978,17 +1052,20 @@ class PostgresIndexWriter:
         wanted = {doc.doc_id: doc.content_hash for doc, _ in documents}
         stored = dict(self.conn.execute("SELECT doc_id, content_hash FROM rag_documents").fetchall())
         gone = [doc_id for doc_id, digest in stored.items() if wanted.get(doc_id) != digest]
-        if gone:
-            rows = [
-                row
-                for (row,) in self.conn.execute(
-                    "SELECT row_id FROM rag_chunks WHERE doc_id = ANY(%s)", (gone,)
-                )
-            ]
-            if rows:
-                self._remove_rows(rows)
-            self.conn.execute("DELETE FROM rag_documents WHERE doc_id = ANY(%s)", (gone,))
+        self._delete_documents(gone)
         return {doc_id for doc_id in stored if doc_id not in gone}
+
+    def _delete_documents(self, gone: list[str]) -> tuple[int, int]:
+        """Delete these documents and their rows; returns (chunks deleted, their total length in terms)."""
+        if not gone:
+            return 0, 0
+        rows = [
+            row
+            for (row,) in self.conn.execute("SELECT row_id FROM rag_chunks WHERE doc_id = ANY(%s)", (gone,))
+        ]
+        removed = self._remove_rows(rows) if rows else (0, 0)
+        self.conn.execute("DELETE FROM rag_documents WHERE doc_id = ANY(%s)", (gone,))
+        return removed
 
     def _refresh_kept(self, kept: set[str], entries: dict[str, FileEntry]) -> None:
         if not kept:
@@ -1024,7 +1101,9 @@ class PostgresIndexWriter:
                      entry.mtime_ns, language, json.dumps(sections), json.dumps(doc.metadata))
                 )  # fmt: skip
 
-    def _remove_rows(self, rows: list[int]) -> None:
+    def _remove_rows(self, rows: list[int]) -> tuple[int, int]:
+        """Delete these chunk rows, their postings and vectors (document frequencies updated); returns
+        (rows deleted, their total length in terms)."""
         conn = self.conn
         conn.execute(
             """WITH gone AS (
@@ -1037,7 +1116,12 @@ class PostgresIndexWriter:
                FROM (SELECT term_id, count(*) AS n FROM gone GROUP BY term_id) g WHERE t.term_id = g.term_id""",
             {"rows": rows},
         )
-        conn.execute("DELETE FROM rag_chunks WHERE row_id = ANY(%s)", (rows,))
+        lengths = conn.execute(
+            "DELETE FROM rag_chunks WHERE row_id = ANY(%s) "
+            "RETURNING (SELECT coalesce(sum(x), 0) FROM unnest(term_counts) x)::bigint",
+            (rows,),
+        ).fetchall()
+        return len(lengths), sum(length for (length,) in lengths)
 
     def _term_ids(self, terms: set[str]) -> dict[str, int]:
         conn = self.conn
@@ -1148,16 +1232,10 @@ class PostgresIndexWriter:
                 f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
             )
 
-    def _write_manifest(self, manifest: Manifest, impact_length: float) -> int:
+    def _write_manifest(self, manifest: Manifest, impact_length: float, count: int, total: int) -> int:
+        """The manifest row, with the corpus statistics `count` (chunks) and `total` (their length in
+        terms); the main language counted from the manifest's files (chunks per language)."""
         conn = self.conn
-        count, total = conn.execute(
-            "SELECT count(*)::int, coalesce(sum((SELECT sum(x) FROM unnest(term_counts) x)), 0)::bigint "
-            "FROM rag_chunks"
-        ).fetchone()
-        main = conn.execute(
-            "SELECT d.language FROM rag_chunks c JOIN rag_documents d USING (doc_id) "
-            "GROUP BY d.language ORDER BY count(*) DESC, d.language LIMIT 1"
-        ).fetchone()
         manifest.chunk_count = count
         average = max(total / max(count, 1), 1.0)
         if abs(average / impact_length - 1) > IMPACT_LENGTH_DRIFT:  # the stored order has drifted: renew it
@@ -1174,9 +1252,18 @@ class PostgresIndexWriter:
                ON CONFLICT (id) DO UPDATE SET generation = rag_manifest.generation + 1, manifest = %(m)s,
                    chunk_count = %(n)s, total_length = %(t)s, main_language = %(lang)s, impact_length = %(il)s,
                    updated_at = now()""",
-            {"m": data, "n": count, "t": total, "lang": main[0] if main else "fr", "il": impact_length},
+            {"m": data, "n": count, "t": total, "lang": _main_language(manifest), "il": impact_length},
         )
         return count
+
+
+def _main_language(manifest: Manifest) -> str:
+    """The language with the most chunks (ties: the first by name); "fr" for an empty index."""
+    chunks: Counter[str] = Counter()
+    for entry in manifest.files.values():
+        if entry.chunk_ids:
+            chunks[entry.language] += len(entry.chunk_ids)
+    return min(chunks.items(), key=lambda item: (-item[1], item[0]))[0] if chunks else "fr"
 
 
 def folder_generation(store: IndexStore) -> Generation:

@@ -110,7 +110,9 @@ class IndexReader(Protocol):
 
 
 class PreviousIndex(Protocol):
-    """The index a build updates: what `build_index` reuses of it (files, chunks, term counts, vectors)."""
+    """The index a build updates. An incremental run reads only its `manifest` (per-file entries) and
+    sends an update (`Generation.kept`); the rest is read only to write a complete generation that reuses
+    what it can (the analyzer, instruction detector or mode changed, or windows are missing)."""
 
     @property
     def manifest(self) -> Manifest: ...
@@ -178,7 +180,18 @@ class WindowHistory(Protocol):
 
 @dataclass(slots=True)
 class Generation:
-    """A complete new index, as `build_index` hands it to `IndexWriter.write`."""
+    """A new index as `build_index` hands it to `IndexWriter.write`: complete, or an update of the
+    previous index (`kept`).
+
+    An update lists the documents of the previous index that stay as they are (`kept`); `documents`,
+    `chunks`, `bm25`, `vectors` and `windows` then hold only the new and changed documents (BM25 rows and
+    vector rows numbered from 0 over `chunks`), and every previous document not kept is gone. The manifest is
+    always complete (every file, kept ones included). What an update needs of the previous index is the
+    writer's business: the PostgreSQL store keeps the kept rows where they are, the folder store copies
+    them into its new generation with numpy. `build_index` sends an update whenever the previous index's
+    chunks, term counts, vectors and windows are all reusable as stored (same chunking, analyzer, model,
+    instruction detector and mode, windows present); else a complete generation.
+    """
 
     manifest: Manifest
     documents: list[tuple[Document, str]]  # (document, its language)
@@ -188,6 +201,8 @@ class Generation:
     #: Sentence windows of `documents` (same order; `index.windows`), with vectors in hybrid mode. A writer
     #: that keeps no windows ignores them (see `WindowReader`).
     windows: WindowTable | None = None
+    #: None: a complete index. Else an update: the doc ids of the previous index's documents kept as stored.
+    kept: list[str] | None = None
 
 
 class IndexWriter(Protocol):

@@ -98,6 +98,33 @@ class WindowTable:
             for row in self.rows_of(doc_row)
         ]
 
+    def take_documents(self, doc_rows: np.ndarray) -> WindowTable:
+        """The windows of the documents `doc_rows` (ascending), renumbered 0..len-1: what an incremental
+        build keeps of the previous table, by numpy masks."""
+        doc_rows = np.asarray(doc_rows, dtype=np.int64)
+        position = np.full(len(self.bounds), -1, dtype=np.int64)
+        position[doc_rows] = np.arange(len(doc_rows))
+        new_rows = position[self.doc_rows]
+        keep = new_rows >= 0
+        vectors = None if self.vectors is None else self.vectors[keep]
+        return WindowTable(new_rows[keep], self.starts[keep], self.sentences[keep], self.ends[keep], vectors)
+
+    def extended(self, other: WindowTable, documents: int) -> WindowTable:
+        """This table (of `documents` documents) followed by `other`'s windows, its documents numbered
+        after ours."""
+        if (self.vectors is None) != (other.vectors is None):
+            raise ValueError("WindowTable.extended: one table has vectors, the other none")
+        vectors = None
+        if self.vectors is not None and other.vectors is not None:
+            vectors = np.concatenate([self.vectors, other.vectors])
+        return WindowTable(
+            np.concatenate([self.doc_rows, other.doc_rows + documents]),
+            np.concatenate([self.starts, other.starts]),
+            np.concatenate([self.sentences, other.sentences]),
+            np.concatenate([self.ends, other.ends]),
+            vectors,
+        )
+
     def save(self, folder: Path) -> Path:
         arrays = {
             "doc_rows": self.doc_rows,

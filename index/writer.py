@@ -1,7 +1,10 @@
 """The folder store's writer: generations written atomically, one writer at a time (`FolderIndexWriter`).
 
 A writer fills a hidden temporary folder, fsyncs every file, renames it to its generation name, then
-points CURRENT at it; only after that are older generations deleted. A crash or Ctrl-C at any point
+points CURRENT at it; only after that are older generations deleted. An update (`Generation.kept`) is
+completed from the previous generation with numpy (`complete_update`): the kept rows' BM25 postings,
+vectors and windows are array slices, and an HNSW index that loses no row is copied and extended rather
+than built again. A crash or Ctrl-C at any point
 leaves CURRENT on a complete generation, so the previous index stays loadable. Nothing is pickled:
 FAISS has its own binary format, the rest is JSON and plain npz arrays. Layout: `index.generations`.
 """
@@ -9,6 +12,7 @@ FAISS has its own binary format, the rest is JSON and plain npz arrays. Layout: 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -17,7 +21,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from index.errors import IndexLockedError, IndexNotFoundError
 from index.generations import (
@@ -34,7 +40,10 @@ from index.generations import (
 from index.protocols import Generation
 from index.records import Chunk, Document
 from index.store import IndexStore
-from index.vector_index import write_vector_index
+from index.vector_index import vector_index_kind, write_vector_index
+
+if TYPE_CHECKING:
+    import faiss
 
 
 class FolderIndexWriter:
@@ -45,6 +54,7 @@ class FolderIndexWriter:
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
+        self._previous: IndexStore | None = None  # what `read_previous` returned: an update completes it
 
     @property
     def location(self) -> str:
@@ -55,12 +65,20 @@ class FolderIndexWriter:
 
     def read_previous(self) -> IndexStore | None:
         try:
-            return IndexStore.open(self.index_dir, load_model=False)
+            self._previous = IndexStore.open(self.index_dir, load_model=False)
         except IndexNotFoundError:
-            return None
+            self._previous = None
+        return self._previous
 
     def write(self, generation: Generation) -> None:
-        write_generation(self.index_dir, generation)
+        vector_index = None
+        if generation.kept is not None:
+            previous = self._previous or self.read_previous()
+            if previous is None:
+                raise IndexNotFoundError(f"An update of the index in {self.index_dir}, which holds none.")
+            generation, vector_index = complete_update(previous, generation)
+        write_generation(self.index_dir, generation, vector_index=vector_index)
+        self._previous = None
 
 
 @contextlib.contextmanager
@@ -145,8 +163,58 @@ def chunk_row(chunk: Chunk) -> dict[str, Any]:
     }
 
 
-def write_generation(index_dir: Path, generation: Generation) -> Path:
-    """Write a complete generation and make it current. Call under `index_lock`. Returns its folder."""
+def complete_update(previous: IndexStore, update: Generation) -> tuple[Generation, faiss.Index | None]:
+    """The complete generation an update (`Generation.kept`) makes of `previous`: the kept documents in
+    their previous order, then the update's; their rows taken from the previous generation's arrays (BM25
+    postings, vectors, windows) with numpy. Also the FAISS index to write when the previous one can be
+    extended (no row dropped, same kind): (generation, index or None: build it from the vectors)."""
+    files = update.manifest.files
+    kept = set(update.kept or ())
+    doc_ids = sorted(kept, key=previous.document_row)
+    documents = []
+    for doc_id in doc_ids:
+        document = previous.document(doc_id)
+        if document.source != files[doc_id].source:  # the file moved: same content, new path
+            document = dataclasses.replace(document, source=files[doc_id].source)
+        documents.append((document, previous.document_language(doc_id)))
+    rows = np.flatnonzero(np.fromiter((chunk.doc_id in kept for chunk in previous.chunks), dtype=bool))
+    chunks = [previous.chunks[row] for row in rows.tolist()]
+    vectors, vector_index = None, None
+    if update.vectors is not None:
+        total = len(rows) + len(update.vectors)
+        old = previous.vector_index
+        assert old is not None  # an update keeps the mode: a hybrid index has vectors
+        if len(rows) == old.ntotal and vector_index_kind(total) == vector_index_kind(old.ntotal):
+            import faiss
+
+            vector_index = faiss.clone_index(old)
+            if len(update.vectors):
+                vector_index.add(np.ascontiguousarray(update.vectors, dtype=np.float32))
+        else:
+            vectors = np.concatenate([old.reconstruct_n(0, old.ntotal)[rows], update.vectors])
+    windows = None
+    if update.windows is not None:
+        assert previous.window_table is not None  # an update requires the previous windows
+        doc_rows = np.asarray([previous.document_row(doc_id) for doc_id in doc_ids], dtype=np.int64)
+        windows = previous.window_table.take_documents(doc_rows).extended(update.windows, len(doc_ids))
+    return (
+        Generation(
+            manifest=update.manifest,
+            documents=documents + update.documents,
+            chunks=chunks + update.chunks,
+            bm25=previous.bm25.take_rows(rows).extended(update.bm25),
+            vectors=vectors,  # None with `vector_index`: the extended index holds them
+            windows=windows,
+        ),
+        vector_index,
+    )
+
+
+def write_generation(
+    index_dir: Path, generation: Generation, *, vector_index: faiss.Index | None = None
+) -> Path:
+    """Write a complete generation and make it current. Call under `index_lock`. Returns its folder.
+    `vector_index`: the FAISS index of `generation.vectors`, when the caller has it already."""
     index_dir.mkdir(parents=True, exist_ok=True)
     name = f"{GENERATION_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     temp = index_dir / f"{TEMP_PREFIX}{name}"
@@ -157,7 +225,12 @@ def write_generation(index_dir: Path, generation: Generation) -> Path:
         generation.bm25.save(temp)
         _fsync_file(temp / "bm25.npz")
         _fsync_file(temp / "bm25.json")
-        if generation.vectors is not None:
+        if vector_index is not None:
+            import faiss
+
+            faiss.write_index(vector_index, str(temp / VECTORS_FILE))
+            _fsync_file(temp / VECTORS_FILE)
+        elif generation.vectors is not None:
             write_vector_index(generation.vectors, temp / VECTORS_FILE)
             _fsync_file(temp / VECTORS_FILE)
         if generation.windows is not None:

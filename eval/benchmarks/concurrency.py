@@ -12,10 +12,12 @@ Scenarios, each printed as p50/p95/max and errors per session count:
   default 20): time to first token is the figure that matters there, and where it goes is printed stage by
   stage (`stage_trace`: queue, condense, retrieval, the model's first piece, the page update, delivery);
   --llm-rewrite always,when_unsure runs it with both ways of searching follow-ups, side by side;
-- an upload being indexed (a background job in the server) while 10 sessions ask: question latency with
-  and without it, side by side in one run. The round starts once the job is seen indexing, and the script
-  prints when the job ran against the round (polled every 0.2 s) and the share of the round it surely
-  overlapped; under 100 % the "added latency" is flagged as not valid (a bigger --upload-chars fixes it).
+- an upload being indexed (a background job in the server's child process) while 10 sessions ask, again
+  and again: blocks of --upload-block-s seconds take turns, the indexing child stopped (SIGSTOP: the
+  baseline) or running, as the product starts it and under the other priorities of --upload-priorities
+  (SCHED_IDLE, nice 19), so that the states share the machine's moments. A question counts for the block
+  it began and ended in. Printed per state: p50 / p95 and the p50 added against the stopped blocks, with a
+  95 % interval from resampling whole blocks (the base p50 is ~0.2 s: one run's ratio is mostly noise).
 
 Every round is bounded (--round-limit, default 300 s): questions still unanswered then are cancelled and
 counted as errors. Sessions look at their answers every 20 ms (`gradio_client`'s own iterator spins every
@@ -32,6 +34,7 @@ tagged with the session's number) and no other session's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -318,6 +321,32 @@ def _last_answer_text(chat: Any) -> str:
 POLL_S = 0.02  # how often a session looks at its job (gradio_client's own iterator spins every 1 ms)
 
 
+def ask_timed(
+    client: Any, question: str, backend: str, deadline: list[float]
+) -> tuple[float, float | None, Any]:
+    """Ask one question; -> (seconds to the final answer, seconds to its first streamed piece, the chat).
+    Past `deadline[0]` (a monotonic time) the question is cancelled and TimeoutError raised."""
+    began = time.perf_counter()
+    first = None
+    chat: Any = []
+    job = client.submit(question, 5, backend, api_name="/ask")
+    seen = 0
+    while not job.done():
+        if time.monotonic() > deadline[0]:
+            job.cancel()
+            raise TimeoutError("no answer before the round's time limit (--round-limit)")
+        outputs = job.outputs()
+        for output in outputs[seen:]:
+            chat = output[0] if isinstance(output, (list, tuple)) else output
+            text = _last_answer_text(chat)
+            if first is None and "answer" in text and 'class="thinking"' not in text:
+                first = time.perf_counter() - began
+        seen = len(outputs)
+        time.sleep(POLL_S)
+    chat = job.result(timeout=30)[0]
+    return time.perf_counter() - began, first, chat
+
+
 def run_session(
     client: Any,
     session: int,
@@ -333,29 +362,13 @@ def run_session(
     questions = [_tagged(q, session) for q in QUESTIONS[session % len(QUESTIONS)]]
     chat: Any = []
     for question in questions:
-        began = time.perf_counter()
-        submitted, first, seen_at = time.monotonic(), None, None
+        submitted = time.monotonic()
         try:
-            job = client.submit(question, 5, backend, api_name="/ask")
-            seen = 0
-            while not job.done():
-                if time.monotonic() > deadline[0]:
-                    job.cancel()
-                    raise TimeoutError("no answer before the round's time limit (--round-limit)")
-                outputs = job.outputs()
-                for output in outputs[seen:]:
-                    chat = output[0] if isinstance(output, (list, tuple)) else output
-                    text = _last_answer_text(chat)
-                    if first is None and "answer" in text and 'class="thinking"' not in text:
-                        first, seen_at = time.perf_counter() - began, time.monotonic()
-                seen = len(outputs)
-                time.sleep(POLL_S)
-            chat = job.result(timeout=30)[0]
+            elapsed, first, chat = ask_timed(client, question, backend, deadline)
         except Exception as exc:  # noqa: BLE001 - counted and shown
             result.errors.append(f"{type(exc).__name__}: {exc}"[:200])
             continue
-        result.timeline.append((question, submitted, seen_at))
-        elapsed = time.perf_counter() - began
+        result.timeline.append((question, submitted, None if first is None else submitted + first))
         text = _last_answer_text(chat)
         if "answer-error" in text:
             result.errors.append(re.sub(r"<[^>]+>", " ", text)[:200])
@@ -421,6 +434,17 @@ def open_page(client: Any) -> Any:
     the loop's thread in a 50-session slow-LLM round)."""
     client.predict("extractive", api_name="/page_info")
     return client
+
+
+def by_position(results: Sequence[SessionResult]) -> str:
+    """p50 / p95 of the sessions' first, second and third answers apart: is the tail the first burst (every
+    session's first question at once) or later questions waiting behind the others?"""
+    parts = []
+    for position, name in enumerate(("1st", "2nd", "3rd")):
+        values = [r.latencies[position] for r in results if len(r.latencies) == len(QUESTIONS[0])]
+        values = values or [float("nan")]
+        parts.append(f"{name} {np.percentile(values, 50):.2f} / {np.percentile(values, 95):.2f} s")
+    return "p50 / p95 by question: " + ", ".join(parts)
 
 
 def run_round(
@@ -497,74 +521,225 @@ def make_upload(workdir: Path, piaf_dir: Path, characters: int) -> Path:
     return path
 
 
+def child_pids(pid: int) -> set[int]:
+    """The child processes of `pid` (Linux /proc; empty elsewhere)."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            found.update(int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+    return found
+
+
+def indexing_child(server_pid: int, before: set[int], wait_s: float = 120.0) -> int | None:
+    """The child process the server started to index an upload: its new child that is not multiprocessing's
+    resource tracker (the server's spawned children share the benchmark's tracker: none is expected)."""
+    waited = time.monotonic() + wait_s
+    while time.monotonic() < waited:
+        for pid in child_pids(server_pid) - before:
+            with contextlib.suppress(OSError):
+                if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                    return pid
+        time.sleep(0.05)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Running or stopped, not exited (a zombie not yet reaped by its parent counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
+@dataclass(frozen=True)
+class ChildPriority:
+    """How the indexing child runs during a block: stopped (SIGSTOP: the "no upload" baseline), as the product
+    starts it, or with every thread moved to another scheduling class / nice level (restored after)."""
+
+    name: str
+    stopped: bool = False
+    nice: int | None = None
+    idle_class: bool = False
+
+    def apply(self, pid: int, shipped_nice: dict[int, int]) -> None:
+        if self.stopped:
+            os.kill(pid, signal.SIGSTOP)
+            return
+        for tid in _threads(pid):
+            with contextlib.suppress(OSError):
+                if self.idle_class:
+                    os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+                else:
+                    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                    shipped = shipped_nice.setdefault(tid, os.getpriority(os.PRIO_PROCESS, tid))
+                    os.setpriority(os.PRIO_PROCESS, tid, shipped if self.nice is None else self.nice)
+        os.kill(pid, signal.SIGCONT)
+
+
+CHILD_PRIORITIES = {
+    "shipped": ChildPriority("upload indexing (as shipped)"),
+    "nice19": ChildPriority("upload indexing, nice 19", nice=19),
+    "idle": ChildPriority("upload indexing, SCHED_IDLE", idle_class=True),
+}
+NO_UPLOAD = ChildPriority("no upload (indexing child stopped)", stopped=True)
+
+
 @dataclass
-class UploadRound:
-    round: Round
-    job_started: float  # monotonic: first poll that saw the job indexing (a bound: it started before)
-    job_last_seen: float  # last poll that still saw it indexing (it ended after)
-    job_ended: float  # first poll that saw it finished
-    outcome: str
-
-    @property
-    def overlap(self) -> float:
-        """The share of the measured round during which the job was surely indexing (0..1)."""
-        span = self.round.ended - self.round.started
-        inside = min(self.job_last_seen, self.round.ended) - max(self.job_started, self.round.started)
-        return max(0.0, inside) / span if span > 0 else 0.0
-
-    def note(self) -> str:
-        r0 = self.round.started
-        return (
-            f"indexing job seen from {self.job_started - r0:+.1f} s to {self.job_last_seen - r0:+.1f} s "
-            f"(finished by {self.job_ended - r0:+.1f} s), the round from +0.0 s to "
-            f"{self.round.ended - r0:+.1f} s: the job overlapped {100 * self.overlap:.0f} % of the round; "
-            f"{self.outcome}"
-        )
+class TimedAnswer:
+    began: float  # time.monotonic()
+    ended: float
+    error: bool = False
 
 
-def upload_round(url: str, upload: Path, sessions: int, backend: str, limit_s: float) -> UploadRound:
-    """Start indexing `upload` through the page's own upload endpoint; once it is seen indexing, run a
-    round. The job's progress is polled as the page does (every 0.2 s) to know when it ran."""
+def new_conversation(client: Any) -> None:
+    """A new server-side session (an empty chat) for `client`, as a reloaded page gets. `reset_session` alone
+    is not enough: `gradio_client` keeps reading the old session's message stream, and the answers of the
+    new one, sent on the new session's stream, were never seen (the sessions hung). Marking the stream
+    closed makes the next question open the new session's stream; the old reader ends on its own (the
+    client's stream epochs keep it from closing the new one)."""
+    client.reset_session()
+    with client.pending_lock:
+        client.stream_open = False
+
+
+def _ask_forever(
+    url: str, session: int, backend: str, stop: threading.Event, answers: list[TimedAnswer]
+) -> None:
+    """A session asking its three questions again and again (a new conversation each time) until `stop`."""
+    client = client_of(url)
+    never = [float("inf")]
+    while not stop.is_set():
+        new_conversation(client)
+        open_page(client)
+        for question in QUESTIONS[session % len(QUESTIONS)]:
+            if stop.is_set():
+                return
+            began = time.monotonic()
+            try:
+                _, _, chat = ask_timed(client, _tagged(question, session), backend, never)
+                failed = "answer-error" in _last_answer_text(chat)
+            except Exception:  # noqa: BLE001 - counted
+                failed = True
+            answers.append(TimedAnswer(began, time.monotonic(), failed))
+
+
+def bootstrap_ratio(
+    with_blocks: Sequence[Sequence[float]], without_blocks: Sequence[Sequence[float]], draws: int = 2000
+) -> tuple[float, float, float]:
+    """p50 of `with` / p50 of `without`, and its 95 % interval by resampling whole blocks (questions of one
+    block share the machine's moment: resampling them one by one would understate the noise)."""
+    rng = np.random.default_rng(11)
+
+    def median_of(blocks: Sequence[Sequence[float]], picks: np.ndarray) -> float:
+        return float(np.median(np.concatenate([np.asarray(blocks[i], dtype=float) for i in picks])))
+
+    point = median_of(with_blocks, np.arange(len(with_blocks))) / median_of(
+        without_blocks, np.arange(len(without_blocks))
+    )
+    ratios = [
+        median_of(with_blocks, rng.integers(0, len(with_blocks), len(with_blocks)))
+        / median_of(without_blocks, rng.integers(0, len(without_blocks), len(without_blocks)))
+        for _ in range(draws)
+    ]
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
+def upload_interleaved(
+    server: ChatServer,
+    upload: Path,
+    sessions: int,
+    backend: str,
+    limit_s: float,
+    block_s: float,
+    priorities: Sequence[ChildPriority],
+) -> None:
+    """Questions of `sessions` sessions while the server indexes `upload` in its child process, in blocks of
+    `block_s` seconds that take turns: the child stopped (the baseline), then running under each of
+    `priorities`. A question counts for the block it began and ended in (others are left out). Printed per
+    state: p50 / p95, and the p50 against the stopped blocks with a 95 % bootstrap interval."""
     from gradio_client import handle_file
 
-    client = client_of(url)
-    client.predict([handle_file(str(upload))], "bench", api_name="/add_documents")
-    seen: dict[str, Any] = {}
-    indexing = threading.Event()
-
-    def watch() -> None:
-        while True:
-            try:
-                outputs = client.predict("extractive", api_name="/upload_progress")
-            except Exception:  # noqa: BLE001 - the server is gone (the scenario ended): stop watching
-                return
-            # The page's upload message: the first output (the job id is a State, not returned).
-            shown = next((str(o) for o in outputs if "upload-" in str(o)), "")
-            now = time.monotonic()
-            if 'data-state="running"' in shown:
-                seen.setdefault("started", now)
-                seen["last"] = now
-                indexing.set()
-            elif "upload-job" not in shown:  # finished: the page shows its outcome instead
-                seen.setdefault("started", now)
-                seen.setdefault("last", now)
-                seen.update(ended=now, outcome=" ".join(re.sub(r"<[^>]+>", " ", shown).split())[:160])
-                indexing.set()
-                return
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    indexing.wait(timeout=120)
-    measured = run_round(url, sessions, backend, limit_s)
-    watcher.join(timeout=limit_s)
-    return UploadRound(
-        measured,
-        seen.get("started", float("nan")),
-        seen.get("last", float("nan")),
-        seen.get("ended", float("nan")),
-        seen.get("outcome", "the job had not finished when the watch gave up"),
+    before = child_pids(server.process.pid)
+    client_of(server.url).predict([handle_file(str(upload))], "bench", api_name="/add_documents")
+    child = indexing_child(server.process.pid, before)
+    if child is None:
+        print("  the upload's indexing child process was not seen: no upload figure")
+        return
+    states = [NO_UPLOAD, *priorities]
+    shipped_nice: dict[int, int] = {}
+    answers: list[TimedAnswer] = []
+    blocks: list[tuple[float, float, ChildPriority]] = []
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_ask_forever, args=(server.url, n, backend, stop, answers), daemon=True)
+        for n in range(sessions)
+    ]
+    began = time.monotonic()
+    try:
+        NO_UPLOAD.apply(child, shipped_nice)
+        for thread in threads:
+            thread.start()
+        time.sleep(block_s)  # the sessions connect and ask their first questions: not measured
+        turn = 0
+        while _alive(child) and time.monotonic() - began < limit_s:
+            state = states[turn % len(states)]
+            state.apply(child, shipped_nice)
+            start = time.monotonic()
+            time.sleep(block_s)
+            blocks.append((start, time.monotonic(), state))
+            if not state.stopped:
+                os.kill(child, signal.SIGSTOP)  # each block starts from the same state
+            turn += 1
+    finally:
+        stop.set()
+        with contextlib.suppress(OSError):
+            os.kill(child, signal.SIGCONT)
+        for thread in threads:
+            thread.join(timeout=60)
+    finished = not _alive(child)
+    per_state: dict[str, list[list[float]]] = {state.name: [] for state in states}
+    errors = 0
+    for start, end, state in blocks:
+        inside = [a for a in answers if start <= a.began and a.ended <= end]
+        errors += sum(a.error for a in inside)
+        latencies = [a.ended - a.began for a in inside if not a.error]
+        if latencies:
+            per_state[state.name].append(latencies)
+    print(
+        f"  upload of {upload.stat().st_size / 1e6:.2f} MB indexed by the server's child process while "
+        f"{sessions} sessions ask, in {block_s:g} s blocks taking turns ({len(blocks)} blocks; the job "
+        f"{'finished' if finished else 'had NOT finished: the last blocks were still indexing'}; errors {errors}):"
     )
+    baseline = per_state[NO_UPLOAD.name]
+    for state in states:
+        measured = per_state[state.name]
+        values = [v for block in measured for v in block]
+        if not values:
+            print(f"    {state.name:<38} no answer")
+            continue
+        line = (
+            f"    {state.name:<38} p50 {np.percentile(values, 50):5.2f} s  p95 {np.percentile(values, 95):5.2f} s"
+            f"  ({len(values)} answers, {len(measured)} blocks)"
+        )
+        if not state.stopped and baseline and len(measured) >= 2 and len(baseline) >= 2:
+            point, low, high = bootstrap_ratio(measured, baseline)
+            line += (
+                f"  p50 added {100 * (point - 1):+.0f} % (95 % interval {100 * (low - 1):+.0f} to "
+                f"{100 * (high - 1):+.0f} %)"
+            )
+        print(line)
 
 
 @dataclass
@@ -622,6 +797,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--py-spy", type=Path, default=None, help="Folder: record the server with py-spy during each round."
     )
     parser.add_argument("--upload-sessions", type=int, default=10)
+    parser.add_argument(
+        "--upload-block-s", type=float, default=2.0, help="Length of the blocks with and without the upload."
+    )
+    parser.add_argument(
+        "--upload-priorities",
+        default="shipped,idle",
+        help=f"How the indexing child runs in its blocks, beside the stopped baseline: {','.join(CHILD_PRIORITIES)}.",
+    )
     parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
     parser.add_argument(
         "--round-limit",
@@ -685,6 +868,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 profiler.stop()
                         results = measured.results
                         print(f"  {count:3d} sessions  answer       {summary(results)}")
+                        print(f"  {count:3d} sessions  {by_position(results)}")
                         if llm_url:
                             print(f"  {count:3d} sessions  first token  {summary(results, first_token=True)}")
                             timeline = [entry for r in results for entry in r.timeline]
@@ -692,27 +876,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                             print(f"  {count:3d} sessions  {stage_trace.breakdown(stages)}")
                         print(f"  {count:3d} sessions  {measured.cpu_note()}")
                     if backend == "extractive" and not args.no_upload:
-                        upload = make_upload(workdir, args.piaf_dir, args.upload_chars)
-                        n = args.upload_sessions
-                        quiet = run_round(server.url, n, backend, args.round_limit).results
-                        busy = upload_round(server.url, upload, n, backend, args.round_limit)
-                        after = run_round(server.url, n, backend, args.round_limit).results
-                        p50 = [
-                            float(np.percentile([v for r in rs for v in r.latencies], 50))
-                            for rs in (quiet, busy.round.results)
-                        ]
-                        print(f"  upload of {upload.stat().st_size / 1e6:.2f} MB being indexed:")
-                        print(f"    {busy.note()}")
-                        print(f"  {n:3d} sessions  no upload    {summary(quiet)}")
-                        print(f"  {n:3d} sessions  upload       {summary(busy.round.results)}")
-                        print(f"  {n:3d} sessions  after it     {summary(after)}")
-                        added = f"{100 * (p50[1] / p50[0] - 1):+.0f} %"
-                        if busy.overlap < 0.999:
-                            added += (
-                                f" (NOT a valid figure: indexing covered only {100 * busy.overlap:.0f} % of the "
-                                "round; give a larger --upload-chars)"
-                            )
-                        print(f"  question latency added by the upload (p50): {added}")
+                        upload_interleaved(
+                            server,
+                            make_upload(workdir, args.piaf_dir, args.upload_chars),
+                            args.upload_sessions,
+                            backend,
+                            args.round_limit,
+                            args.upload_block_s,
+                            [CHILD_PRIORITIES[name] for name in args.upload_priorities.split(",") if name],
+                        )
                 finally:
                     server.close()
         finally:

@@ -11,6 +11,9 @@ each setting; recall@5 and hit@1 of the gold paragraph over the ranked chunks ar
 vectors in the index (`index.windows`), the sentence max-sim ranking is swept too. PIAF test is never read.
 How the default was chosen from these figures: the comment above `RetrievalSettings.fusion`.
 
+`--query-int8`: the questions go through the int8 copy of the ONNX export (`index.embedding_query_int8`),
+the passages' vectors stay the indexed float32 ones; the figures to compare with a run without it.
+
 `--split test` reports, once the settings are chosen, PIAF **test** recall@5 / hit@1 of the default hybrid
 setting (`RetrievalSettings`) beside the lexical ranking alone (lexical mode), over every test question
 (`--questions` caps them); nothing is swept on test.
@@ -44,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--split", choices=("dev", "test"), default="dev", help="test: report the defaults only"
     )
+    parser.add_argument(
+        "--query-int8",
+        action="store_true",
+        help="Questions embedded by the int8 copy of the ONNX export (index.embedding_query_int8), "
+        "passages as indexed (float32): run with and without to compare.",
+    )
     args = parser.parse_args(argv)
     test = args.split == "test"
     count = args.questions or (None if test else 1200)
@@ -56,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     assistant = open_hybrid(corpus, args.cache / f"piaf-{Path(args.model).name}", args.model)
     store, retriever = assistant.store, assistant.retriever
     embedder = store.embedder
+    if args.query_int8:
+        from index.embedding import _load_int8_query_onnx
+
+        embedder.query_onnx = _load_int8_query_onnx(
+            embedder.model, embedder.onnx, embedder.config.model_copy(update={"embedding_query_int8": True})
+        )
+        if embedder.query_onnx is None:
+            raise SystemExit("No int8 copy of the ONNX export could be made (see the note above).")
     questions = [q for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == args.split]
     random.Random(5).shuffle(questions)
     sets = {f"fr (PIAF {args.split})": [(q["question"], q["context_id"]) for q in questions[:count]]}
@@ -75,7 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     gold_of_row = [Path(c.doc_id).stem for c in store.chunks]
     prepared = {}
     for name, items in sets.items():
-        vectors = embedder._encode([q for q, _ in items], embedder.query_prompt, False)  # one batched call
+        texts = [q for q, _ in items]
+        vectors = (  # one batched call
+            embedder.embed_queries(texts)
+            if args.query_int8
+            else embedder._encode(texts, embedder.query_prompt, False)
+        )
         rows = []
         for (question, gold), vector in zip(items, vectors, strict=True):
             lexical = retriever.lexical_ranking(question, question_language(question), 200)

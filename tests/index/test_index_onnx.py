@@ -58,7 +58,7 @@ def test_export_is_made_once_beside_the_model_and_reused(
 ) -> None:
     first = _embedder(model_copy, "onnx")
     assert "Preparing the ONNX Runtime copy" in capsys.readouterr().err
-    exports = list((model_copy / "onnx").glob("rag-fr-*.onnx"))
+    exports = [p for p in (model_copy / "onnx").glob("rag-fr-*.onnx") if "-int8q" not in p.name]
     assert exports == [first.onnx.path]
     mtime = exports[0].stat().st_mtime_ns
     second = _embedder(model_copy, "auto")
@@ -158,3 +158,41 @@ def test_export_that_disagrees_with_torch_is_not_used(
 def test_torch_backend_never_exports(model_copy: Path) -> None:
     assert _embedder(model_copy, "torch").onnx is None
     assert not (model_copy / "onnx").exists()
+
+
+def test_questions_use_an_int8_copy_made_once_close_to_float32(model_copy: Path) -> None:
+    """Questions go through the int8 copy (beside the export, reused); passages stay the float32 vectors."""
+    from index.onnx_encoder import MIN_INT8_COSINE
+
+    embedder = _embedder(model_copy, "onnx", embedding_query_int8=True)
+    assert embedder.query_onnx is not None and embedder.query_onnx.path.parent == embedder.onnx.path.parent
+    made = embedder.query_onnx.path.stat().st_mtime_ns
+    questions = ["Où dort le chat ?", "Who leads the company, and since when?", "Wer leitet das Unternehmen?"]
+    int8 = embedder.embed_queries(questions)
+    float32 = embedder._embed_all(questions, embedder.query_prompt)  # the float32 export
+    cosines = np.sum(int8 * float32, axis=1)
+    assert np.all(cosines >= MIN_INT8_COSINE)
+    reference = embedder.model.encode(TEXTS, normalize_embeddings=True)
+    assert np.min(np.sum(embedder.embed_passages(TEXTS) * reference, axis=1)) > 0.9999
+    again = _embedder(model_copy, "auto", embedding_query_int8=True)
+    assert again.query_onnx.path == embedder.query_onnx.path
+    assert again.query_onnx.path.stat().st_mtime_ns == made
+    assert not list(embedder.onnx.path.parent.glob(".int8-*")), "no temporary file is left behind"
+
+
+def test_int8_copy_that_moves_the_vectors_too_far_is_not_used(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("index.onnx_encoder.MIN_INT8_COSINE", 1.5)  # no copy can pass: as if it were wrong
+    embedder = _embedder(model_copy, "auto", embedding_query_int8=True)
+    assert embedder.backend == "onnx" and embedder.query_onnx is None
+    assert "questions embedded in float32" in capsys.readouterr().err
+    question = "Où dort le chat ?"
+    reference = embedder.model.encode([embedder.query_prompt + question], normalize_embeddings=True)[0]
+    assert float(embedder.embed_query(question) @ reference) > 0.9999
+
+
+def test_int8_questions_are_off_by_default_and_make_no_copy(model_copy: Path) -> None:
+    embedder = _embedder(model_copy, "onnx")
+    assert embedder.query_onnx is None
+    assert not list(embedder.onnx.path.parent.glob("*-int8q*"))

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index.build import build_index
@@ -623,3 +624,157 @@ def psycopg_connect(url: str):  # noqa: ANN201
     import psycopg
 
     return psycopg.connect(url, autocommit=True)
+
+
+ROME = "Rome est la capitale de l'Italie. Le Colisée y fut inauguré en l'an 80."
+# What a previous index hands out that an incremental run must not read for the documents it keeps.
+_READ_BACK = {"chunks", "chunk_index", "document", "row_term_counts", "stored_vectors", "stored_windows"}
+
+
+class _CountingPrevious:
+    """The previous index as `build_index` sees it, recording which of its rows it reads back."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.read: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        value = getattr(self._inner, name)
+        if name == "chunks":
+            self.read.append(name)
+        elif name in _READ_BACK and callable(value):
+
+            def counted(*args: object, **kwargs: object) -> object:
+                self.read.append(name)
+                return value(*args, **kwargs)
+
+            return counted
+        return value
+
+
+def _counting_writer(config: IndexConfig) -> tuple[object, list[_CountingPrevious]]:
+    from index.stores import open_writer
+
+    writer = open_writer(config)
+    seen: list[_CountingPrevious] = []
+    original = writer.read_previous
+
+    def read_previous() -> object:
+        previous = original()
+        if previous is None:
+            return None
+        seen.append(_CountingPrevious(previous))
+        return seen[-1]
+
+    writer.read_previous = read_previous  # type: ignore[method-assign]
+    return writer, seen
+
+
+def _pg_rows(url: str) -> dict[str, set[tuple]]:
+    """Every stored row of the chunks, vectors, postings and windows, with its row version (xmin: a
+    rewritten row has a new one)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return {
+            table: set(conn.execute(f"SELECT xmin::text, {columns} FROM {table}").fetchall())
+            for table, columns in (
+                ("rag_chunks", "row_id, chunk_id, doc_id"),
+                ("rag_vectors", "row_id"),
+                ("rag_postings", "row_id, term_id, tf"),
+                ("rag_windows", "doc_id, ordinal"),
+            )
+        }
+
+
+def test_an_incremental_run_reads_and_rewrites_only_what_changed(
+    kind: str,
+    config: IndexConfig,
+    corpus: Path,
+    counting_embedder,  # noqa: ANN001
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One file added, one changed, one removed: the build reads nothing of the unchanged document back
+    (no chunk, term count, vector nor window: a 1M-chunk index is not read for a one-file change), embeds
+    only the new text, and PostgreSQL leaves the unchanged document's rows as they were (same row ids,
+    same row versions). The result is the index a full rebuild of the same files gives."""
+    from index import pg_store
+
+    # Three tiny files: any change moves the average chunk length past the drift at which PostgreSQL
+    # renews every posting's stored impact (by design; a one-file change to a big index does not).
+    monkeypatch.setattr(pg_store, "IMPACT_LENGTH_DRIFT", 10.0)
+    config = config.model_copy(update={"embedding_model": counting_embedder.name})
+    build_index([corpus], config, embedder=counting_embedder)
+    before = _pg_rows(config.store_url) if kind == "postgres" else None
+    store = open_store(config, embedder=counting_embedder)
+    lyon_chunks = [c for c in store.chunks if c.doc_id == "sub/lyon.md"]
+    lyon_windows = _windows(store, "sub/lyon.md")
+
+    (corpus / "rome.txt").write_text(ROME, encoding="utf-8")
+    (corpus / "paris.txt").write_text(PARIS + " Elle compte deux millions d’habitants.", encoding="utf-8")
+    (corpus / "berlin.txt").unlink()
+    counting_embedder.embedded.clear()
+    writer, seen = _counting_writer(config)
+    report = build_index([corpus], config, embedder=counting_embedder, writer=writer)  # type: ignore[arg-type]
+    assert (report.new_files, report.changed_files, report.removed_files, report.files) == (1, 1, 1, 3)
+    assert seen and seen[0].read == []  # nothing of the kept document read back
+    assert counting_embedder.embedded and not any(c.text in counting_embedder.embedded for c in lyon_chunks)
+
+    store = open_store(config, embedder=counting_embedder)
+    assert _windows(store, "sub/lyon.md") == lyon_windows
+    assert [c for c in store.chunks if c.doc_id == "sub/lyon.md"] == lyon_chunks
+    if kind == "postgres":
+        after = _pg_rows(config.store_url)
+        lyon_rows = {row for (_, row, _, doc) in before["rag_chunks"] if doc == "sub/lyon.md"}
+        for table, rows in before.items():
+            kept = {
+                r for r in rows if (r[1] in lyon_rows if table != "rag_windows" else r[1] == "sub/lyon.md")
+            }
+            assert kept and kept <= after[table], table  # same rows, same versions: not rewritten
+
+    rebuilt = config.model_copy(update={"index_dir": tmp_path / "rebuilt", "store_url": ""})
+    build_index([corpus], rebuilt, embedder=counting_embedder)
+    fresh = open_store(rebuilt, embedder=counting_embedder)
+    assert _state(config)[:2] == _state(rebuilt)[:2]  # chunks and documents (rows are numbered apart)
+    assert store.main_language == fresh.main_language and len(store) == len(fresh)
+    for doc_id in ("paris.txt", "rome.txt", "sub/lyon.md"):
+        assert _windows(store, doc_id) == _windows(fresh, doc_id)
+    for question in ("Quelle est la capitale de l'Italie ?", "gastronomie lyonnaise", "habitants de Paris"):
+        ranked = [(store.chunks[r].chunk_id, round(s, 4)) for r, s in store.search_lexical(question, 5)]
+        assert ranked == [
+            (fresh.chunks[r].chunk_id, round(s, 4)) for r, s in fresh.search_lexical(question, 5)
+        ]
+        dense = [(store.chunks[r].chunk_id, round(s, 3)) for r, s in store.search_dense(question, 5)]
+        assert dense == [(fresh.chunks[r].chunk_id, round(s, 3)) for r, s in fresh.search_dense(question, 5)]
+
+
+def test_a_folder_hnsw_index_that_loses_no_row_is_extended(
+    tmp_path: Path, corpus: Path, counting_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """Above FLAT_MAX_VECTORS the folder store's vectors are an HNSW graph, which an added file extends
+    (its build is the cost of a big index); a removed file makes it build again."""
+    from index import vector_index
+
+    monkeypatch.setattr(vector_index, "FLAT_MAX_VECTORS", 2)
+    config = IndexConfig(
+        index_dir=tmp_path / "index", embedding_model=counting_embedder.name, show_progress=False
+    )
+    build_index([corpus], config, embedder=counting_embedder)
+    built = []
+    monkeypatch.setattr(
+        vector_index,
+        "make_vector_index",
+        lambda v, original=vector_index.make_vector_index: built.append(len(v)) or original(v),
+    )
+    (corpus / "rome.txt").write_text(ROME, encoding="utf-8")
+    build_index([corpus], config, embedder=counting_embedder)
+    store = open_store(config, embedder=counting_embedder)
+    assert built == [] and hasattr(store.vector_index, "hnsw") and store.vector_index.ntotal == len(store)
+    stored = store.vector_index.reconstruct_n(0, len(store))
+    assert np.allclose(stored, counting_embedder.embed_passages([c.text for c in store.chunks]), atol=1e-5)
+    _, found = store.vector_index.search(stored, 1)
+    assert found[:, 0].tolist() == list(range(len(store)))
+    (corpus / "berlin.txt").unlink()
+    build_index([corpus], config, embedder=counting_embedder)
+    assert built == [len(open_store(config, load_model=False))]
