@@ -700,7 +700,8 @@ def upload_interleaved(
             time.sleep(block_s)
             blocks.append((start, time.monotonic(), state))
             if not state.stopped:
-                os.kill(child, signal.SIGSTOP)  # each block starts from the same state
+                with contextlib.suppress(ProcessLookupError):  # the job may finish during the block
+                    os.kill(child, signal.SIGSTOP)  # each block starts from the same state
             turn += 1
     finally:
         stop.set()
