@@ -179,7 +179,7 @@ class LocalPostgres:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
+    if len(args) != 1 or args[0].startswith("-"):  # "--help" is not a data folder
         print("usage: python -m index.pg_local DATA_DIR   (starts PostgreSQL + pgvector, Ctrl-C stops it)")
         return 2
     with LocalPostgres(args[0]) as server:
