@@ -1310,7 +1310,7 @@ def launch(
     demo = build_app(assistant, accounts=accounts, conversations=conversations)
     login = f", login required ({len(accounts.users())} users)" if accounts else ""
     print(
-        f"Chat on http://{settings.ui.host}:{settings.ui.port} (index: {settings.index.index_dir}{login})",
+        f"Chat on http://{settings.ui.host}:{settings.ui.port} (index: {assistant.status()['index_dir']}{login})",
         flush=True,
     )
     return serve(
