@@ -512,15 +512,43 @@ def with_antecedent(item: ScoredWindow, evidence: Evidence) -> ScoredWindow:
     previous = max(before, key=lambda w: w.window.end)
     if not holds_new_answer(previous.window.text, evidence.answer_type, evidence.question):
         return item
+    return _joined(item, previous, item)
+
+
+def with_continuation(item: ScoredWindow, evidence: Evidence, cosine_gap: float) -> ScoredWindow:
+    """`item`, its window extended to the next sentence of its passage when the evidence runs on there: that
+    sentence's window is close to the question by meaning (hybrid mode: its cosine within `cosine_gap` of
+    the answer's best window, see `rag.backends.extractive.CONTINUATION_COSINE_GAP`), or it holds question
+    words, in their own spelling, that the quote lacks (the question's words are split over two sentences).
+    Verbatim, never across paragraphs."""
+    after = [
+        w
+        for w in evidence.of_passage(item.passage.number)
+        if w.window.end > item.window.end and w.window.start >= item.window.start
+    ]
+    following = min(after, key=lambda w: w.window.end, default=None)
+    if following is None or not following.statement:  # a heading or a question: the evidence ends there
+        return item
+    close = following.cosine is not None and following.cosine_gap <= cosine_gap
+    split = bool(following.covered_native - item.covered_native)
+    if not (close or split):
+        return item
+    return _joined(item, item, following)
+
+
+def _joined(item: ScoredWindow, first: ScoredWindow, last: ScoredWindow) -> ScoredWindow:
+    """`item` with its window running from `first`'s start to `last`'s end (the passage's own text)."""
     passage = item.passage
-    start, end = previous.window.start, item.window.end
+    start, end = first.window.start, last.window.end
     if passage.start <= start and end <= passage.start + len(passage.text):
         text = passage.text[start - passage.start : end - passage.start]
-    else:  # a passage rebuilt without its text (benchmarks): the two windows side by side
-        text = f"{previous.window.text} {item.window.text}"
+    elif last.window.start < first.window.end:  # a passage rebuilt without its text (benchmarks)
+        text = first.window.text + last.window.text[first.window.end - last.window.start :]
+    else:
+        text = f"{first.window.text} {last.window.text}"
     if "\n\n" in text:  # never across paragraphs
         return item
-    window = Window(start, end, text, previous.window.stems | item.window.stems)
+    window = Window(start, end, text, first.window.stems | last.window.stems)
     return replace(item, window=window)
 
 

@@ -142,3 +142,57 @@ def test_an_asked_age_is_held_by_a_window_giving_one() -> None:
     # Another question: « ans » in a window answers nothing about « âge ».
     other = collect_evidence("Quel est l'âge du capitaine ?", "fr", [passage], scorer, lambda d: "fr")
     assert not any(w.covered for w in other.windows)
+
+
+RUN_ON = (
+    "Zorg ouvre une usine à Lyon en 2001. "
+    "Ses ateliers fabriquent des vélos électriques pour la ville. "
+    "Le ciel de Lyon est souvent gris.\n\n"
+    "Zorg vend aussi des trottinettes."
+)
+
+
+def _run_on_evidence(question: str, scorer: EvidenceScorer | None = None) -> Evidence:
+    passage = Passage(1, ["c"], "z.txt", "/z.txt", "z", RUN_ON, 0, len(RUN_ON), 1.0)
+    scorer = scorer or EvidenceScorer(CorpusStats.from_texts([*CORPUS, (RUN_ON, "fr")]), expander=False)
+    return collect_evidence(question, "fr", [passage], scorer, lambda d: "fr")
+
+
+def test_a_quote_takes_the_next_sentence_along_when_the_question_words_run_on_there() -> None:
+    generator = ExtractiveGenerator()
+    # « usine » and « 2001 » in the first sentence, « vélos » in the next: both are quoted, verbatim.
+    evidence = _run_on_evidence("En quelle année Zorg ouvre-t-il son usine de vélos ?")
+    (chosen,) = generator.select("q", "fr", [], evidence)
+    assert chosen.window.text == RUN_ON[chosen.window.start : chosen.window.end]
+    assert chosen.window.text.startswith("Zorg ouvre une usine")
+    assert chosen.window.text.endswith("pour la ville.")
+    # A question the first sentence answers alone is quoted alone.
+    (alone,) = generator.select(
+        "q", "fr", [], _run_on_evidence("En quelle année Zorg ouvre-t-il son usine ?")
+    )
+    assert alone.window.text == "Zorg ouvre une usine à Lyon en 2001."
+    # Never across paragraphs: « trottinettes » is in the next paragraph.
+    (own,) = generator.select("q", "fr", [], _run_on_evidence("Que vend Zorg à part des trottinettes ?"))
+    assert "\n\n" not in own.window.text
+
+
+def test_in_hybrid_mode_a_next_sentence_close_by_meaning_is_taken_along() -> None:
+    from rag.backends.extractive import CONTINUATION_COSINE_GAP
+
+    evidence = _run_on_evidence("En quelle année Zorg ouvre-t-il son usine ?")
+    first, second, third = evidence.statements[:3]
+
+    def with_gaps(gap_second: float) -> Evidence:
+        windows = (
+            replace(first, cosine=0.9, cosine_gap=0.0),
+            replace(second, cosine=0.9 - gap_second, cosine_gap=gap_second),
+            replace(third, cosine=0.7, cosine_gap=0.2),
+            *evidence.windows[3:],
+        )
+        return replace(evidence, windows=windows, hybrid=True)
+
+    generator = ExtractiveGenerator()
+    (near,) = generator.select("q", "fr", [], with_gaps(CONTINUATION_COSINE_GAP / 2))
+    assert near.window.text == RUN_ON[: RUN_ON.index(" Le ciel")]
+    (far,) = generator.select("q", "fr", [], with_gaps(CONTINUATION_COSINE_GAP * 2))
+    assert far.window.text == "Zorg ouvre une usine à Lyon en 2001."
