@@ -12,6 +12,7 @@ import json
 import threading
 import zipfile
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -309,3 +310,9 @@ class IndexStore:
     ) -> list[tuple[int, float]]:
         """Top-k (row, BM25 score); rows sharing no term with the query are left out."""
         return self.bm25.search(self.query_terms(query, language, fix_unknown=fix_unknown), k)
+
+    def term_coverage(
+        self, query: str, rows: Sequence[int], language: str | None = None, *, fix_unknown: bool = True
+    ) -> dict[int, float]:
+        """Per row of `rows`, the IDF-weighted share of the query's distinct terms it holds (0..1)."""
+        return self.bm25.coverage(self.query_terms(query, language, fix_unknown=fix_unknown), rows)
