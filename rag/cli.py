@@ -201,6 +201,7 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         _raise_if_not_installed(exc, "The chat UI")
         raise
     app.check_login(settings)  # before indexing: a chat that cannot start should say so at once
+    app.check_port(settings)
     assistant = build_assistant(paths, settings)  # builds or updates the index: the UI opens on fresh data
     app.launch(settings, paths, assistant=assistant)
     return 0

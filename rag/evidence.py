@@ -36,11 +36,24 @@ from rag.records import Passage
 
 SUPPORTED_ANSWER_LANGUAGES = ("fr", "en", "de")
 
+#: A measure (depth, weight, duration, temperature…) asks for a figure too: « Quelle est la profondeur du Loch
+#: Ness ? », "How deep…", « Wie tief… », « À quelle température… » (`rag.abstention` then wants its unit).
+_MEASURE_NOUNS = (
+    r"profondeur|hauteur|longueur|largeur|altitude|surface|température|temperature|vitesse|poids|masse|"
+    r"diamètre|épaisseur|depth|height|length|width|area|surface area|speed|weight|mass|diameter|distance|"
+    r"duration|tiefe|höhe|länge|breite|fläche|temperatur|geschwindigkeit|gewicht|durchmesser|dauer"
+)
 _NUMBER_CUES = re.compile(
     r"\b(combien|quel(le)?s? (est|sont|était|étaient) (le|la|les) (nombre|montant|prix|coût|cout|"
-    r"valeur|valorisation|taille|population|superficie|budget|chiffre|âge|age|salaire|durée|distance)|"
+    r"valeur|valorisation|taille|population|superficie|budget|chiffre|âge|age|salaire|durée|distance|"
+    rf"{_MEASURE_NOUNS})|"
     r"how (much|many)|what (is|was|are|were) the (number|amount|price|cost|value|valuation|size|population|"
-    r"budget|age|salary|revenue)|wie ?viele?|wieviel|wie hoch|welche(n|r|s)? (anzahl|zahl|wert|preis|betrag)|"
+    rf"budget|age|salary|revenue|{_MEASURE_NOUNS})|wie ?viele?|wieviel|wie hoch|"
+    rf"welche(n|r|s)? (anzahl|zahl|wert|preis|betrag|{_MEASURE_NOUNS})|"
+    r"how (deep|tall|high|long|far|wide|thick|heavy|fast|hot|cold|big|large)|"
+    r"wie (tief|lange?|weit|breit|dick|schwer|schnell|heiß|kalt|groß)|"
+    rf"à quelle (température|altitude|vitesse|profondeur|hauteur|distance)|(die|der|das) ({_MEASURE_NOUNS}) "
+    r"(von|des|der)|"
     r"quel âge|how old|wie alt)\b",
     re.IGNORECASE,
 )

@@ -14,11 +14,14 @@ and uploads, and too many questions a minute, with a message that says what to d
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
 import shutil
+import socket
+import sys
 import tempfile
 import threading
 import time
@@ -907,7 +910,23 @@ def build_app(
         page = _layout(handlers, examples, keeps_conversations=conversations is not None)
         _wire(demo, page, handlers, keeps_conversations=conversations is not None)
     demo.ui_settings = handlers.settings.ui  # read by `serve`: thread and upload size limits
+    skip_monitoring_summary(demo)
     return demo
+
+
+def skip_monitoring_summary(demo: gr.Blocks) -> None:
+    """Gradio's queue recomputes the summary of its monitoring dashboard after every event: a pandas
+    DataFrame of the last events (up to 10,000), grouped, with percentiles; 2.4 ms of the server's CPU per
+    question with 150 events kept, 10 ms with 10,000, so a chat running for a day paid it on every answer,
+    under the interpreter lock every session's work shares. The dashboard is never shown here (`launch`
+    without `enable_monitoring`): the summary is not recomputed and one event's record is kept (the
+    queue's own hooks, also settable as GRADIO_ANALYTICS_CACHE_FREQUENCY / GRADIO_ANALYTICS_MAX_EVENTS)."""
+    queue = getattr(demo, "_queue", None)
+    if queue is None or not hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):  # (Gradio's spelling)
+        log.debug("Gradio's queue has no monitoring summary to skip")
+        return
+    queue.ANAYLTICS_CACHE_FREQUENCY = sys.maxsize
+    queue.ANALYTICS_MAX_EVENTS = 1
 
 
 def _layout(handlers: ChatHandlers, examples: Sequence[str], *, keeps_conversations: bool) -> _Page:
@@ -1238,25 +1257,68 @@ def serve(
     ui_settings = getattr(demo, "ui_settings", None)  # set by build_app
     choose_plot_backend()
     max_answers = ui_settings.max_concurrent_answers if ui_settings else 64
-    _, url, _ = demo.launch(
-        # Answers run in worker threads: enough of them for the answers allowed at once, plus the quick events.
-        max_threads=max(40, max_answers + 8),
-        max_file_size=f"{int(ui_settings.max_upload_mb * 1_000_000)}b" if ui_settings else None,
-        auth=auth,
-        auth_message="Ask your documents: sign in with the account an administrator created for you "
-        "(`rag users add NAME`).",
-        server_name=host,
-        server_port=port,
-        prevent_thread_lock=not block,
-        theme=theme(),
-        css_paths=[CSS_PATH],
-        ssr_mode=False,
-        show_error=True,
-        quiet=quiet,
-        footer_links=[],
-        head=BROWSER_ID_SCRIPT,
-    )
+    try:
+        _, url, _ = demo.launch(
+            # Answers run in worker threads: enough of them for the answers allowed at once, plus the quick events.
+            max_threads=max(40, max_answers + 8),
+            max_file_size=f"{int(ui_settings.max_upload_mb * 1_000_000)}b" if ui_settings else None,
+            auth=auth,
+            auth_message="Ask your documents: sign in with the account an administrator created for you "
+            "(`rag users add NAME`).",
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=not block,
+            theme=theme(),
+            css_paths=[CSS_PATH],
+            ssr_mode=False,
+            show_error=True,
+            quiet=quiet,
+            footer_links=[],
+            head=BROWSER_ID_SCRIPT,
+        )
+    except OSError as exc:  # taken between `check_port` and here, or `serve` called alone
+        if "Cannot find empty port" in str(exc):
+            raise port_in_use(host, port) from None
+        raise
     return url
+
+
+def port_in_use(host: str, port: int) -> RagError:
+    return RagError(
+        f"Port {port} on {host} is already in use (another `rag chat`, or another server). Start this chat "
+        f"on another port with `rag chat --port {port + 1 if port < 65535 else 8000}` (setting ui.port), "
+        "or stop the server that uses it."
+    )
+
+
+def check_port(settings: Settings) -> None:
+    """Refuse at once, before any indexing, a `ui.host`:`ui.port` this chat cannot listen on, with the fix
+    (Gradio's own check ends in an OSError traceback, after the index was built)."""
+    host, port = settings.ui.host, settings.ui.port
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: not TIME_WAIT
+            probe.bind(address)
+    except socket.gaierror as exc:
+        raise RagError(
+            f"Cannot listen on host {host!r}: {exc.strerror}. Give an address of this machine with --host "
+            "(127.0.0.1 for this machine only, 0.0.0.0 for every network)."
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise port_in_use(host, port) from None
+        if exc.errno == errno.EACCES:
+            raise RagError(
+                f"Port {port} needs administrator rights here. Use a port above 1023, e.g. `rag chat --port "
+                "7860`."
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise RagError(
+                f"{host} is not an address of this machine. Give one of its addresses with --host "
+                "(127.0.0.1 for this machine only, 0.0.0.0 for every network)."
+            ) from None
+        raise RagError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
 
 
 def choose_plot_backend() -> None:
@@ -1298,6 +1360,7 @@ def launch(
 
     Called by `rag chat [paths]`. Blocks until the server stops unless `block=False`.
     """
+    check_port(settings)  # before opening or building anything
     if assistant is None:
         from rag import build_assistant, open_assistant
 

@@ -7,9 +7,9 @@ weight (rag.evidence.COSINE_WEIGHT) for one embedding model, on dev data only, a
 Data (PIAF test is never read):
 - PIAF dev with honest unanswerable questions: the dev articles are split in two by a hash of their title
   (`eval.benchmarks.calibrate_abstention.held_out`); the paragraphs of the held-out half are removed from
-  every ranking (the index holds all 1,518 paragraphs, built once and cached; filtering the rankings equals
-  an index without them except for BM25's document frequencies), so questions written on them have no
-  answer. French: PIAF's own dev questions; English and German: the translated dev sample
+  every ranking and from the lexical statistics (the index holds all 1,518 paragraphs, built once and
+  cached; `HeldOut` makes it answer as an index of the kept paragraphs), so questions written on them have
+  no answer. French: PIAF's own dev questions; English and German: the translated dev sample
   (`data/piaf_dev_xling.jsonl`), and its French originals.
 - Near misses (`data/piaf_dev_near_miss.jsonl`, fr/en/de, written for this project): questions on an
   indexed dev article's topic asking a detail that no paragraph gives ("Combien pesait Edward Dickinson
@@ -63,7 +63,7 @@ FEATURE_CODE = (
     "index/words.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 4
+FEATURES_VERSION = 5
 QUERY_BATCH = 64
 
 
@@ -96,26 +96,52 @@ def open_hybrid(folder: Path, index_dir: Path, model: str):
 
 
 class HeldOut:
-    """Removes the held-out paragraphs from the store's rankings while active."""
+    """Makes the cached index of every dev paragraph answer as an index without the held-out ones.
+
+    Rankings leave the held-out rows out, and the lexical statistics are those of the kept rows alone: BM25
+    (document frequencies, average length, the spelling fix of unknown query words) and the evidence step's
+    IDF, so a word found only in held-out articles is unseen, as it is for a user whose documents do not
+    cover the question (before, the statistics held every dev paragraph: names of held-out articles looked
+    known to the index and `unknown_name` never fired on their questions)."""
 
     def __init__(self, store, excluded: set[str]) -> None:
         self.store = store
         self.rows = {i for i, c in enumerate(store.chunks) if Path(c.doc_id).stem in excluded}
-        self.lexical, self.dense = store.search_lexical, store.search_dense
-        self.active = False
+        self.kept = [i for i in range(len(store.chunks)) if i not in self.rows]
 
     def _filter(self, search):
         def run(query, k, *args, **options):
-            if not self.active:
-                return search(query, k, *args, **options)
             found = search(query, k + 100, *args, **options)
             return [hit for hit in found if hit[0] not in self.rows][:k]
 
         return run
 
-    def install(self) -> None:
-        self.store.search_lexical = self._filter(self.lexical)
-        self.store.search_dense = self._filter(self.dense)
+    def install(self, assistant) -> None:
+        """Filter the store's rankings and give `assistant` the kept rows' statistics."""
+        from collections import Counter
+
+        import numpy as np
+
+        from rag.evidence import CorpusStats, EvidenceScorer
+
+        self.store.bm25 = _KeptRows(self.store.bm25.take_rows(np.asarray(self.kept)), self.kept)
+        self.store.search_lexical = self._filter(self.store.search_lexical)
+        self.store.search_dense = self._filter(self.store.search_dense)
+        frequencies = Counter(self.store.bm25.document_frequencies())
+        assistant._reader._scorer = EvidenceScorer(CorpusStats(frequencies, len(self.kept)))
+
+
+class _KeptRows:
+    """A BM25 index of some rows of the store, answering with the store's row numbers."""
+
+    def __init__(self, index, rows: list[int]) -> None:
+        self.index, self.rows = index, rows
+
+    def __getattr__(self, name: str):
+        return getattr(self.index, name)
+
+    def search(self, query_tokens, k: int) -> list[tuple[int, float]]:
+        return [(self.rows[row], score) for row, score in self.index.search(query_tokens, k)]
 
 
 def prepared(assistant, question: str, history: list | None = None) -> dict:
@@ -226,8 +252,7 @@ def collect_features(args: argparse.Namespace, path: Path, items: list[dict], ex
     tag = Path(args.model).name or "model"
     piaf = open_hybrid(corpus, args.cache / f"piaf-{tag}", args.model)
     seeds = open_hybrid(SEEDS, args.cache / f"seeds-{tag}", args.model)
-    held = HeldOut(piaf.store, excluded)
-    held.install()
+    HeldOut(piaf.store, excluded).install(piaf)
     started = time.perf_counter()
     for assistant in (piaf, seeds):
         # One batched model call per QUERY_BATCH questions; the chain's query_vector then reads the memo.
@@ -242,7 +267,6 @@ def collect_features(args: argparse.Namespace, path: Path, items: list[dict], ex
     with gzip.open(partial, "wt", encoding="utf-8") as out:
         for count, item in enumerate(items, start=1):
             golden = item["set"] == "golden"
-            held.active = not golden
             state = prepared(seeds if golden else piaf, item["question"], item.get("history"))
             out.write(json.dumps({**item, **evidence_record(state)}, ensure_ascii=False) + "\n")
             if count % 250 == 0:
@@ -321,20 +345,40 @@ def abstention_rates(records: Iterable[dict], abstains) -> tuple[float, float, i
 
 
 def report_gate(name: str, records: list[dict], abstains) -> None:
+    """False abstentions (all answerable questions; those whose gold span is in a retrieved window) and caught
+    unanswerable questions (all; held-out articles; near misses), per language, then the golden sets."""
     print(f"{name}:")
     for lang in LANGUAGES:
         subset = [r for r in records if r["set"] == lang]
         false, caught, n_ok, n_un = abstention_rates(subset, abstains)
-        near = [abstains(r) for r in subset if r["kind"] == "near"]
+        retrieved = [abstains(r) for r in subset if r["answerable"] and r.get("retrieved")]
+        kinds = {kind: [abstains(r) for r in subset if r["kind"] == kind] for kind in ("held-out", "near")}
         print(
-            f"  {lang}: false abstentions {false:.3f} ({n_ok}), caught {caught:.3f} ({n_un}; near misses "
-            f"{statistics.mean(near) if near else 0:.3f})"
+            f"  {lang}: false abstentions {false:.3f} ({n_ok}; gold span retrieved "
+            f"{_share(retrieved)}), caught {caught:.3f} ({n_un}; held-out articles {_share(kinds['held-out'])}, "
+            f"near misses {_share(kinds['near'])})"
         )
     golden = [r for r in records if r["set"] == "golden"]
     wrong = [r["question"] for r in golden if abstains(r) == r["answerable"]]
     print(
         f"  golden: {len(golden) - len(wrong)}/{len(golden)} right" + (f"; wrong: {wrong}" if wrong else "")
     )
+
+
+def _share(flags: list[bool]) -> str:
+    return f"{statistics.mean(flags) if flags else 0:.3f} of {len(flags)}"
+
+
+def mark_retrieved(piaf_dir: Path, records: list[dict]) -> None:
+    """Give each answerable dev record its gold answers and whether one is inside a retrieved window (when
+    none is, abstaining is the right answer for the product, though the figures count it as false)."""
+    from eval.metrics import answer_contained
+
+    table = gold_answers(piaf_dir)
+    for r in records:
+        if r["set"] in LANGUAGES and r["answerable"]:
+            r.setdefault("answers", table.get((r["set"], r["question"])))
+            r["retrieved"] = any(answer_contained(w.window.text, r["answers"]) for w in r["evidence"].windows)
 
 
 def report_gate_cost(records: list[dict], gate) -> None:
@@ -437,7 +481,7 @@ def gold_answers(piaf_dir: Path) -> dict[tuple[str, str], list[str]]:
     return table
 
 
-def report_answers(piaf_dir: Path, records: list[dict]) -> None:
+def report_answers(records: list[dict]) -> None:
     """PIAF dev gold span in the extractive answer, per language (answerable questions), at the shipped
     answer weights (rag.evidence.ANSWER_WEIGHTS) and with each weight moved alone; mean quotes and words."""
     import rag.evidence as evidence
@@ -446,10 +490,7 @@ def report_answers(piaf_dir: Path, records: list[dict]) -> None:
     from rag.markers import find_markers
 
     generator = ExtractiveGenerator()
-    table = gold_answers(piaf_dir)
     answerable = [r for r in records if r["set"] in LANGUAGES and r["answerable"]]
-    for r in answerable:
-        r.setdefault("answers", table.get((r["set"], r["question"])))
 
     def figures() -> str:
         parts = []
@@ -504,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = load_features(path)
     for record in records:
         record["evidence"] = rebuild_evidence(record)
+    mark_retrieved(args.piaf_dir, records)
     print(
         f"PIAF dev: {len(contexts) - len(excluded)} paragraphs searchable, {len(excluded)} held out; "
         f"{len(records)} questions from {path.name} ({time.perf_counter() - started:.0f} s)"
@@ -536,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda r: evidence_check(r["evidence"], gate=gate).abstain,
         )
 
-    report_answers(args.piaf_dir, records)
+    report_answers(records)
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -759,8 +759,10 @@ class Profiler:
         print(f"  py-spy samples of the server (all threads): {self.output}")
 
 
-def profile(pid: int, folder: Path | None, name: str) -> Profiler:
-    """`py-spy record` on the chat server during one round (--py-spy FOLDER), raw stacks for flame graphs."""
+def profile(pid: int, folder: Path | None, name: str, gil_only: bool = False) -> Profiler:
+    """`py-spy record` on the chat server during one round (--py-spy FOLDER), raw stacks for flame graphs.
+    `gil_only` (--py-spy-gil): only the thread holding the interpreter lock is sampled, i.e. the work the
+    server's one lock serialises (threads in ONNX Runtime, or runnable but waiting for a core, are left out)."""
     if folder is None:
         return Profiler()
     folder.mkdir(parents=True, exist_ok=True)
@@ -776,7 +778,7 @@ def profile(pid: int, folder: Path | None, name: str) -> Profiler:
         "--output",
         str(output),
     ]
-    command += ["--nonblocking", "--threads", "--rate", "50"]
+    command += ["--nonblocking", "--threads", "--rate", "50"] + (["--gil"] if gil_only else [])
     return Profiler(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), output)
 
 
@@ -796,6 +798,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--upload-chars", type=int, default=200_000)
     parser.add_argument(
         "--py-spy", type=Path, default=None, help="Folder: record the server with py-spy during each round."
+    )
+    parser.add_argument(
+        "--py-spy-gil", action="store_true", help="With --py-spy: sample only the thread holding the GIL."
     )
     parser.add_argument("--upload-sessions", type=int, default=10)
     parser.add_argument(
@@ -851,6 +856,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             server.process.pid,
                             args.py_spy,
                             f"{mode}-{backend}-{count}",
+                            args.py_spy_gil,
                         )
                         if trace.exists():
                             trace.write_text("")  # truncated: the server keeps appending to it

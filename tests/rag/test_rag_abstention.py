@@ -100,6 +100,12 @@ def test_a_name_no_document_mentions_weighs_against_answering(seed_assistant) ->
         ("Quel âge avait Sam Altman quand il a revendu sa première entreprise ?", "number"),
         ("Which well-known investor surrounded Altman when OpenAI started?", ""),
         ("How old was he?", "number"),
+        # A measure asks for a figure too.
+        ("Quelle est la profondeur du Loch Ness ?", "number"),
+        ("How deep is Loch Ness?", "number"),
+        ("Wie lange blieben die Beatles im Ashram?", "number"),
+        ("À quelle température le laitier fond-il ?", "number"),
+        ("Wie groß ist die Fläche des Loch Lomond?", "number"),
     ],
 )
 def test_expected_answer_type_reads_the_question_word(question: str, expected: str) -> None:
@@ -161,9 +167,11 @@ def _evidence_of(question: str, language: str = "fr", document_language: str = "
         ("How many employees does OpenAI have?", "en", True),
         ("Wie viele Mitarbeiter hat OpenAI?", "de", True),
         ("Quel est le chiffre d’affaires annuel d’OpenAI ?", "fr", True),
-        ("Combien de temps a duré le siège ?", "fr", False),  # a duration: « dix mois » answers it
-        ("Combien pesait Edward Dickinson Baker ?", "fr", False),  # no noun named
+        ("Combien de temps a duré le siège ?", "fr", True),  # a duration: its units (« dix mois »)
+        ("Combien pesait Edward Dickinson Baker ?", "fr", True),  # a weight: its units
+        ("Combien de fois a-t-il gagné ?", "fr", False),  # a vague count: any figure
         ("Qui dirige OpenAI ?", "fr", False),
+        ("What causes the small number of studies?", "en", False),  # asks no figure
     ],
 )
 def test_answer_anchor_is_the_counted_or_measured_noun(question: str, language: str, anchored: bool) -> None:
@@ -186,6 +194,41 @@ def test_a_figure_answers_a_count_only_next_to_the_counted_noun() -> None:
     # A German question over French text: the cognate's first letters suffice (« Chromosomen »).
     german = answer_anchor(_evidence_of("Wie viele Chromosomen hat ein Wildschwein?", "de"))
     assert holds_anchored_figure("Le cochon domestique possède 38 chromosomes.", german)
+
+
+@pytest.mark.parametrize(
+    ("question", "language", "answering", "not_answering"),
+    [
+        (
+            "Quelle est la profondeur du Loch Ness ?",
+            "fr",
+            "Le Loch Ness atteint 230 mètres de profondeur.",
+            "Le Loch Ness est décrit pour la première fois en 565.",
+        ),
+        (
+            "How much did Edward Dickinson Baker weigh?",
+            "en",
+            "Il pesait 80 kg.",
+            "(24 février 1811 - 21 octobre 1861)",
+        ),
+        ("Combien de temps a duré le siège ?", "fr", "Le siège dura dix mois.", "Le siège commence en 1453."),
+        ("À quelle température fond-il ?", "fr", "Il fond à 1 500 °C.", "Il fond en 1500 dans le four n° 2."),
+        (
+            "Wie groß ist die Fläche des Loch Lomond?",
+            "de",
+            "Sa superficie est de 71 km².",
+            "Il compte 22 îles.",
+        ),
+    ],
+)
+def test_a_measure_is_answered_only_by_a_figure_with_its_unit(
+    question: str, language: str, answering: str, not_answering: str
+) -> None:
+    from rag.abstention import answer_anchor, holds_anchored_figure
+
+    anchor = answer_anchor(_evidence_of(question, language))
+    assert holds_anchored_figure(answering, anchor)
+    assert not holds_anchored_figure(not_answering, anchor)
 
 
 def test_hybrid_gate_penalises_a_figure_away_from_the_anchor() -> None:

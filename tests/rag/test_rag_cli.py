@@ -115,6 +115,7 @@ def test_chat_indexes_the_paths_then_launches_the_ui(capsys, monkeypatch, tmp_pa
     fake_ui = types.ModuleType("ui.app")
     fake_ui.launch = lambda settings, paths, **kwargs: calls.append((settings, paths, kwargs))
     fake_ui.check_login = lambda settings: None  # 127.0.0.1: no login needed
+    fake_ui.check_port = lambda settings: None
     monkeypatch.setitem(sys.modules, "ui.app", fake_ui)
     monkeypatch.setattr(ui, "app", fake_ui, raising=False)
     index_dir = tmp_path / "index"

@@ -169,6 +169,18 @@ def test_serving_chooses_the_plot_backend_so_no_event_imports_pyplot():
     assert fresh_python_lines(script)[-1] == "False"
 
 
+def test_the_queue_does_not_recompute_the_unused_monitoring_summary_after_each_event(fake: FakeAssistant):
+    """Gradio's queue summarised its last events (up to 10,000) in a pandas DataFrame after every event, for
+    a monitoring dashboard the chat never shows: up to 10 ms of the server's CPU per question."""
+    from ui.app import build_app
+
+    queue = build_app(fake)._queue
+    record = {"time": 0.0, "status": "success", "process_time": 0.1, "function": "ask", "session_hash": "s"}
+    queue.events_recorded += 200
+    assert queue.compute_analytics_summary([dict(record) for _ in range(200)]) == {"functions": {}}
+    assert queue.ANALYTICS_MAX_EVENTS == 1  # one record kept, not the last 10,000
+
+
 def test_streamed_answers_share_one_budget_of_page_updates():
     from ui.app import StreamBudget
 
