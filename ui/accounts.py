@@ -84,6 +84,12 @@ class Database:
             connection = sqlite3.connect(self.path, timeout=30)
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")  # readers do not wait for a writer
+            # A commit is written to the WAL without waiting for the disk (fsync at checkpoints only): still
+            # kept when the server crashes or is killed, lost only if the machine itself goes down before
+            # the next checkpoint. Each answer is saved before it is shown, and with a disk flush per
+            # commit, 50 sessions' saves waited in line behind each other's (150 saves from 50 threads,
+            # this machine: 1.2 s against 0.25 s, 1.03 against 0.66 ms of CPU per save).
+            connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
             self._local.connection = connection
         with connection:  # one transaction: committed, or rolled back on an error

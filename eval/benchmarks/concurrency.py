@@ -216,9 +216,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _serve(overrides: dict[str, Any], corpus: str, ready: Any, trace: str | None = None) -> None:
+def _serve(
+    overrides: dict[str, Any],
+    corpus: str,
+    ready: Any,
+    trace: str | None = None,
+    keep_conversations: bool = True,
+) -> None:
     """Child process: index `corpus`, serve the chat on a free port, report its URL, then serve forever.
-    `trace`: a file where the server's stages are timed for each question (`stage_trace`)."""
+    `trace`: a file where the server's stages are timed for each question (`stage_trace`).
+    `keep_conversations`: each answer saved in the conversation store (SQLite in `ui.database`), as `rag
+    chat` serves it (the benchmark served without one before the eighth session: its figures left that out)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -227,14 +235,18 @@ def _serve(overrides: dict[str, Any], corpus: str, ready: Any, trace: str | None
 
             stage_trace.install(Path(trace))
         from rag import build_assistant, load_settings
+        from ui.accounts import Database
         from ui.app import build_app, serve
+        from ui.conversations import ConversationStore
 
         settings = load_settings(environ={}, overrides=overrides)
         assistant = build_assistant([corpus], settings)
         # Warm-up: lazy loading is not latency (an English question loads the cross-lingual glossary).
         for question in ("Quelle est la valorisation d'OpenAI ?", "Who runs OpenAI?"):
             assistant.ask(question)
-        url = serve(build_app(assistant), "127.0.0.1", _free_port(), block=False, quiet=True)
+        conversations = ConversationStore(Database(settings.ui.database)) if keep_conversations else None
+        demo = build_app(assistant, conversations=conversations)
+        url = serve(demo, "127.0.0.1", _free_port(), block=False, quiet=True)
         ready.put(("ok", url, assistant.status()))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         ready.put(("error", f"{type(exc).__name__}: {exc}", None))
@@ -253,6 +265,7 @@ class ChatServer:
         trace: Path | None = None,
         *,
         rewrite: str = "",
+        keep_conversations: bool = True,
     ) -> None:
         overrides = {
             "index.index_dir": str(workdir / f"index-{mode}"),
@@ -263,6 +276,9 @@ class ChatServer:
             "llm.model": "slow-fake" if llm_url else None,
             "ui.uploads_dir": str(workdir / f"uploads-{mode}-{bool(llm_url)}"),
             "ui.questions_per_minute": 10_000,  # the benchmark is one "person" per session, asking fast
+            "ui.database": str(
+                workdir / f"chat-{mode}-{bool(llm_url)}-{rewrite}-{keep_conversations}.sqlite3"
+            ),
         }
         if rewrite:
             overrides["llm.rewrite_follow_ups"] = rewrite
@@ -274,7 +290,8 @@ class ChatServer:
         # Not a daemon: the server indexes uploads in child processes of its own.
         self.trace = trace
         self.process = context.Process(
-            target=_serve, args=(overrides, str(corpus), ready, str(trace) if trace else None)
+            target=_serve,
+            args=(overrides, str(corpus), ready, str(trace) if trace else None, keep_conversations),
         )
         self.process.start()
         kind, self.url, self.status = ready.get(timeout=600)
@@ -794,6 +811,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="when_unsure",
         help="llm.rewrite_follow_ups of the slow-LLM scenario; 'always,when_unsure' runs both, side by side.",
     )
+    parser.add_argument(
+        "--conversations",
+        default="kept",
+        help="'kept': each answer saved in the conversation store, as `rag chat` does; 'none': no store; "
+        "'kept,none' runs the extractive scenarios both ways, side by side.",
+    )
     parser.add_argument("--no-upload", action="store_true", help="Skip the upload-while-asking scenario.")
     parser.add_argument("--upload-chars", type=int, default=200_000)
     parser.add_argument(
@@ -828,21 +851,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="rag-concurrency-") as tmp:
         workdir = Path(tmp)
-        # (mode, backend, LLM server, llm.rewrite_follow_ups)
-        scenarios: list[tuple[str, str, str | None, str]] = [(mode, "extractive", None, "") for mode in modes]
+        stores = [{"kept": True, "none": False}[name] for name in args.conversations.split(",")]
+        # (mode, backend, LLM server, llm.rewrite_follow_ups, conversations kept)
+        scenarios: list[tuple[str, str, str | None, str, bool]] = [
+            (mode, "extractive", None, "", store) for mode in modes for store in stores
+        ]
         llm = None
         if not args.no_llm:
             llm = SlowLLMProcess(args.tokens_per_s)
             llm_url = llm.url
-            scenarios += [("lexical", "openai", llm_url, rewrite) for rewrite in args.llm_rewrite.split(",")]
+            scenarios += [
+                ("lexical", "openai", llm_url, rewrite, stores[0]) for rewrite in args.llm_rewrite.split(",")
+            ]
         trace = workdir / "stages.jsonl"  # the LLM rounds' per-question stage times (`stage_trace`)
         try:
-            for mode, backend, llm_url, rewrite in scenarios:
+            for mode, backend, llm_url, rewrite, store in scenarios:
                 server = ChatServer(
-                    workdir, mode, args.embedding_model, llm_url, trace if llm_url else None, rewrite=rewrite
+                    workdir,
+                    mode,
+                    args.embedding_model,
+                    llm_url,
+                    trace if llm_url else None,
+                    rewrite=rewrite,
+                    keep_conversations=store,
                 )
                 try:
-                    title = f"{backend} backend, {server.status['retrieval_mode']} mode"
+                    title = f"{backend} backend, {server.status['retrieval_mode']} mode, "
+                    title += "conversations kept" if store else "no conversation store"
                     if llm_url:
                         title += (
                             f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s, follow-ups: {rewrite})"
@@ -882,7 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             stages = stage_trace.stage_times(stage_trace.read(trace), timeline)
                             print(f"  {count:3d} sessions  {stage_trace.breakdown(stages)}")
                         print(f"  {count:3d} sessions  {measured.cpu_note()}")
-                    if backend == "extractive" and not args.no_upload:
+                    if backend == "extractive" and not args.no_upload and store == stores[0]:
                         upload_interleaved(
                             server,
                             make_upload(workdir, args.piaf_dir, args.upload_chars),

@@ -4,12 +4,16 @@ their history, renamed, deleted; they survive a new page and a new server (a new
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from ui_fakes import FakeAssistant
 
 from rag.settings import Settings
+from tests.conftest import REPO
 from ui.accounts import Database
 from ui.app import ChatHandlers, Conversation
 from ui.conversations import ConversationStore
@@ -171,3 +175,25 @@ def test_without_a_login_each_browser_has_its_own_list_across_reloads(database, 
     assert person(BrowserRequest(None, "load-4")) == "load-4"
     assert person(BrowserRequest("rag_browser=../alice", "load-5")) == "load-5"
     assert server.conversation_list(BrowserRequest("rag_browser=x", "load-6"))["choices"] == []
+
+
+def test_a_saved_answer_survives_the_server_being_killed_right_after(database):
+    """Saves do not wait for the disk (WAL with synchronous=NORMAL: 50 sessions' saves no longer queue behind
+    each other's flush), yet a server killed at once, with no close and no checkpoint, loses nothing."""
+    script = (
+        "import os\n"
+        "from ui.accounts import Database\n"
+        "from ui.conversations import ConversationStore\n"
+        f"store = ConversationStore(Database({str(database)!r}))\n"
+        "store.save_turn('alice', 'c1', 0, 'Quelle est la valorisation ?', answer_html='<p>80 milliards</p>')\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=120, capture_output=True)
+    assert done.returncode == -9, done.stderr
+    store = ConversationStore(Database(database))
+    assert [cid for _, cid in store.list("alice")] == ["c1"]
+    assert [turn.question for turn in store.turns("alice", "c1")] == ["Quelle est la valorisation ?"]
+    with Database(database).connect() as db:
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert sqlite3.connect(database).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
