@@ -85,7 +85,10 @@ _NUMBER_WORDS = re.compile(rf"\b({_NUMBER_WORD_ALTERNATIVES})\b", re.IGNORECASE)
 _YEAR_OR_DATE = re.compile(
     r"\b(1[0-9]{3}|20[0-9]{2})\b|\b\d{1,2} (janvier|février|mars|avril|mai|juin|juillet|août|septembre|"
     r"octobre|novembre|décembre|january|february|march|april|may|june|july|august|september|october|"
-    r"november|december|januar|februar|märz|juni|juli|oktober|dezember)\b|\b(siècle|century|jahrhundert)\b",
+    r"november|december|januar|februar|märz|juni|juli|oktober|dezember)\b|\b(siècle|century|jahrhundert)\b"
+    # Before the year 1000 (« vers 875, », "around 450.") and eras (« Ier millénaire av. J.-C. », "300 BC").
+    r"|\b(?:vers|dès|en|jusqu['’]en|depuis|around|circa|in|um|seit|bis)\s\d{2,3}(?=\s?[,.;)]|\s+(?:av|apr)\b)"
+    r"|\b(?:av|apr)\.\s?J\.?-C\b|\b\d{1,4}\s(?:BC|AD|BCE|v\.\s?Chr|n\.\s?Chr)\b|\b(?:millénaire|millennium|jahrtausend)",
     re.IGNORECASE,
 )
 _CAPITALISED_INSIDE = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-ZÀ-ÖØ-Þ][\w’'-]+")

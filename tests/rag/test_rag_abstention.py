@@ -122,6 +122,17 @@ def test_figures_in_words_count_as_figures_but_vague_plurals_do_not() -> None:
     assert not has_answer_type("Même une valorisation de plusieurs dizaines de milliards", "number")
 
 
+def test_years_before_1000_and_eras_are_dates_but_small_figures_are_not() -> None:
+    from rag.evidence import has_answer_type
+
+    assert has_answer_type("l'émergence d'Athènes comme foyer culturel, vers 875, caractérisée", "date")
+    assert has_answer_type("Aux alentours du Ier millénaire av. J.-C., le travail du fer", "date")
+    assert has_answer_type("Rome fut fondée en 753 av. J.-C.", "date")
+    assert has_answer_type("Founded in 300 BC.", "date")
+    assert not has_answer_type("Le siège dura en tout 30 minutes.", "date")
+    assert not has_answer_type("Il compte 120 membres.", "date")
+
+
 def test_hybrid_gate_reads_cosines_offset_for_language_and_answer_type() -> None:
     from rag.abstention import HybridGate
     from rag.evidence import ScoredWindow, Window
