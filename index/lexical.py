@@ -120,6 +120,18 @@ def analyze(text: str, language: str | None = None) -> list[str]:
     return _DEFAULT_ANALYZER.analyze(text, language)
 
 
+def bm25_idf(rows: int, document_frequency: int) -> float:
+    """BM25's inverse document frequency of a term held by `document_frequency` of `rows` rows."""
+    n = max(1, rows)
+    return float(np.log1p((n - document_frequency + 0.5) / (document_frequency + 0.5)))
+
+
+def coverage_shares(weights: dict[str, float], held: dict[int, float]) -> dict[int, float]:
+    """`held` (row -> summed weight of the query terms it holds) as shares of all the terms' `weights`."""
+    total = sum(weights.values())
+    return {row: value / total for row, value in held.items()} if total > 0 else {}
+
+
 class BM25Index:
     """Okapi BM25 over rows 0..n-1 (row i == chunk i of the store)."""
 
@@ -257,7 +269,7 @@ class BM25Index:
         if self._weights is None:
             n = max(1, self.size)
             doc_freq = np.diff(self.term_ptr).astype(np.float64)
-            idf = np.log1p((n - doc_freq + 0.5) / (doc_freq + 0.5))
+            idf = np.log1p((n - doc_freq + 0.5) / (doc_freq + 0.5))  # `idf`, for every term at once
             avg_len = float(self.doc_lengths.mean()) if self.size else 1.0
             lengths = self.doc_lengths[self.post_rows].astype(np.float64)
             tf = self.post_counts.astype(np.float64)
@@ -279,6 +291,24 @@ class BM25Index:
                 self.post_rows[lo:hi], weights=weights[lo:hi], minlength=self.size
             ).astype(np.float32)
         return total
+
+    def coverage(self, query_tokens: Sequence[str], rows: Sequence[int]) -> dict[int, float]:
+        """For each of `rows`, the IDF-weighted share of the query's distinct terms it holds (0..1; a term
+        the index never saw weighs as a term of no row). Hybrid retrieval adds it to the fused score
+        (`rag.retrieval`): BM25 saturates on one rare term repeated; this counts what else the row holds."""
+        rows_arr = np.asarray(list(rows), dtype=np.int64)
+        held = np.zeros(len(rows_arr), dtype=np.float64)
+        weights: dict[str, float] = {}
+        for term in dict.fromkeys(query_tokens):
+            weights[term] = bm25_idf(self.size, self.document_frequency(term))
+            term_id = self.vocabulary.get(term)
+            if term_id is None or not len(rows_arr):
+                continue
+            postings = self.post_rows[self.term_ptr[term_id] : self.term_ptr[term_id + 1]]
+            if len(postings):  # ascending within a term (every build keeps row order)
+                where = np.minimum(np.searchsorted(postings, rows_arr), len(postings) - 1)
+                held += weights[term] * (postings[where] == rows_arr)
+        return coverage_shares(weights, dict(zip(rows_arr.tolist(), held.tolist(), strict=True)))
 
     def search(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         """Top-k (row, score), best first; rows with score 0 (no shared term) are left out."""

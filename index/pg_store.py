@@ -49,7 +49,7 @@ import numpy as np
 from index.config import IndexConfig
 from index.embedding import Embedder
 from index.errors import IndexError_, IndexFormatError, IndexNotFoundError, look_up, missing
-from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index, analyze_query
+from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index, analyze_query, bm25_idf, coverage_shares
 from index.manifest import FORMAT_VERSION, FileEntry, Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.pg_schema import (
@@ -624,6 +624,29 @@ class PostgresStore:
         )  # fmt: skip
         self.chunks.expect(row for row, _ in rows)
         return [(row, float(score)) for row, score in rows if score > 0]
+
+    def term_coverage(
+        self, query: str, rows: Sequence[int], language: str | None = None, *, fix_unknown: bool = True
+    ) -> dict[int, float]:
+        """Per row of `rows`, the IDF-weighted share of the query's distinct terms it holds (the folder
+        store's `BM25Index.coverage`): primary-key lookups of the rows' postings."""
+        self.refresh()
+        rows = [int(row) for row in rows]
+        terms, known = self._analysed(query, language, fix_unknown)
+        n = self.chunk_count
+        weights = {term: bm25_idf(n, known[term][1] if term in known else 0) for term in dict.fromkeys(terms)}
+        held = dict.fromkeys(rows, 0.0)
+        ids = [known[term][0] for term in weights if term in known]
+        if ids and rows:
+            found = self.query(
+                "SELECT p.row_id, array_agg(p.term_id) FROM rag_postings p "
+                "WHERE p.term_id = ANY(%(ids)s) AND p.row_id = ANY(%(rows)s) GROUP BY p.row_id",
+                {"ids": ids, "rows": rows},
+            )
+            weight_of_id = {known[term][0]: weight for term, weight in weights.items() if term in known}
+            for row, term_ids in found:
+                held[row] = sum(weight_of_id[term_id] for term_id in term_ids)
+        return coverage_shares(weights, held)
 
 
 def _impacts(tfs: np.ndarray, lengths: np.ndarray, impact_length: float) -> np.ndarray:

@@ -160,6 +160,19 @@ class WindowReader(Protocol):
 
 
 @runtime_checkable
+class CoverageReader(Protocol):
+    """Optional: a store that can say which of the query's terms some rows hold. Hybrid retrieval adds this
+    share to its fused score (`rag.retrieval`); a store without it is fused without it."""
+
+    def term_coverage(
+        self, query: str, rows: Sequence[int], language: str | None = None, *, fix_unknown: bool = True
+    ) -> dict[int, float]:
+        """Per row of `rows`, the share of the query's distinct terms (analysed as `search_lexical` does,
+        each weighed by its BM25 IDF) that the row holds, 0..1."""
+        ...
+
+
+@runtime_checkable
 class WindowHistory(Protocol):
     """Optional, with `WindowReader`: what an incremental build reuses of the previous index's windows."""
 

@@ -12,6 +12,7 @@ import json
 import threading
 import zipfile
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,7 @@ class IndexStore:
         # Sentence windows (index.windows), read by the answering side; None for an index built before them.
         self.window_table: WindowTable | None = None
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_terms: OrderedDict[tuple[str, str | None, bool], list[str]] = OrderedDict()
         self._query_lock = threading.Lock()
         # A document's windows as objects, built once per generation and shared read-only: every answer
         # asked for them once per passage, and building them all again each time was 5 % of what the chat
@@ -317,12 +319,30 @@ class IndexStore:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def query_terms(self, query: str, language: str | None = None, *, fix_unknown: bool = True) -> list[str]:
-        """Terms of the query (`index.lexical.analyze_query`)."""
+        """Terms of the query (`index.lexical.analyze_query`). Memoised: the lexical search and the term
+        coverage of one question share them (an unknown word's typo repair costs up to ~25 ms)."""
+        key = (query, language, fix_unknown)
+        with self._query_lock:
+            terms = self._query_terms.get(key)
+            if terms is not None:
+                self._query_terms.move_to_end(key)
+                return list(terms)
         frequencies = self.bm25.frequencies if fix_unknown else None
-        return analyze_query(self._analyzer, query, language, self.main_language, frequencies)
+        terms = analyze_query(self._analyzer, query, language, self.main_language, frequencies)
+        with self._query_lock:
+            self._query_terms[key] = terms
+            while len(self._query_terms) > QUERY_MEMO_SIZE:
+                self._query_terms.popitem(last=False)
+        return list(terms)
 
     def search_lexical(
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
     ) -> list[tuple[int, float]]:
         """Top-k (row, BM25 score); rows sharing no term with the query are left out."""
         return self.bm25.search(self.query_terms(query, language, fix_unknown=fix_unknown), k)
+
+    def term_coverage(
+        self, query: str, rows: Sequence[int], language: str | None = None, *, fix_unknown: bool = True
+    ) -> dict[int, float]:
+        """Per row of `rows`, the IDF-weighted share of the query's distinct terms it holds (0..1)."""
+        return self.bm25.coverage(self.query_terms(query, language, fix_unknown=fix_unknown), rows)

@@ -22,7 +22,7 @@ import numpy as np
 
 from index.embedding import Embedder
 from index.errors import look_up, missing
-from index.protocols import DocumentInfo, IndexReader, Ranking, WindowReader
+from index.protocols import CoverageReader, DocumentInfo, IndexReader, Ranking, WindowReader
 from index.records import Chunk
 from index.windows import WindowSpan
 
@@ -121,6 +121,23 @@ class CombinedIndex:
         self, query: str, k: int, language: str | None = None, *, fix_unknown: bool = True
     ) -> Ranking:
         return self._merged(k, lambda part: part.search_lexical(query, k, language, fix_unknown=fix_unknown))
+
+    def term_coverage(
+        self, query: str, rows: Sequence[int], language: str | None = None, *, fix_unknown: bool = True
+    ) -> dict[int, float]:
+        """Each part's coverage of its own rows (its own IDF, as its lexical scores are its own); a part
+        that cannot tell gives none."""
+        count = len(self.parts)
+        inner: dict[int, list[int]] = {}
+        for row in rows:
+            inner.setdefault(row % count, []).append(row // count)
+        found: dict[int, float] = {}
+        for number, part_rows in inner.items():
+            part = self.parts[number]
+            if isinstance(part, CoverageReader):
+                shares = part.term_coverage(query, part_rows, language, fix_unknown=fix_unknown)
+                found.update({row * count + number: share for row, share in shares.items()})
+        return found
 
 
 class _CombinedChunks(Sequence[Chunk]):

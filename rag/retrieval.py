@@ -4,8 +4,11 @@
 - Lexical: `store.search_lexical` (BM25 with the analyzer of the documents' language). When the question is
   in another language than the documents, its words are expanded with `rag.crosslingual.expand_query`
   before the lexical search, so an English "valuation" can match the French "valorisation".
-- Fusion: a weighted sum of min-max normalised scores (the default, chosen by measurement: see the README)
-  or reciprocal rank fusion (RRF).
+- Hybrid mode also scores each candidate by its best sentence window's cosine (max-sim over the window
+  vectors stored at index time) and by its term coverage (the IDF-weighted share of the question's terms it
+  holds, read from the lexical index's postings).
+- Fusion: a weighted sum of min-max normalised scores plus the weighted coverage (the default, chosen by
+  measurement: see `rag.settings.RetrievalSettings`) or reciprocal rank fusion (RRF).
 - Merge: overlapping or adjacent chunks of one document become one `Passage` (offsets union, text read
   back from the document), so the same sentences are never shown twice.
 - Rerank (optional): a sentence-transformers cross-encoder reorders the fused candidates.
@@ -22,7 +25,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
-from index.protocols import IndexReader, Ranking, WindowReader
+from index.protocols import CoverageReader, IndexReader, Ranking, WindowReader
 from index.records import Chunk
 from rag.protocols import Reranker
 from rag.records import Passage
@@ -197,11 +200,13 @@ class HybridRetriever:
     def mode(self) -> str:
         return self.store.mode
 
-    def lexical_ranking(self, question: str, language: str, k: int) -> Ranking:
-        """BM25 over the documents' language(s), with cross-lingual expansion of the question when needed."""
-        languages = sorted(self.store.corpus_languages()) or [language]
-        runs: dict[str, Ranking] = {}
-        for doc_language in languages:
+    def lexical_queries(self, question: str, language: str) -> list[tuple[str, str, bool]]:
+        """(query, document language, fix_unknown) per language of the documents: the question itself in
+        its own language; expanded with its translations (`expander`) for documents in another one, where
+        typo/inflection repair is off (a foreign word is unknown because it is foreign, and its near
+        neighbours in the index are noise)."""
+        queries = []
+        for doc_language in sorted(self.store.corpus_languages()) or [language]:
             query = question
             if doc_language != language and self.expander is not None:
                 try:
@@ -210,10 +215,17 @@ class HybridRetriever:
                     extra = ""
                 if extra:
                     query = f"{question} {extra}"
-            # Typo/inflection repair only for a question in the documents' language: a foreign word is
-            # unknown because it is foreign, and its near neighbours in the index are noise.
+            queries.append((query, doc_language, doc_language == language))
+        return queries
+
+    def lexical_ranking(
+        self, question: str, language: str, k: int, queries: list[tuple[str, str, bool]] | None = None
+    ) -> Ranking:
+        """BM25 over the documents' language(s), with cross-lingual expansion of the question when needed."""
+        runs: dict[str, Ranking] = {}
+        for query, doc_language, fix_unknown in queries or self.lexical_queries(question, language):
             runs[doc_language] = self.store.search_lexical(
-                query, k, language=doc_language, fix_unknown=doc_language == language
+                query, k, language=doc_language, fix_unknown=fix_unknown
             )
         if len(runs) == 1:
             return next(iter(runs.values()))
@@ -221,15 +233,35 @@ class HybridRetriever:
         return sorted(fused.items(), key=lambda item: -item[1])[:k]
 
     def rankings(self, question: str, language: str, k: int) -> dict[str, Ranking]:
-        rankings = {"lexical": self.lexical_ranking(question, language, k)}
+        """Each retriever's ranking of its `k` best rows; in hybrid mode also the candidates' best sentence
+        window ("sentence") and their share of the question's terms ("coverage", not a ranking of its
+        own: its raw share is added to the fused score, see `fuse`)."""
+        queries = self.lexical_queries(question, language)
+        rankings = {"lexical": self.lexical_ranking(question, language, k, queries)}
         if self.mode == "hybrid":
             rankings["dense"] = self.store.search_dense(question, k)
+            candidates = list(dict.fromkeys(row for ranking in rankings.values() for row, _ in ranking))
             if self.settings.sentence_weight > 0:
-                candidates = dict.fromkeys(row for ranking in rankings.values() for row, _ in ranking)
-                sentence = self.sentence_ranking(question, list(candidates))
+                sentence = self.sentence_ranking(question, candidates)
                 if sentence:
                     rankings["sentence"] = sentence
+            if self.settings.coverage_weight > 0 and self.settings.fusion == "weighted":
+                coverage = self.term_coverage(queries, candidates)
+                if coverage:
+                    rankings["coverage"] = sorted(coverage.items(), key=lambda item: -item[1])
         return rankings
+
+    def term_coverage(self, queries: list[tuple[str, str, bool]], rows: Sequence[int]) -> dict[int, float]:
+        """Per row, its best share of a lexical query's terms (`index.protocols.CoverageReader`); {} when
+        the store cannot tell."""
+        if not rows or not isinstance(self.store, CoverageReader):
+            return {}
+        best: dict[int, float] = {}
+        for query, doc_language, fix_unknown in queries:
+            found = self.store.term_coverage(query, rows, doc_language, fix_unknown=fix_unknown)
+            for row, share in found.items():
+                best[row] = max(best.get(row, 0.0), share)
+        return best
 
     def sentence_ranking(self, question: str, rows: Sequence[int]) -> Ranking:
         """The candidates again, each scored by its best sentence window's cosine with the question (max-sim
@@ -279,17 +311,24 @@ class HybridRetriever:
         return self._chunk_windows[row]
 
     def fuse(self, rankings: dict[str, Ranking]) -> list[tuple[int, float]]:
+        """One score per candidate: the rankings' min-max normalised scores weighed (or RRF), plus the raw
+        term coverage weighed by `coverage_weight` (a share already on one scale for every question)."""
         weights = {
             "dense": self.settings.dense_weight,
             "lexical": self.settings.lexical_weight,
             "sentence": self.settings.sentence_weight,
         }
+        coverage = rankings.get("coverage", [])
+        rankings = {name: ranking for name, ranking in rankings.items() if name != "coverage"}
         if len(rankings) == 1:
             fused = {row: score for row, score in next(iter(rankings.values()))}
         elif self.settings.fusion == "rrf":
             fused = rrf_fuse(rankings, self.settings.rrf_k, weights)
         else:
             fused = weighted_fuse(rankings, weights)
+            for row, share in coverage:
+                if row in fused:
+                    fused[row] += self.settings.coverage_weight * share
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
     def retrieve(

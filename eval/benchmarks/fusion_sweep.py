@@ -7,9 +7,10 @@ Over all 1,518 titled paragraphs (the hybrid index is built once and cached in `
 sample of French PIAF dev questions (seed 5) plus the 300 translated dev questions of
 `data/piaf_dev_xling.jsonl` asked in French, English and German: the lexical ranking of the product's
 retriever and the dense ranking (query vectors embedded once, in batches) are computed once, then fused with
-each setting; recall@5 and hit@1 of the gold paragraph over the ranked chunks are printed. With window
-vectors in the index (`index.windows`), the sentence max-sim ranking is swept too. PIAF test is never read.
-How the default was chosen from these figures: the comment above `RetrievalSettings.fusion`.
+each setting by the product's own `HybridRetriever.fuse`; recall@5 and hit@1 of the gold paragraph over the
+ranked chunks are printed. With window vectors in the index (`index.windows`), the sentence max-sim
+ranking is swept too, and the term coverage (`index.protocols.CoverageReader`) beside it. PIAF test is
+never read. How the defaults were chosen from these figures: the comments in `RetrievalSettings`.
 
 `--query-int8`: the questions go through the int8 copy of the ONNX export (`index.embedding_query_int8`),
 the passages' vectors stay the indexed float32 ones; the figures to compare with a run without it.
@@ -31,11 +32,12 @@ import numpy as np
 from eval.benchmarks.answer_figures import read_jsonl, write_piaf_corpus
 from eval.benchmarks.calibrate_hybrid import DATA, model_benchmark_parser, open_hybrid
 
-SETTINGS = [  # (fusion, dense weight, candidates, sentence weight)
-    *[("weighted", w, c, 0.0) for w in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0) for c in (20, 50, 100)],
-    *[("rrf", w, c, 0.0) for w in (1.0, 1.5) for c in (50, 100)],
-    *[("weighted", w, 50, s) for w in (0.5, 1.0) for s in (0.25, 0.5, 1.0)],
-    ("dense only", 1.0, 50, 0.0),
+SETTINGS = [  # updates of RetrievalSettings: fusion, dense weight, candidates, sentence weight, coverage weight
+    *[("weighted", w, c, 0.0, 0.0) for w in (0.5, 1.0, 1.5) for c in (20, 50, 100)],
+    *[("rrf", w, c, 0.0, 0.0) for w in (1.0, 1.5) for c in (50, 100)],
+    *[("weighted", w, 50, s, 0.0) for w in (0.75, 1.0) for s in (1.0, 2.0)],
+    *[("weighted", w, 50, s, c) for w in (0.75, 1.0) for s in (1.5, 2.0, 2.5) for c in (0.5, 1.0, 1.5, 2.0)],
+    ("dense only", 1.0, 50, 0.0, 0.0),
 ]
 
 
@@ -58,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     count = args.questions or (None if test else 1200)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rag.chain import question_language
-    from rag.retrieval import rrf_fuse, weighted_fuse
+    from rag.retrieval import HybridRetriever
 
     corpus = args.cache / "piaf-corpus"
     write_piaf_corpus(args.piaf_dir, corpus)
@@ -80,33 +82,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         xling = read_jsonl(DATA / "piaf_dev_xling.jsonl")
         for lang in ("en", "de"):
             sets[f"{lang} (translated)"] = [(x[f"question_{lang}"], x["context_id"]) for x in xling]
-    if test:
-        defaults = assistant.settings.retrieval
-        settings = [
-            ("lexical only", 0.0, defaults.candidates, 0.0),
-            (defaults.fusion, defaults.dense_weight, defaults.candidates, defaults.sentence_weight),
-        ]
-    else:
-        settings = SETTINGS
+    defaults = assistant.settings.retrieval
+    default = (
+        defaults.fusion,
+        defaults.dense_weight,
+        defaults.candidates,
+        defaults.sentence_weight,
+        defaults.coverage_weight,
+    )
+    settings = [("lexical only", 0.0, defaults.candidates, 0.0, 0.0), default]
+    if not test:
+        settings += [setting for setting in SETTINGS if setting != default]
     chunk_vectors = store.stored_vectors()
     gold_of_row = [Path(c.doc_id).stem for c in store.chunks]
-    prepared = {}
-    for name, items in sets.items():
-        texts = [q for q, _ in items]
-        vectors = (  # one batched call
-            embedder.embed_queries(texts)
-            if args.query_int8
-            else embedder._encode(texts, embedder.query_prompt, False)
-        )
-        rows = []
-        for (question, gold), vector in zip(items, vectors, strict=True):
-            lexical = retriever.lexical_ranking(question, question_language(question), 200)
-            scores = chunk_vectors @ vector
-            dense = [(int(r), float(scores[r])) for r in np.argsort(-scores)[:200]]
-            rows.append((gold, lexical, dense, vector))
-        prepared[name] = rows
 
-    def sentence(rows: list[int], vector: np.ndarray) -> list[tuple[int, float]]:
+    def sentence_scores(rows: list[int], vector: np.ndarray) -> list[tuple[int, float]]:
         windows = getattr(store, "windows", None)
         found = []
         for row in rows:
@@ -117,34 +107,70 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found.append((row, float(np.max(vectors @ vector))))
         return found
 
+    prepared = {}
+    for name, items in sets.items():
+        texts = [q for q, _ in items]
+        vectors = (  # one batched call
+            embedder.embed_queries(texts)
+            if args.query_int8
+            else embedder._encode(texts, embedder.query_prompt, False)
+        )
+        rows = []
+        for (question, gold), vector in zip(items, vectors, strict=True):
+            queries = retriever.lexical_queries(question, question_language(question))
+            lexical = retriever.lexical_ranking(question, question_language(question), 200, queries)
+            scores = chunk_vectors @ vector
+            dense = [(int(r), float(scores[r])) for r in np.argsort(-scores)[:200]]
+            union = list(dict.fromkeys(r for r, _ in [*lexical, *dense]))
+            # Per row, independent of the setting: computed once over every candidate of any setting.
+            coverage = retriever.term_coverage(queries, union)
+            sentence = dict(sentence_scores(union, vector))
+            rows.append((gold, lexical, dense, sentence, coverage))
+        prepared[name] = rows
+
     print(
         f"PIAF {args.split}, recall@5 / hit@1 of the gold paragraph, {len(store.chunks)} chunks, "
-        f"model {args.model}"
+        f"model {args.model}; the first two rows: lexical mode, then the default hybrid setting"
     )
-    for fusion, dense_weight, candidates, sentence_weight in settings:
+    for fusion, dense_weight, candidates, sentence_weight, coverage_weight in settings:
+        # The product's own fusion (`HybridRetriever.fuse`) with these settings.
+        fuser = HybridRetriever(
+            store,
+            defaults.model_copy(
+                update={
+                    "fusion": fusion if fusion in ("rrf", "weighted") else "weighted",
+                    "dense_weight": dense_weight,
+                    "lexical_weight": 1.0,
+                    "sentence_weight": sentence_weight,
+                    "coverage_weight": coverage_weight,
+                }
+            ),
+        )
         figures = []
         for rows in prepared.values():
             recall = hit = 0
-            for gold, lexical, dense, vector in rows:
-                rankings = {"lexical": lexical[:candidates], "dense": dense[:candidates]}
-                weights = {"lexical": 1.0, "dense": dense_weight, "sentence": sentence_weight}
+            for gold, lexical, dense, sentence, coverage in rows:
                 if fusion == "dense only":
-                    fused = dict(rankings["dense"])
+                    rankings = {"dense": dense[:candidates]}
                 elif fusion == "lexical only":
-                    fused = dict(lexical)
-                elif fusion == "rrf":
-                    fused = rrf_fuse(rankings, 60, weights)
+                    rankings = {"lexical": lexical[:candidates]}
                 else:
-                    if sentence_weight:
-                        union = list(dict.fromkeys(r for ranking in rankings.values() for r, _ in ranking))
-                        rankings["sentence"] = sentence(union, vector)
-                    fused = weighted_fuse(rankings, weights)
-                top = [gold_of_row[r] for r, _ in sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:5]]
+                    rankings = {"lexical": lexical[:candidates], "dense": dense[:candidates]}
+                    union = list(dict.fromkeys(r for ranking in rankings.values() for r, _ in ranking))
+                    if sentence_weight and sentence:
+                        rankings["sentence"] = [(r, sentence[r]) for r in union if r in sentence]
+                    if coverage_weight and fusion == "weighted":
+                        rankings["coverage"] = [(r, coverage[r]) for r in union if r in coverage]
+                fused = fuser.fuse(rankings)
+                top = [gold_of_row[r] for r, _ in fused[:5]]
                 recall += gold in top
                 hit += bool(top) and top[0] == gold
             figures.append(f"{recall / len(rows):.3f} / {hit / len(rows):.3f}")
-        label = f"{fusion} {dense_weight}:1, {candidates} candidates, sentence {sentence_weight}"
-        print(f"  {label:<48} " + "   ".join(f"{n} {f}" for n, f in zip(prepared, figures, strict=True)))
+        label = (
+            f"{fusion} {dense_weight}:1, {candidates} cand., sentence {sentence_weight}, "
+            f"coverage {coverage_weight}"
+        )
+        print(f"  {label:<60} " + "   ".join(f"{n} {f}" for n, f in zip(prepared, figures, strict=True)))
     return 0
 
 

@@ -112,6 +112,36 @@ def test_bm25_matches_the_formula_and_survives_save_load(tmp_path: Path) -> None
     assert not list(tmp_path.glob("*.pkl"))
 
 
+def test_coverage_is_the_idf_weighted_share_of_the_query_terms_a_row_holds() -> None:
+    rng = np.random.default_rng(11)
+    vocabulary = [f"t{i}" for i in range(30)]
+    docs = [list(rng.choice(vocabulary, size=rng.integers(1, 20))) for _ in range(50)]
+    index = BM25Index().build(docs)
+    # Built in two parts and extended, and a slice of it: every way an index is made keeps row order.
+    extended = BM25Index().build(docs[:20]).extended(BM25Index().build(docs[20:]))
+    sliced = index.take_rows(np.arange(10, 50))
+    n = len(docs)
+
+    def idf(term: str, rows: list[list[str]]) -> float:
+        df = sum(term in d for d in rows)
+        return float(np.log1p((len(rows) - df + 0.5) / (df + 0.5)))
+
+    for query in (["t1", "t2", "t2", "t3"], ["t4", "unknown"], ["t7"]):
+        terms = list(dict.fromkeys(query))
+        for built, rows, offset in ((index, docs, 0), (extended, docs, 0), (sliced, docs[10:], 10)):
+            wanted = range(0, len(rows), 3)
+            found = built.coverage(query, list(wanted))
+            total = sum(idf(t, rows) for t in terms)
+            expected = {r: sum(idf(t, rows) for t in terms if t in rows[r]) / total for r in wanted}
+            assert found.keys() == expected.keys(), offset
+            assert all(np.isclose(found[r], expected[r]) for r in wanted)
+    assert n == index.size
+    holds_all = next(r for r, d in enumerate(docs) if {"t1", "t2"} <= set(d))
+    assert index.coverage(["t1", "t2"], [holds_all]) == {holds_all: pytest.approx(1.0)}
+    assert index.coverage(["unknown"], [0, 1]) == {0: 0.0, 1: 0.0}
+    assert index.coverage([], [0]) == {}
+
+
 @pytest.mark.parametrize(
     ("question", "language"),
     [

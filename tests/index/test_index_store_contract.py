@@ -115,6 +115,13 @@ def test_same_lexical_ranking_on_both_stores(tmp_path: Path, corpus: Path, pg_ur
         ranked_a = [(a.chunks[row].chunk_id, round(score, 4)) for row, score in a.search_lexical(question, 5)]
         ranked_b = [(b.chunks[row].chunk_id, round(score, 4)) for row, score in b.search_lexical(question, 5)]
         assert ranked_a == ranked_b and ranked_a
+        rows_a = [row for row, _ in a.search_lexical(question, 20)]
+        rows_b = [b.chunk_index(a.chunks[row].chunk_id) for row in rows_a]
+        # Term coverage (hybrid fusion's fourth signal) is the same share on both stores.
+        covered_a = a.term_coverage(question, rows_a)
+        covered_b = b.term_coverage(question, rows_b)
+        assert [round(covered_a[r], 6) for r in rows_a] == [round(covered_b[r], 6) for r in rows_b]
+        assert max(covered_a.values()) > 0
 
 
 def test_same_windows_on_both_stores(tmp_path: Path, corpus: Path, pg_url: str, tiny_embedder) -> None:  # noqa: ANN001

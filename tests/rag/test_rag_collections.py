@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from index.build import build_index
 from index.config import IndexConfig
@@ -43,3 +44,9 @@ def test_combined_index_passes_on_windows_and_query_vector(tmp_path: Path, tiny_
     rankings = retriever.rankings(question, "fr", 5)
     rows = {combined.chunks[row].doc_id for row, _ in rankings["sentence"]}
     assert rows == {"shared.txt", "private.txt"}  # a cosine for the private collection's chunks too
+    # Term coverage too, each part's rows from that part (row r of part n is r * 2 + n).
+    coverage = dict(rankings["coverage"])
+    assert {combined.chunks[row].doc_id for row in coverage} == {"shared.txt", "private.txt"}
+    private_row = next(row for row in coverage if combined.chunks[row].doc_id == "private.txt")
+    own = private.term_coverage(question, [private_row // 2])
+    assert coverage[private_row] == pytest.approx(own[private_row // 2]) and own[private_row // 2] > 0

@@ -7,6 +7,7 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from rag_fakes import FakeStore, sentence_spans
 
+from index.lexical import analyze
 from index.records import Chunk
 from rag.retrieval import HybridRetriever, PassageRetriever, merge_chunks, rrf_fuse, weighted_fuse
 from rag.settings import RetrievalSettings
@@ -196,3 +197,55 @@ def test_sentence_window_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
     assert [row for row, _ in first] == [5, 4, 3, 2, 1, 0]
     assert len(retriever._chunk_windows) <= 3 and store.reads == 6
     assert retriever.sentence_ranking("q", list(range(6))) == first
+
+
+class _SameVector:
+    """An embedder that sees every text alike: dense search ties, so the other signals decide."""
+
+    def embed_query(self, text: str):
+        return [1.0, 0.0]
+
+    def embed_passages(self, texts):
+        import numpy as np
+
+        return np.tile([1.0, 0.0], (len(texts), 1))
+
+
+class _CoverageStore(FakeStore):
+    """The fake store with term coverage (`index.protocols.CoverageReader`), read from its BM25 index."""
+
+    def term_coverage(self, query, rows, language=None, *, fix_unknown=True):
+        return self.bm25.coverage(analyze(query, language=language), rows)
+
+
+def test_hybrid_fusion_adds_each_candidates_share_of_the_question_terms() -> None:
+    documents = {
+        "a.txt": "Le zorblax est un fromage. Le zorblax mûrit. Le zorblax se mange.",
+        "b.txt": "Le glorbium accompagne le zorblax au dessert.",
+        "c.txt": "Le port de Brest accueille des navires.",
+    }
+    store = _CoverageStore(documents, embedder=_SameVector())
+    settings = RetrievalSettings(coverage_weight=1.5, sentence_weight=0.0)
+    retriever = HybridRetriever(store, settings, expander=lambda *a: "")
+    rankings = retriever.rankings("zorblax glorbium", "fr", 5)
+    coverage = dict(rankings["coverage"])
+    row = {store.chunks[r].doc_id: r for r in range(len(store.chunks))}
+    assert coverage[row["b.txt"]] == pytest.approx(1.0)  # holds both terms
+    assert 0 < coverage[row["a.txt"]] < 1 and coverage[row["c.txt"]] == 0.0
+    fused = dict(retriever.fuse(rankings))
+    plain = weighted_fuse({k: v for k, v in rankings.items() if k != "coverage"}, {})
+    for name, r in row.items():
+        assert fused[r] == pytest.approx(plain[r] + 1.5 * coverage[r]), name
+    assert retriever.retrieve("zorblax glorbium", "fr")[0].doc_id == "b.txt"
+    assert retriever.retrieve("zorblax glorbium", "fr")[0].scores["coverage"] == pytest.approx(1.0)
+    # Off: the same fusion without it; RRF and lexical mode never read it.
+    off = HybridRetriever(store, settings.model_copy(update={"coverage_weight": 0.0}), expander=lambda *a: "")
+    assert "coverage" not in off.rankings("zorblax glorbium", "fr", 5)
+    rrf = HybridRetriever(store, settings.model_copy(update={"fusion": "rrf"}), expander=lambda *a: "")
+    assert "coverage" not in rrf.rankings("zorblax glorbium", "fr", 5)
+    lexical = HybridRetriever(_CoverageStore(documents), settings, expander=lambda *a: "")
+    assert set(lexical.rankings("zorblax glorbium", "fr", 5)) == {"lexical"}
+    # A store that cannot tell (no term_coverage) is fused without it.
+    assert "coverage" not in HybridRetriever(
+        FakeStore(documents, embedder=_SameVector()), settings, expander=lambda *a: ""
+    ).rankings("zorblax glorbium", "fr", 5)
