@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["DocumentInfo", "IndexStore"]
 
 QUERY_MEMO_SIZE = 256  # recent query vectors kept (a chat re-asks; the eval retrieves then answers)
+WINDOW_MEMO_DOCS = 128  # documents whose window spans are kept built (an answer's passages share a few)
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -91,6 +92,10 @@ class IndexStore:
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_terms: OrderedDict[tuple[str, str | None, bool], list[str]] = OrderedDict()
         self._query_lock = threading.Lock()
+        # A document's windows as objects, built once per generation and shared read-only: every answer
+        # asked for them once per passage, and building them all again each time was 5 % of what the chat
+        # server's interpreter lock ran under 50 sessions (py-spy --gil, `eval.benchmarks.concurrency`).
+        self._spans_memo: dict[int, tuple[list[WindowSpan], int, int]] = {}
         counts = Counter(languages[chunk.doc_id] for chunk in chunks)
         self.main_language = counts.most_common(1)[0][0] if counts else DOCUMENT_LANGUAGE_DEFAULT
         self._corpus_languages = set(counts)
@@ -250,12 +255,24 @@ class IndexStore:
         or None when this index stores no windows (built by an older version: `rag index` adds them)."""
         if self.window_table is None:
             return None
-        rows = self.window_table.spans_of(self._doc_rows[doc_id])
-        spans = [span for _, span in rows]
+        spans, first, end = self._document_spans(self._doc_rows[doc_id])
         vectors = self.window_table.vectors
-        if vectors is None or not rows:
+        if vectors is None or not spans:
             return spans, None
-        return spans, vectors[rows[0][0] : rows[-1][0] + 1]
+        return spans, vectors[first:end]
+
+    def _document_spans(self, doc_row: int) -> tuple[list[WindowSpan], int, int]:
+        """(spans, first table row, last row + 1) of a document's windows; the list is shared: not to change."""
+        known = self._spans_memo.get(doc_row)
+        if known is not None:
+            return known
+        assert self.window_table is not None
+        rows = self.window_table.spans_of(doc_row)
+        known = [span for _, span in rows], (rows[0][0] if rows else 0), (rows[-1][0] + 1 if rows else 0)
+        if len(self._spans_memo) >= WINDOW_MEMO_DOCS:
+            self._spans_memo.clear()  # (threads may build one twice: same result, no lock needed)
+        self._spans_memo[doc_row] = known
+        return known
 
     def document_count(self) -> int:
         return sum(1 for entry in self.manifest.files.values() if entry.chunk_ids)

@@ -51,3 +51,6 @@ def test_lexical_index_stores_windows_without_vectors(tmp_path: Path) -> None:
     store = IndexStore.open(config.index_dir, config=config, load_model=False)
     spans, vectors = store.windows("a.txt")
     assert vectors is None and [TEXT[s.sentence : s.end] for s in spans][-1] == "Il a vendu Loopt."
+    again, _ = store.windows("a.txt")
+    assert again is spans  # built once per loaded index, not at every answer's passage
+    assert [span for _, span in store.window_table.spans_of(0)] == spans
