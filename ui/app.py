@@ -1267,7 +1267,7 @@ def serve(
             "(`rag users add NAME`).",
             server_name=host,
             server_port=port,
-            prevent_thread_lock=not block,
+            prevent_thread_lock=True,  # blocked below, once the server's stack is logged
             theme=theme(),
             css_paths=[CSS_PATH],
             ssr_mode=False,
@@ -1280,7 +1280,35 @@ def serve(
         if "Cannot find empty port" in str(exc):
             raise port_in_use(host, port) from None
         raise
+    log.info("Serving with %s", served_stack(demo))
+    if block:
+        demo.block_thread()
     return url
+
+
+def served_stack(demo: gr.Blocks, timeout_s: float = 5.0) -> str:
+    """The event loop and HTTP parser the running server really uses, e.g. "uvloop + httptools" (uvicorn
+    picks them when installed: `loop="auto"`, `http="auto"`, which Gradio does not pin): read from the
+    protocol object of a connection made to it now. Each answer's SSE events go through both, on the one
+    event loop every session shares; "asyncio + h11" (pure Python) costs more of that loop per event."""
+    server = getattr(demo, "server", None)
+    if server is None or not getattr(server, "started", False):
+        return "not serving"
+    config, state = server.config, server.server_state
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    with socket.create_connection((host, config.port), timeout=timeout_s):
+        waited = time.monotonic() + timeout_s
+        while not state.connections and time.monotonic() < waited:
+            time.sleep(0.01)
+        protocols = list(state.connections)
+    if not protocols:
+        return "unknown (no connection seen)"
+    protocol = protocols[0]
+    loop = type(getattr(protocol, "loop", None)).__module__.split(".")[0]
+    parser = {"HttpToolsProtocol": "httptools", "H11Protocol": "h11"}.get(
+        type(protocol).__name__, type(protocol).__name__
+    )
+    return f"{loop} + {parser}"
 
 
 def port_in_use(host: str, port: int) -> RagError:
