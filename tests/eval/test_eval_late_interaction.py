@@ -57,3 +57,23 @@ def test_maxsim_reads_only_the_window_tokens() -> None:
     assert matched(both, question.idf, 0.9) == 1.0 and matched(first, question.idf, 0.9) == 0.25
     assert len(table.span("other", 0, 100)) == 0
     assert best_per_token(question, table, table.span("doc", 20, 30)).tolist() == [0.0, 0.0]
+
+
+def test_batched_products_match_the_plain_maxsim() -> None:
+    from eval.benchmarks.late_interaction import QuestionTokens, chunk_bests, window_bests
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(9, 4))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    table = _table(vectors, list(range(0, 90, 10)), list(range(5, 95, 10)))
+    table.vectors = table.vectors.astype(np.float32)
+    table.row = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2], dtype=np.int32)
+    table.row_tokens = [np.arange(0, 3), np.arange(3, 7), np.arange(7, 9)]
+    question = QuestionTokens(vectors[[1, 4]] + 0.1, np.ones(2), vectors[0])
+    windows = [{"doc_id": "doc", "start": 10, "end": 45}, {"doc_id": "doc", "start": 60, "end": 95}]
+    for found, window in zip(window_bests(question, table, windows), windows, strict=True):
+        expected = best_per_token(question, table, table.span("doc", window["start"], window["end"]))
+        assert np.allclose(found, expected)
+    rows = [2, 0, 1]
+    expected = np.stack([best_per_token(question, table, table.row_tokens[r]) for r in rows])
+    assert np.allclose(chunk_bests(question, table, rows), expected)
