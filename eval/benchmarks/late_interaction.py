@@ -629,7 +629,7 @@ def compressed_figures(records: list[dict], tables: dict, window_scores) -> None
         "PCA 64 int8, 68 B/token": (projector(64), int8),
         "PCA 32 int8, 36 B/token": (projector(32), int8),
     }
-    print("  the extractive answer with smaller stored vectors (uniform MaxSim, weight 0 / 3 / 5):")
+    print("  the extractive answer with smaller stored vectors (uniform MaxSim, weight 3 then 5):")
     originals = {id(r): (r["bests"], r["tokens"]) for r in records}
     try:
         for name, (project, store) in variants.items():
