@@ -10,12 +10,16 @@ asks). Up to `max_running` calls run at the same time (one per core: a one-threa
 batch on one core, and releases the interpreter lock meanwhile); callers who arrive while they all run
 wait, and when a call ends the oldest waiter runs everybody waiting (up to `max_batch`) in one call and
 hands each their row. A failure of the model reaches every caller of that batch, as the exception it was.
-It does not keep a cache: `IndexStore.query_vector` memoises.
+It remembers the vectors of the last `remember` questions: every store opened with one embedder (a
+shared index and each person's private collection, searched together by `rag.collections.CombinedIndex`)
+shares its batcher, and each store's own memo (`IndexStore.query_vector`) knows only its own questions, so
+without it a question was embedded once per part.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,12 +43,18 @@ class QueryBatcher:
         embed_batch: Callable[[Sequence[str]], np.ndarray],
         max_batch: int = 32,
         max_running: int = 1,
+        remember: int = 64,
     ) -> None:
-        if max_batch < 1 or max_running < 1:
-            raise ValueError(f"max_batch and max_running must be at least 1, got {max_batch}, {max_running}")
+        if max_batch < 1 or max_running < 1 or remember < 0:
+            raise ValueError(
+                f"max_batch and max_running must be at least 1 and remember at least 0, got {max_batch}, "
+                f"{max_running}, {remember}"
+            )
         self._embed_batch = embed_batch
         self.max_batch = max_batch
         self.max_running = max_running
+        self.remember = remember
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> vector, oldest first
         self._lock = threading.Lock()
         self._waiting: list[_Request] = []  # empty whenever fewer than max_running calls run
         self._running = 0
@@ -53,6 +63,10 @@ class QueryBatcher:
     def embed(self, text: str) -> np.ndarray:
         request = _Request(text)
         with self._lock:
+            known = self._recent.get(text)
+            if known is not None:
+                self._recent.move_to_end(text)
+                return known
             if self._running < self.max_running:
                 self._running += 1
                 batch: list[_Request] | None = [request]
@@ -84,6 +98,13 @@ class QueryBatcher:
         finally:
             with self._lock:
                 self.calls += 1
+                for request in batch:
+                    if request.vector is not None and self.remember:
+                        request.vector.flags.writeable = False  # handed to every later asker
+                        self._recent[request.text] = request.vector
+                        self._recent.move_to_end(request.text)
+                while len(self._recent) > self.remember:
+                    self._recent.popitem(last=False)
                 following = self._waiting[: self.max_batch]
                 del self._waiting[: len(following)]
                 if not following:

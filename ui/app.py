@@ -118,6 +118,9 @@ class Conversation:
 
     turns: list[Turn] = field(default_factory=list)
     conversation_id: str | None = None  # its key in the conversation store, once its first answer is saved
+    # The page's list shows it first, selected (sent with an answer of this page): later answers leave the
+    # list as it is. False again for a conversation reopened from the list (a new object).
+    first_in_list: bool = False
 
     def history(self) -> list[dict[str, str]]:
         """What the assistant sees: finished turns only (a failed answer is not context)."""
@@ -314,6 +317,7 @@ def add_uploads(
 # the event loop every session's updates go through (py-spy, 50 streaming sessions). The answer's last
 # update sends it, as every other handler does.
 STATE_KEPT = gr.skip()
+LIST_KEPT = gr.skip()  # the conversation list as the page shows it
 
 
 class StreamBudget:
@@ -445,16 +449,19 @@ class ChatHandlers:
         top_k: float,
         backend: str,
         request: gr.Request | None = None,
-    ) -> Iterator[tuple[list[dict[str, str]], Conversation, Any]]:
+    ) -> Iterator[tuple[list[dict[str, str]], Conversation, Any, Any]]:
+        """-> (chat, conversation, question box, conversation list) updates; the list is sent with the
+        last update only (the answered conversation new in it, or moved to the top). It was an event of its
+        own after each answer: one more request, session lookup and Gradio event per question."""
         question = (question or "").strip()
         if not question:
-            yield conversation.messages(), conversation, gr.update()
+            yield conversation.messages(), conversation, gr.update(), LIST_KEPT
             return
         problem = limits.question_problem(question, self.settings.ui.max_question_chars)
         problem = problem or self.rate.check(person(request))
         if problem:  # refused before any work: shown in the chat, the typed text is kept to shorten it
             conversation.turns.append(Turn(_shorten(question), error=problem))
-            yield conversation.messages(), conversation, gr.update()
+            yield conversation.messages(), conversation, gr.update(), LIST_KEPT
             return
         history = conversation.history()
         turn = Turn(question)
@@ -466,7 +473,7 @@ class ChatHandlers:
             stream = assistant.stream(question, history, top_k=int(top_k), backend=backend or None)
             live = assistant.generator(backend or None).is_llm
             if live:  # the question is shown and the box cleared at once; the answer streams below it
-                yield conversation.messages(), conversation, ""  # then what is typed meanwhile is left
+                yield conversation.messages(), conversation, "", LIST_KEPT  # then what is typed is left
             else:
                 # Pure CPU work, written at once: computed whole, one per core (see `cpu_gate`), sent in
                 # one page update (which also clears the box: each update costs the server ~10 ms). Its
@@ -479,14 +486,20 @@ class ChatHandlers:
                 for item in stream:
                     if turn.stop_requested:  # `stopped` has marked and kept the turn: end the stream here
                         getattr(stream, "close", lambda: None)()  # an LLM's request is closed with it
-                        yield conversation.messages(), conversation, gr.update()  # as it is now, stopped
+                        # as it is now, stopped (`stopped` saved it: the list may show it now)
+                        yield (
+                            conversation.messages(),
+                            conversation,
+                            gr.update(),
+                            self.listed(conversation, request),
+                        )
                         return
                     if isinstance(item, str):
                         turn.text += item
                         # The first piece at once, then as often as the shared budget allows.
                         if live and time.monotonic() - shown >= self.streams.interval_s():
                             shown = time.monotonic()
-                            yield conversation.messages(), STATE_KEPT, gr.update()
+                            yield conversation.messages(), STATE_KEPT, gr.update(), LIST_KEPT
                     else:
                         turn.answer = item
                         turn.text = item.text
@@ -494,12 +507,17 @@ class ChatHandlers:
             log.warning("answer failed: %s", exc, exc_info=not isinstance(exc, RagError))
             turn.error = describe_error(exc)
         if turn.stop_requested:  # stopped after the last piece: `stopped` has kept the turn
-            yield conversation.messages(), conversation, gr.update()
+            yield conversation.messages(), conversation, gr.update(), self.listed(conversation, request)
             return
         if turn.answer is None and turn.error is None:
             turn.error = "The assistant stopped without a final answer. Please try again."
         self._save(conversation, turn, request)
-        yield conversation.messages(), conversation, gr.update() if live else ""
+        yield (
+            conversation.messages(),
+            conversation,
+            gr.update() if live else "",
+            self.listed(conversation, request),
+        )
 
     # --- kept conversations and settings ---------------------------------------------------------------------
     def _save(self, conversation: Conversation, turn: Turn, request: gr.Request | None) -> None:
@@ -526,7 +544,13 @@ class ChatHandlers:
             return gr.update()
         return gr.update(choices=self.conversations.list(person(request)), value=selected)
 
-    def current_in_list(self, conversation: Conversation, request: gr.Request | None = None) -> Any:
+    def listed(self, conversation: Conversation, request: gr.Request | None = None) -> Any:
+        """The list with `conversation` selected: new in it, or moved to the top. Unchanged when the page
+        already shows it so (its later answers: no list query, no list sent), without a store, or when the
+        conversation was never saved."""
+        if self.conversations is None or conversation.conversation_id is None or conversation.first_in_list:
+            return LIST_KEPT
+        conversation.first_in_list = True
         return self.conversation_list(request, conversation.conversation_id)
 
     def open_conversation(self, conversation_id: str | None, request: gr.Request | None = None):
@@ -1109,35 +1133,24 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
     answer = {  # typing a question and clicking an example answer the same way
         "fn": handlers.respond,
         "inputs": [chat.question, page.conversation, page.settings.top_k, page.settings.backend],
-        "outputs": chat_outputs,
+        "outputs": [*chat_outputs, saved],  # the list with the answer, not in an event after it
         "concurrency_id": "answers",
         "concurrency_limit": handlers.settings.ui.max_concurrent_answers,
         "show_progress": "minimal",
         "show_progress_on": chat.chatbot,
     }
-    listed = {  # after an answer: the conversation is in the list (new, or moved to the top)
-        "fn": handlers.current_in_list,
-        "inputs": page.conversation,
-        "outputs": saved,
-        "queue": False,
-        "show_progress": "hidden",
-        "api_visibility": "private",
-    }
     # A question sent while an answer is being written (or stopped, see `stopped`) is sent when it ends.
-    asked = chat.question.submit(**answer, api_name="ask", trigger_mode="always_last")  # gradio_client: /ask
-    asked.then(**listed)
-    from_example = chat.chatbot.example_select(handlers.pick_example, None, chat.question, queue=False).then(
+    chat.question.submit(**answer, api_name="ask", trigger_mode="always_last")  # gradio_client: /ask
+    chat.chatbot.example_select(handlers.pick_example, None, chat.question, queue=False).then(
         **answer, api_visibility="private"
     )
-    from_example.then(**listed)
     chat.new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False).then(
         lambda: (None, ""), None, [saved, title], queue=False
     )
     saved.input(handlers.open_conversation, saved, [chat.chatbot, page.conversation, title], queue=False)
-    regenerated = chat.regenerate.click(
+    chat.regenerate.click(
         handlers.take_back_last, page.conversation, chat_outputs, queue=False, show_progress="hidden"
     ).then(**answer, api_visibility="private")
-    regenerated.then(**listed)
     chat.question.stop(handlers.stopped, page.conversation, [chat.chatbot, page.conversation], queue=False)
     chat.edit_last.click(
         handlers.take_back_last, page.conversation, chat_outputs, queue=False, show_progress="hidden"
@@ -1267,7 +1280,7 @@ def serve(
             "(`rag users add NAME`).",
             server_name=host,
             server_port=port,
-            prevent_thread_lock=not block,
+            prevent_thread_lock=True,  # blocked below, once the server's stack is logged
             theme=theme(),
             css_paths=[CSS_PATH],
             ssr_mode=False,
@@ -1280,7 +1293,35 @@ def serve(
         if "Cannot find empty port" in str(exc):
             raise port_in_use(host, port) from None
         raise
+    log.info("Serving with %s", served_stack(demo))
+    if block:
+        demo.block_thread()
     return url
+
+
+def served_stack(demo: gr.Blocks, timeout_s: float = 5.0) -> str:
+    """The event loop and HTTP parser the running server really uses, e.g. "uvloop + httptools" (uvicorn
+    picks them when installed: `loop="auto"`, `http="auto"`, which Gradio does not pin): read from the
+    protocol object of a connection made to it now. Each answer's SSE events go through both, on the one
+    event loop every session shares; "asyncio + h11" (pure Python) costs more of that loop per event."""
+    server = getattr(demo, "server", None)
+    if server is None or not getattr(server, "started", False):
+        return "not serving"
+    config, state = server.config, server.server_state
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    with socket.create_connection((host, config.port), timeout=timeout_s):
+        waited = time.monotonic() + timeout_s
+        while not state.connections and time.monotonic() < waited:
+            time.sleep(0.01)
+        protocols = list(state.connections)
+    if not protocols:
+        return "unknown (no connection seen)"
+    protocol = protocols[0]
+    loop = type(getattr(protocol, "loop", None)).__module__.split(".")[0]
+    parser = {"HttpToolsProtocol": "httptools", "H11Protocol": "h11"}.get(
+        type(protocol).__name__, type(protocol).__name__
+    )
+    return f"{loop} + {parser}"
 
 
 def port_in_use(host: str, port: int) -> RagError:

@@ -222,11 +222,18 @@ def _serve(
     ready: Any,
     trace: str | None = None,
     keep_conversations: bool = True,
+    server_stack: str = "auto",
 ) -> None:
     """Child process: index `corpus`, serve the chat on a free port, report its URL, then serve forever.
     `trace`: a file where the server's stages are timed for each question (`stage_trace`).
     `keep_conversations`: each answer saved in the conversation store (SQLite in `ui.database`), as `rag
-    chat` serves it (the benchmark served without one before the eighth session: its figures left that out)."""
+    chat` serves it (the benchmark served without one before the eighth session: its figures left that out).
+    `server_stack`: "auto" serves as `rag chat` does (uvicorn picks uvloop and httptools, installed with the
+    project); "asyncio" hides both from uvicorn, which then falls back to asyncio's loop and h11, as without
+    them (`--server-stack auto,asyncio` compares)."""
+    if server_stack == "asyncio":
+        sys.modules["uvloop"] = None  # type: ignore[assignment]  # `import uvloop` raises ImportError
+        sys.modules["httptools"] = None  # type: ignore[assignment]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -236,7 +243,7 @@ def _serve(
             stage_trace.install(Path(trace))
         from rag import build_assistant, load_settings
         from ui.accounts import Database
-        from ui.app import build_app, serve
+        from ui.app import build_app, serve, served_stack
         from ui.conversations import ConversationStore
 
         settings = load_settings(environ={}, overrides=overrides)
@@ -247,7 +254,7 @@ def _serve(
         conversations = ConversationStore(Database(settings.ui.database)) if keep_conversations else None
         demo = build_app(assistant, conversations=conversations)
         url = serve(demo, "127.0.0.1", _free_port(), block=False, quiet=True)
-        ready.put(("ok", url, assistant.status()))
+        ready.put(("ok", url, {**assistant.status(), "server_stack": served_stack(demo)}))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         ready.put(("error", f"{type(exc).__name__}: {exc}", None))
         return
@@ -266,6 +273,7 @@ class ChatServer:
         *,
         rewrite: str = "",
         keep_conversations: bool = True,
+        server_stack: str = "auto",
     ) -> None:
         overrides = {
             "index.index_dir": str(workdir / f"index-{mode}"),
@@ -277,7 +285,7 @@ class ChatServer:
             "ui.uploads_dir": str(workdir / f"uploads-{mode}-{bool(llm_url)}"),
             "ui.questions_per_minute": 10_000,  # the benchmark is one "person" per session, asking fast
             "ui.database": str(
-                workdir / f"chat-{mode}-{bool(llm_url)}-{rewrite}-{keep_conversations}.sqlite3"
+                workdir / f"chat-{mode}-{bool(llm_url)}-{rewrite}-{keep_conversations}-{server_stack}.sqlite3"
             ),
         }
         if rewrite:
@@ -291,7 +299,14 @@ class ChatServer:
         self.trace = trace
         self.process = context.Process(
             target=_serve,
-            args=(overrides, str(corpus), ready, str(trace) if trace else None, keep_conversations),
+            args=(
+                overrides,
+                str(corpus),
+                ready,
+                str(trace) if trace else None,
+                keep_conversations,
+                server_stack,
+            ),
         )
         self.process.start()
         kind, self.url, self.status = ready.get(timeout=600)
@@ -817,6 +832,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="'kept': each answer saved in the conversation store, as `rag chat` does; 'none': no store; "
         "'kept,none' runs the extractive scenarios both ways, side by side.",
     )
+    parser.add_argument(
+        "--server-stack",
+        default="auto",
+        help="'auto': the server's event loop and HTTP parser as `rag chat` picks them (uvloop + httptools); "
+        "'asyncio': both hidden, asyncio + h11; 'auto,asyncio' runs the extractive scenarios both ways.",
+    )
     parser.add_argument("--no-upload", action="store_true", help="Skip the upload-while-asking scenario.")
     parser.add_argument("--upload-chars", type=int, default=200_000)
     parser.add_argument(
@@ -852,20 +873,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rag-concurrency-") as tmp:
         workdir = Path(tmp)
         stores = [{"kept": True, "none": False}[name] for name in args.conversations.split(",")]
-        # (mode, backend, LLM server, llm.rewrite_follow_ups, conversations kept)
-        scenarios: list[tuple[str, str, str | None, str, bool]] = [
-            (mode, "extractive", None, "", store) for mode in modes for store in stores
+        stacks = [name for name in args.server_stack.split(",") if name]
+        unknown = set(stacks) - {"auto", "asyncio"}
+        if unknown:
+            parser.error(f"--server-stack: unknown {sorted(unknown)}; use auto, asyncio or auto,asyncio")
+        # (mode, backend, LLM server, llm.rewrite_follow_ups, conversations kept, server stack)
+        scenarios: list[tuple[str, str, str | None, str, bool, str]] = [
+            (mode, "extractive", None, "", store, stack)
+            for mode in modes
+            for store in stores
+            for stack in stacks
         ]
         llm = None
         if not args.no_llm:
             llm = SlowLLMProcess(args.tokens_per_s)
             llm_url = llm.url
             scenarios += [
-                ("lexical", "openai", llm_url, rewrite, stores[0]) for rewrite in args.llm_rewrite.split(",")
+                ("lexical", "openai", llm_url, rewrite, stores[0], stacks[0])
+                for rewrite in args.llm_rewrite.split(",")
             ]
         trace = workdir / "stages.jsonl"  # the LLM rounds' per-question stage times (`stage_trace`)
         try:
-            for mode, backend, llm_url, rewrite, store in scenarios:
+            for mode, backend, llm_url, rewrite, store, stack in scenarios:
                 server = ChatServer(
                     workdir,
                     mode,
@@ -874,10 +903,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     trace if llm_url else None,
                     rewrite=rewrite,
                     keep_conversations=store,
+                    server_stack=stack,
                 )
                 try:
                     title = f"{backend} backend, {server.status['retrieval_mode']} mode, "
                     title += "conversations kept" if store else "no conversation store"
+                    title += f", server on {server.status['server_stack']}"
                     if llm_url:
                         title += (
                             f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s, follow-ups: {rewrite})"
@@ -917,7 +948,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             stages = stage_trace.stage_times(stage_trace.read(trace), timeline)
                             print(f"  {count:3d} sessions  {stage_trace.breakdown(stages)}")
                         print(f"  {count:3d} sessions  {measured.cpu_note()}")
-                    if backend == "extractive" and not args.no_upload and store == stores[0]:
+                    if (
+                        backend == "extractive"
+                        and not args.no_upload
+                        and (store, stack) == (stores[0], stacks[0])
+                    ):
                         upload_interleaved(
                             server,
                             make_upload(workdir, args.piaf_dir, args.upload_chars),

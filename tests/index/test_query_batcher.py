@@ -152,3 +152,17 @@ def test_max_batch_must_be_positive():
         QueryBatcher(lambda texts: np.zeros((len(texts), 2)), max_batch=0)
     with pytest.raises(ValueError, match="max_running"):
         QueryBatcher(lambda texts: np.zeros((len(texts), 2)), max_running=0)
+
+
+def test_a_question_asked_again_is_not_embedded_again():
+    """Stores sharing one embedder (a shared index and a private collection) ask for the same question:
+    one model call. Only the last `remember` questions are kept."""
+    model = _Model()
+    batcher = QueryBatcher(model, remember=2)
+    first = batcher.embed("abc")
+    assert batcher.embed("abc") is first and batcher.calls == 1
+    assert not first.flags.writeable  # shared by every asker: nobody may change it in place
+    batcher.embed("de"), batcher.embed("fgh")  # "abc" is now the oldest of three: forgotten
+    batcher.embed("abc")
+    assert batcher.calls == 4 and [batch for batch in model.batches] == [["abc"], ["de"], ["fgh"], ["abc"]]
+    assert QueryBatcher(model, remember=0).embed("x").tolist() == [1.0, 1.0]

@@ -50,3 +50,22 @@ def test_combined_index_passes_on_windows_and_query_vector(tmp_path: Path, tiny_
     private_row = next(row for row in coverage if combined.chunks[row].doc_id == "private.txt")
     own = private.term_coverage(question, [private_row // 2])
     assert coverage[private_row] == pytest.approx(own[private_row // 2]) and own[private_row // 2] > 0
+
+
+def test_a_question_is_embedded_once_for_every_part(tmp_path: Path, tiny_st_model_dir: Path) -> None:
+    """The parts share one embedder (a private collection is opened with the shared index's): dense search
+    over both and the evidence step's query vector cost one model call, not one per part."""
+    embedder = SentenceTransformerEmbedder(IndexConfig(embedding_model=str(tiny_st_model_dir)))
+    shared = _hybrid_index(tmp_path, "shared", "Le zorblax est un fromage. Il est affiné en cave.", embedder)
+    private = _hybrid_index(tmp_path, "private", "Le glorbium est un vin. Il vieillit en fût.", embedder)
+    combined = CombinedIndex([shared, private])
+    calls = embedder._query_batcher.calls
+    question = "Qu'est-ce que le glorbium ?"
+    found = combined.search_dense(question, 5)
+    assert {combined.chunks[row].doc_id for row, _ in found} == {"shared.txt", "private.txt"}
+    assert combined.query_vector(question) is not None and private.query_vector(question) is not None
+    assert embedder._query_batcher.calls == calls + 1
+    alone = embedder.embed_queries([question])[0]  # the model called directly: the same vector
+    assert np.allclose(private.query_vector(question), alone) and np.allclose(
+        shared.query_vector(question), alone
+    )

@@ -212,7 +212,7 @@ def test_an_extractive_answer_is_one_page_update_that_also_clears_the_box(tmp_pa
     conversation = Conversation()
     updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", conversation, 3, "extractive"))
     assert len(updates) == 1
-    messages, conversation, box = updates[0]
+    messages, conversation, box, listed = updates[0]
     assert box == "" and "milliards" in messages[-1]["content"] and "badge-ok" in messages[-1]["content"]
     assert embedded == ["Quelle est la valorisation d'OpenAI ?"]
     updates = list(handlers.respond("Et qui est son principal investisseur ?", conversation, 3, "extractive"))
@@ -229,7 +229,7 @@ def test_a_streamed_answer_clears_the_box_once_and_never_sends_it_again(fake: Fa
     handlers = ChatHandlers(fake)
     handlers.streams.per_answer = handlers.streams.total = 1000.0  # and an update allowed every 1 ms
     updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", Conversation(), 3, "fake"))
-    boxes = [box for _, _, box in updates]
+    boxes = [box for _, _, box, _ in updates]
     assert len(boxes) >= 4 and boxes[0] == ""
     assert all(box == {"__type__": "update"} for box in boxes[1:])  # gr.update(): no value, nothing changes
 
@@ -244,7 +244,7 @@ def test_a_streamed_answer_sends_the_conversation_state_first_and_last_only(fake
     handlers.streams.per_answer = handlers.streams.total = 1000.0
     conversation = Conversation()
     updates = list(handlers.respond("Quelle est la valorisation d'OpenAI ?", conversation, 3, "fake"))
-    states = [state for _, state, _ in updates]
+    states = [state for _, state, _, _ in updates]
     assert len(states) >= 4 and states[0] is conversation and states[-1] is conversation
     assert all(state == {"__type__": "update"} for state in states[1:-1])
     assert conversation.turns[-1].answer is not None  # the answer is in the session's object itself

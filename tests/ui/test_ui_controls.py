@@ -64,6 +64,26 @@ def test_each_browser_keeps_its_own_conversations_without_a_login(server, chat_p
     assert not any("dirige" in title for title in offered)
 
 
+def test_the_list_shows_the_answered_conversation_at_once(server, chat_page_factory):
+    """No reload: the answer's own update puts its conversation in the list, selected, newest first (the
+    list comes with the answer, not from a request of its own after it)."""
+    url, _ = server
+    chat = chat_page_factory(url)
+    selected = "() => document.querySelector('#conversations input').value"
+    chat.ask("Qui dirige OpenAI ?")
+    chat.page.wait_for_function(f"() => ({selected})() === 'Qui dirige OpenAI ?'", timeout=15_000)
+    chat.new_conversation()
+    sent: list[str] = []
+    chat.page.on("request", lambda request: sent.append(request.url.split("/gradio_api/")[-1].split("?")[0]))
+    chat.ask("Quelle est la valorisation d'OpenAI ?")
+    chat.page.wait_for_function(f'() => ({selected})() === "Quelle est la valorisation d\'OpenAI ?"')
+    assert sorted(sent) == ["queue/data", "queue/join"]  # the answer's event only (was a 3rd: the list)
+    chat.page.click("#conversations input")
+    options = chat.page.locator("#conversations li[role=option]")
+    offered = [options.nth(n).get_attribute("aria-label") for n in range(options.count())]
+    assert offered == ["Quelle est la valorisation d'OpenAI ?", "Qui dirige OpenAI ?"]  # newest first
+
+
 def test_regenerate_edit_copy_export_and_feedback(server, browser):
     url, store = server
     context = browser.new_context(viewport={"width": 1280, "height": 900})

@@ -38,7 +38,7 @@ def handlers_over(database: Path, seeds_dir: Path, tmp_path: Path) -> ChatHandle
 
 
 def ask(handlers: ChatHandlers, question: str, conversation: Conversation, who: str) -> Conversation:
-    *_, (_, conversation, _) = handlers.respond(question, conversation, 3, "extractive", Request(who))
+    *_, (_, conversation, _, _) = handlers.respond(question, conversation, 3, "extractive", Request(who))
     return conversation
 
 
@@ -61,6 +61,35 @@ def test_a_conversation_is_kept_and_reopened_with_its_history(database, seeds_di
         "Et Microsoft ?",
     ]
     assert len(restarted.conversations.turns("alice", conversation.conversation_id)) == 3
+
+
+def test_an_answer_brings_its_conversation_list_with_its_last_update(database, seeds_dir, tmp_path):
+    """The list (the answered conversation new in it, or moved to the top) comes with the answer's last
+    page update: no request of its own after each answer. Earlier updates, and later answers of a
+    conversation the page already shows first, leave it as it is."""
+    server = handlers_over(database, seeds_dir, tmp_path)
+    server.streams.per_answer = server.streams.total = 1000.0
+    first = list(
+        server.respond(
+            "Quelle est la valorisation d'OpenAI ?", Conversation(), 3, "extractive", Request("al")
+        )
+    )
+    *earlier, (_, older, _, listed) = first
+    assert all(update[3] == {"__type__": "update"} for update in earlier)  # gr.skip(): unchanged
+    assert listed["choices"] == [("Quelle est la valorisation d'OpenAI ?", older.conversation_id)]
+    assert listed["value"] == older.conversation_id
+    *_, (_, newer, _, listed) = server.respond(
+        "Qui est Sam Altman ?", Conversation(), 3, "extractive", Request("al")
+    )
+    assert [cid for _, cid in listed["choices"]] == [newer.conversation_id, older.conversation_id]
+    *_, (_, newer, _, listed) = server.respond("Et Microsoft ?", newer, 3, "extractive", Request("al"))
+    assert listed == {"__type__": "update"}  # the list already shows it first: not queried, not sent
+    reopened = server.open_conversation(older.conversation_id, Request("al"))[1]
+    *_, (_, older, _, listed) = server.respond("Et Microsoft ?", reopened, 3, "extractive", Request("al"))
+    assert [cid for _, cid in listed["choices"]] == [older.conversation_id, newer.conversation_id]  # moved up
+    assert listed["value"] == older.conversation_id
+    empty = list(server.respond("   ", older, 3, "extractive", Request("al")))
+    assert [update[3] for update in empty] == [{"__type__": "update"}]
 
 
 def test_each_person_sees_only_their_own_conversations(database, seeds_dir, tmp_path):
@@ -165,7 +194,7 @@ def test_without_a_login_each_browser_has_its_own_list_across_reloads(database, 
     server = handlers_over(database, seeds_dir, tmp_path)
     first_id, second_id = "a" * 32, "b" * 32
     page = BrowserRequest(f"theme=dark; rag_browser={first_id}", "load-1")
-    *_, (_, mine, _) = server.respond("Qui est Sam Altman ?", Conversation(), 3, "extractive", page)
+    *_, (_, mine, _, _) = server.respond("Qui est Sam Altman ?", Conversation(), 3, "extractive", page)
     reloaded = BrowserRequest(f"rag_browser={first_id}", "load-2")  # same browser, new page
     assert server.conversation_list(reloaded)["choices"] == [("Qui est Sam Altman ?", mine.conversation_id)]
     other = BrowserRequest(f"rag_browser={second_id}", "load-3")

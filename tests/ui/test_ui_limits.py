@@ -30,7 +30,7 @@ def handlers(tmp_path: Path, seeds_dir: Path) -> ChatHandlers:
 
 def ask(handlers: ChatHandlers, question: str, conversation: Conversation | None = None):
     conversation = conversation or Conversation()
-    *_, (messages, conversation, _) = handlers.respond(question, conversation, 3, "extractive")
+    *_, (messages, conversation, _, _) = handlers.respond(question, conversation, 3, "extractive")
     return conversation
 
 

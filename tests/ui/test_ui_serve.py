@@ -12,7 +12,7 @@ import pytest
 from rag.cli import main
 from rag.errors import RagError
 from rag.settings import Settings
-from ui.app import check_port, serve
+from ui.app import check_port, serve, served_stack
 
 
 @pytest.fixture
@@ -54,3 +54,29 @@ def test_serve_on_a_port_taken_after_the_check_raises_the_same_error(busy_port):
         gr.Markdown("x")
     with pytest.raises(RagError, match=f"Port {busy_port} on 127.0.0.1 is already in use"):
         serve(demo, "127.0.0.1", busy_port, block=False, quiet=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_server_runs_on_uvloop_and_httptools(caplog):
+    """Both are the project's dependencies; uvicorn picks them unless Gradio pins its loop or parser. Read
+    from a live connection's protocol object, so a Gradio that pins asyncio / h11 fails here."""
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    with caplog.at_level("INFO", logger="ui.app"):
+        serve(demo, "127.0.0.1", _free_port(), block=False, quiet=True)
+    try:
+        assert served_stack(demo) == "uvloop + httptools"
+        assert "Serving with uvloop + httptools" in caplog.text
+    finally:
+        demo.close()
+
+
+def test_served_stack_of_a_page_not_serving():
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    assert served_stack(demo) == "not serving"
