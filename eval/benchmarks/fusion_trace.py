@@ -1,0 +1,109 @@
+"""Why a golden question's evidence is (not) retrieved: each fusion signal's rank of the evidence chunks.
+
+    RAG_INDEX__EMBEDDING_MODEL=DIR .venv/bin/python -m eval.benchmarks.fusion_trace extra-008 [ID ...]
+        [--set sentence_weight=1.0 --set coverage_weight=0] [--top 8]
+
+For each golden question (ids of `eval/golden/*.jsonl`), over the product's index of `seeds/` (the one
+`rag eval` caches in runs/.cache): the rank and score of every chunk holding an evidence quote in each
+ranking the hybrid retriever fuses (lexical BM25, dense, sentence max-sim, term coverage) and in the fused
+ranking, then the best fused chunks with their per-signal scores. `--set NAME=VALUE` changes a retrieval
+setting (`RetrievalSettings`) to compare, e.g. the weights before a change with today's defaults. In lexical
+mode only the lexical ranking exists. Retrieval only: no answer is made.
+
+What it showed (ninth session), "Which company leads the investments in OpenAI?" (extra-008, hybrid): the
+chunk holding « avec Microsoft en chef de file » is 2nd by BM25 and 1st by coverage, but 6th of 10 by dense
+and 7th by sentence max-sim: the model does not read "leads" as « en chef de file ». Fused 5th with sentence
+1.0 and no coverage (`--set sentence_weight=1.0 --set coverage_weight=0`), 6th with today's 2.0 and 1.5:
+the whole collection is the candidate pool here, and min-max normalisation stretches a sentence-cosine
+spread of 0.03 to 0..1, which weight 2.0 doubles. The coverage does not make up for it: a cross-lingual
+question's untranslated words count as terms no chunk holds, so its best share is 0.089.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "eval" / "golden"
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, _, value = text.partition("=")
+    if not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. sentence_weight=1.0")
+    return name.strip(), value.strip()
+
+
+def _rank(ranking: Sequence[tuple[int, float]], row: int) -> str:
+    ordered = sorted(ranking, key=lambda item: -item[1])
+    for rank, (candidate, score) in enumerate(ordered, start=1):
+        if candidate == row:
+            return f"{rank} ({score:.3f})"
+    return "-"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("ids", nargs="+", help="golden question ids, e.g. extra-008")
+    parser.add_argument("--set", dest="settings", type=_setting, action="append", default=[])
+    parser.add_argument("--top", type=int, default=8, help="fused chunks listed per question")
+    parser.add_argument("--docs", type=Path, default=REPO / "seeds")
+    parser.add_argument("--cache", type=Path, default=Path("runs/.cache"), help="as rag eval's index cache")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from eval.datasets import load_golden
+    from eval.runner import build_corpus
+    from rag import load_settings
+    from rag.chain import question_language
+
+    dataset = load_golden(sorted(GOLDEN.glob("*.jsonl")), args.docs)
+    items = {item.id: item for item in dataset.items}
+    unknown = [i for i in args.ids if i not in items]
+    if unknown:
+        parser.error(f"unknown id(s) {', '.join(unknown)}; the ids are those of eval/golden/*.jsonl")
+    settings = load_settings()
+    assistant = build_corpus(dataset, settings, args.cache, progress=False).assistant
+    retriever, store = assistant.retriever, assistant.store
+    if args.settings:  # validated as the settings file would be: a wrong name or value is refused
+        try:
+            retriever.settings = type(retriever.settings).model_validate(
+                {**retriever.settings.model_dump(), **dict(args.settings)}
+            )
+        except ValueError as exc:
+            raise SystemExit(f"--set: {exc}") from None
+    print(f"mode {retriever.mode}, {len(store.chunks)} chunks, settings {retriever.settings.model_dump()}")
+    for identifier in args.ids:
+        item = items[identifier]
+        language = question_language(item.question)
+        rankings = retriever.rankings(item.question, language, retriever.settings.candidates)
+        fused = retriever.fuse(rankings)
+        print(f"\n{identifier} ({language}): {item.question}")
+        for evidence in item.evidence:
+            rows = [
+                row
+                for row, chunk in enumerate(store.chunks)
+                if Path(chunk.doc_id).as_posix().endswith(evidence.doc)
+                and chunk.start <= evidence.start
+                and evidence.end <= chunk.end
+            ]
+            print(f"  evidence « {evidence.quote[:70]} »")
+            for row in rows:
+                ranks = "  ".join(f"{name} {_rank(ranking, row)}" for name, ranking in rankings.items())
+                print(f"    chunk {row}: {ranks}  fused {_rank(fused, row)}")
+            if not rows:
+                print("    (no single chunk holds it)")
+        per_signal = {name: dict(ranking) for name, ranking in rankings.items()}
+        for rank, (row, score) in enumerate(fused[: args.top], start=1):
+            scores = " ".join(f"{n} {v[row]:.3f}" for n, v in per_signal.items() if row in v)
+            text = store.chunks[row].text[:60].replace("\n", " ")
+            print(f"  {rank}. chunk {row} fused {score:.3f} | {scores} | {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
