@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: setup run test lint format bench eval clean
+.PHONY: help setup run test lint bench eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,14 @@ eval: $(STAMP)
 
 clean:
 	rm -rf .rag runs test-artifacts
+
+help:
+	@echo "make run    set up .venv on first use, index seeds/, open the chat on http://$(HOST):$(PORT)"
+	@echo "            (make run HOST=0.0.0.0 PORT=8080: logins on, create a user first: rag users add NAME --admin)"
+	@echo "make test   set up .venv on first use, then ruff (lint + format check) and the whole test suite"
+	@echo "make setup  only create .venv: $(TORCH_SPEC) (CPU) first, then the project with its extras"
+	@echo "make lint   fix style with ruff"
+	@echo "make eval   rag eval: golden sets + PIAF dev, report in runs/"
+	@echo "make bench  indexing benchmark (eval.benchmarks.indexing)"
+	@echo "make clean  delete .rag (the index, uploads, chat accounts and conversations), runs/ and test-artifacts/"
+

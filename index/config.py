@@ -34,7 +34,7 @@ class IndexConfig(BaseModel):
     # One question is ~20 tokens: its matrix products are too small to share between cores (each layer's
     # threads meet at a barrier dozens of times per question), and when the cores are busy (other chat
     # sessions, an index build) a waiting thread spins on a core another thread needs. Measured by
-    # eval/benchmarks/query_embedding.py: see the README's latency lines.
+    # eval/benchmarks/query_embedding.py: figures in docs/figures-history.md (answer latency).
     embedding_query_threads: int = Field(
         1,
         ge=0,

@@ -249,10 +249,17 @@ def load_settings(
     """Build the settings: defaults < TOML file < RAG_* environment < `overrides` (dotted keys)."""
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
-    path = Path(config_file) if config_file else Path(environ.get("RAG_CONFIG", DEFAULT_CONFIG_FILE))
+    from_env = environ.get("RAG_CONFIG", "")
+    path = Path(config_file) if config_file else Path(from_env or DEFAULT_CONFIG_FILE)
     if config_file and not path.is_file():
         raise SettingsError(
             f"Config file {path} does not exist. Give an existing TOML file or leave --config out."
+        )
+    if not config_file and from_env and not path.is_file():
+        # Named on purpose, like --config: a typo must not silently drop every setting of the file.
+        raise SettingsError(
+            f"Config file {path} (from RAG_CONFIG) does not exist. Point RAG_CONFIG at an existing TOML "
+            "file, or unset it to read ./rag.toml."
         )
     if path.is_file():
         try:

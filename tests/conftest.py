@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+EMPTY_CONFIG = REPO / "tests" / "empty_rag.toml"  # RAG_CONFIG for tests whose settings come from flags only
 SEEDS = REPO / "seeds"
 SHARED = REPO.parent / "shared"
 

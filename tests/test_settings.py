@@ -52,3 +52,14 @@ def test_missing_or_broken_config_file(tmp_path: Path) -> None:
     broken.write_text("[llm\n", encoding="utf-8")
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(broken, environ={})
+
+
+def test_config_file_named_by_rag_config_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"from RAG_CONFIG\) does not exist.*unset it"):
+        load_settings(environ={"RAG_CONFIG": str(tmp_path / "nope.toml")})
+    config = tmp_path / "team.toml"
+    config.write_text("[retrieval]\ntop_k = 7\n", encoding="utf-8")
+    assert load_settings(environ={"RAG_CONFIG": str(config)}).retrieval.top_k == 7
+    # --config wins over RAG_CONFIG, and an empty RAG_CONFIG means the default ./rag.toml.
+    assert load_settings(config, environ={"RAG_CONFIG": str(tmp_path / "nope.toml")}).retrieval.top_k == 7
+    assert load_settings(environ={"RAG_CONFIG": ""}) == load_settings(environ={})

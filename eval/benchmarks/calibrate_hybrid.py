@@ -523,22 +523,17 @@ def report_answers(records: list[dict]) -> None:
             setattr(evidence, name, saved)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = model_benchmark_parser(__doc__)
-    parser.add_argument("--per-class", type=int, default=400, help="French PIAF dev questions per class.")
-    parser.add_argument("--refresh", action="store_true", help="Collect the features again.")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def calibration_records(args: argparse.Namespace, *, refresh: bool = False) -> list[dict]:
+    """The records of every calibration question (`args`: --model, --piaf-dir, --cache, --per-class), from
+    the feature cache (collected first when absent or `refresh`), each with its rebuilt `evidence`."""
     from eval.benchmarks.calibrate_abstention import held_out
-    from rag.abstention import evidence_check, gate_for
 
-    started = time.perf_counter()
     contexts = write_piaf_corpus(args.piaf_dir, args.cache / "piaf-corpus")
     excluded = {c["id"] for c in contexts if c["split"] == "dev" and held_out(c["title"])}
     items = questions_to_ask(args.piaf_dir, excluded, args.per_class)
     tag = Path(args.model).name or "model"
     path = args.cache / f"calibrate-{tag}-{feature_key(tag, items)}.jsonl.gz"
-    records = None if args.refresh else load_features(path)
+    records = None if refresh else load_features(path)
     if records is None:
         print(f"Collecting the features of {len(items)} questions into {path}", flush=True)
         collect_features(args, path, items, excluded)
@@ -548,8 +543,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     mark_retrieved(args.piaf_dir, records)
     print(
         f"PIAF dev: {len(contexts) - len(excluded)} paragraphs searchable, {len(excluded)} held out; "
-        f"{len(records)} questions from {path.name} ({time.perf_counter() - started:.0f} s)"
+        f"{len(records)} questions from {path.name}",
+        end=" ",
     )
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = model_benchmark_parser(__doc__)
+    parser.add_argument("--per-class", type=int, default=400, help="French PIAF dev questions per class.")
+    parser.add_argument("--refresh", action="store_true", help="Collect the features again.")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rag.abstention import evidence_check, gate_for
+
+    started = time.perf_counter()
+    records = calibration_records(args, refresh=args.refresh)
+    print(f"({time.perf_counter() - started:.0f} s)")
 
     def lexical(r: dict) -> bool:
         return evidence_check(r["evidence"]).abstain

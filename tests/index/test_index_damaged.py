@@ -18,6 +18,7 @@ from index.cli import run_index
 from index.config import IndexConfig
 from index.errors import IndexFormatError
 from index.store import IndexStore, current_generation
+from tests.conftest import EMPTY_CONFIG
 
 PARIS = "Paris est la capitale de la France. La tour Eiffel y fut construite en 1889."
 LYON = "Lyon est connue pour sa gastronomie. Les bouchons lyonnais servent des quenelles."
@@ -171,7 +172,7 @@ def test_rag_ask_exits_2_with_one_line(damaged: Path, capsys, monkeypatch) -> No
     for name in [n for n in os.environ if n.startswith("RAG_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("RAG_INDEX__EMBEDDING_MODEL", "")
-    monkeypatch.setenv("RAG_CONFIG", "/nonexistent/rag.toml")
+    monkeypatch.setenv("RAG_CONFIG", str(EMPTY_CONFIG))
     code = main(["ask", "Quelle est la capitale de la France ?", "--index-dir", str(damaged)])
     err = capsys.readouterr().err
     assert code == 2, err

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from index.pg_local import LocalPostgres, free_port
-from tests.conftest import REPO
+from tests.conftest import EMPTY_CONFIG, REPO
 
 pytestmark = pytest.mark.slow
 
 
 def _env(url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_INDEX__STORE_URL=url, RAG_INDEX__EMBEDDING_MODEL="", RAG_CONFIG="/nonexistent/rag.toml")
+    env.update(RAG_INDEX__STORE_URL=url, RAG_INDEX__EMBEDDING_MODEL="", RAG_CONFIG=str(EMPTY_CONFIG))
     return env
 
 

@@ -11,6 +11,7 @@ from rag_fakes import lexical_settings
 
 from rag.cli import main
 from rag.errors import RagError
+from tests.conftest import EMPTY_CONFIG
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -24,7 +25,7 @@ def _env(monkeypatch) -> None:
     for name in [n for n in os.environ if n.startswith("RAG_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("RAG_INDEX__EMBEDDING_MODEL", "")
-    monkeypatch.setenv("RAG_CONFIG", "/nonexistent/rag.toml")
+    monkeypatch.setenv("RAG_CONFIG", str(EMPTY_CONFIG))
     monkeypatch.setenv("RAG_INDEX__SHOW_PROGRESS", "false")
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from rag.cli import main
+from tests.conftest import EMPTY_CONFIG
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -20,7 +21,7 @@ def _env(monkeypatch) -> None:
     for name in [n for n in __import__("os").environ if n.startswith("RAG_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("RAG_INDEX__EMBEDDING_MODEL", "")
-    monkeypatch.setenv("RAG_CONFIG", "/nonexistent/rag.toml")
+    monkeypatch.setenv("RAG_CONFIG", str(EMPTY_CONFIG))
 
 
 def test_ask_prints_the_answer_and_numbered_sources(capsys, monkeypatch, seed_index_dir) -> None:
