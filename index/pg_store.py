@@ -37,7 +37,7 @@ import os
 import struct
 import sys
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
@@ -64,6 +64,7 @@ from index.pg_schema import (
 )
 from index.protocols import DocumentInfo, Generation
 from index.records import Chunk, Document, Section
+from index.store import QUERY_MEMO_SIZE
 from index.vector_index import HNSW_EF_SEARCH
 from index.windows import WindowSpan, WindowTable
 
@@ -222,6 +223,13 @@ class PostgresStore:
         self._window_cache: dict[str, tuple[list[WindowSpan], np.ndarray | None]] = {}
         self._window_pending: set[str] = set()
         self._query_vectors: dict[str, np.ndarray] = {}
+        # A question's analysed terms and their (term_id, df), per generation: the lexical search and the
+        # term coverage of one question share them (as `IndexStore.query_terms` does), so the analysis and
+        # its SQL lookups run once per question, not once per caller.
+        self._analysis_memo: OrderedDict[
+            tuple[str, str | None, bool], tuple[int, list[str], dict[str, tuple[int, int]]]
+        ] = OrderedDict()
+        self._analysis_lock = threading.Lock()
         self.refresh()
         self.embedder = embedder if self.dimension is not None else None
 
@@ -542,6 +550,26 @@ class PostgresStore:
         return self._analysed(query, language, fix_unknown)[0]
 
     def _analysed(
+        self, query: str, language: str | None, fix_unknown: bool
+    ) -> tuple[list[str], dict[str, tuple[int, int]]]:
+        """The query's terms and the (term_id, df) of those indexed, memoised for the current generation
+        (a write changes the document frequencies and may add the terms a typo repair looks for)."""
+        key = (query, language, fix_unknown)
+        generation = self.generation
+        with self._analysis_lock:
+            memo = self._analysis_memo.get(key)
+            if memo is not None and memo[0] == generation:
+                self._analysis_memo.move_to_end(key)
+                return list(memo[1]), dict(memo[2])
+        terms, known = self._analyse(query, language, fix_unknown)
+        with self._analysis_lock:
+            self._analysis_memo[key] = (generation, terms, known)
+            self._analysis_memo.move_to_end(key)
+            while len(self._analysis_memo) > QUERY_MEMO_SIZE:
+                self._analysis_memo.popitem(last=False)
+        return list(terms), dict(known)
+
+    def _analyse(
         self, query: str, language: str | None, fix_unknown: bool
     ) -> tuple[list[str], dict[str, tuple[int, int]]]:
         """The query's terms and the (term_id, df) of those indexed: one query for the terms, one more only

@@ -124,6 +124,44 @@ def test_same_lexical_ranking_on_both_stores(tmp_path: Path, corpus: Path, pg_ur
         assert max(covered_a.values()) > 0
 
 
+def test_question_analysed_once_per_generation(
+    kind: str, config: IndexConfig, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lexical search and the term coverage of one question share its analysis (on PostgreSQL also
+    the SQL lookups of its terms); a write starts it again, so a term the write adds is counted."""
+    import index.lexical
+    import index.pg_store
+    import index.store
+
+    calls: list[str] = []
+
+    def counting(analyzer, query, *args, **options):  # noqa: ANN001, ANN002, ANN003
+        calls.append(query)
+        return index.lexical.analyze_query(analyzer, query, *args, **options)
+
+    monkeypatch.setattr(index.store, "analyze_query", counting)
+    monkeypatch.setattr(index.pg_store, "analyze_query", counting)
+    build_index([corpus], config)
+    store = open_store(config, load_model=False)
+    question = "Quelle ville sert des quenelles à Marseille ?"
+    rows = [row for row, _ in store.search_lexical(question, 5)]
+    analysed = len(calls)
+    assert analysed > 0 and rows
+    before = store.term_coverage(question, rows)
+    assert len(calls) == analysed  # shared, not analysed again
+    assert max(before.values()) > 0
+
+    (corpus / "marseille.txt").write_text(MARSEILLE + " On y sert aussi des quenelles.", encoding="utf-8")
+    build_index([corpus], config)
+    if kind == "folder":  # a folder store is one generation: the next one is opened
+        store = open_store(config, load_model=False)
+    rows = [row for row, _ in store.search_lexical(question, 5)]
+    assert len(calls) > analysed  # the new generation analyses the question again
+    marseille = next(r for r in rows if store.chunks[r].doc_id == "marseille.txt")
+    after = store.term_coverage(question, rows)
+    assert after[marseille] == max(after.values()) > max(before.values())
+
+
 def test_same_windows_on_both_stores(tmp_path: Path, corpus: Path, pg_url: str, tiny_embedder) -> None:  # noqa: ANN001
     """The sentence windows and their vectors read back from PostgreSQL are the folder store's; in lexical
     mode both keep the windows without vectors."""
