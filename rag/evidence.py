@@ -164,6 +164,22 @@ _AGE_EXPRESSION = re.compile(
     re.IGNORECASE,
 )
 
+# An acronym of the question (« IA », « ONU », « PIB ») is held by a window that spells it out: consecutive
+# content words whose initials are its letters (« l’intelligence artificielle », « l’Organisation des Nations
+# unies », « produit intérieur brut »; stop words between them are skipped). Same language, lexical mode only:
+# in hybrid mode the model reads the acronym already, and this match made a further quote pass on the golden
+# set (« …l’intelligence artificielle s’impose… » for « …s’impose… le marché de l’IA ? »).
+_ACRONYM = re.compile(r"[A-ZÀ-ÖØ-Þ]{2,5}")
+
+
+def spells_out(text: str, acronym: str, language: str) -> bool:
+    """Whether `text` holds consecutive content words whose initials spell `acronym` (case-folded)."""
+    letters = fold(acronym).lower()
+    initials = "".join(fold(word)[:1].lower() for word in content_words(text, language) if len(word) > 1)
+    return letters in initials and any(
+        initials[i : i + len(letters)] == letters for i in range(len(initials) - len(letters) + 1)
+    )
+
 
 class CorpusStats:
     """Document frequencies of analyzed terms over the index's chunks (the IDF of every coverage score)."""
@@ -468,6 +484,11 @@ def collect_evidence(
         age_stems = frozenset(
             stem for group in groups if age_asked and fold(group.word) in _AGE_NOUNS for stem in group.stems
         )
+        acronyms = [
+            (group.word, group.stems)
+            for group in groups
+            if not hybrid and _ACRONYM.fullmatch(group.word) and language == doc_language
+        ]
         stored = windows_of(passage.doc_id) if windows_of is not None else None
         pairs = passage_windows(passage, stored)
         cosines: list[float | None] = [None] * len(pairs)
@@ -481,6 +502,9 @@ def collect_evidence(
             stems = scorer.stems(text, doc_language)
             if age_stems and _AGE_EXPRESSION.search(text):
                 stems |= age_stems
+            for acronym, acronym_stems in acronyms:
+                if not acronym_stems & stems and spells_out(text, acronym, doc_language):
+                    stems |= acronym_stems
             window = Window(span.start, span.end, text, stems)
             native, translated = EvidenceScorer.answer_match(groups, stems)
             scored.append(

@@ -63,7 +63,7 @@ FEATURE_CODE = (
     "index/words.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 5
+FEATURES_VERSION = 6  # 6: the held-out index reads the right rows' term coverage (`_KeptRows.coverage`)
 QUERY_BATCH = 64
 
 
@@ -136,12 +136,23 @@ class _KeptRows:
 
     def __init__(self, index, rows: list[int]) -> None:
         self.index, self.rows = index, rows
+        self.position = {row: i for i, row in enumerate(rows)}  # store row -> row of `index`
 
     def __getattr__(self, name: str):
         return getattr(self.index, name)
 
     def search(self, query_tokens, k: int) -> list[tuple[int, float]]:
         return [(self.rows[row], score) for row, score in self.index.search(query_tokens, k)]
+
+    def coverage(self, query_tokens, rows, **options) -> dict[int, float]:
+        """The term coverage of store rows (hybrid fusion's fourth signal), read at their kept position;
+        a held-out row holds nothing. (Passed through as it was, the store's row numbers were read as
+        positions of the kept rows: the calibration fused with another row's coverage.)"""
+        position = self.position
+        found = self.index.coverage(
+            query_tokens, [position[row] for row in rows if row in position], **options
+        )
+        return {row: found.get(position[row], 0.0) if row in position else 0.0 for row in rows}
 
 
 def prepared(assistant, question: str, history: list | None = None) -> dict:

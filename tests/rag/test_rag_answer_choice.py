@@ -144,6 +144,27 @@ def test_an_asked_age_is_held_by_a_window_giving_one() -> None:
     assert not any(w.covered for w in other.windows)
 
 
+def test_an_acronym_is_held_by_a_window_spelling_it_out_in_lexical_mode() -> None:
+    import numpy as np
+
+    text = (
+        "Zorg vend des vélos. À mesure que l’intelligence artificielle s’impose, le revenu universel revient."
+    )
+    passage = Passage(1, ["c"], "z.txt", "/z.txt", "z", text, 0, len(text), 1.0)
+    scorer = EvidenceScorer(CorpusStats.from_texts([*CORPUS, (text, "fr")]), expander=False)
+    question = "Quel lien entre le revenu universel et l’IA ?"
+    evidence = collect_evidence(question, "fr", [passage], scorer, lambda d: "fr")
+    acronym = next(g.stems for g in evidence.term_groups if g.word == "IA")
+    holding = [w.window.text for w in evidence.windows if acronym in w.covered]
+    assert holding and all("intelligence artificielle" in t for t in holding)
+    # An acronym no window spells out is held by none.
+    other = collect_evidence("Où Zorg vend-il ses ONU ?", "fr", [passage], scorer, lambda d: "fr")
+    assert not any(g.stems in w.covered for w in other.windows for g in other.term_groups if g.word == "ONU")
+    # Hybrid mode: the model reads the acronym; the lexical match is not added.
+    hybrid = collect_evidence(question, "fr", [passage], scorer, lambda d: "fr", query_vector=np.ones(4))
+    assert not any(acronym in w.covered for w in hybrid.windows)
+
+
 RUN_ON = (
     "Zorg ouvre une usine à Lyon en 2001. "
     "Ses ateliers fabriquent des vélos électriques pour la ville. "
