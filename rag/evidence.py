@@ -20,6 +20,7 @@ vectors and the query vector retrieval already computed. Each window gets
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -416,6 +417,10 @@ class Evidence:
 WindowSource = Callable[[str], "tuple[list[WindowSpan], Any] | None"]
 
 
+def _sentence_start(span: WindowSpan) -> int:
+    return span.sentence
+
+
 def passage_windows(
     passage: Passage, stored: tuple[list[WindowSpan], Any] | None
 ) -> list[tuple[WindowSpan, Any]]:
@@ -430,8 +435,14 @@ def passage_windows(
         return [(span, None) for span in spans]
     spans, vectors = stored
     inside = []
-    for index, span in enumerate(spans):
-        if span.sentence < passage.start or span.end > passage.end:
+    # The windows are in text order (own sentences one after the other): only those whose sentence starts
+    # in the passage are looked at, found by bisection (a long document has thousands of windows, and
+    # every passage of every answer looked at all of them).
+    for index in range(bisect.bisect_left(spans, passage.start, key=_sentence_start), len(spans)):
+        span = spans[index]
+        if span.sentence > passage.end:
+            break  # this window and every later one end after the passage
+        if span.end > passage.end:
             continue
         start = span.start if span.start >= passage.start else span.sentence
         inside.append(

@@ -543,7 +543,8 @@ def make_upload(workdir: Path, piaf_dir: Path, characters: int) -> Path:
     if (piaf_dir / "contexts.jsonl").is_file():
         with open(piaf_dir / "contexts.jsonl", encoding="utf-8") as handle:
             for line in handle:
-                texts.append(json.loads(line).get("context", ""))
+                row = json.loads(line)
+                texts.append(row.get("text") or row.get("context") or "")  # PIAF's contexts.jsonl: "text"
                 if sum(map(len, texts)) >= characters:
                     break
     while sum(map(len, texts)) < characters:
