@@ -110,6 +110,26 @@ def test_phone_shows_the_question_box_without_scrolling(url, browser, theme):
     assert chat.page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     chat.ask(QUESTION)  # and after an answer, still reachable without scrolling back
     assert on_screen("#question textarea")
+    # Nothing the page scrolls under the fixed question bar shows through it (labels have their own layers).
+    covered = chat.page.evaluate(
+        """() => {
+            const row = document.querySelector('.ask-row');
+            const hidden = [];
+            for (let y = 0; y < document.documentElement.scrollHeight; y += 120) {
+                window.scrollTo(0, y);
+                const r = row.getBoundingClientRect();
+                for (const fx of [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) {
+                    for (const fy of [0.2, 0.5, 0.8]) {
+                        const el = document.elementFromPoint(r.left + fx * r.width, r.top + fy * r.height);
+                        if (el && !row.contains(el)) hidden.push(`${y}: ${el.tagName} ${el.textContent.slice(0, 40)}`);
+                    }
+                }
+            }
+            window.scrollTo(0, 0);
+            return hidden;
+        }"""
+    )
+    assert covered == []
     chat.screenshot(f"phone-{theme}-answer.png")
     assert contrast_failures(chat.page) == []
     chat.page.context.close()
