@@ -174,11 +174,8 @@ _ACRONYM = re.compile(r"[A-ZÀ-ÖØ-Þ]{2,5}")
 
 def spells_out(text: str, acronym: str, language: str) -> bool:
     """Whether `text` holds consecutive content words whose initials spell `acronym` (case-folded)."""
-    letters = fold(acronym).lower()
     initials = "".join(fold(word)[:1].lower() for word in content_words(text, language) if len(word) > 1)
-    return letters in initials and any(
-        initials[i : i + len(letters)] == letters for i in range(len(initials) - len(letters) + 1)
-    )
+    return fold(acronym).lower() in initials
 
 
 class CorpusStats:
