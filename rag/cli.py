@@ -176,10 +176,26 @@ def _format_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def _lexical_index_note(status: dict[str, Any], settings: Settings) -> str | None:
+    """One line when a model is configured but the index was built without one: the answer comes from
+    keyword search only (the chat says so in its banner; `rag ask` would say nothing)."""
+    model = settings.index.embedding_model
+    if status.get("retrieval_mode") != "lexical" or not model or settings.retrieval.lexical_only:
+        return None
+    return (
+        f"Note: the index in {status.get('index_dir')} was built without an embedding model, so this answer "
+        f"comes from keyword search only, although '{model}' is configured. To search by meaning, index the "
+        "folders again with it: rag index <folders>."
+    )
+
+
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.assistant import open_assistant
 
     assistant = open_assistant(settings)
+    note = _lexical_index_note(assistant.status(), settings)
+    if note:
+        print(printable(note), file=sys.stderr)
     answer = assistant.ask(args.question, top_k=args.top_k, backend=args.backend)
     if args.json:
         print(printable_json(answer.to_dict(), indent=2))

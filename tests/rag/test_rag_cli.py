@@ -105,6 +105,24 @@ def test_index_then_ask(capsys, monkeypatch, tmp_path) -> None:
     assert code == 0 and "12 millions" in out and "note.md" in out
 
 
+def test_ask_says_when_a_configured_model_is_not_used(capsys, monkeypatch, tmp_path) -> None:
+    # An index built without a model answers by keywords whatever model is configured: say so, once.
+    _env(monkeypatch)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.md").write_text("Le projet Hélios a coûté 12 millions d'euros en 2021.\n", "utf-8")
+    index_dir = str(tmp_path / "index")
+    assert _run(capsys, "index", str(docs), "--index-dir", index_dir)[0] == 0
+    question = ("ask", "Combien a coûté le projet Hélios ?", "--index-dir", index_dir)
+    code, out, err = _run(capsys, *question)
+    assert code == 0 and "12 millions" in out and err == ""  # lexical chosen: nothing to say
+    monkeypatch.setenv("RAG_INDEX__EMBEDDING_MODEL", str(tmp_path / "some-model"))
+    code, out, err = _run(capsys, *question)
+    assert code == 0 and "12 millions" in out
+    assert err.count("\n") == 1 and "keyword search only" in err and "rag index <folders>" in err
+    assert "some-model" in err and index_dir in err
+
+
 def test_chat_indexes_the_paths_then_launches_the_ui(capsys, monkeypatch, tmp_path, seeds_dir) -> None:
     import sys
     import types
