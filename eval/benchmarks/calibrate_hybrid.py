@@ -64,7 +64,7 @@ FEATURE_CODE = (
     "index/words.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 6  # 6: the held-out index reads the right rows' term coverage (`_KeptRows.coverage`)
+FEATURES_VERSION = 7  # 7: match_cognate (6: the held-out index reads the right rows' term coverage)
 QUERY_BATCH = 64
 
 
@@ -250,6 +250,7 @@ def evidence_record(state: dict) -> dict:
                 "crosslingual": w.crosslingual,
                 "match_native": w.match_native,
                 "match_translated": w.match_translated,
+                "match_cognate": w.match_cognate,
                 "covered_native": [sorted(group) for group in w.covered_native],
             }
             for w in evidence.statements
@@ -325,6 +326,7 @@ def rebuild_evidence(record: dict):
                 crosslingual=w["crosslingual"],
                 match_native=w["match_native"],
                 match_translated=w["match_translated"],
+                match_cognate=w["match_cognate"],
                 covered_native=frozenset(frozenset(group) for group in w["covered_native"]),
             )
         )
@@ -504,11 +506,11 @@ def report_answers(records: list[dict]) -> None:
     generator = ExtractiveGenerator()
     answerable = [r for r in records if r["set"] in LANGUAGES and r["answerable"]]
 
-    def figures() -> str:
+    def figures(read=lambda evidence: evidence) -> str:
         parts = []
         for lang in LANGUAGES:
             rows = [r for r in answerable if r["set"] == lang]
-            texts = [generator.compose(r["focus"], r["language"], [], r["evidence"]) for r in rows]
+            texts = [generator.compose(r["focus"], r["language"], [], read(r["evidence"])) for r in rows]
             contained = statistics.mean(
                 answer_contained(t, r["answers"]) for t, r in zip(texts, rows, strict=True)
             )
@@ -523,6 +525,7 @@ def report_answers(records: list[dict]) -> None:
         "COSINE_WEIGHT": COSINE_WEIGHTS,
         "COSINE_WEIGHT_CROSSLINGUAL": COSINE_WEIGHTS,
         "TRANSLATION_CREDIT": (0.3, 0.5, 0.7, 1.0),
+        "COGNATE_CREDIT": (0.5, 0.7, 1.0),
     }
     for name, values in sweeps.items():
         saved = getattr(evidence, name)
@@ -533,6 +536,26 @@ def report_answers(records: list[dict]) -> None:
                     print(f"  {name} {value}: {figures()}", flush=True)
         finally:
             setattr(evidence, name, saved)
+    # Lexical mode's choice (no cosines) among the same windows: a stand-in for lexical mode's cross-lingual
+    # answers, whose passages would differ (BM25 alone retrieves them).
+    print(f"  no cosines (lexical choice), shipped: {figures(_without_cosines)}", flush=True)
+    saved = evidence.COGNATE_CREDIT_LEXICAL
+    try:
+        for value in (0.5, 1.0):
+            if value != saved:
+                evidence.COGNATE_CREDIT_LEXICAL = value
+                print(
+                    f"  no cosines, COGNATE_CREDIT_LEXICAL {value}: {figures(_without_cosines)}", flush=True
+                )
+    finally:
+        evidence.COGNATE_CREDIT_LEXICAL = saved
+
+
+def _without_cosines(evidence):
+    from dataclasses import replace
+
+    windows = tuple(replace(w, cosine=None, cosine_gap=0.0) for w in evidence.windows)
+    return replace(evidence, windows=windows, hybrid=False)
 
 
 def calibration_records(args: argparse.Namespace, *, refresh: bool = False) -> list[dict]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from rag.backends.extractive import ExtractiveGenerator
 from rag.citations import CitationVerifier, answers_by_meaning
 from rag.evidence import CorpusStats, Evidence, EvidenceScorer, ScoredWindow, Window, collect_evidence
@@ -217,3 +219,34 @@ def test_in_hybrid_mode_a_next_sentence_close_by_meaning_is_taken_along() -> Non
     assert near.window.text == RUN_ON[: RUN_ON.index(" Le ciel")]
     (far,) = generator.select("q", "fr", [], with_gaps(CONTINUATION_COSINE_GAP * 2))
     assert far.window.text == "Zorg ouvre une usine à Lyon en 2001."
+
+
+def test_a_translated_words_own_spelling_in_the_document_is_a_cognate_guess() -> None:
+    """The English "leads" stemmed as French is « leader »: a window holding it matches the word's own spelling, but the
+    glossary translates the word (« chef de file »), so without a model that match is a guess like a
+    translation (`COGNATE_CREDIT_LEXICAL`); with the model's cosine it counts in full. Names and words the
+    glossary does not translate keep their own spelling's full weight."""
+    scorer = _scorer({"leads": "mener chef de file"})
+    groups = scorer.term_groups("Who leads Zorg?", "en", "fr")
+    leads = next(g for g in groups if g.word == "leads")
+    zorg = next(g for g in groups if g.word == "Zorg")
+    assert leads.translated and not zorg.translated
+    as_cognate = scorer.stems("Zorg est le leader du secteur.", "fr")
+    as_translation = scorer.stems("Zorg, avec Lyon en chef de file.", "fr")
+    assert EvidenceScorer.cognate_match(groups, as_cognate) > 0
+    assert EvidenceScorer.cognate_match(groups, as_translation) == 0
+    assert EvidenceScorer.cognate_match(groups, scorer.stems("Zorg vaut 80 milliards.", "fr")) == 0
+
+    def window(stems: frozenset[str], start: int, cosine: float | None) -> ScoredWindow:
+        native, translated = EvidenceScorer.answer_match(groups, stems)
+        cognate = EvidenceScorer.cognate_match(groups, stems)
+        return _window(
+            "x", start, cosine=cosine, match_native=native, match_translated=translated, match_cognate=cognate
+        )
+
+    # Lexical mode: the translation (« chef de file ») and the cognate (« leader ») weigh alike, Zorg decides.
+    assert window(as_cognate, 0, None).answer_score == pytest.approx(
+        window(as_translation, 40, None).answer_score
+    )
+    # Hybrid mode (same cosine): the cognate counts in full, the translation half.
+    assert window(as_cognate, 0, 0.8).answer_score > window(as_translation, 40, 0.8).answer_score
