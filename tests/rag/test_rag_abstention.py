@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -257,3 +258,35 @@ def test_hybrid_gate_penalises_a_figure_away_from_the_anchor() -> None:
     assert gate.window_cosine(window("OpenAI compte 3 000 employés."), anchor) == pytest.approx(0.9)
     assert gate.window_cosine(window("OpenAI vaut 80 milliards."), anchor) == pytest.approx(0.8)
     assert gate.window_cosine(window("OpenAI vaut 80 milliards.")) == pytest.approx(0.9)  # no anchor
+
+
+def test_a_same_window_gate_reads_one_windows_words_and_meaning_together() -> None:
+    """One window holds the question's words but is far by meaning, another is close by meaning but holds
+    none of its words: the best lexical score and the best cosine of two windows pass the line together,
+    the best single window does not (a citation's window must pass alone: `answers_question`)."""
+    from rag.abstention import HybridGate, answers_question, evidence_check
+    from rag.evidence import Evidence, ScoredWindow, Window
+    from rag.records import Passage
+
+    passage = Passage(1, ["c"], "d", "s", "t", "x", 0, 1, 1.0)
+
+    def window(start: int, coverage: float, cosine: float) -> ScoredWindow:
+        return ScoredWindow(
+            passage, 0, Window(start, start + 1, "x", frozenset()), coverage, True, cosine, frozenset()
+        )
+
+    words, meaning = window(0, 0.9, 0.80), window(2, 0.0, 0.85)
+    evidence = Evidence("Qui dirige Zorg ?", "fr", "", (words, meaning), False, True)
+    apart = HybridGate("m", 0.1, 0.92)
+    together = HybridGate("m", 0.1, 0.92, same_window=True)
+    assert not evidence_check(evidence, gate=apart).abstain  # 0.1 * 0.9 + 0.85 = 0.94
+    check = evidence_check(evidence, gate=together)  # best window: 0.1 * 0.9 + 0.80 = 0.89
+    assert check.abstain
+    assert (check.score, check.cosine, check.window) == (
+        pytest.approx(0.9),
+        pytest.approx(0.80),
+        words.window,
+    )
+    assert not any(answers_question(item, evidence, together) for item in (words, meaning))
+    closer = window(0, 0.9, 0.84)  # 0.1 * 0.9 + 0.84 = 0.93
+    assert not evidence_check(replace(evidence, windows=(closer, meaning)), gate=together).abstain
