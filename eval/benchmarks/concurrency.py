@@ -20,14 +20,18 @@ Scenarios, each printed as p50/p95/max and errors per session count:
   95 % interval from resampling whole blocks (the base p50 is ~0.2 s: one run's ratio is mostly noise).
 
 Every round is bounded (--round-limit, default 300 s): questions still unanswered then are cancelled and
-counted as errors. Sessions look at their answers every 20 ms (`gradio_client`'s own iterator spins every
-millisecond in each of the 50 threads, which took CPU from the server it measured).
+counted as errors. Sessions waiting for a streamed (LLM) answer look at it every 20 ms (`gradio_client`'s own
+iterator spins every millisecond in each of the 50 threads, which took CPU from the server it measured);
+an extractive answer is one update, waited for without looking (`ask_timed`).
+
+Old and new code side by side: `--server-code OLD,.,OLD,.` serves each round from the checkout named (OLD:
+e.g. `git archive COMMIT | tar -x -C OLD`), alternated in one run, so both share the machine's moments.
 
 Isolation is checked for every session: its final chat shows exactly its own three questions (each one
 tagged with the session's number) and no other session's.
 
     python -m eval.benchmarks.concurrency [--sessions 1,10,25,50] [--modes lexical,hybrid] [--no-llm]
-        [--round-limit 300] [--upload-chars 200000] [--llm-rewrite always,when_unsure]
+        [--round-limit 300] [--upload-chars 200000] [--llm-rewrite always,when_unsure] [--server-code OLD,.]
     (the slow-LLM scenario alone: --modes "")
 """
 
@@ -223,6 +227,7 @@ def _serve(
     trace: str | None = None,
     keep_conversations: bool = True,
     server_stack: str = "auto",
+    code: str | None = None,
 ) -> None:
     """Child process: index `corpus`, serve the chat on a free port, report its URL, then serve forever.
     `trace`: a file where the server's stages are timed for each question (`stage_trace`).
@@ -230,7 +235,14 @@ def _serve(
     chat` serves it (the benchmark served without one before the eighth session: its figures left that out).
     `server_stack`: "auto" serves as `rag chat` does (uvicorn picks uvloop and httptools, installed with the
     project); "asyncio" hides both from uvicorn, which then falls back to asyncio's loop and h11, as without
-    them (`--server-stack auto,asyncio` compares)."""
+    them (`--server-stack auto,asyncio` compares).
+    `code`: a checkout of the project (e.g. `git archive` of the commit to compare against) whose `rag`,
+    `index` and `ui` the server imports instead of this one's (`--server-code`)."""
+    if code:
+        imported = sorted(name for name in ("rag", "index", "ui") if name in sys.modules)
+        if imported:  # this module must not import them at its top: they would come from this checkout
+            raise RuntimeError(f"{imported} were imported before the server's code was chosen")
+        sys.path.insert(0, str(Path(code).resolve()))
     if server_stack == "asyncio":
         sys.modules["uvloop"] = None  # type: ignore[assignment]  # `import uvloop` raises ImportError
         sys.modules["httptools"] = None  # type: ignore[assignment]
@@ -274,9 +286,12 @@ class ChatServer:
         rewrite: str = "",
         keep_conversations: bool = True,
         server_stack: str = "auto",
+        code: str | None = None,
     ) -> None:
+        # Each checkout builds its own index: two versions of the code may not write the same format.
+        variant = f"{mode}-{re.sub(r'[^A-Za-z0-9]+', '_', str(Path(code).resolve())) if code else 'here'}"
         overrides = {
-            "index.index_dir": str(workdir / f"index-{mode}"),
+            "index.index_dir": str(workdir / f"index-{variant}"),
             "index.embedding_model": embedding_model if mode == "hybrid" else "",
             "index.show_progress": False,
             "llm.backend": "openai" if llm_url else "extractive",
@@ -285,7 +300,8 @@ class ChatServer:
             "ui.uploads_dir": str(workdir / f"uploads-{mode}-{bool(llm_url)}"),
             "ui.questions_per_minute": 10_000,  # the benchmark is one "person" per session, asking fast
             "ui.database": str(
-                workdir / f"chat-{mode}-{bool(llm_url)}-{rewrite}-{keep_conversations}-{server_stack}.sqlite3"
+                workdir
+                / f"chat-{variant}-{bool(llm_url)}-{rewrite}-{keep_conversations}-{server_stack}.sqlite3"
             ),
         }
         if rewrite:
@@ -306,6 +322,7 @@ class ChatServer:
                 str(trace) if trace else None,
                 keep_conversations,
                 server_stack,
+                code,
             ),
         )
         self.process.start()
@@ -357,11 +374,23 @@ def ask_timed(
     client: Any, question: str, backend: str, deadline: list[float]
 ) -> tuple[float, float | None, Any]:
     """Ask one question; -> (seconds to the final answer, seconds to its first streamed piece, the chat).
-    Past `deadline[0]` (a monotonic time) the question is cancelled and TimeoutError raised."""
+    Past `deadline[0]` (a monotonic time) the question is cancelled and TimeoutError raised.
+
+    An extractive answer is one page update (its first piece is the final answer, None here): its session
+    waits for the job's end without looking at it every 20 ms (50 sessions polling took the benchmark's
+    CPU, on the cores the server measured needs, and added up to 20 ms to each latency)."""
     began = time.perf_counter()
     first = None
     chat: Any = []
     job = client.submit(question, 5, backend, api_name="/ask")
+    if backend == "extractive":
+        try:
+            left = deadline[0] - time.monotonic()
+            chat = job.result(timeout=None if left == float("inf") else max(0.0, left))[0]
+        except TimeoutError:
+            job.cancel()
+            raise TimeoutError("no answer before the round's time limit (--round-limit)") from None
+        return time.perf_counter() - began, first, chat
     seen = 0
     while not job.done():
         if time.monotonic() > deadline[0]:
@@ -839,6 +868,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="'auto': the server's event loop and HTTP parser as `rag chat` picks them (uvloop + httptools); "
         "'asyncio': both hidden, asyncio + h11; 'auto,asyncio' runs the extractive scenarios both ways.",
     )
+    parser.add_argument(
+        "--server-code",
+        default="",
+        help="Checkouts of the project (folders, e.g. `git archive` of a commit, unpacked) whose code the "
+        "server runs instead of this one's ('.' is this one): 'OLD,.,OLD,.' runs the extractive scenarios "
+        "with each in turn, alternated in one run (old and new code on the same moments of the machine).",
+    )
     parser.add_argument("--no-upload", action="store_true", help="Skip the upload-while-asking scenario.")
     parser.add_argument("--upload-chars", type=int, default=200_000)
     parser.add_argument(
@@ -878,24 +914,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = set(stacks) - {"auto", "asyncio"}
         if unknown:
             parser.error(f"--server-stack: unknown {sorted(unknown)}; use auto, asyncio or auto,asyncio")
-        # (mode, backend, LLM server, llm.rewrite_follow_ups, conversations kept, server stack)
-        scenarios: list[tuple[str, str, str | None, str, bool, str]] = [
-            (mode, "extractive", None, "", store, stack)
+        codes: list[str | None] = [
+            None if name == "." else name for name in args.server_code.split(",") if name
+        ] or [None]
+        missing = [name for name in codes if name and not (Path(name) / "ui" / "app.py").is_file()]
+        if missing:
+            parser.error(f"--server-code: {missing} hold no checkout of the project (no ui/app.py)")
+        # (mode, backend, LLM server, llm.rewrite_follow_ups, conversations kept, server stack, code)
+        scenarios: list[tuple[str, str, str | None, str, bool, str, str | None]] = [
+            (mode, "extractive", None, "", store, stack, code)
             for mode in modes
             for store in stores
             for stack in stacks
+            for code in codes
         ]
         llm = None
         if not args.no_llm:
             llm = SlowLLMProcess(args.tokens_per_s)
             llm_url = llm.url
             scenarios += [
-                ("lexical", "openai", llm_url, rewrite, stores[0], stacks[0])
+                ("lexical", "openai", llm_url, rewrite, stores[0], stacks[0], codes[0])
                 for rewrite in args.llm_rewrite.split(",")
             ]
         trace = workdir / "stages.jsonl"  # the LLM rounds' per-question stage times (`stage_trace`)
         try:
-            for mode, backend, llm_url, rewrite, store, stack in scenarios:
+            for mode, backend, llm_url, rewrite, store, stack, code in scenarios:
                 server = ChatServer(
                     workdir,
                     mode,
@@ -905,11 +948,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rewrite=rewrite,
                     keep_conversations=store,
                     server_stack=stack,
+                    code=code,
                 )
                 try:
                     title = f"{backend} backend, {server.status['retrieval_mode']} mode, "
                     title += "conversations kept" if store else "no conversation store"
                     title += f", server on {server.status['server_stack']}"
+                    if args.server_code:
+                        title += f", server code {code or 'of this checkout'}"
                     if llm_url:
                         title += (
                             f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s, follow-ups: {rewrite})"
@@ -952,7 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if (
                         backend == "extractive"
                         and not args.no_upload
-                        and (store, stack) == (stores[0], stacks[0])
+                        and (store, stack, code) == (stores[0], stacks[0], codes[0])
                     ):
                         upload_interleaved(
                             server,

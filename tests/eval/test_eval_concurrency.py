@@ -6,6 +6,7 @@ import os
 import time
 
 import numpy as np
+import pytest
 
 from eval.benchmarks.concurrency import Round, SessionResult, process_cpu_s
 
@@ -73,3 +74,62 @@ def test_child_priorities_are_applied_to_every_thread_and_restored():
     finally:
         child.kill()
         child.wait()
+
+
+class _Job:
+    """A gradio_client job whose result comes after `delay_s`; counts how often it is looked at."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.ready = time.monotonic() + delay_s
+        self.looked = 0
+        self.cancelled = False
+
+    def result(self, timeout: float | None = None):
+        wait = self.ready - time.monotonic()
+        if timeout is not None and wait > timeout:
+            time.sleep(timeout)
+            raise TimeoutError
+        time.sleep(max(0.0, wait))
+        return ([{"role": "assistant", "content": "<div class='answer'>80 milliards</div>"}], None)
+
+    def done(self) -> bool:
+        self.looked += 1
+        return time.monotonic() >= self.ready
+
+    def outputs(self) -> list:
+        self.looked += 1
+        return []
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Client:
+    def __init__(self, job: _Job) -> None:
+        self.job = job
+
+    def submit(self, *args, **kwargs) -> _Job:
+        return self.job
+
+
+def test_an_extractive_answer_is_waited_for_without_polling_and_cancelled_at_the_deadline():
+    from eval.benchmarks.concurrency import ask_timed
+
+    job = _Job(0.1)
+    elapsed, first, chat = ask_timed(_Client(job), "q", "extractive", [float("inf")])
+    assert 0.09 <= elapsed < 1 and first is None and "80 milliards" in chat[0]["content"]
+    assert job.looked == 0  # 50 sessions looking every 20 ms took the cores the server needs
+
+    late = _Job(5.0)
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        ask_timed(_Client(late), "q", "extractive", [time.monotonic() + 0.1])
+    assert late.cancelled and time.monotonic() - began < 2
+
+
+def test_server_code_must_be_a_checkout_of_the_project(tmp_path, capsys):
+    from eval.benchmarks.concurrency import main
+
+    with pytest.raises(SystemExit):
+        main(["--server-code", str(tmp_path), "--no-llm", "--modes", "lexical"])
+    assert "no ui/app.py" in capsys.readouterr().err
