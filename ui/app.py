@@ -532,7 +532,7 @@ class ChatHandlers:
                 conversation.conversation_id,
                 position,
                 turn.question,
-                answer_html=conversation.messages()[2 * position + 1]["content"],
+                answer_html=turn.html(position + 1),  # as the chat shows it (rendered once, kept)
                 answer=turn.answer,
                 error=turn.error,
             )
