@@ -41,10 +41,11 @@ from index.lexical import BM25_B, BM25_K1, Analyzer, BM25Index
 from index.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document, sha256_bytes
 from index.manifest import FileEntry, Manifest, utc_now
 from index.model_check import check_same_model
-from index.protocols import Generation, IndexWriter, PreviousIndex, WindowHistory
+from index.protocols import Generation, IndexWriter, PreviousIndex, TokenHistory, WindowHistory
 from index.records import Chunk, Document
 from index.sentences import SPLITTER_VERSION
 from index.stores import open_writer
+from index.tokens import TokenTable
 from index.vector_index import vector_index_kind
 from index.windows import WindowTable, build_window_table
 
@@ -189,6 +190,9 @@ class BuildPlan:
     same_chunking: bool
     same_analyzer: bool
     reuse_vectors: bool  # the previous index's vectors of unchanged files are kept, not re-embedded
+    # Token vectors are stored (`index.tokens`): a hybrid build for a writer that keeps them, with an
+    # embedder that gives them.
+    wants_tokens: bool = False
     # Unchanged files stay in the store as they are: the writer gets an update (`Generation.kept`).
     update_in_place: bool = False
     kept: list[tuple[_Found, FileEntry]] = field(default_factory=list)  # unchanged files
@@ -256,7 +260,7 @@ def build_index(
             return _finish(report, files, sum(len(entry.chunk_ids) for entry in files.values()), started)
         loaded = load_and_chunk(plan, report, progress, on_progress)
         assembled = assemble(plan, loaded)
-        vectors = embed_chunks(plan, assembled, report, progress, on_progress)
+        vectors, tokens = embed_chunks(plan, assembled, report, progress, on_progress)
         # Only for a store that keeps them: embedding windows nobody stores would double the cost for nothing.
         windows = find_windows(plan, assembled, report) if writer.keeps_windows else None
         bm25 = BM25Index(k1=BM25_K1, b=BM25_B).build_from_counts(assembled.term_counts)
@@ -268,6 +272,7 @@ def build_index(
                 bm25=bm25,
                 vectors=vectors,
                 windows=windows,
+                tokens=tokens,
                 kept=assembled.kept,
             )
         )
@@ -311,6 +316,17 @@ def plan_build(
     chunk_meta = chunking_manifest(chunking, embedder)
     analyzer = Analyzer()
     same_chunking = previous is not None and previous.manifest.chunking == chunk_meta
+    wants_tokens = writer.keeps_tokens and embedder is not None and embedder.gives_token_vectors
+    # A hybrid index written without token vectors gets them: every chunk goes through the model again
+    # (the pass that gives the tokens gives the vectors), once.
+    lacks_tokens = (
+        wants_tokens
+        and previous is not None
+        and previous.manifest.mode == "hybrid"
+        and not (isinstance(previous, TokenHistory) and previous.has_tokens())
+    )
+    if lacks_tokens:
+        report.messages.append("The index has no token vectors yet: every chunk is embedded again, once.")
     plan = BuildPlan(
         roots=roots,
         previous=previous,
@@ -323,7 +339,9 @@ def plan_build(
         reuse_vectors=same_chunking
         and previous is not None
         and previous.manifest.mode == "hybrid"
-        and embedder is not None,
+        and embedder is not None
+        and not lacks_tokens,
+        wants_tokens=wants_tokens,
     )
     if previous is not None and not same_chunking:
         report.messages.append("Chunking settings changed: every file is chunked again.")
@@ -334,6 +352,7 @@ def plan_build(
         and previous.manifest.instruction_detector == DETECTOR_VERSION
         and previous.manifest.mode == plan.mode
         and previous.manifest.embedding == (embedder.settings() if embedder is not None else None)
+        and not lacks_tokens
         # An index from before sentence windows were stored gets them for every document: complete.
         and not (
             writer.keeps_windows and not (isinstance(previous, WindowHistory) and previous.has_windows())
@@ -389,6 +408,7 @@ def plan_build(
         and plan.same_analyzer
         and previous.manifest.instruction_detector == DETECTOR_VERSION
         and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
+        and not lacks_tokens
         # An index from before sentence windows were stored gets them (its chunks and vectors are kept).
         and not (
             writer.keeps_windows and not (isinstance(previous, WindowHistory) and previous.has_windows())
@@ -506,11 +526,12 @@ def embed_chunks(
     report: BuildReport,
     progress: bool,
     on_progress: ProgressCallback | None,
-) -> np.ndarray | None:
-    """Vectors of every row: reused from the previous index where allowed, embedded otherwise."""
+) -> tuple[np.ndarray | None, TokenTable | None]:
+    """Vectors of every row: reused from the previous index where allowed, embedded otherwise; and, when
+    the plan wants them, every row's token vectors from the same forward pass (reused rows: copied)."""
     embedder = plan.embedder
     if embedder is None:
-        return None
+        return None, None
     chunks = assembled.chunks
     vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
     reuse = [(i, row) for i, row in enumerate(assembled.vector_rows) if row >= 0]
@@ -520,12 +541,29 @@ def embed_chunks(
         assert old_vectors is not None  # reuse_vectors requires a hybrid previous index
         vectors[[i for i, _ in reuse]] = old_vectors[[row for _, row in reuse]]
     todo = [i for i, row in enumerate(assembled.vector_rows) if row < 0]
+    new_tokens = None
     if todo:
-        vectors[todo] = embedder.embed_passages(
-            [chunks[i].text for i in todo], show_progress=progress, on_progress=on_progress
-        )
+        texts = [chunks[i].text for i in todo]
+        if plan.wants_tokens:
+            vectors[todo], new_tokens = embedder.embed_passages_with_tokens(
+                texts, show_progress=progress, on_progress=on_progress
+            )
+        else:
+            vectors[todo] = embedder.embed_passages(texts, show_progress=progress, on_progress=on_progress)
     report.embedded_chunks = len(todo)
-    return vectors
+    if not plan.wants_tokens or (todo and new_tokens is None):
+        return vectors, None
+    tokens = TokenTable.from_texts(new_tokens or [], [chunks[i].start for i in todo], embedder.dimension)
+    if reuse:
+        previous = plan.previous
+        stored = previous.stored_tokens() if isinstance(previous, TokenHistory) else None
+        assert stored is not None  # reuse_vectors requires the previous token vectors (plan_build)
+        tokens = stored.take_rows(np.array([row for _, row in reuse])).extended(tokens)
+        # Rows of `tokens`: the reused ones, then the embedded ones; back into chunk order.
+        order = np.empty(len(chunks), dtype=np.int64)
+        order[[i for i, _ in reuse] + todo] = np.arange(len(chunks))
+        tokens = tokens.take_rows(order)
+    return vectors, tokens
 
 
 def find_windows(plan: BuildPlan, assembled: _Assembled, report: BuildReport) -> WindowTable:

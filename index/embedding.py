@@ -31,6 +31,7 @@ import numpy as np
 from index.config import IndexConfig
 from index.errors import EmbeddingUnavailable
 from index.query_batcher import QueryBatcher
+from index.tokens import QueryEncoding, TextTokens, text_tokens
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -89,6 +90,25 @@ class Embedder(ABC):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([np.asarray(self.embed_query(text), dtype=np.float32) for text in texts])
+
+    #: Whether `embed_passages_with_tokens` and `encode_query` give token vectors (`index.tokens`).
+    gives_token_vectors: bool = False
+
+    def embed_passages_with_tokens(
+        self,
+        texts: Sequence[str],
+        *,
+        show_progress: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[np.ndarray, list[TextTokens] | None]:
+        """`embed_passages(texts)` and each text's token vectors from the same forward pass (None when this
+        embedder cannot give them: `gives_token_vectors`)."""
+        return self.embed_passages(texts, show_progress=show_progress, on_progress=on_progress), None
+
+    def encode_query(self, text: str) -> QueryEncoding:
+        """The query's vector (`embed_query`) and, when the embedder gives them, its token vectors from the
+        same forward pass."""
+        return QueryEncoding(np.asarray(self.embed_query(text), dtype=np.float32), None)
 
     def count_tokens(self, text: str) -> int:
         return approx_token_count(text)
@@ -154,6 +174,8 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_tokens = self.model.max_seq_length
         self.query_threads = config.embedding_query_threads
         self._tokenizer = self.model.tokenizer
+        # Token vectors are placed in the text by the fast tokenizer's character offsets.
+        self.gives_token_vectors = bool(getattr(self._tokenizer, "is_fast", False))
         self.model.eval()  # once: `encode()` would call it (a walk over every module) on each query
         self._workers = (
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -166,7 +188,9 @@ class SentenceTransformerEmbedder(Embedder):
         # Questions asked at the same moment by several threads (chat sessions) share model calls, one
         # call per core at a time with a one-thread ONNX session (else one: the call uses every core).
         running = self._workers if self.onnx is not None and self.onnx.threads == 1 else 1
-        self._query_batcher = QueryBatcher(self.embed_queries, max_batch=self.batch_size, max_running=running)
+        self._query_batcher = QueryBatcher(
+            self.encode_queries, max_batch=self.batch_size, max_running=running
+        )
 
     # -- embedding ------------------------------------------------------------------------------------
     def _encode(self, texts: list[str], prompt: str, show_progress: bool) -> np.ndarray:
@@ -181,12 +205,16 @@ class SentenceTransformerEmbedder(Embedder):
         )
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
-    def _embed_batch(self, texts: list[str], prompt: str, onnx: OnnxTransformer | None = None) -> np.ndarray:
+    def _embed_batch(
+        self, texts: list[str], prompt: str, onnx: OnnxTransformer | None = None, *, tokens: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, list[TextTokens]]:
         """One batch through the model's own modules: its tokenisation with the prompt, the transformer
         (ONNX Runtime or torch), its pooling, then L2 normalisation, as `encode()` does. Without what
         `encode()` redoes on every call for large corpora (eval mode, a device check of every parameter),
         which on one short question was a quarter of the model call (eval/benchmarks/query_embedding.py).
-        `onnx`: the ONNX transformer to run (default `self.onnx`; questions pass `self.query_onnx`)."""
+        `onnx`: the ONNX transformer to run (default `self.onnx`; questions pass `self.query_onnx`).
+        `tokens`: also each text's token vectors from the same pass (`index.tokens.TextTokens`): the hidden
+        states the pooling read, with the tokens' character offsets in the text."""
         import torch
         from sentence_transformers.util import batch_to_device
 
@@ -206,8 +234,41 @@ class SentenceTransformerEmbedder(Embedder):
             truncate_dim = getattr(self.model, "truncate_dim", None)
             if truncate_dim:
                 vectors = vectors[:, :truncate_dim]
-            vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
-            return vectors.cpu().numpy()
+            vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1).cpu().numpy()
+            if not tokens:
+                return vectors
+            hidden = features["token_embeddings"].float().cpu().numpy()
+            return vectors, self._text_tokens(texts, prompt, features["input_ids"].cpu().numpy(), hidden)
+
+    def _text_tokens(
+        self, texts: list[str], prompt: str, input_ids: np.ndarray, hidden: np.ndarray
+    ) -> list[TextTokens]:
+        """Each text's kept tokens (`index.tokens.text_tokens`): the batch tokenised again by the same fast
+        tokenizer for the offsets (no model call), checked to give the very ids the model read."""
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(
+                [prompt + text for text in texts],
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                return_tensors="np",
+            )
+        if encoded["input_ids"].shape != input_ids.shape or not np.array_equal(
+            encoded["input_ids"], input_ids
+        ):
+            raise RuntimeError(
+                f"The tokenizer of {self.name} gave other tokens with offsets than without: token vectors "
+                "cannot be placed in the text."
+            )
+        mask = encoded["attention_mask"].astype(bool)
+        special = encoded["special_tokens_mask"].astype(bool)
+        offsets = encoded["offset_mapping"]
+        return [
+            text_tokens(hidden[i], mask[i], special[i], offsets[i], input_ids[i], text, len(prompt))
+            for i, text in enumerate(texts)
+        ]
 
     def _embed_all(
         self,
@@ -215,17 +276,28 @@ class SentenceTransformerEmbedder(Embedder):
         prompt: str,
         on_batch: Callable[[int], None] | None = None,
         onnx: OnnxTransformer | None = None,
+        tokens: list[TextTokens] | None = None,
+        quantise_tokens: bool = False,
     ) -> np.ndarray:
         """Row i is the vector of texts[i]. Batches of similar lengths (longest first, as `encode()` orders
         them: less padding). With a one-thread ONNX session, batches run side by side on `_workers`
         threads (ONNX Runtime releases the GIL): each core runs whole batches, with none of the barriers
-        of sharing one batch's matrix products between threads."""
+        of sharing one batch's matrix products between threads. `tokens`: a list filled with each text's
+        token vectors (`_embed_batch(tokens=True)`), in text order, int8 as they are stored when
+        `quantise_tokens` (a passage's: a large corpus's float32 token vectors would not fit in memory)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         batches = [order[lo : lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
 
+        found: list[TextTokens | None] = [None] * len(texts) if tokens is not None else []
+
         def run(ids: list[int]) -> list[int]:
-            out[ids] = self._embed_batch([texts[i] for i in ids], prompt, onnx)
+            if tokens is None:
+                out[ids] = self._embed_batch([texts[i] for i in ids], prompt, onnx)
+                return ids
+            out[ids], batch_tokens = self._embed_batch([texts[i] for i in ids], prompt, onnx, tokens=True)
+            for i, item in zip(ids, batch_tokens, strict=True):
+                found[i] = item.quantised() if quantise_tokens else item
             return ids
 
         workers = self._workers if self.onnx is not None and self.onnx.threads == 1 else 1
@@ -241,6 +313,8 @@ class SentenceTransformerEmbedder(Embedder):
                 run(ids)
                 if on_batch is not None:
                     on_batch(len(ids))
+        if tokens is not None:
+            tokens.extend(item for item in found if item is not None)
         return out
 
     def embed_passages(
@@ -250,7 +324,26 @@ class SentenceTransformerEmbedder(Embedder):
         show_progress: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> np.ndarray:
-        texts = list(texts)
+        return self._embed_passages(list(texts), show_progress, on_progress, None)
+
+    def embed_passages_with_tokens(
+        self,
+        texts: Sequence[str],
+        *,
+        show_progress: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[np.ndarray, list[TextTokens] | None]:
+        tokens: list[TextTokens] = []
+        vectors = self._embed_passages(list(texts), show_progress, on_progress, tokens)
+        return vectors, tokens
+
+    def _embed_passages(
+        self,
+        texts: list[str],
+        show_progress: bool,
+        on_progress: ProgressCallback | None,
+        tokens: list[TextTokens] | None,
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         done = 0
@@ -269,13 +362,27 @@ class SentenceTransformerEmbedder(Embedder):
                 on_progress(done, len(texts), "embedding")
 
         try:
-            return self._embed_all(texts, self.passage_prompt, on_batch)
+            return self._embed_all(texts, self.passage_prompt, on_batch, tokens=tokens, quantise_tokens=True)
         finally:
             if bar is not None:
                 bar.close()
 
     def embed_query(self, text: str) -> np.ndarray:
+        return self.encode_query(text).vector
+
+    def encode_query(self, text: str) -> QueryEncoding:
         return self._query_batcher.embed(text)
+
+    def encode_queries(self, texts: Sequence[str]) -> list[QueryEncoding]:
+        """Questions with their token vectors, in one pass (what the query batcher runs; see
+        `embed_queries`)."""
+        texts = list(texts)
+        if not texts:
+            return []
+        tokens: list[TextTokens] = []
+        with torch_threads(self.query_threads):
+            vectors = self._embed_all(texts, self.query_prompt, onnx=self.query_onnx, tokens=tokens)
+        return [QueryEncoding(vector, item) for vector, item in zip(vectors, tokens, strict=True)]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Questions, one or a few at a time (the batch path serves concurrent chat sessions and the eval),

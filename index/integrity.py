@@ -7,7 +7,8 @@ generation holds only files its writer made), chunk offsets fall inside their do
 agrees with the chunk table (count, chunk ids, documents), the BM25 arrays have integer row numbers inside
 the chunk table (`BM25Index.check`), and the vectors file exists in hybrid mode with one vector per chunk of
 the manifest's dimension (its size is checked before FAISS reads it, so a lying header cannot make FAISS
-allocate without bound). Reading stays read-only: nothing here writes.
+allocate without bound), and the token vectors (`tokens.npz`, when present) have one block per chunk, each
+token inside its chunk, of the vectors' dimension. Reading stays read-only: nothing here writes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from index.errors import IndexFormatError
 from index.generations import REBUILD_HINT
 from index.manifest import Manifest
 from index.records import Chunk, Document
+from index.tokens import TOKENS_FILE, TokenTable
 
 if TYPE_CHECKING:
     import faiss
@@ -137,3 +139,25 @@ def read_vectors(index_dir: Path, path: Path, manifest: Manifest, count: int) ->
             f"say {count} of dimension {dimension}",
         )
     return index
+
+
+def check_tokens(
+    index_dir: Path, generation: Path, chunks: Sequence[Chunk], dimension: int
+) -> TokenTable | None:
+    """The token vectors of a hybrid generation (None when it has none: an index written before them),
+    checked against the chunk table and the vectors' dimension."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        table = TokenTable.load(generation)
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise damaged(index_dir, f"{TOKENS_FILE} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if table is None:
+        return None
+    spans = np.array([(chunk.start, chunk.end) for chunk in chunks], dtype=np.int64).reshape(-1, 2)
+    fault = table.fault(spans, dimension)
+    if fault is not None:
+        raise damaged(index_dir, fault)
+    return table

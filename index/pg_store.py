@@ -891,6 +891,8 @@ class PostgresIndexWriter:
 
     #: It stores sentence windows (`index.protocols.WindowReader`): the build finds and embeds them.
     keeps_windows = True
+    #: Token vectors (late interaction) are not kept: retrieval ranks without their rescoring.
+    keeps_tokens = False
 
     def __init__(self, url: str, *, wait_message: bool = True) -> None:
         self.url = url

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from index.lexical import BM25Index
     from index.manifest import Manifest
     from index.records import Chunk, Document
+    from index.tokens import QueryEncoding, TokenTable
     from index.windows import WindowSpan, WindowTable
 
 Ranking = list[tuple[int, float]]
@@ -191,6 +192,43 @@ class WindowHistory(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenReader(Protocol):
+    """Optional: a store that keeps every chunk's token vectors (`index.tokens`), for late interaction. Hybrid
+    retrieval rescores its best candidates by MaxSim with the question's own token vectors (from the pass
+    that gives the query vector) when the store has them, and ranks without it when it does not. The folder
+    store implements it; the PostgreSQL store does not keep token vectors."""
+
+    def query_encoding(self, query: str) -> QueryEncoding | None:
+        """The query's vector and token vectors (memoised with `query_vector`: one model call per question);
+        None in lexical mode."""
+        ...
+
+    def token_maxsim(self, query: str, rows: Sequence[int]) -> np.ndarray | None:
+        """MaxSim of the query's tokens against each chunk row's (IDF-weighted mean over the question's
+        word tokens of their best cosine); None when the index keeps no token vectors."""
+        ...
+
+    def window_maxsim(self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]) -> np.ndarray | None:
+        """MaxSim of the query's tokens against the tokens lying inside each span (document offsets) of a
+        document (the plain mean over the question's word tokens: what the extractive answer's window score
+        reads); None when the index keeps no token vectors."""
+        ...
+
+
+@runtime_checkable
+class TokenHistory(Protocol):
+    """Optional: what an incremental build reuses of the previous index's token vectors."""
+
+    def stored_tokens(self) -> TokenTable | None:
+        """Every chunk's token vectors, rows grouped by chunk row; None for an index written without them."""
+        ...
+
+    def has_tokens(self) -> bool:
+        """Whether `stored_tokens` would return a table."""
+        ...
+
+
 @dataclass(slots=True)
 class Generation:
     """A new index as `build_index` hands it to `IndexWriter.write`: complete, or an update of the
@@ -214,6 +252,8 @@ class Generation:
     #: Sentence windows of `documents` (same order; `index.windows`), with vectors in hybrid mode. A writer
     #: that keeps no windows ignores them (see `WindowReader`).
     windows: WindowTable | None = None
+    #: Token vectors of `chunks` (same rows; `index.tokens`), hybrid mode, for a writer that keeps them.
+    tokens: TokenTable | None = None
     #: None: a complete index. Else an update: the doc ids of the previous index's documents kept as stored.
     kept: list[str] | None = None
 
@@ -224,6 +264,10 @@ class IndexWriter(Protocol):
 
     #: True when the store keeps sentence windows (`WindowReader`): `build_index` then finds and embeds them.
     keeps_windows: bool
+    #: True when the store keeps token vectors (`TokenReader`): `build_index` then passes them in
+    #: `Generation.tokens` (hybrid mode, an embedder that gives them), and its previous index implements
+    #: `TokenHistory`.
+    keeps_tokens: bool
 
     @property
     def location(self) -> str:

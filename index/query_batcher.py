@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,17 +31,19 @@ import numpy as np
 class _Request:
     text: str
     ready: threading.Event = field(default_factory=threading.Event)
-    vector: np.ndarray | None = None
+    vector: Any = None  # the model's result for the text: a vector, or a `QueryEncoding`
     error: BaseException | None = None
     batch: list[_Request] | None = None  # handed to it to run (it is in it), instead of a result
 
 
 class QueryBatcher:
-    """`embed(text)` from any thread; concurrent calls share `embed_batch` calls (see the module doc)."""
+    """`embed(text)` from any thread; concurrent calls share `embed_batch` calls (see the module doc).
+    `embed_batch(texts)` gives one result per text: a vector (row of an array), or any read-only record
+    (`index.tokens.QueryEncoding`: the vector and the question's token vectors)."""
 
     def __init__(
         self,
-        embed_batch: Callable[[Sequence[str]], np.ndarray],
+        embed_batch: Callable[[Sequence[str]], Sequence[Any]],
         max_batch: int = 32,
         max_running: int = 1,
         remember: int = 64,
@@ -54,13 +57,13 @@ class QueryBatcher:
         self.max_batch = max_batch
         self.max_running = max_running
         self.remember = remember
-        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> vector, oldest first
+        self._recent: OrderedDict[str, Any] = OrderedDict()  # text -> result, oldest first
         self._lock = threading.Lock()
         self._waiting: list[_Request] = []  # empty whenever fewer than max_running calls run
         self._running = 0
         self.calls = 0  # model calls made (how many questions shared them: tests and benchmarks)
 
-    def embed(self, text: str) -> np.ndarray:
+    def embed(self, text: str) -> Any:
         request = _Request(text)
         with self._lock:
             known = self._recent.get(text)
@@ -87,7 +90,9 @@ class QueryBatcher:
         """Embed `batch`, then hand the oldest waiting requests to the oldest of them as the next batch, or
         free the slot."""
         try:
-            vectors = np.asarray(self._embed_batch([r.text for r in batch]), dtype=np.float32)
+            vectors = self._embed_batch([r.text for r in batch])
+            if isinstance(vectors, np.ndarray):
+                vectors = np.asarray(vectors, dtype=np.float32)
             if len(vectors) != len(batch):
                 raise RuntimeError(f"the model returned {len(vectors)} vectors for {len(batch)} questions")
             for request, vector in zip(batch, vectors, strict=True):
@@ -100,7 +105,8 @@ class QueryBatcher:
                 self.calls += 1
                 for request in batch:
                     if request.vector is not None and self.remember:
-                        request.vector.flags.writeable = False  # handed to every later asker
+                        if isinstance(request.vector, np.ndarray):
+                            request.vector.flags.writeable = False  # handed to every later asker
                         self._recent[request.text] = request.vector
                         self._recent.move_to_end(request.text)
                 while len(self._recent) > self.remember:

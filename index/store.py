@@ -32,6 +32,7 @@ from index.integrity import (
     check_chunk_row,
     check_documents,
     check_manifest,
+    check_tokens,
     damaged,
     read_vectors,
     refuse_symlinks,
@@ -42,6 +43,7 @@ from index.manifest import Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.protocols import DocumentInfo
 from index.records import Chunk, Document, Section
+from index.tokens import QueryEncoding, TokenTable
 from index.windows import WindowSpan, WindowTable
 
 if TYPE_CHECKING:
@@ -89,7 +91,11 @@ class IndexStore:
         self._doc_rows = {doc.doc_id: row for row, doc in enumerate(documents)}
         # Sentence windows (index.windows), read by the answering side; None for an index built before them.
         self.window_table: WindowTable | None = None
-        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        # Every chunk's token vectors (index.tokens), hybrid mode; None for an index written without them.
+        self.token_table: TokenTable | None = None
+        self._tokens_memo: dict[str, np.ndarray] = {}  # a document's token indices (`_document_tokens`)
+        self._chunk_rows_of: dict[str, list[int]] | None = None
+        self._query_vectors: OrderedDict[str, QueryEncoding] = OrderedDict()
         self._query_terms: OrderedDict[tuple[str, str | None, bool], list[str]] = OrderedDict()
         self._query_lock = threading.Lock()
         # A document's windows as objects, built once per generation and shared read-only: every answer
@@ -204,6 +210,8 @@ class IndexStore:
             index_dir, generation, manifest, documents, languages, chunks, bm25, vector_index, embedder
         )
         store.window_table = WindowTable.load(generation)
+        if manifest.mode == "hybrid":
+            store.token_table = check_tokens(index_dir, generation, chunks, vector_index.d)  # type: ignore[union-attr]
         return store
 
     # -- lookups --------------------------------------------------------------------------------------
@@ -249,6 +257,12 @@ class IndexStore:
 
     def has_windows(self) -> bool:
         return self.window_table is not None
+
+    def stored_tokens(self) -> TokenTable | None:
+        return self.token_table
+
+    def has_tokens(self) -> bool:
+        return self.token_table is not None
 
     def windows(self, doc_id: str) -> tuple[list[WindowSpan], np.ndarray | None] | None:
         """The sentence windows of a document and their unit vectors (float16; None in lexical mode),
@@ -296,19 +310,69 @@ class IndexStore:
     def query_vector(self, query: str) -> np.ndarray | None:
         """The query's unit vector (query prompt applied), None in lexical mode. Memoised: retrieval and the
         evidence step of one answer share one model call."""
+        encoding = self.query_encoding(query)
+        return None if encoding is None else encoding.vector
+
+    def query_encoding(self, query: str) -> QueryEncoding | None:
+        """The query's vector and token vectors from its one forward pass (memoised), None in lexical mode."""
         if self.embedder is None:
             return None
         with self._query_lock:
-            vector = self._query_vectors.get(query)
-            if vector is not None:
+            encoding = self._query_vectors.get(query)
+            if encoding is not None:
                 self._query_vectors.move_to_end(query)
-                return vector
-        vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+                return encoding
+        encoding = self.embedder.encode_query(query)
         with self._query_lock:
-            self._query_vectors[query] = vector
+            self._query_vectors[query] = encoding
             while len(self._query_vectors) > QUERY_MEMO_SIZE:
                 self._query_vectors.popitem(last=False)
-        return vector
+        return encoding
+
+    def token_maxsim(self, query: str, rows: Sequence[int]) -> np.ndarray | None:
+        """MaxSim of the query's word tokens against each chunk row's stored tokens (`index.tokens`), the
+        question tokens weighed by their IDF over the chunks; None without token vectors."""
+        encoding = self.query_encoding(query) if self.token_table is not None else None
+        if encoding is None or encoding.tokens is None or self.token_table is None:
+            return None
+        tokens = encoding.tokens
+        weights = self.token_table.idf(tokens.ids[tokens.words])
+        return self.token_table.maxsim(tokens.vectors[tokens.words], weights, rows)
+
+    def window_maxsim(self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]) -> np.ndarray | None:
+        """MaxSim (plain mean over the question's word tokens) of each span of a document, from the tokens of
+        its chunks lying inside it (overlapping chunks give a token twice: the best of the two counts)."""
+        table = self.token_table
+        encoding = self.query_encoding(query) if table is not None else None
+        if encoding is None or encoding.tokens is None or table is None:
+            return None
+        question = encoding.tokens.vectors[encoding.tokens.words]
+        tokens = self._document_tokens(doc_id)
+        starts, ends = table.starts[tokens], table.ends[tokens]
+        best = table.best_per_token(question, [tokens[(starts >= s) & (ends <= e)] for s, e in spans])
+        return best.mean(0) if len(question) else np.zeros(len(spans), dtype=np.float32)
+
+    def _document_tokens(self, doc_id: str) -> np.ndarray:
+        """Indices in the token table of the tokens of a document's chunks (memoised per document)."""
+        known = self._tokens_memo.get(doc_id)
+        if known is not None:
+            return known
+        assert self.token_table is not None
+        if self._chunk_rows_of is None:
+            rows_of: dict[str, list[int]] = {}
+            for row, chunk in enumerate(self.chunks):
+                rows_of.setdefault(chunk.doc_id, []).append(row)
+            self._chunk_rows_of = rows_of
+        rows = self._chunk_rows_of.get(doc_id, [])
+        known = (
+            np.concatenate([self.token_table.row_tokens(row) for row in rows])
+            if rows
+            else np.zeros(0, np.int64)
+        )
+        if len(self._tokens_memo) >= WINDOW_MEMO_DOCS:
+            self._tokens_memo.clear()  # (threads may build one twice: same result, no lock needed)
+        self._tokens_memo[doc_id] = known
+        return known
 
     def search_dense(self, query: str, k: int) -> list[tuple[int, float]]:
         """Top-k (row, cosine) by the embedding model, query prompt applied; [] in lexical mode."""

@@ -51,6 +51,8 @@ class FolderIndexWriter:
 
     #: It stores sentence windows (`index.protocols.WindowReader`): the build finds and embeds them.
     keeps_windows = True
+    #: It stores token vectors (`index.protocols.TokenReader`) in hybrid mode.
+    keeps_tokens = True
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
@@ -197,6 +199,10 @@ def complete_update(previous: IndexStore, update: Generation) -> tuple[Generatio
         assert previous.window_table is not None  # an update requires the previous windows
         doc_rows = np.asarray([previous.document_row(doc_id) for doc_id in doc_ids], dtype=np.int64)
         windows = previous.window_table.take_documents(doc_rows).extended(update.windows, len(doc_ids))
+    tokens = None
+    if update.tokens is not None:
+        assert previous.token_table is not None  # an update requires the previous token vectors
+        tokens = previous.token_table.take_rows(rows).extended(update.tokens)
     return (
         Generation(
             manifest=update.manifest,
@@ -205,6 +211,7 @@ def complete_update(previous: IndexStore, update: Generation) -> tuple[Generatio
             bm25=previous.bm25.take_rows(rows).extended(update.bm25),
             vectors=vectors,  # None with `vector_index`: the extended index holds them
             windows=windows,
+            tokens=tokens,
         ),
         vector_index,
     )
@@ -235,6 +242,8 @@ def write_generation(
             _fsync_file(temp / VECTORS_FILE)
         if generation.windows is not None:
             _fsync_file(generation.windows.save(temp))
+        if generation.tokens is not None:
+            _fsync_file(generation.tokens.save(temp))
         generation.manifest.chunk_count = len(generation.chunks)
         _write_text(temp / "manifest.json", generation.manifest.to_json())
         _fsync_dir(temp)

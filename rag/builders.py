@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from index.protocols import IndexReader, WindowReader
+from index.protocols import IndexReader, TokenReader, WindowReader
+from rag import evidence
 from rag.backends.base import Generator
 from rag.evidence import CorpusStats, EvidenceScorer
 from rag.protocols import LanguageOf, Reranker, Retriever
@@ -101,5 +102,9 @@ def build_chain(
         retrieval_mode=retriever.mode,
         windows_of=store.windows if isinstance(store, WindowReader) else None,
         query_vector=store.query_vector if hybrid and isinstance(store, WindowReader) else None,
+        # The windows' MaxSim only when the answer score weighs it (`rag.evidence.MAXSIM_WEIGHT`).
+        window_maxsim=store.window_maxsim
+        if hybrid and isinstance(store, TokenReader) and evidence.MAXSIM_WEIGHT > 0
+        else None,
         gate=gate,
     )

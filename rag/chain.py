@@ -80,6 +80,8 @@ class AnswerChain:
     #: the store: the one computed for dense retrieval). None: windows split on the fly, no cosines.
     windows_of: WindowSource | None = None
     query_vector: Callable[[str], Any] | None = None
+    # (question, document id, spans) -> each span's MaxSim (`index.protocols.TokenReader.window_maxsim`).
+    window_maxsim: Callable[[str, str, Sequence[tuple[int, int]]], Any] | None = None
     gate: HybridGate | None = None  # the embedding model's calibrated abstention gate (rag.abstention)
 
     # --- stages -------------------------------------------------------------------------------------------
@@ -142,7 +144,15 @@ class AnswerChain:
             self.language_of,
             windows_of=self.windows_of,
             query_vector=vector,
+            maxsim_of=self._maxsim_of(state["condensed"].standalone) if vector is not None else None,
         )
+
+    def _maxsim_of(self, question: str) -> Callable[[str, Sequence[tuple[int, int]]], Any] | None:
+        """The windows' MaxSim with the retrieval query's tokens (memoised with its vector: no model call)."""
+        window_maxsim = self.window_maxsim
+        if window_maxsim is None:
+            return None
+        return lambda doc_id, spans: window_maxsim(question, doc_id, spans)
 
     def _check(self, state: State) -> EvidenceCheck:
         return evidence_check(

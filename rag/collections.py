@@ -22,8 +22,9 @@ import numpy as np
 
 from index.embedding import Embedder
 from index.errors import look_up, missing
-from index.protocols import CoverageReader, DocumentInfo, IndexReader, Ranking, WindowReader
+from index.protocols import CoverageReader, DocumentInfo, IndexReader, Ranking, TokenReader, WindowReader
 from index.records import Chunk
+from index.tokens import QueryEncoding
 from index.windows import WindowSpan
 
 
@@ -96,6 +97,39 @@ class CombinedIndex:
         """The windows of the part that holds the document; None when that part keeps none."""
         part = self._part_of(doc_id)
         return part.windows(doc_id) if isinstance(part, WindowReader) else None
+
+    # --- token vectors (index.protocols.TokenReader, passed on from the parts) ----------------------------
+    def query_encoding(self, query: str) -> QueryEncoding | None:
+        if self.mode != "hybrid":
+            return None
+        for part in self.parts:
+            if isinstance(part, TokenReader):
+                return part.query_encoding(query)
+        return None
+
+    def token_maxsim(self, query: str, rows: Sequence[int]) -> np.ndarray | None:
+        """Each part's MaxSim of its own rows (its own IDF); None when a part of the rows keeps no token
+        vectors (rescoring only some candidates would favour them)."""
+        count = len(self.parts)
+        out = np.zeros(len(rows), dtype=np.float32)
+        inner: dict[int, list[int]] = {}
+        for position, row in enumerate(rows):
+            inner.setdefault(row % count, []).append(position)
+        for number, positions in inner.items():
+            part = self.parts[number]
+            found = (
+                part.token_maxsim(query, [rows[p] // count for p in positions])
+                if isinstance(part, TokenReader)
+                else None
+            )
+            if found is None:
+                return None
+            out[positions] = found
+        return out
+
+    def window_maxsim(self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]) -> np.ndarray | None:
+        part = self._part_of(doc_id)
+        return part.window_maxsim(query, doc_id, spans) if isinstance(part, TokenReader) else None
 
     def term_document_frequencies(self) -> Mapping[str, int]:
         total: Counter[str] = Counter()

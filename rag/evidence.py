@@ -353,6 +353,10 @@ class ScoredWindow:
     # The question's term groups the window holds in their own spelling (the rest of `covered` it holds only
     # through a glossary translation, a guess: the glossary has no sense disambiguation).
     covered_native: frozenset[frozenset[str]] = frozenset()
+    # Late interaction (hybrid mode, an index with token vectors): the mean over the question's word tokens
+    # of their best cosine with the window's stored tokens, and how far it is below the best statement's.
+    maxsim: float | None = None
+    maxsim_gap: float = 0.0
 
     @property
     def answer_score(self) -> float:
@@ -367,6 +371,8 @@ class ScoredWindow:
             # shift with the question's length and wording; the gap between windows is what ranks them.
             weight = COSINE_WEIGHT_CROSSLINGUAL if self.crosslingual else COSINE_WEIGHT
             score -= weight * self.cosine_gap
+        if self.maxsim is not None:
+            score -= MAXSIM_WEIGHT * self.maxsim_gap
         return score
 
 
@@ -394,6 +400,7 @@ COSINE_WEIGHT_CROSSLINGUAL = 5.0  # the same, when the question and the document
 TRANSLATION_CREDIT = 0.5  # a question word found only through its translation counts this share
 COGNATE_CREDIT = 1.0  # a translated question word found in its own spelling (a cognate) counts this share
 COGNATE_CREDIT_LEXICAL = 0.5  # the same, without a model (lexical mode)
+MAXSIM_WEIGHT = 0.0  # per unit of late-interaction MaxSim below the best window's (token vectors stored)
 ANSWER_WEIGHTS = {
     "type_bonus": TYPE_BONUS,
     "rank_prior": RANK_PRIOR,
@@ -402,6 +409,7 @@ ANSWER_WEIGHTS = {
     "translation_credit": TRANSLATION_CREDIT,
     "cognate_credit": COGNATE_CREDIT,
     "cognate_credit_lexical": COGNATE_CREDIT_LEXICAL,
+    "maxsim": MAXSIM_WEIGHT,
 }
 
 
@@ -438,6 +446,9 @@ class Evidence:
 
 #: (document id) -> (window spans, their vectors or None) from the index, or None when it stores no windows.
 WindowSource = Callable[[str], "tuple[list[WindowSpan], Any] | None"]
+#: (document id, [(start, end)]) -> each span's MaxSim with the question (`index.protocols.TokenReader`), or
+#: None when the index keeps no token vectors.
+MaxSimSource = Callable[[str, Sequence[tuple[int, int]]], "Sequence[float] | None"]
 
 
 def _sentence_start(span: WindowSpan) -> int:
@@ -483,6 +494,7 @@ def collect_evidence(
     *,
     windows_of: WindowSource | None = None,
     query_vector: Any | None = None,
+    maxsim_of: MaxSimSource | None = None,
 ) -> Evidence:
     """Score every sentence window of `passages` against `question`, once: lexical coverage always, the
     cosine with `query_vector` when the index stores window vectors (hybrid mode). No model is called."""
@@ -518,7 +530,11 @@ def collect_evidence(
         if query is not None and pairs and pairs[0][1] is not None:
             matrix = np.stack([vector for _, vector in pairs]).astype(np.float32)
             cosines = [float(c) for c in matrix @ query]
-        for (span, _), cosine in zip(pairs, cosines, strict=True):
+        found = (
+            maxsim_of(passage.doc_id, [(s.start, s.end) for s, _ in pairs]) if maxsim_of and pairs else None
+        )
+        maxsims: list[float | None] = [None] * len(pairs) if found is None else [float(v) for v in found]
+        for (span, _), cosine, maxsim in zip(pairs, cosines, maxsims, strict=True):
             text = passage.text[span.start - passage.start : span.end - passage.start]
             sentence = passage.text[span.sentence - passage.start : span.end - passage.start]
             after = passage.text[span.end - passage.start : span.end - passage.start + 1]
@@ -545,8 +561,15 @@ def collect_evidence(
                     match_translated=translated,
                     match_cognate=EvidenceScorer.cognate_match(groups, stems),
                     covered_native=frozenset(EvidenceScorer.covered_native(groups, stems)),
+                    maxsim=maxsim,
                 )
             )
+    best_maxsim = max((w.maxsim for w in scored if w.statement and w.maxsim is not None), default=None)
+    if best_maxsim is not None:
+        scored = [
+            replace(w, maxsim_gap=max(0.0, best_maxsim - w.maxsim)) if w.maxsim is not None else w
+            for w in scored
+        ]
     if hybrid:
         top = max((w.cosine for w in scored if w.statement and w.cosine is not None), default=0.0)
         scored = [

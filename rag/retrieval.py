@@ -9,6 +9,9 @@
   holds, read from the lexical index's postings).
 - Fusion: a weighted sum of min-max normalised scores plus the weighted coverage (the default, chosen by
   measurement: see `rag.settings.RetrievalSettings`) or reciprocal rank fusion (RRF).
+- Late interaction (hybrid mode, a store with token vectors: `index.protocols.TokenReader`): the best fused
+  candidates are rescored by MaxSim, the question's token vectors (from its one query pass) against each
+  candidate's stored token vectors (`index.tokens`), min-max normalised over them and weighed.
 - Merge: overlapping or adjacent chunks of one document become one `Passage` (offsets union, text read
   back from the document), so the same sentences are never shown twice.
 - Rerank (optional): a sentence-transformers cross-encoder reorders the fused candidates.
@@ -25,7 +28,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
-from index.protocols import CoverageReader, IndexReader, Ranking, WindowReader
+from index.protocols import CoverageReader, IndexReader, Ranking, TokenReader, WindowReader
 from index.records import Chunk
 from rag.protocols import Reranker
 from rag.records import Passage
@@ -42,6 +45,25 @@ def rrf_fuse(
         for rank, (row, _score) in enumerate(ranking, start=1):
             fused[row] = fused.get(row, 0.0) + weight / (k + rank)
     return fused
+
+
+def late_rescore(
+    fused: Sequence[tuple[int, float]], maxsims: Sequence[float], weight: float
+) -> list[tuple[int, float]]:
+    """The first len(maxsims) candidates of `fused` (best first) with `weight` x their MaxSim, min-max
+    normalised over them, added to their score and sorted again (ties keep the fused order); the others
+    after them, unchanged (they score no more than the last rescored one did before)."""
+    head = list(fused[: len(maxsims)])
+    if not head:
+        return list(fused)
+    low, high = min(maxsims), max(maxsims)
+    spread = high - low
+    rescored = [
+        (row, score + (weight * (value - low) / spread if spread > 0 else 0.0))
+        for (row, score), value in zip(head, maxsims, strict=True)
+    ]
+    rescored.sort(key=lambda item: -item[1])  # stable: ties keep the fused order
+    return rescored + list(fused[len(head) :])
 
 
 def weighted_fuse(rankings: dict[str, Ranking], weights: dict[str, float]) -> dict[int, float]:
@@ -331,6 +353,21 @@ class HybridRetriever:
                     fused[row] += self.settings.coverage_weight * share
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
+    def late_interaction(
+        self, question: str, fused: list[tuple[int, float]]
+    ) -> tuple[list[tuple[int, float]], dict[int, float]]:
+        """`fused` with its `late_interaction_candidates` best rescored by MaxSim (`late_rescore`), and each
+        rescored row's MaxSim; unchanged in lexical mode, with weight 0, or without stored token vectors."""
+        weight = self.settings.late_interaction_weight
+        if self.mode != "hybrid" or weight <= 0 or not fused or not isinstance(self.store, TokenReader):
+            return fused, {}
+        rows = [row for row, _ in fused[: self.settings.late_interaction_candidates]]
+        maxsims = self.store.token_maxsim(question, rows)
+        if maxsims is None:
+            return fused, {}
+        values = [float(value) for value in maxsims]
+        return late_rescore(fused, values, weight), dict(zip(rows, values, strict=True))
+
     def retrieve(
         self, question: str, language: str, k: int | None = None, *, merge: bool = True
     ) -> list[Passage]:
@@ -341,6 +378,9 @@ class HybridRetriever:
         rankings = self.rankings(question, language, candidates)
         per_retriever = {name: dict(ranking) for name, ranking in rankings.items()}
         fused = self.fuse(rankings)
+        fused, maxsims = self.late_interaction(question, fused)
+        if maxsims:
+            per_retriever["late"] = maxsims
         if self.reranker is not None and fused:
             fused = self.reranker.rerank(question, [(row, self.store.chunks[row].text) for row, _ in fused])
             per_retriever["rerank"] = dict(fused)

@@ -97,6 +97,31 @@ class RetrievalSettings(_Strict):
         description="Hybrid mode, weighted fusion: weight of a candidate's share of the question's terms "
         "(IDF-weighted, 0..1) added to its fused score.",
     )
+    # Tenth session, late interaction (`index.tokens`): the best fused candidates rescored by MaxSim, the
+    # question's word tokens (from its one query pass) against each candidate's token vectors stored at index
+    # time (int8), IDF-weighted, min-max normalised over the rescored candidates and added with this weight.
+    # Chosen on PIAF dev (`python -m eval.benchmarks.fusion_sweep --model DIR`, its last block: 1,200 French
+    # dev questions and the 300 translated ones; recall@5 / hit@1 fr, en, de): without it 0.932 / 0.802,
+    # 0.930 / 0.763, 0.887 / 0.703; weight 3 over the best 20: 0.941 / 0.823, 0.943 / 0.783, 0.903 / 0.727.
+    # Weights 2-8 over 10 or 20 candidates are all within one standard error of each other (fr 0.937-0.941 /
+    # 0.820-0.824; en hit@1 0.777-0.800, de 0.723-0.737), weight 1 gives about two thirds of the gain: 3 x 20,
+    # the setting the ninth session's experiment (`eval.benchmarks.late_interaction`) had picked before this
+    # sweep, is kept. Cost: about 390 bytes per stored token (180 per PIAF chunk: 116 MB for PIAF's 1,601
+    # chunks against 12 MB for the rest of the index) and a few ms per question (README "Figures"). The
+    # model (multilingual-e5-small) was not trained for MaxSim; the gain comes from a question word meeting
+    # its own word in context, which one pooled vector per chunk blurs.
+    late_interaction_weight: float = Field(
+        3.0,
+        ge=0.0,
+        description="Hybrid mode, an index with token vectors: weight of the MaxSim of the question's tokens "
+        "with a candidate's (min-max normalised over the rescored candidates) added to its fused score; 0: off.",
+    )
+    late_interaction_candidates: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description="Hybrid mode: how many of the best fused candidates late interaction rescores.",
+    )
     lexical_only: bool = Field(False, description="Ignore the dense index even when there is one.")
     reranker_model: str | None = Field(
         None,

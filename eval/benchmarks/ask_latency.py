@@ -11,7 +11,9 @@ question by question so that both modes see the same machine load. One warm-up q
 Prints the median and p95 per mode, and the median hybrid time of each stage. `--torch`: a third
 assistant on the same index runs the embedding model with torch (`index.embedding_backend="torch"`,
 the path before ONNX Runtime), interleaved with the others: the ratio of the two hybrid rows holds on a
-busy machine. `--seeds`: the same on
+busy machine. `--no-late`: a further hybrid assistant on the same index without late interaction (no MaxSim
+rescoring of the candidates, no MaxSim of the evidence windows: the path before token vectors), interleaved
+likewise: what late interaction costs per question. `--seeds`: the same on
 seeds/ and the single-turn golden questions (a quick check; the issue's target is on PIAF).
 """
 
@@ -36,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--torch", action="store_true", help="also hybrid with the torch backend, side by side"
     )
     parser.add_argument(
+        "--no-late",
+        action="store_true",
+        help="also hybrid without late interaction (token vectors unused), side by side",
+    )
+    parser.add_argument(
         "--seeds", action="store_true", help="seeds/ and the golden questions instead of PIAF (a quick check)"
     )
     args = parser.parse_args(argv)
@@ -57,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch_settings = hybrid_settings(index_dir, args.model)
         torch_settings.index.embedding_backend = "torch"
         assistants["hybrid-torch"] = open_assistant(torch_settings)
+    if args.no_late:
+        plain_settings = hybrid_settings(index_dir, args.model)
+        plain_settings.retrieval.late_interaction_weight = 0.0
+        plain = open_assistant(plain_settings)
+        plain.chain().window_maxsim = None  # the evidence windows' MaxSim too
+        assistants["hybrid-no-late"] = plain
     if args.seeds:
         golden = [*read_jsonl(GOLDEN), *read_jsonl(GOLDEN.parent / "seed_qa_extra.jsonl")]
         dev = [g["question"] for g in golden if not g.get("history")]

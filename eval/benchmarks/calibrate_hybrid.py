@@ -48,6 +48,7 @@ DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parents[2]
 LANGUAGES = ("fr", "en", "de")
 COSINE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
+MAXSIM_WEIGHTS = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
 SLOPES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 CROSSLINGUAL_OFFSETS = (0.0, 0.015, 0.03, 0.045, 0.06)
 TYPE_MISMATCH_PENALTIES = (0.0, 0.03, 0.06, 0.1, 0.15, 0.25)
@@ -62,9 +63,11 @@ FEATURE_CODE = (
     "index/lexical.py",
     "index/windows.py",
     "index/words.py",
+    "index/tokens.py",
+    "index/store.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 7  # 7: match_cognate (6: the held-out index reads the right rows' term coverage)
+FEATURES_VERSION = 8  # 8: each window's late-interaction MaxSim (`index.tokens`); 7: match_cognate
 QUERY_BATCH = 64
 
 
@@ -160,6 +163,8 @@ def prepared(assistant, question: str, history: list | None = None) -> dict:
     from rag.chain import _start
 
     chain = assistant.chain("extractive")
+    # The windows' MaxSim is recorded whatever `rag.evidence.MAXSIM_WEIGHT` is (the product skips it at 0).
+    chain.window_maxsim = getattr(assistant.store, "window_maxsim", None)
     return chain.prepare.invoke(_start({"question": question, "history": history or [], "top_k": 5}))
 
 
@@ -252,6 +257,7 @@ def evidence_record(state: dict) -> dict:
                 "match_translated": w.match_translated,
                 "match_cognate": w.match_cognate,
                 "covered_native": [sorted(group) for group in w.covered_native],
+                "maxsim": w.maxsim,
             }
             for w in evidence.statements
         ],
@@ -302,6 +308,8 @@ def load_features(path: Path) -> list[dict] | None:
 # -- phase 2: the figures -------------------------------------------------------------------------------
 def rebuild_evidence(record: dict):
     """The `rag.evidence.Evidence` of a record (passages carry what the gate and the generator read)."""
+    from dataclasses import replace
+
     from rag.evidence import Evidence, ScoredWindow, TermGroup, Window
     from rag.records import Passage
 
@@ -328,10 +336,13 @@ def rebuild_evidence(record: dict):
                 match_translated=w["match_translated"],
                 match_cognate=w["match_cognate"],
                 covered_native=frozenset(frozenset(group) for group in w["covered_native"]),
+                maxsim=w.get("maxsim"),
             )
         )
     top = max((w.cosine for w in windows if w.cosine is not None), default=0.0)
     windows = [w if w.cosine is None else _with_gap(w, top) for w in windows]
+    best_maxsim = max((w.maxsim for w in windows if w.maxsim is not None), default=0.0)
+    windows = [w if w.maxsim is None else replace(w, maxsim_gap=best_maxsim - w.maxsim) for w in windows]
     return Evidence(
         record["focus"],
         record["language"],
@@ -541,6 +552,7 @@ def report_answers(records: list[dict]) -> None:
     print("PIAF dev gold span in the extractive answer:")
     print(f"  shipped {evidence.ANSWER_WEIGHTS}: {figures()}")
     sweeps = {
+        "MAXSIM_WEIGHT": MAXSIM_WEIGHTS,
         "COSINE_WEIGHT": COSINE_WEIGHTS,
         "COSINE_WEIGHT_CROSSLINGUAL": COSINE_WEIGHTS,
         "TRANSLATION_CREDIT": (0.3, 0.5, 0.7, 1.0),

@@ -18,6 +18,11 @@ the passages' vectors stay the indexed float32 ones; the figures to compare with
 `--split test` reports, once the settings are chosen, PIAF **test** recall@5 / hit@1 of the default hybrid
 setting (`RetrievalSettings`) beside the lexical ranking alone (lexical mode), over every test question
 (`--questions` caps them); nothing is swept on test.
+
+Late interaction (`index.tokens`, an index with token vectors): the default setting's row applies the
+default rescoring (`RetrievalSettings.late_interaction_*`, the product's `late_rescore`), and a row beside it
+shows the same setting without it; on dev, a last block sweeps its weight and candidate count over the
+default fusion. The questions' token vectors come from the product's query pass (`encode_queries`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ import numpy as np
 
 from eval.benchmarks.answer_figures import read_jsonl, write_piaf_corpus
 from eval.benchmarks.calibrate_hybrid import DATA, model_benchmark_parser, open_hybrid
+
+LATE_WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 8.0)
+LATE_CANDIDATES = (10, 20, 30, 50)
 
 SETTINGS = [  # updates of RetrievalSettings: fusion, dense weight, candidates, sentence weight, coverage weight
     *[("weighted", w, c, 0.0, 0.0) for w in (0.5, 1.0, 1.5) for c in (20, 50, 100)],
@@ -60,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     count = args.questions or (None if test else 1200)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rag.chain import question_language
-    from rag.retrieval import HybridRetriever
+    from rag.retrieval import HybridRetriever, late_rescore
 
     corpus = args.cache / "piaf-corpus"
     write_piaf_corpus(args.piaf_dir, corpus)
@@ -107,16 +115,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found.append((row, float(np.max(vectors @ vector))))
         return found
 
+    table = getattr(store, "token_table", None)
+    if table is None:
+        print("The index keeps no token vectors: late interaction is not measured.")
+
+    def question_tokens(encoding) -> tuple[np.ndarray, np.ndarray] | None:
+        if table is None or encoding.tokens is None:
+            return None
+        words = encoding.tokens.words
+        return encoding.tokens.vectors[words], table.idf(encoding.tokens.ids[words])
+
+    memo: dict[tuple[int, int], float] = {}
+
+    def maxsims(number: int, tokens, rows: list[int]) -> list[float]:
+        """MaxSim of question `number`'s tokens with `rows` (memoised per question and row)."""
+        todo = [r for r in rows if (number, r) not in memo]
+        if todo:
+            for r, value in zip(todo, table.maxsim(tokens[0], tokens[1], todo), strict=True):
+                memo[number, r] = float(value)
+        return [memo[number, r] for r in rows]
+
     prepared = {}
+    numbered = 0
     for name, items in sets.items():
         texts = [q for q, _ in items]
+        encodings = embedder.encode_queries(texts) if table is not None else [None] * len(texts)
         vectors = (  # one batched call
             embedder.embed_queries(texts)
             if args.query_int8
             else embedder._encode(texts, embedder.query_prompt, False)
         )
         rows = []
-        for (question, gold), vector in zip(items, vectors, strict=True):
+        for (question, gold), vector, encoding in zip(items, vectors, encodings, strict=True):
             queries = retriever.lexical_queries(question, question_language(question))
             lexical = retriever.lexical_ranking(question, question_language(question), 200, queries)
             scores = chunk_vectors @ vector
@@ -125,14 +155,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Per row, independent of the setting: computed once over every candidate of any setting.
             coverage = retriever.term_coverage(queries, union)
             sentence = dict(sentence_scores(union, vector))
-            rows.append((gold, lexical, dense, sentence, coverage))
+            tokens = question_tokens(encoding) if encoding is not None else None
+            numbered += 1
+            rows.append((gold, lexical, dense, sentence, coverage, (numbered, tokens)))
         prepared[name] = rows
 
     print(
         f"PIAF {args.split}, recall@5 / hit@1 of the gold paragraph, {len(store.chunks)} chunks, "
         f"model {args.model}; the first two rows: lexical mode, then the default hybrid setting"
     )
-    for fusion, dense_weight, candidates, sentence_weight, coverage_weight in settings:
+    late_default = (defaults.late_interaction_weight, defaults.late_interaction_candidates)
+    default_fused: list = []
+    if table is not None and defaults.late_interaction_weight > 0:
+        settings.insert(1, (*default, "no late"))
+    for fusion, dense_weight, candidates, sentence_weight, coverage_weight, *late_off in settings:
+        setting = (fusion, dense_weight, candidates, sentence_weight, coverage_weight)
+        late = late_default if setting == default and table is not None and not late_off else (0.0, 0)
         # The product's own fusion (`HybridRetriever.fuse`) with these settings.
         fuser = HybridRetriever(
             store,
@@ -147,9 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         )
         figures = []
+        fused_lists = []
         for rows in prepared.values():
             recall = hit = 0
-            for gold, lexical, dense, sentence, coverage in rows:
+            for gold, lexical, dense, sentence, coverage, (number, tokens) in rows:
                 if fusion == "dense only":
                     rankings = {"dense": dense[:candidates]}
                 elif fusion == "lexical only":
@@ -162,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if coverage_weight and fusion == "weighted":
                         rankings["coverage"] = [(r, coverage[r]) for r in union if r in coverage]
                 fused = fuser.fuse(rankings)
+                if setting == default:
+                    fused_lists.append((gold, fused, number, tokens))
+                if late[0] > 0 and tokens is not None:
+                    head = [r for r, _ in fused[: late[1]]]
+                    fused = late_rescore(fused, maxsims(number, tokens, head), late[0])
                 top = [gold_of_row[r] for r, _ in fused[:5]]
                 recall += gold in top
                 hit += bool(top) and top[0] == gold
@@ -170,8 +214,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{fusion} {dense_weight}:1, {candidates} cand., sentence {sentence_weight}, "
             f"coverage {coverage_weight}"
         )
-        print(f"  {label:<60} " + "   ".join(f"{n} {f}" for n, f in zip(prepared, figures, strict=True)))
+        if late[0] > 0:
+            label += f", late {late[0]} x {late[1]}"
+        elif late_off:
+            label += ", no late"
+        print(
+            f"  {label:<60} " + "   ".join(f"{n} {f}" for n, f in zip(prepared, figures, strict=True)),
+            flush=True,
+        )
+        if setting == default and not late_off:
+            default_fused = fused_lists
+    if table is not None and not test:
+        sweep_late(
+            default_fused, [len(rows) for rows in prepared.values()], list(prepared), gold_of_row, maxsims
+        )
     return 0
+
+
+def sweep_late(fused_lists, sizes, names, gold_of_row, maxsims) -> None:
+    """Late interaction's weight and candidate count over the default fusion (`late_rescore`)."""
+    from rag.retrieval import late_rescore
+
+    print("Late interaction over the default fusion: weight x candidates rescored")
+    for count in LATE_CANDIDATES:
+        for weight in LATE_WEIGHTS:
+            parts, position = [], 0
+            for name, size in zip(names, sizes, strict=True):
+                recall = hit = 0
+                for gold, fused, number, tokens in fused_lists[position : position + size]:
+                    if weight > 0 and tokens is not None:
+                        head = [r for r, _ in fused[:count]]
+                        fused = late_rescore(fused, maxsims(number, tokens, head), weight)
+                    top = [gold_of_row[r] for r, _ in fused[:5]]
+                    recall += gold in top
+                    hit += bool(top) and top[0] == gold
+                position += size
+                parts.append(f"{name} {recall / size:.3f} / {hit / size:.3f}")
+            print(f"  weight {weight:<4} x {count:<3} " + "   ".join(parts), flush=True)
 
 
 if __name__ == "__main__":

@@ -380,6 +380,7 @@ def show_rates(rates: dict) -> str:
 # -- (c) retrieval ---------------------------------------------------------------------------------------
 def retrieval(args, assistant, table: TokenTable) -> None:
     from eval.benchmarks.postgres import _Memo
+    from index.tokens import QueryEncoding
     from rag.chain import question_language
 
     store, retriever = assistant.store, assistant.retriever
@@ -399,7 +400,7 @@ def retrieval(args, assistant, table: TokenTable) -> None:
     for name, items in sets.items():
         texts = [q for q, _ in items]
         encoded = encode_tokens(embedder, texts, embedder.query_prompt)
-        memo._queries.update({t: e["pooled"] for t, e in zip(texts, encoded, strict=True)})
+        memo._queries.update({t: QueryEncoding(e["pooled"]) for t, e in zip(texts, encoded, strict=True)})
         rows = []
         for (question, gold), e in zip(items, encoded, strict=True):
             language = question_language(question)

@@ -91,7 +91,7 @@ class _Memo:
             inner.max_tokens,
         )
         self._passages: dict[str, np.ndarray] = {}
-        self._queries: dict[str, np.ndarray] = {}
+        self._queries: dict[str, Any] = {}
 
     def embed_passages(self, texts, *, show_progress=False, on_progress=None) -> np.ndarray:  # noqa: ANN001
         todo = [t for t in dict.fromkeys(texts) if t not in self._passages]
@@ -107,18 +107,22 @@ class _Memo:
         )
 
     def embed_query(self, text: str) -> np.ndarray:
+        return self.encode_query(text).vector
+
+    def encode_query(self, text: str) -> Any:
+        """The question's `index.tokens.QueryEncoding` (vector and token vectors), computed once."""
         if text not in self._queries:
-            self._queries[text] = self.inner.embed_query(text)
+            self._queries[text] = self.inner.encode_query(text)
         return self._queries[text]
 
     def embed_queries(self, texts: list[str], batch: int = 64) -> None:
-        """Memoise many questions' vectors, `batch` at a time (one by one, 3,263 PIAF questions took longer
-        than the benchmark's time limit on a busy machine); the same vectors as `embed_query`."""
+        """Memoise many questions' vectors and token vectors, `batch` at a time (one by one, 3,263 PIAF
+        questions took longer than the benchmark's time limit on a busy machine); what `encode_query` gives."""
         todo = [t for t in dict.fromkeys(texts) if t not in self._queries]
         for start in range(0, len(todo), batch):
             part = todo[start : start + batch]
-            for text, vector in zip(part, self.inner.embed_queries(part), strict=True):
-                self._queries[text] = vector
+            for text, encoding in zip(part, self.inner.encode_queries(part), strict=True):
+                self._queries[text] = encoding
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

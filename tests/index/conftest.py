@@ -22,13 +22,23 @@ class CountingEmbedder(Embedder):
         self.passage_prompt = inner.passage_prompt
         self.max_tokens = inner.max_tokens
         self.embedded: list[str] = []
+        self.gives_token_vectors = inner.gives_token_vectors
 
     def embed_passages(self, texts, *, show_progress=False, on_progress=None) -> np.ndarray:  # noqa: ANN001
         self.embedded.extend(texts)
         return self.inner.embed_passages(texts, show_progress=show_progress, on_progress=on_progress)
 
+    def embed_passages_with_tokens(self, texts, *, show_progress=False, on_progress=None):  # noqa: ANN001, ANN201
+        self.embedded.extend(texts)
+        return self.inner.embed_passages_with_tokens(
+            texts, show_progress=show_progress, on_progress=on_progress
+        )
+
     def embed_query(self, text: str) -> np.ndarray:
         return self.inner.embed_query(text)
+
+    def encode_query(self, text: str):  # noqa: ANN201
+        return self.inner.encode_query(text)
 
     def count_tokens_batch(self, texts):  # noqa: ANN001
         return self.inner.count_tokens_batch(texts)

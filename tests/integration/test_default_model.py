@@ -90,22 +90,26 @@ def test_golden_abstentions(e5_assistant, name: str) -> None:
 
 
 def test_answering_embeds_only_the_question(e5_assistant) -> None:
-    """Sentence vectors come from the index: one query embedding per new question, nothing else."""
+    """Sentence vectors and passage token vectors come from the index: one query pass per new question
+    (its vector and its token vectors together), nothing else."""
     embedder = e5_assistant.store.embedder
     calls: list[str] = []
-    original_query, original_passages = embedder.embed_query, embedder.embed_passages
+    original_encode, original_passages = embedder.encode_queries, embedder.embed_passages
 
-    def spy_query(text: str):
+    def spy_encode(texts):
         calls.append("query")
-        return original_query(text)
+        return original_encode(texts)
 
     def spy_passages(texts, **options):
         calls.append("passages")
         return original_passages(texts, **options)
 
-    embedder.embed_query, embedder.embed_passages = spy_query, spy_passages
+    # The model calls themselves: the query batcher runs `encode_queries`.
+    embedder._query_batcher._embed_batch, embedder.embed_passages = spy_encode, spy_passages
     try:
         e5_assistant.ask("Qui guide Microsoft dans son pari sur OpenAI ? (variante)")
     finally:
-        del embedder.embed_query, embedder.embed_passages
+        embedder._query_batcher._embed_batch = original_encode
+        del embedder.embed_passages
     assert calls == ["query"]
+    assert e5_assistant.store.token_table is not None  # late interaction read the stored token vectors

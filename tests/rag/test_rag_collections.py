@@ -1,5 +1,6 @@
-"""`CombinedIndex` (a shared index plus private collections) passes on the parts' sentence windows and the
-query vector: answers that mix a private collection keep the cosine evidence."""
+"""`CombinedIndex` (a shared index plus private collections) passes on the parts' sentence windows, the
+query vector and the token vectors: answers that mix a private collection keep the cosine evidence and the
+late interaction."""
 
 from __future__ import annotations
 
@@ -50,6 +51,18 @@ def test_combined_index_passes_on_windows_and_query_vector(tmp_path: Path, tiny_
     private_row = next(row for row in coverage if combined.chunks[row].doc_id == "private.txt")
     own = private.term_coverage(question, [private_row // 2])
     assert coverage[private_row] == pytest.approx(own[private_row // 2]) and own[private_row // 2] > 0
+    # Late interaction too: each part's MaxSim of its own rows, and of a private document's windows.
+    rows = [row for row, _ in rankings["dense"]]
+    maxsims = combined.token_maxsim(question, rows)
+    assert maxsims is not None and len(maxsims) == len(rows)
+    for row, value in zip(rows, maxsims, strict=True):
+        part = (shared, private)[row % 2]
+        assert value == pytest.approx(float(part.token_maxsim(question, [row // 2])[0]), abs=1e-5)
+    spans = [(0, 20), (21, 43)]
+    assert np.allclose(
+        combined.window_maxsim(question, "private.txt", spans),
+        private.window_maxsim(question, "private.txt", spans),
+    )
 
 
 def test_a_question_is_embedded_once_for_every_part(tmp_path: Path, tiny_st_model_dir: Path) -> None:

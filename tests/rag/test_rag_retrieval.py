@@ -9,7 +9,14 @@ from rag_fakes import FakeStore, sentence_spans
 
 from index.lexical import analyze
 from index.records import Chunk
-from rag.retrieval import HybridRetriever, PassageRetriever, merge_chunks, rrf_fuse, weighted_fuse
+from rag.retrieval import (
+    HybridRetriever,
+    PassageRetriever,
+    late_rescore,
+    merge_chunks,
+    rrf_fuse,
+    weighted_fuse,
+)
 from rag.settings import RetrievalSettings
 
 TEXT = (
@@ -249,3 +256,11 @@ def test_hybrid_fusion_adds_each_candidates_share_of_the_question_terms() -> Non
     assert "coverage" not in HybridRetriever(
         FakeStore(documents, embedder=_SameVector()), settings, expander=lambda *a: ""
     ).rankings("zorblax glorbium", "fr", 5)
+
+
+def test_late_interaction_rescores_only_the_best_candidates() -> None:
+    fused = [(1, 3.0), (2, 2.9), (3, 2.0), (4, 1.0)]
+    rescored = late_rescore(fused, [0.5, 0.9, 0.7], 3.0)  # MaxSim of rows 1-3, min-max normalised: 0, 1, 0.5
+    assert rescored == [(2, pytest.approx(5.9)), (3, pytest.approx(3.5)), (1, 3.0), (4, 1.0)]
+    assert late_rescore(fused, [0.4, 0.4], 3.0) == fused  # no spread: nothing to tell them apart
+    assert late_rescore([], [], 3.0) == []

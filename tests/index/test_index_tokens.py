@@ -1,0 +1,165 @@
+"""Token vectors kept at index time (index.tokens) for late interaction: stored compactly, incremental,
+checked on open; the question's tokens come from its one query pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.build import build_index
+from index.config import IndexConfig
+from index.errors import IndexFormatError
+from index.store import IndexStore
+from index.tokens import TOKENS_FILE, TextTokens, TokenTable
+
+
+def _config(tmp_path: Path, model: str) -> IndexConfig:
+    return IndexConfig(index_dir=tmp_path / "index", embedding_model=model, show_progress=False)
+
+
+def _unit(rng: np.random.Generator, count: int, dimension: int) -> np.ndarray:
+    vectors = rng.normal(size=(count, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _text_tokens(vectors: np.ndarray, first_id: int) -> TextTokens:
+    count = len(vectors)
+    offsets = np.stack([np.arange(count) * 3, np.arange(count) * 3 + 2], axis=1).astype(np.int32)
+    ids = np.arange(first_id, first_id + count, dtype=np.int32)
+    return TextTokens(vectors, offsets, ids, np.ones(count, dtype=bool))
+
+
+def test_table_quantises_to_int8_and_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    texts = [_text_tokens(_unit(rng, n, 16), 10 * i) for i, n in enumerate((3, 0, 5))]
+    table = TokenTable.from_texts(texts, [100, 0, 7], 16)
+    assert table.codes.dtype == np.int8 and table.bounds.tolist() == [0, 3, 3, 8]
+    assert table.starts.tolist()[:3] == [100, 103, 106] and table.ends.tolist()[3] == 9
+    restored = table.codes.astype(np.float32) * table.scales[:, None]
+    original = np.concatenate([t.vectors for t in texts])
+    assert np.all(np.sum(restored * original, axis=1) > 0.999)  # int8 + a scale per token: cosine kept
+    table.save(tmp_path)
+    loaded = TokenTable.load(tmp_path)
+    assert loaded is not None and TokenTable.load(tmp_path / "none") is None
+    assert np.array_equal(loaded.codes, table.codes) and np.array_equal(loaded.bounds, table.bounds)
+    # Rows taken and appended keep each chunk's block.
+    picked = table.take_rows(np.array([2, 0])).extended(table.take_rows(np.array([1])))
+    assert picked.bounds.tolist() == [0, 5, 8, 8]
+    assert np.array_equal(picked.ids, np.concatenate([texts[2].ids, texts[0].ids]))
+
+
+def test_maxsim_is_each_question_tokens_best_cosine_weighed() -> None:
+    rng = np.random.default_rng(1)
+    chunks = [_unit(rng, 4, 8), _unit(rng, 6, 8)]
+    table = TokenTable.from_texts([_text_tokens(c, 0) for c in chunks], [0, 0], 8)
+    question = np.concatenate([chunks[1][2:3], _unit(rng, 1, 8)])
+    weights = np.array([3.0, 1.0], dtype=np.float32)
+    found = table.maxsim(question, weights, [0, 1])
+    expected = [float(weights @ (question @ c.T).max(1) / weights.sum()) for c in chunks]
+    assert found == pytest.approx(expected, abs=0.01)
+    assert found[1] > found[0]  # the chunk holding the question's first token verbatim
+    # Token 0 is in both chunks, token 5 in one only: the rarer weighs more.
+    assert table.idf(np.array([5]))[0] > table.idf(np.array([0]))[0]
+
+
+def test_tokens_come_from_the_pass_that_embeds(tiny_embedder) -> None:  # noqa: ANN001
+    texts = ["Paris est la capitale de la France.", "Lyon est connue pour sa gastronomie !"]
+    vectors, tokens = tiny_embedder.embed_passages_with_tokens(texts)
+    assert np.allclose(vectors, tiny_embedder.embed_passages(texts), atol=1e-6)
+    assert tokens is not None and len(tokens) == 2
+    for text, found in zip(texts, tokens, strict=True):
+        pieces = [text[a:b] for a, b in found.offsets.tolist()]
+        assert "".join(pieces).replace(" ", "") == text.replace(" ", "")  # every token, no prompt
+        assert found.vectors.dtype == np.int8 and found.scales is not None  # quantised as they are stored
+        restored = found.vectors.astype(np.float32) * found.scales[:, None]
+        assert np.allclose(np.linalg.norm(restored, axis=1), 1.0, atol=0.01)
+        assert found.words.tolist() == [any(ch.isalnum() for ch in p) for p in pieces]
+    encoding = tiny_embedder.encode_query("Quelle est la capitale de la France ?")
+    assert np.allclose(encoding.vector, tiny_embedder.embed_query("Quelle est la capitale de la France ?"))
+    assert encoding.tokens is not None and not encoding.tokens.words[-1]  # "?" is no word
+    assert np.allclose(np.linalg.norm(encoding.tokens.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def _tokens_by_chunk(store: IndexStore) -> dict[str, tuple]:
+    table = store.token_table
+    assert table is not None
+    out = {}
+    for row, chunk in enumerate(store.chunks):
+        block = slice(table.bounds[row], table.bounds[row + 1])
+        out[chunk.chunk_id] = (table.ids[block].tolist(), table.starts[block].tolist(), table.codes[block])
+    return out
+
+
+def test_an_update_keeps_each_chunks_tokens_as_a_full_build_gives_them(
+    tmp_path: Path,
+    corpus: Path,
+    counting_embedder,  # noqa: ANN001
+) -> None:
+    config = _config(tmp_path, counting_embedder.name)
+    build_index([corpus], config, embedder=counting_embedder)
+    (corpus / "paris.txt").write_text(
+        "Paris compte deux millions d’habitants. Elle est grande.", encoding="utf-8"
+    )
+    counting_embedder.embedded.clear()
+    build_index([], config, embedder=counting_embedder)
+    assert counting_embedder.embedded and all("Berlin" not in t for t in counting_embedder.embedded)
+    updated = IndexStore.open(config.index_dir, embedder=counting_embedder)
+    fresh_config = IndexConfig(
+        index_dir=tmp_path / "fresh", embedding_model=counting_embedder.name, show_progress=False
+    )
+    build_index([corpus], fresh_config, embedder=counting_embedder)
+    fresh = IndexStore.open(fresh_config.index_dir, embedder=counting_embedder)
+    ours, theirs = _tokens_by_chunk(updated), _tokens_by_chunk(fresh)
+    assert ours.keys() == theirs.keys()
+    for chunk_id, (ids, starts, codes) in ours.items():
+        assert (ids, starts) == theirs[chunk_id][:2]
+        assert np.abs(codes.astype(int) - theirs[chunk_id][2].astype(int)).max(initial=0) <= 1
+    for row, chunk in enumerate(updated.chunks):  # each token lies inside its chunk, on its text
+        block = slice(updated.token_table.bounds[row], updated.token_table.bounds[row + 1])
+        assert all(chunk.start <= s for s in updated.token_table.starts[block])
+        assert all(e <= chunk.end for e in updated.token_table.ends[block])
+
+
+def test_an_index_without_tokens_opens_and_the_next_run_adds_them(
+    tmp_path: Path,
+    corpus: Path,
+    counting_embedder,  # noqa: ANN001
+) -> None:
+    config = _config(tmp_path, counting_embedder.name)
+    first = build_index([corpus], config, embedder=counting_embedder)
+    store = IndexStore.open(config.index_dir, embedder=counting_embedder)
+    assert store.token_table is not None
+    assert store.token_maxsim("capitale de la France", [0, 1]).shape == (2,)
+    (store.generation / TOKENS_FILE).unlink()  # as an index of before token vectors
+    old = IndexStore.open(config.index_dir, embedder=counting_embedder)
+    assert old.token_table is None and old.token_maxsim("capitale", [0]) is None
+    counting_embedder.embedded.clear()
+    report = build_index([], config, embedder=counting_embedder)
+    assert report.written and report.embedded_chunks == first.chunks
+    assert any("token vectors" in m for m in report.messages)
+    assert IndexStore.open(config.index_dir, embedder=counting_embedder).token_table is not None
+
+
+def test_a_damaged_tokens_file_is_named(tmp_path: Path, corpus: Path, tiny_embedder) -> None:  # noqa: ANN001
+    config = _config(tmp_path, tiny_embedder.name)
+    build_index([corpus], config, embedder=tiny_embedder)
+    generation = IndexStore.open(config.index_dir, embedder=tiny_embedder).generation
+    with np.load(generation / TOKENS_FILE) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["starts"] = arrays["starts"] + 10_000  # tokens outside their chunks
+    (generation / TOKENS_FILE).unlink()
+    np.savez(generation / TOKENS_FILE, **arrays)
+    with pytest.raises(IndexFormatError, match="tokens.npz has a token outside its chunk.*--rebuild"):
+        IndexStore.open(config.index_dir, embedder=tiny_embedder)
+    (generation / TOKENS_FILE).write_bytes(b"not a zip")
+    with pytest.raises(IndexFormatError, match="tokens.npz cannot be read"):
+        IndexStore.open(config.index_dir, embedder=tiny_embedder)
+
+
+def test_lexical_mode_stores_no_tokens(tmp_path: Path, corpus: Path) -> None:
+    config = _config(tmp_path, "")
+    build_index([corpus], config, embedder=None)
+    store = IndexStore.open(config.index_dir, config=config, load_model=False)
+    assert store.token_table is None and not (store.generation / TOKENS_FILE).exists()
