@@ -400,6 +400,17 @@ COSINE_WEIGHT_CROSSLINGUAL = 5.0  # the same, when the question and the document
 TRANSLATION_CREDIT = 0.5  # a question word found only through its translation counts this share
 COGNATE_CREDIT = 1.0  # a translated question word found in its own spelling (a cognate) counts this share
 COGNATE_CREDIT_LEXICAL = 0.5  # the same, without a model (lexical mode)
+#: - Late interaction (tenth session; an index with token vectors, `index.tokens`): a window's MaxSim (the
+#:   question's word tokens' best cosines with the window's stored tokens, plain mean) below the best
+#:   statement's, weighed like the cosine gap. `calibrate_hybrid`'s last block, retrieval with late
+#:   interaction (gold span fr / en / de): 0 -> 0.680 / 0.687 / 0.613; 1 -> 0.695 / 0.687 / 0.613; 3 -> 0.708 /
+#:   0.673 / 0.627; 5 -> 0.713 / 0.687 / 0.627; 8 -> 0.718 / 0.680 / 0.613; 12 -> 0.713 / 0.680 / 0.620. But
+#:   from 2 on, golden French citation precision falls 1.000 -> 0.964 (`rag eval --piaf none --no-baselines
+#:   --no-adversarial`: the follow-up « Et où s’est-il imposé ensuite ? » quotes « … Sam Altman s’impose
+#:   comme référence incontournable » instead of Y Combinator; 8 of 49 golden answers change), as the window
+#:   cosine did in French; at 1 the golden sets are unchanged but the gain (+0.015 fr, 6 of 400 questions) is
+#:   within one standard error (0.023). Off: the product then computes no window MaxSim at all
+#:   (`rag.builders`); `calibrate_hybrid` records it to sweep this weight.
 MAXSIM_WEIGHT = 0.0  # per unit of late-interaction MaxSim below the best window's (token vectors stored)
 ANSWER_WEIGHTS = {
     "type_bonus": TYPE_BONUS,
