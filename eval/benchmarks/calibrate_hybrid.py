@@ -85,7 +85,9 @@ def hybrid_settings(index_dir: Path, model: str):
 
 
 def open_hybrid(folder: Path, index_dir: Path, model: str):
-    """The cached index of `folder` in `index_dir`, opened as it is (built first when there is none)."""
+    """The cached index of `folder` in `index_dir`, opened as it is (built first when there is none; brought
+    up to date first when it was written without token vectors, which the product's hybrid retrieval reads:
+    figures from such an index would silently leave late interaction out)."""
     from rag import build_assistant, open_assistant
     from rag.errors import IndexUnavailableError
 
@@ -93,6 +95,12 @@ def open_hybrid(folder: Path, index_dir: Path, model: str):
     try:
         assistant = open_assistant(settings)
     except IndexUnavailableError:
+        assistant = build_assistant([folder], settings)
+    if assistant.retriever.mode == "hybrid" and getattr(assistant.store, "token_table", False) is None:
+        print(
+            f"The cached index {index_dir} has no token vectors: every chunk is embedded once more.",
+            flush=True,
+        )
         assistant = build_assistant([folder], settings)
     if assistant.retriever.mode != "hybrid":
         raise SystemExit(f"The model {model!r} could not be loaded: nothing to calibrate.")
