@@ -140,11 +140,11 @@ def _hybrid_seed_assistant(model_dir, index_dir, seeds_dir, **overrides):  # noq
 
 @pytest.mark.slow
 def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, seeds_dir) -> None:
-    # The tiny model is random: its sentence max-sim is noise, so this wiring test keeps it out of the
-    # fusion. The default weight is exercised with the real model in tests/integration.
-    assistant = _hybrid_seed_assistant(
-        tiny_st_model_dir, tmp_path / "index", seeds_dir, **{"retrieval.sentence_weight": 0.0}
-    )
+    # The tiny model is random: its sentence max-sim and its token MaxSim (late interaction) are noise, so
+    # this wiring test keeps them out of the fusion (with them, the quoted sentence depended on the order the
+    # tests ran in). The default weights are exercised with the real model in tests/integration.
+    off = {"retrieval.sentence_weight": 0.0, "retrieval.late_interaction_weight": 0.0}
+    assistant = _hybrid_seed_assistant(tiny_st_model_dir, tmp_path / "index", seeds_dir, **off)
     assert assistant.status()["retrieval_mode"] == "hybrid"
     answer = assistant.ask("Quelle est la valorisation d'OpenAI ?")
     assert answer.retrieval_mode == "hybrid"
