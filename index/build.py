@@ -316,17 +316,25 @@ def plan_build(
     chunk_meta = chunking_manifest(chunking, embedder)
     analyzer = Analyzer()
     same_chunking = previous is not None and previous.manifest.chunking == chunk_meta
-    wants_tokens = writer.keeps_tokens and embedder is not None and embedder.gives_token_vectors
+    wants_tokens = (
+        config.token_vectors and writer.keeps_tokens and embedder is not None and embedder.gives_token_vectors
+    )
+    has_tokens = isinstance(previous, TokenHistory) and previous.has_tokens()
     # A hybrid index written without token vectors gets them: every chunk goes through the model again
     # (the pass that gives the tokens gives the vectors), once.
     lacks_tokens = (
-        wants_tokens
-        and previous is not None
-        and previous.manifest.mode == "hybrid"
-        and not (isinstance(previous, TokenHistory) and previous.has_tokens())
+        wants_tokens and previous is not None and previous.manifest.mode == "hybrid" and not has_tokens
     )
     if lacks_tokens:
         report.messages.append("The index has no token vectors yet: every chunk is embedded again, once.")
+    # Token vectors turned off (`index.token_vectors`): the next generation is written without them; the
+    # chunks' vectors are kept, nothing is embedded again.
+    drops_tokens = has_tokens and not wants_tokens
+    if drops_tokens and not config.token_vectors:
+        report.messages.append(
+            "Token vectors are off (index.token_vectors = false): the stored ones are dropped; "
+            "retrieval ranks without late interaction."
+        )
     plan = BuildPlan(
         roots=roots,
         previous=previous,
@@ -409,6 +417,7 @@ def plan_build(
         and previous.manifest.instruction_detector == DETECTOR_VERSION
         and not mtimes_changed  # else rewrite, so that the next run can skip hashing these files
         and not lacks_tokens
+        and not drops_tokens
         # An index from before sentence windows were stored gets them (its chunks and vectors are kept).
         and not (
             writer.keeps_windows and not (isinstance(previous, WindowHistory) and previous.has_windows())

@@ -64,6 +64,17 @@ class IndexConfig(BaseModel):
         description="Embed questions with an int8 copy of the model (ONNX Runtime only; made once beside "
         "the float32 export, checked against it on every load). Passages always use float32.",
     )
+    # Late interaction's storage (`index.tokens`): every chunk's token vectors, the bulk of a hybrid index
+    # (PIAF: 115.6 MB of token vectors beside 12.4 MB for the rest; ~7 GB at 100k chunks of 180 tokens). Off,
+    # retrieval ranks without the MaxSim rescoring, as from an index of before them (PIAF dev recall@5 / hit@1
+    # fr 0.941 / 0.823 -> 0.932 / 0.802: `rag.settings.RetrievalSettings.late_interaction_weight`). Turned off
+    # on an index that has them, the next `rag index` drops them without embedding anything; turned on again,
+    # it embeds every chunk once more to add them. The PostgreSQL store never keeps them.
+    token_vectors: bool = Field(
+        True,
+        description="Hybrid mode, folder store: keep every chunk's token vectors for late interaction "
+        "(MaxSim rescoring). False: a smaller index that ranks without it; applied by the next `rag index`.",
+    )
     # Defaults measured with eval/benchmarks/chunking.py (PIAF dev, lexical retrieval, paragraphs joined per
     # article): at an equal context budget (1,280 tokens = top-5 x 256) 256/76 gave the best answer recall
     # (0.861; 200/40: 0.847, 320/96: 0.857, 512/102: 0.819); bigger chunks win recall@5 only by sending

@@ -63,3 +63,8 @@ def test_config_file_named_by_rag_config_must_exist(tmp_path: Path) -> None:
     # --config wins over RAG_CONFIG, and an empty RAG_CONFIG means the default ./rag.toml.
     assert load_settings(config, environ={"RAG_CONFIG": str(tmp_path / "nope.toml")}).retrieval.top_k == 7
     assert load_settings(environ={"RAG_CONFIG": ""}) == load_settings(environ={})
+
+
+def test_token_vectors_on_by_default_and_off_from_the_environment() -> None:
+    assert load_settings(environ={}).index.token_vectors is True
+    assert load_settings(environ={"RAG_INDEX__TOKEN_VECTORS": "false"}).index.token_vectors is False

@@ -163,3 +163,52 @@ def test_lexical_mode_stores_no_tokens(tmp_path: Path, corpus: Path) -> None:
     build_index([corpus], config, embedder=None)
     store = IndexStore.open(config.index_dir, config=config, load_model=False)
     assert store.token_table is None and not (store.generation / TOKENS_FILE).exists()
+
+
+def test_token_vectors_off_builds_an_index_without_them(
+    tmp_path: Path,
+    corpus: Path,
+    counting_embedder,  # noqa: ANN001
+) -> None:
+    config = _config(tmp_path, counting_embedder.name).model_copy(update={"token_vectors": False})
+    report = build_index([corpus], config, embedder=counting_embedder)
+    store = IndexStore.open(config.index_dir, embedder=counting_embedder)
+    assert report.chunks and store.mode == "hybrid" and store.vector_index.ntotal == report.chunks
+    assert store.token_table is None and not (store.generation / TOKENS_FILE).exists()
+    assert store.token_maxsim("capitale de la France", [0]) is None
+    # An update stays without them, and embeds only the changed file.
+    (corpus / "paris.txt").write_text("Paris compte deux millions d’habitants.", encoding="utf-8")
+    counting_embedder.embedded.clear()
+    build_index([], config, embedder=counting_embedder)
+    assert counting_embedder.embedded and all("Berlin" not in t for t in counting_embedder.embedded)
+    assert IndexStore.open(config.index_dir, embedder=counting_embedder).token_table is None
+
+
+def test_turning_token_vectors_off_then_on_again(
+    tmp_path: Path,
+    corpus: Path,
+    counting_embedder,  # noqa: ANN001
+) -> None:
+    on = _config(tmp_path, counting_embedder.name)
+    off = on.model_copy(update={"token_vectors": False})
+    first = build_index([corpus], on, embedder=counting_embedder)
+    before = IndexStore.open(on.index_dir, embedder=counting_embedder)
+    assert before.token_table is not None
+    # Off, nothing else changed: a new generation without them, nothing embedded, every chunk kept.
+    counting_embedder.embedded.clear()
+    report = build_index([], off, embedder=counting_embedder)
+    assert report.written and report.embedded_chunks == 0 and not counting_embedder.embedded
+    assert any("index.token_vectors" in m for m in report.messages)
+    dropped = IndexStore.open(off.index_dir, embedder=counting_embedder)
+    assert dropped.token_table is None and not (dropped.generation / TOKENS_FILE).exists()
+    assert [c.chunk_id for c in dropped.chunks] == [c.chunk_id for c in before.chunks]
+    np.testing.assert_array_equal(dropped.stored_vectors(), before.stored_vectors())
+    assert not build_index([], off, embedder=counting_embedder).written  # then nothing to do
+    # On again: every chunk is embedded once more to add them.
+    counting_embedder.embedded.clear()
+    again = build_index([], on, embedder=counting_embedder)
+    assert again.written and again.embedded_chunks == first.chunks
+    assert any("token vectors" in m for m in again.messages)
+    restored = IndexStore.open(on.index_dir, embedder=counting_embedder)
+    assert restored.token_table is not None and restored.token_table.chunk_count == first.chunks
+    assert not build_index([], on, embedder=counting_embedder).written

@@ -170,6 +170,25 @@ def test_embed_ahead_computes_the_vector_the_answer_then_uses(tiny_st_model_dir,
     assert batcher.calls == 2
 
 
+@pytest.mark.slow
+def test_an_index_without_token_vectors_retrieves_as_late_interaction_off(
+    tiny_st_model_dir, tmp_path, seeds_dir
+) -> None:
+    """`index.token_vectors = false`: hybrid retrieval without the MaxSim rescoring, the rest unchanged."""
+    off = {"index.token_vectors": False}
+    without = _hybrid_seed_assistant(tiny_st_model_dir, tmp_path / "without", seeds_dir, **off)
+    weight_0 = {"retrieval.late_interaction_weight": 0.0}
+    with_tokens = _hybrid_seed_assistant(tiny_st_model_dir, tmp_path / "with", seeds_dir, **weight_0)
+    default = _hybrid_seed_assistant(tiny_st_model_dir, tmp_path / "with", seeds_dir)
+    assert without.store.token_table is None and with_tokens.store.token_table is not None
+    for question in ("Quelle est la valorisation d'OpenAI ?", "Who leads OpenAI?"):
+        ours = without.retrieve(question, k=5)
+        assert without.retriever.mode == "hybrid" and all("late" not in p.scores for p in ours)
+        theirs = with_tokens.retrieve(question, k=5)
+        assert [(p.chunk_ids, p.scores) for p in ours] == [(p.chunk_ids, p.scores) for p in theirs]
+        assert any("late" in p.scores for p in default.retrieve(question, k=5))
+
+
 def test_embed_ahead_does_nothing_in_lexical_mode(seed_assistant) -> None:
     assert seed_assistant.embed_ahead("Quelle est la valorisation d'OpenAI ?") is False
 
