@@ -348,23 +348,50 @@ class SessionResult:
     timeline: list[tuple[str, float, float | None]] = field(default_factory=list)
 
 
-_TAG = re.compile(r"\(([•◦]+)\)")
+TAG_STYLES = ("invisible", "symbols")
+_TAG = re.compile(r"\(([•◦]+)\)|\u200d([\u200b\u200c]+)\u200d")
 
 
-def session_tag(session: int) -> str:
-    """The session's number in binary written with two symbols, e.g. 5 -> "(•◦•)". Symbols, not words:
-    "(session 5)" added two words the documents do not contain, so most questions were abstentions,
-    answered without the work (or the LLM) a real question needs."""
-    return "(" + format(session, "b").replace("1", "•").replace("0", "◦") + ")"
+def session_tag(session: int, style: str = "invisible") -> str:
+    """The session's number in binary, written so that the question keeps its words and its cost.
+
+    "invisible" (the default): zero-width space / zero-width non-joiner for 0 / 1 between two zero-width
+    joiners, characters the model's tokenizer drops (the word joiner U+2060 is not dropped: it made "Who runs
+    OpenAI?" abstain): the question embedded is the person's own, token for token. "symbols" (the tenth session's tag, "(•◦•)"): visible, but each symbol is a token of its own,
+    about 8 per question, which made a hybrid answer's query embedding ~35 % dearer than a real question's.
+    Neither is a word: "(session 5)" added two words the documents do not contain, so most questions were
+    abstentions, answered without the work (or the LLM) a real question needs."""
+    bits = format(session, "b")
+    if style == "symbols":
+        return "(" + bits.replace("1", "•").replace("0", "◦") + ")"
+    if style != "invisible":
+        raise ValueError(f"unknown tag style {style!r}; use one of {TAG_STYLES}")
+    return "\u200d" + bits.replace("1", "\u200c").replace("0", "\u200b") + "\u200d"
 
 
-def _tagged(question: str, session: int) -> str:
-    return f"{question} {session_tag(session)}"
+def tags_in(text: str) -> set[str]:
+    """Every session tag in `text` (either style), as written."""
+    return {match.group(0) for match in _TAG.finditer(text)}
+
+
+def _tagged(question: str, session: int, style: str = "invisible") -> str:
+    return f"{question} {session_tag(session, style)}"
+
+
+def message_text(message: dict) -> str:
+    """A chat message's text: Gradio gives its content as a string or as a list of {"type": "text", "text":
+    ...} parts (str() of that list would escape the invisible tags' characters, as repr does)."""
+    content = message.get("content", "")
+    if isinstance(content, list):
+        return " ".join(
+            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content
+        )
+    return str(content)
 
 
 def _last_answer_text(chat: Any) -> str:
     messages = chat if isinstance(chat, list) else []
-    return str(messages[-1].get("content", "")) if messages and isinstance(messages[-1], dict) else ""
+    return message_text(messages[-1]) if messages and isinstance(messages[-1], dict) else ""
 
 
 POLL_S = 0.02  # how often a session looks at its job (gradio_client's own iterator spins every 1 ms)
@@ -415,12 +442,13 @@ def run_session(
     start: threading.Event,
     result: SessionResult,
     deadline: list[float],
+    tags: str = "invisible",
 ) -> None:
     """The session's three questions, one after the other, each timed to its first streamed piece and to
     its final answer. Past the round's deadline (`deadline[0]`, a monotonic time set when the round starts)
     the question being answered is cancelled and counted as an error: a round always ends."""
     start.wait()
-    questions = [_tagged(q, session) for q in QUESTIONS[session % len(QUESTIONS)]]
+    questions = [_tagged(q, session, tags) for q in QUESTIONS[session % len(QUESTIONS)]]
     chat: Any = []
     for question in questions:
         submitted = time.monotonic()
@@ -437,10 +465,10 @@ def run_session(
         result.latencies.append(elapsed)
         result.first_tokens.append(first if first is not None else elapsed)
     messages = [m for m in chat if isinstance(m, dict)]
-    shown = " ".join(str(m.get("content", "")) for m in messages)
-    asked = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
-    others = set(_TAG.findall(shown)) - {session_tag(session)[1:-1]}
-    mine = sum(session_tag(session) in text for text in asked)
+    shown = " ".join(message_text(m) for m in messages)
+    asked = [message_text(m) for m in messages if m.get("role") == "user"]
+    others = tags_in(shown) - {session_tag(session, tags)}
+    mine = sum(session_tag(session, tags) in text for text in asked)
     result.leaked = bool(others) or mine != len(questions) or len(asked) != len(questions)
 
 
@@ -516,6 +544,7 @@ def run_round(
     server_pid: int | None = None,
     on_release: Callable[[], Any] | None = None,
     llm_pid: int | None = None,
+    tags: str = "invisible",
 ) -> Round:
     # Connected one by one before the round (what a browser does on page load is not what is measured).
     clients = [open_page(client_of(url)) for _ in range(sessions)]
@@ -524,7 +553,7 @@ def run_round(
     results = [SessionResult() for _ in range(sessions)]
     threads = [
         threading.Thread(
-            target=run_session, args=(clients[n], n, backend, start, results[n], deadline), daemon=True
+            target=run_session, args=(clients[n], n, backend, start, results[n], deadline, tags), daemon=True
         )
         for n in range(sessions)
     ]
@@ -892,6 +921,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="shipped,idle",
         help=f"How the indexing child runs in its blocks, beside the stopped baseline: {','.join(CHILD_PRIORITIES)}.",
     )
+    parser.add_argument(
+        "--tags",
+        default="invisible",
+        help="How each question carries its session's number, for the history check: 'invisible' "
+        "(zero-width characters the tokenizer drops: the question costs what a person's does), 'symbols' "
+        "(the tenth session's visible '(•◦•)', ~8 tokens more per question); 'invisible,symbols' runs each "
+        "extractive round both ways, alternated on the same server.",
+    )
     parser.add_argument("--piaf-dir", type=Path, default=DEFAULT_PIAF)
     parser.add_argument(
         "--round-limit",
@@ -911,6 +948,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(tmp)
         stores = [{"kept": True, "none": False}[name] for name in args.conversations.split(",")]
         stacks = [name for name in args.server_stack.split(",") if name]
+        styles = [name for name in args.tags.split(",") if name]
+        if not styles or set(styles) - set(TAG_STYLES):
+            parser.error(
+                f"--tags: use {' or '.join(TAG_STYLES)}, or both comma-separated (got {args.tags!r})"
+            )
         unknown = set(stacks) - {"auto", "asyncio"}
         if unknown:
             parser.error(f"--server-stack: unknown {sorted(unknown)}; use auto, asyncio or auto,asyncio")
@@ -961,14 +1003,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f" (loopback LLM streaming {args.tokens_per_s:g} tokens/s, follow-ups: {rewrite})"
                         )
                     print(f"\n== {title} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-                    for count in counts:
+                    rounds = [
+                        (count, style)
+                        for count in counts
+                        for style in (styles if not llm_url else styles[:1])
+                    ]
+                    for count, style in rounds:
                         profilers: list[Profiler] = []
                         start_profiler = functools.partial(
                             lambda started, *spec: started.append(profile(*spec)),
                             profilers,
                             server.process.pid,
                             args.py_spy,
-                            f"{mode}-{backend}-{count}",
+                            f"{mode}-{backend}-{count}" + (f"-{style}" if len(styles) > 1 else ""),
                             args.py_spy_gil,
                         )
                         if trace.exists():
@@ -982,11 +1029,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 server.process.pid,
                                 on_release=start_profiler,
                                 llm_pid=llm.process.pid if llm_url and llm is not None else None,
+                                tags=style,
                             )
                         finally:
                             for profiler in profilers:
                                 profiler.stop()
                         results = measured.results
+                        if len(styles) > 1:
+                            print(f"  {count:3d} sessions  questions tagged {style}")
                         print(f"  {count:3d} sessions  answer       {summary(results)}")
                         print(f"  {count:3d} sessions  {by_position(results)}")
                         if llm_url:

@@ -26,14 +26,26 @@ def test_cpu_note_divides_by_answered_questions():
     assert "server 100 ms" in note and "client 50 ms" in note and "2.0 s wall" in note
 
 
-def test_session_tags_are_distinct_and_add_no_word_to_the_question():
-    from eval.benchmarks.concurrency import session_tag
+@pytest.mark.parametrize("style", ["invisible", "symbols"])
+def test_session_tags_are_distinct_found_again_and_add_no_word_to_the_question(style):
+    from eval.benchmarks.concurrency import _tagged, session_tag, tags_in
     from rag.evidence import content_words
 
-    tags = [session_tag(n) for n in range(64)]
+    tags = [session_tag(n, style) for n in range(64)]
     assert len(set(tags)) == 64
     question = "Quelle est la valorisation d'OpenAI ?"
     assert all(content_words(f"{question} {tag}", "fr") == content_words(question, "fr") for tag in tags)
+    shown = " ".join(_tagged(question, n, style) for n in (2, 5, 12))
+    assert tags_in(shown) == {session_tag(n, style) for n in (2, 5, 12)}
+    assert tags_in(question) == set()
+
+
+def test_invisible_tags_are_invisible():
+    import unicodedata
+
+    from eval.benchmarks.concurrency import session_tag
+
+    assert all(unicodedata.category(ch) == "Cf" for n in (0, 1, 37) for ch in session_tag(n))
 
 
 def test_bootstrap_ratio_of_medians_and_its_interval():
@@ -133,3 +145,12 @@ def test_server_code_must_be_a_checkout_of_the_project(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--server-code", str(tmp_path), "--no-llm", "--modes", "lexical"])
     assert "no ui/app.py" in capsys.readouterr().err
+
+
+def test_message_text_keeps_invisible_tags_of_list_contents():
+    from eval.benchmarks.concurrency import message_text, session_tag, tags_in
+
+    tag = session_tag(5)
+    parts = {"role": "user", "content": [{"type": "text", "text": f"<div>Qui ? {tag}</div>"}]}
+    assert tags_in(message_text(parts)) == {tag}
+    assert message_text({"role": "user", "content": f"Qui ? {tag}"}).endswith(tag)

@@ -113,3 +113,16 @@ def test_answering_embeds_only_the_question(e5_assistant) -> None:
         del embedder.embed_passages
     assert calls == ["query"]
     assert e5_assistant.store.token_table is not None  # late interaction read the stored token vectors
+
+
+def test_the_concurrency_benchmarks_session_tags_add_no_token_to_a_question(e5_model_dir) -> None:
+    """The benchmark's invisible tags cost a hybrid answer nothing: the model's tokenizer drops them."""
+    from transformers import AutoTokenizer
+
+    from eval.benchmarks.concurrency import session_tag
+
+    tokenizer = AutoTokenizer.from_pretrained(str(e5_model_dir))
+    question = "query: Who runs OpenAI?"
+    plain = tokenizer(question)["input_ids"]
+    assert all(tokenizer(f"{question} {session_tag(n)}")["input_ids"] == plain for n in (0, 1, 5, 49))
+    assert tokenizer(f"{question} {session_tag(5, 'symbols')}")["input_ids"] != plain
