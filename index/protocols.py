@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from index.lexical import BM25Index
     from index.manifest import Manifest
     from index.records import Chunk, Document
-    from index.tokens import QueryEncoding, TokenTable
+    from index.tokens import QueryEncoding, TokenMatches, TokenTable
     from index.windows import WindowSpan, WindowTable
 
 Ranking = list[tuple[int, float]]
@@ -209,10 +209,12 @@ class TokenReader(Protocol):
         word tokens of their best cosine); None when the index keeps no token vectors."""
         ...
 
-    def window_maxsim(self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]) -> np.ndarray | None:
-        """MaxSim of the query's tokens against the tokens lying inside each span (document offsets) of a
-        document (the plain mean over the question's word tokens: what the extractive answer's window score
-        reads); None when the index keeps no token vectors."""
+    def window_token_matches(
+        self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]
+    ) -> TokenMatches | None:
+        """Each of the query's word tokens against the tokens lying inside each span (document offsets) of a
+        document: its best cosine there, with its place in the query and its IDF (what the evidence step's
+        window MaxSim reads); None when the index keeps no token vectors."""
         ...
 
 

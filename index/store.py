@@ -43,7 +43,7 @@ from index.manifest import Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.protocols import DocumentInfo
 from index.records import Chunk, Document, Section
-from index.tokens import QueryEncoding, TokenTable
+from index.tokens import QueryEncoding, TokenMatches, TokenTable
 from index.windows import WindowSpan, WindowTable
 
 if TYPE_CHECKING:
@@ -339,18 +339,23 @@ class IndexStore:
         weights = self.token_table.idf(tokens.ids[tokens.words])
         return self.token_table.maxsim(tokens.vectors[tokens.words], weights, rows)
 
-    def window_maxsim(self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]) -> np.ndarray | None:
-        """MaxSim (plain mean over the question's word tokens) of each span of a document, from the tokens of
-        its chunks lying inside it (overlapping chunks give a token twice: the best of the two counts)."""
+    def window_token_matches(
+        self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]
+    ) -> TokenMatches | None:
+        """Each of the query's word tokens against each span of a document: its best cosine with the tokens of
+        the document's chunks lying inside the span (overlapping chunks give a token twice: the best of the
+        two counts), its offsets in the query and its IDF over the chunks."""
         table = self.token_table
         encoding = self.query_encoding(query) if table is not None else None
         if encoding is None or encoding.tokens is None or table is None:
             return None
-        question = encoding.tokens.vectors[encoding.tokens.words]
+        words = encoding.tokens.words
         tokens = self._document_tokens(doc_id)
         starts, ends = table.starts[tokens], table.ends[tokens]
-        best = table.best_per_token(question, [tokens[(starts >= s) & (ends <= e)] for s, e in spans])
-        return best.mean(0) if len(question) else np.zeros(len(spans), dtype=np.float32)
+        best = table.best_per_token(
+            encoding.tokens.vectors[words], [tokens[(starts >= s) & (ends <= e)] for s, e in spans]
+        )
+        return TokenMatches(encoding.tokens.offsets[words], table.idf(encoding.tokens.ids[words]), best)
 
     def _document_tokens(self, doc_id: str) -> np.ndarray:
         """Indices in the token table of the tokens of a document's chunks (memoised per document)."""

@@ -102,6 +102,18 @@ class QueryEncoding:
         return [self.tokens.vectors, self.tokens.offsets, self.tokens.ids, self.tokens.words]
 
 
+@dataclass(frozen=True, slots=True)
+class TokenMatches:
+    """A question's word tokens against some spans of one document (late interaction): where each token lies
+    in the question, its IDF over the chunks, and its best cosine with each span's stored tokens. The reader
+    gives every word token; which of them count (the question as asked, its content words) is the evidence
+    step's decision (`rag.evidence.question_token_weights`)."""
+
+    offsets: np.ndarray  # int32 (tokens, 2): question[start:end]
+    idf: np.ndarray  # float32 (tokens,)
+    best: np.ndarray  # float32 (tokens, spans); 0 for a span holding no stored token
+
+
 class TokenTable:
     """Token vectors of every chunk of an index (rows grouped by chunk, in chunk order)."""
 

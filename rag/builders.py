@@ -103,7 +103,7 @@ def build_chain(
         windows_of=store.windows if isinstance(store, WindowReader) else None,
         query_vector=store.query_vector if hybrid and isinstance(store, WindowReader) else None,
         # The windows' MaxSim only when the answer score weighs it (`rag.evidence.MAXSIM_WEIGHT`).
-        window_maxsim=store.window_maxsim
+        window_token_matches=store.window_token_matches
         if hybrid and isinstance(store, TokenReader) and evidence.MAXSIM_WEIGHT > 0
         else None,
         gate=gate,

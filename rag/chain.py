@@ -80,8 +80,9 @@ class AnswerChain:
     #: the store: the one computed for dense retrieval). None: windows split on the fly, no cosines.
     windows_of: WindowSource | None = None
     query_vector: Callable[[str], Any] | None = None
-    # (question, document id, spans) -> each span's MaxSim (`index.protocols.TokenReader.window_maxsim`).
-    window_maxsim: Callable[[str, str, Sequence[tuple[int, int]]], Any] | None = None
+    # (query, document id, spans) -> the query's tokens against each span
+    # (`index.protocols.TokenReader.window_token_matches`).
+    window_token_matches: Callable[[str, str, Sequence[tuple[int, int]]], Any] | None = None
     gate: HybridGate | None = None  # the embedding model's calibrated abstention gate (rag.abstention)
 
     # --- stages -------------------------------------------------------------------------------------------
@@ -132,10 +133,11 @@ class AnswerChain:
         return self.retrieve_passages(state["condensed"].standalone, state["language"], state.get("top_k"))
 
     def _evidence(self, state: State) -> Evidence:
+        query = state["condensed"].standalone
         vector = None
         if self.query_vector is not None and state["passages"]:
             # The retrieval query's vector (already computed, memoised): no second model call.
-            vector = self.query_vector(state["condensed"].standalone)
+            vector = self.query_vector(query)
         return collect_evidence(
             state["condensed"].focus,
             state["language"],
@@ -144,15 +146,16 @@ class AnswerChain:
             self.language_of,
             windows_of=self.windows_of,
             query_vector=vector,
-            maxsim_of=self._maxsim_of(state["condensed"].standalone) if vector is not None else None,
+            token_matches_of=self._token_matches_of(query) if vector is not None else None,
+            retrieval_query=query,
         )
 
-    def _maxsim_of(self, question: str) -> Callable[[str, Sequence[tuple[int, int]]], Any] | None:
-        """The windows' MaxSim with the retrieval query's tokens (memoised with its vector: no model call)."""
-        window_maxsim = self.window_maxsim
-        if window_maxsim is None:
+    def _token_matches_of(self, query: str) -> Callable[[str, Sequence[tuple[int, int]]], Any] | None:
+        """The retrieval query's tokens against windows (memoised with its vector: no model call)."""
+        window_token_matches = self.window_token_matches
+        if window_token_matches is None:
             return None
-        return lambda doc_id, spans: window_maxsim(question, doc_id, spans)
+        return lambda doc_id, spans: window_token_matches(query, doc_id, spans)
 
     def _check(self, state: State) -> EvidenceCheck:
         return evidence_check(

@@ -24,7 +24,7 @@ from index.embedding import Embedder
 from index.errors import look_up, missing
 from index.protocols import CoverageReader, DocumentInfo, IndexReader, Ranking, TokenReader, WindowReader
 from index.records import Chunk
-from index.tokens import QueryEncoding
+from index.tokens import QueryEncoding, TokenMatches
 from index.windows import WindowSpan
 
 
@@ -127,9 +127,11 @@ class CombinedIndex:
             out[positions] = found
         return out
 
-    def window_maxsim(self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]) -> np.ndarray | None:
+    def window_token_matches(
+        self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]
+    ) -> TokenMatches | None:
         part = self._part_of(doc_id)
-        return part.window_maxsim(query, doc_id, spans) if isinstance(part, TokenReader) else None
+        return part.window_token_matches(query, doc_id, spans) if isinstance(part, TokenReader) else None
 
     def term_document_frequencies(self) -> Mapping[str, int]:
         total: Counter[str] = Counter()

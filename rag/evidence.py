@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index.lexical import analyze
 from index.windows import WindowSpan, document_windows
@@ -34,6 +34,9 @@ from index.words import FUNCTION_WORDS, META_WORDS, QUESTION_WORDS, STOPWORDS, f
 from rag.crosslingual import expand_query
 from rag.markers import blank_markers
 from rag.records import Passage
+
+if TYPE_CHECKING:
+    from index.tokens import TokenMatches
 
 SUPPORTED_ANSWER_LANGUAGES = ("fr", "en", "de")
 
@@ -111,8 +114,14 @@ def is_stopword(word: str, language: str) -> bool:
 
 def content_words(text: str, language: str) -> list[str]:
     """Words of `text` that carry its subject: no stop words, no question or meta words, no markers."""
+    return [word for _, _, word in content_word_spans(text, language)]
+
+
+def content_word_spans(text: str, language: str) -> list[tuple[int, int, str]]:
+    """`content_words` with where each lies in `text`: (start, end, word), text[start:end] == word."""
     words = []
-    for raw in _WORD.findall(blank_markers(text)):
+    for match in _WORD.finditer(blank_markers(text, keep_offsets=True)):
+        raw = match.group(0)
         # Elided articles: "d’OpenAI" -> "OpenAI", "l'inférence" -> "inférence".
         word = re.sub(r"^(?:[dljmnstc]|qu|jusqu|lorsqu|puisqu)['’]", "", raw, flags=re.IGNORECASE).strip(
             "'’-"
@@ -126,7 +135,8 @@ def content_words(text: str, language: str) -> list[str]:
         stop = is_stopword(word, language) or is_stopword(word, "en" if language != "en" else "fr")
         if stop and not any(ch.isupper() for ch in word[1:]):
             continue
-        words.append(word)
+        start = match.start() + raw.find(word)
+        words.append((start, start + len(word), word))
     return words
 
 
@@ -353,8 +363,11 @@ class ScoredWindow:
     # The question's term groups the window holds in their own spelling (the rest of `covered` it holds only
     # through a glossary translation, a guess: the glossary has no sense disambiguation).
     covered_native: frozenset[frozenset[str]] = frozenset()
-    # Late interaction (hybrid mode, an index with token vectors): the mean over the question's word tokens
-    # of their best cosine with the window's stored tokens, and how far it is below the best statement's.
+    # Late interaction (hybrid mode, an index with token vectors): each word token of the retrieval query, its
+    # best cosine with the window's stored tokens (`Evidence.question_tokens` says which tokens they are);
+    # their mean weighed by `question_token_weights` (the MaxSim), and how far it is below the best
+    # statement's.
+    token_cosines: tuple[float, ...] | None = None
     maxsim: float | None = None
     maxsim_gap: float = 0.0
 
@@ -400,18 +413,29 @@ COSINE_WEIGHT_CROSSLINGUAL = 5.0  # the same, when the question and the document
 TRANSLATION_CREDIT = 0.5  # a question word found only through its translation counts this share
 COGNATE_CREDIT = 1.0  # a translated question word found in its own spelling (a cognate) counts this share
 COGNATE_CREDIT_LEXICAL = 0.5  # the same, without a model (lexical mode)
-#: - Late interaction (tenth session; an index with token vectors, `index.tokens`): a window's MaxSim (the
-#:   question's word tokens' best cosines with the window's stored tokens, plain mean) below the best
-#:   statement's, weighed like the cosine gap. `calibrate_hybrid`'s last block, retrieval with late
-#:   interaction (gold span fr / en / de): 0 -> 0.680 / 0.687 / 0.613; 1 -> 0.695 / 0.687 / 0.613; 3 -> 0.708 /
-#:   0.673 / 0.627; 5 -> 0.713 / 0.687 / 0.627; 8 -> 0.718 / 0.680 / 0.613; 12 -> 0.713 / 0.680 / 0.620. But
-#:   from 2 on, golden French citation precision falls 1.000 -> 0.964 (`rag eval --piaf none --no-baselines
-#:   --no-adversarial`: the follow-up « Et où s’est-il imposé ensuite ? » quotes « … Sam Altman s’impose
-#:   comme référence incontournable » instead of Y Combinator; 8 of 49 golden answers change), as the window
-#:   cosine did in French; at 1 the golden sets are unchanged but the gain (+0.015 fr, 6 of 400 questions) is
-#:   within one standard error (0.023). Off: the product then computes no window MaxSim at all
-#:   (`rag.builders`); `calibrate_hybrid` records it to sweep this weight.
-MAXSIM_WEIGHT = 0.0  # per unit of late-interaction MaxSim below the best window's (token vectors stored)
+#: - Late interaction (an index with token vectors, `index.tokens`): a window's MaxSim (the best cosine of each
+#:   word token of the question as asked with the window's stored tokens, plain mean) below the best
+#:   statement's, weighed like the cosine gap. Tenth session, over every token of the retrieval query: gold
+#:   span fr / en / de 0.680 / 0.687 / 0.613 at 0, 0.713 / 0.687 / 0.627 at 5, but from 2 on the golden
+#:   follow-up « Et où s’est-il imposé ensuite ? » quoted « … Sam Altman s’impose comme référence
+#:   incontournable » instead of Y Combinator. Why: a follow-up's retrieval query appends the rarest words of
+#:   the earlier turns (« … (Altman Sam …) », `rag.condense`), and their tokens match any window naming Sam
+#:   Altman perfectly. Eleventh session: only the tokens of the question as asked count
+#:   (`MAXSIM_TOKENS` "question", `question_token_weights`); PIAF dev is the same as over the whole query
+#:   (its questions are not follow-ups) and the follow-up quotes Y Combinator again at every weight.
+#:   `calibrate_hybrid`'s last block (fr / en / de): 1 -> 0.695 / 0.687 / 0.613, 2 -> 0.703 / 0.673 / 0.620,
+#:   3 -> 0.708 / 0.673 / 0.627, 5 -> 0.713 / 0.687 / 0.627, 8 -> 0.718 / 0.680 / 0.613. Not better: the
+#:   content words' tokens only (5: 0.708 / 0.673 / 0.607), IDF-weighted tokens (5: 0.703 / 0.687 / 0.613).
+#:   The MaxSim gap spreads the windows' scores, so fewer further quotes reach `ADD_RATIO` of the best
+#:   (1.18 -> 1.10 quotes per French answer): with it, a further quote needs `ADD_RATIO_MAXSIM` (0.75) and the
+#:   answers are as long as before (fr 58 words) for 0.728 / 0.693 / 0.640 (against 0.680 / 0.687 / 0.613;
+#:   questions gained / lost fr 26 / 7, en 2 / 1, de 6 / 2). Golden sets (`rag eval --piaf none
+#:   --no-baselines --no-adversarial`, hybrid): citation precision unchanged (fr 1.000, en 0.917, de 0.778),
+#:   F1 0.227 unchanged, citation recall 0.918 -> 0.898 (two multi-part questions keep one passage: the first
+#:   quote answers them; in one the dropped quote was a wrong sentence of the right passage).
+MAXSIM_WEIGHT = 5.0  # per unit of late-interaction MaxSim below the best window's (token vectors stored)
+MAXSIM_TOKENS = "question"  # the query's word tokens a window's MaxSim reads (`question_token_weights`)
+MAXSIM_IDF = False  # each of them weighed by its IDF (else 1)
 ANSWER_WEIGHTS = {
     "type_bonus": TYPE_BONUS,
     "rank_prior": RANK_PRIOR,
@@ -421,7 +445,24 @@ ANSWER_WEIGHTS = {
     "cognate_credit": COGNATE_CREDIT,
     "cognate_credit_lexical": COGNATE_CREDIT_LEXICAL,
     "maxsim": MAXSIM_WEIGHT,
+    "maxsim_tokens": MAXSIM_TOKENS,
+    "maxsim_idf": MAXSIM_IDF,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionTokens:
+    """The retrieval query's word tokens, as the windows' MaxSim reads them (hybrid mode, token vectors)."""
+
+    query: str  # the retrieval query (a follow-up's holds words of earlier turns, see `rag.condense`)
+    offsets: tuple[tuple[int, int], ...]  # query[start:end] of each token
+    idf: tuple[float, ...]  # its IDF over the index's chunks
+    weights: tuple[float, ...]  # its weight in a window's MaxSim (`question_token_weights`; 0: left out)
+
+    def maxsim(self, cosines: Sequence[float]) -> float:
+        """The weighed mean of the tokens' best cosines with a window (`ScoredWindow.token_cosines`)."""
+        total = sum(self.weights)
+        return sum(w * c for w, c in zip(self.weights, cosines, strict=True)) / total if total > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +479,9 @@ class Evidence:
     # The question's term groups, for every document language met (a window's `covered` holds some of them):
     # what `rag.abstention` reads to tell the asked detail from the topic.
     term_groups: tuple[TermGroup, ...] = ()
+    # The retrieval query's word tokens whose best cosines each window's `token_cosines` holds (hybrid mode,
+    # an index with token vectors; None otherwise).
+    question_tokens: QuestionTokens | None = None
 
     @property
     def statements(self) -> list[ScoredWindow]:
@@ -457,9 +501,50 @@ class Evidence:
 
 #: (document id) -> (window spans, their vectors or None) from the index, or None when it stores no windows.
 WindowSource = Callable[[str], "tuple[list[WindowSpan], Any] | None"]
-#: (document id, [(start, end)]) -> each span's MaxSim with the question (`index.protocols.TokenReader`), or
-#: None when the index keeps no token vectors.
-MaxSimSource = Callable[[str, Sequence[tuple[int, int]]], "Sequence[float] | None"]
+#: (document id, [(start, end)]) -> the retrieval query's word tokens against each span
+#: (`index.protocols.TokenReader.window_token_matches`), or None when the index keeps no token vectors.
+TokenMatchSource = Callable[[str, Sequence[tuple[int, int]]], "TokenMatches | None"]
+
+
+def question_token_weights(
+    offsets: Sequence[tuple[int, int]],
+    idf: Sequence[float],
+    question: str,
+    query: str,
+    language: str,
+    *,
+    tokens: str | None = None,
+    idf_weighted: bool | None = None,
+) -> tuple[float, ...]:
+    """The weight of each word token of the retrieval query `query` (its `offsets` there, its `idf`) in a
+    window's MaxSim with the question as asked (`question`, the focus).
+
+    `tokens` (default `MAXSIM_TOKENS`): "query", every word token of the query; "question", those inside the
+    question as asked (a follow-up's query appends the rarest words of earlier turns: « Et où s’est-il imposé
+    ensuite ? (Altman Sam société première) » — with them a window naming Sam Altman matches best, whatever it
+    says); "content", those of the question's content words (`content_word_spans`: no stop, question or meta
+    words). `idf_weighted` (default `MAXSIM_IDF`): each token counts its IDF, else 1. A selection holding no
+    token falls back to the wider one."""
+    tokens = MAXSIM_TOKENS if tokens is None else tokens
+    idf_weighted = MAXSIM_IDF if idf_weighted is None else idf_weighted
+    if tokens not in ("query", "question", "content"):
+        raise ValueError(f"tokens must be 'query', 'question' or 'content', not {tokens!r}")
+    asked = question.strip()
+    start = query.find(asked) if asked else -1
+    start, end = (0, len(query)) if start < 0 else (start, start + len(asked))
+    spans = [(0, len(query))]
+    if tokens != "query":
+        spans = [(start, end)]
+    if tokens == "content":
+        words = [(start + a, start + b) for a, b, _ in content_word_spans(query[start:end], language)]
+        spans = words or spans
+    keep = [any(a < high and low < b for low, high in spans) for a, b in offsets]
+    if not any(keep):
+        keep = [True] * len(offsets)
+    return tuple(
+        (float(weight) if idf_weighted else 1.0) if kept else 0.0
+        for kept, weight in zip(keep, idf, strict=True)
+    )
 
 
 def _sentence_start(span: WindowSpan) -> int:
@@ -505,10 +590,13 @@ def collect_evidence(
     *,
     windows_of: WindowSource | None = None,
     query_vector: Any | None = None,
-    maxsim_of: MaxSimSource | None = None,
+    token_matches_of: TokenMatchSource | None = None,
+    retrieval_query: str | None = None,
 ) -> Evidence:
     """Score every sentence window of `passages` against `question`, once: lexical coverage always, the
-    cosine with `query_vector` when the index stores window vectors (hybrid mode). No model is called."""
+    cosine with `query_vector` when the index stores window vectors (hybrid mode), and the MaxSim of the
+    query's tokens when it stores token vectors (`token_matches_of`; `retrieval_query`: the text retrieval
+    searched with, whose tokens they are, `question` by default). No model is called."""
     import numpy as np
 
     answer_type = expected_answer_type(question)
@@ -518,6 +606,7 @@ def collect_evidence(
     hybrid = query_vector is not None
     query = None if query_vector is None else np.asarray(query_vector, dtype=np.float32)
     age_asked = bool(_AGE_CUES.search(question))
+    question_tokens: QuestionTokens | None = None
     for rank, passage in enumerate(passages):
         doc_language = language_of(passage.doc_id)
         if doc_language not in groups_by_language:
@@ -541,11 +630,21 @@ def collect_evidence(
         if query is not None and pairs and pairs[0][1] is not None:
             matrix = np.stack([vector for _, vector in pairs]).astype(np.float32)
             cosines = [float(c) for c in matrix @ query]
-        found = (
-            maxsim_of(passage.doc_id, [(s.start, s.end) for s, _ in pairs]) if maxsim_of and pairs else None
+        matches = (
+            token_matches_of(passage.doc_id, [(s.start, s.end) for s, _ in pairs])
+            if token_matches_of and pairs
+            else None
         )
-        maxsims: list[float | None] = [None] * len(pairs) if found is None else [float(v) for v in found]
-        for (span, _), cosine, maxsim in zip(pairs, cosines, maxsims, strict=True):
+        token_cosines: list[tuple[float, ...] | None] = [None] * len(pairs)
+        if matches is not None:
+            if question_tokens is None:
+                offsets = tuple((int(a), int(b)) for a, b in matches.offsets)
+                idf = tuple(float(v) for v in matches.idf)
+                query_text = retrieval_query or question
+                weights = question_token_weights(offsets, idf, question, query_text, language)
+                question_tokens = QuestionTokens(query_text, offsets, idf, weights)
+            token_cosines = [tuple(column) for column in matches.best.T.tolist()]
+        for (span, _), cosine, cosines_of_tokens in zip(pairs, cosines, token_cosines, strict=True):
             text = passage.text[span.start - passage.start : span.end - passage.start]
             sentence = passage.text[span.sentence - passage.start : span.end - passage.start]
             after = passage.text[span.end - passage.start : span.end - passage.start + 1]
@@ -572,7 +671,10 @@ def collect_evidence(
                     match_translated=translated,
                     match_cognate=EvidenceScorer.cognate_match(groups, stems),
                     covered_native=frozenset(EvidenceScorer.covered_native(groups, stems)),
-                    maxsim=maxsim,
+                    token_cosines=cosines_of_tokens,
+                    maxsim=None
+                    if cosines_of_tokens is None or question_tokens is None
+                    else question_tokens.maxsim(cosines_of_tokens),
                 )
             )
     best_maxsim = max((w.maxsim for w in scored if w.statement and w.maxsim is not None), default=None)
@@ -587,7 +689,9 @@ def collect_evidence(
             replace(w, cosine_gap=max(0.0, top - w.cosine)) if w.cosine is not None else w for w in scored
         ]
     term_groups = tuple(group for groups in groups_by_language.values() for group in groups)
-    return Evidence(question, language, answer_type, tuple(scored), unknown_name, hybrid, term_groups)
+    return Evidence(
+        question, language, answer_type, tuple(scored), unknown_name, hybrid, term_groups, question_tokens
+    )
 
 
 _LETTERS = re.compile(r"[^\W_]+")

@@ -64,9 +64,10 @@ def strip_markers(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", MARKER_RUN.sub("", text)).strip()
 
 
-def blank_markers(text: str) -> str:
-    """`text` with each marker replaced by a space (offsets of words change; for word extraction)."""
-    return MARKER.sub(" ", text)
+def blank_markers(text: str, *, keep_offsets: bool = False) -> str:
+    """`text` with each marker replaced by a space (offsets of words change; for word extraction), or by as
+    many spaces as it has characters (`keep_offsets`: every word stays where it was)."""
+    return MARKER.sub(lambda m: " " * len(m.group(0)), text) if keep_offsets else MARKER.sub(" ", text)
 
 
 def remove_marker_numbers(text: str, invalid: set[int]) -> str:

@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plain_settings = hybrid_settings(index_dir, args.model)
         plain_settings.retrieval.late_interaction_weight = 0.0
         plain = open_assistant(plain_settings)
-        plain.chain().window_maxsim = None  # the evidence windows' MaxSim too
+        plain.chain().window_token_matches = None  # the evidence windows' MaxSim too
         assistants["hybrid-no-late"] = plain
     if args.seeds:
         golden = [*read_jsonl(GOLDEN), *read_jsonl(GOLDEN.parent / "seed_qa_extra.jsonl")]

@@ -67,7 +67,7 @@ FEATURE_CODE = (
     "index/store.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 8  # 8: each window's late-interaction MaxSim (`index.tokens`); 7: match_cognate
+FEATURES_VERSION = 9  # 9: the query's tokens and each window's token cosines; 8: MaxSim; 7: match_cognate
 QUERY_BATCH = 64
 
 
@@ -171,8 +171,9 @@ def prepared(assistant, question: str, history: list | None = None) -> dict:
     from rag.chain import _start
 
     chain = assistant.chain("extractive")
-    # The windows' MaxSim is recorded whatever `rag.evidence.MAXSIM_WEIGHT` is (the product skips it at 0).
-    chain.window_maxsim = getattr(assistant.store, "window_maxsim", None)
+    # The windows' token matches are recorded whatever `rag.evidence.MAXSIM_WEIGHT` is (the product skips
+    # them at 0).
+    chain.window_token_matches = getattr(assistant.store, "window_token_matches", None)
     return chain.prepare.invoke(_start({"question": question, "history": history or [], "top_k": 5}))
 
 
@@ -241,7 +242,11 @@ def feature_key(model: str, items: list[dict]) -> str:
 def evidence_record(state: dict) -> dict:
     """What the gate and the extractive answer read of one question's evidence (statement windows only)."""
     evidence = state["evidence"]
+    tokens = evidence.question_tokens
     return {
+        "question_tokens": None
+        if tokens is None
+        else {"query": tokens.query, "offsets": tokens.offsets, "idf": [round(v, 4) for v in tokens.idf]},
         "language": evidence.language,
         "focus": state["condensed"].focus,
         "answer_type": evidence.answer_type,
@@ -266,6 +271,7 @@ def evidence_record(state: dict) -> dict:
                 "match_cognate": w.match_cognate,
                 "covered_native": [sorted(group) for group in w.covered_native],
                 "maxsim": w.maxsim,
+                "token_cosines": None if w.token_cosines is None else [round(v, 4) for v in w.token_cosines],
             }
             for w in evidence.statements
         ],
@@ -316,9 +322,7 @@ def load_features(path: Path) -> list[dict] | None:
 # -- phase 2: the figures -------------------------------------------------------------------------------
 def rebuild_evidence(record: dict):
     """The `rag.evidence.Evidence` of a record (passages carry what the gate and the generator read)."""
-    from dataclasses import replace
-
-    from rag.evidence import Evidence, ScoredWindow, TermGroup, Window
+    from rag.evidence import Evidence, QuestionTokens, ScoredWindow, TermGroup, Window
     from rag.records import Passage
 
     passages: dict[int, Passage] = {}
@@ -345,13 +349,17 @@ def rebuild_evidence(record: dict):
                 match_cognate=w["match_cognate"],
                 covered_native=frozenset(frozenset(group) for group in w["covered_native"]),
                 maxsim=w.get("maxsim"),
+                token_cosines=None if w.get("token_cosines") is None else tuple(w["token_cosines"]),
             )
         )
     top = max((w.cosine for w in windows if w.cosine is not None), default=0.0)
     windows = [w if w.cosine is None else _with_gap(w, top) for w in windows]
-    best_maxsim = max((w.maxsim for w in windows if w.maxsim is not None), default=0.0)
-    windows = [w if w.maxsim is None else replace(w, maxsim_gap=best_maxsim - w.maxsim) for w in windows]
-    return Evidence(
+    tokens = record.get("question_tokens")
+    question_tokens = None
+    if tokens is not None:
+        offsets = tuple((a, b) for a, b in tokens["offsets"])
+        question_tokens = QuestionTokens(tokens["query"], offsets, tuple(tokens["idf"]), ())
+    evidence = Evidence(
         record["focus"],
         record["language"],
         record["answer_type"],
@@ -359,7 +367,44 @@ def rebuild_evidence(record: dict):
         record["unknown_name"],
         True,
         tuple(TermGroup(word, frozenset(stems), weight) for word, stems, weight in record["term_groups"]),
+        question_tokens,
     )
+    return with_token_weights(evidence) if question_tokens is not None else _with_maxsim_gaps(evidence)
+
+
+def with_token_weights(evidence, tokens: str | None = None, idf_weighted: bool | None = None):
+    """`evidence` with its windows' MaxSim read again from their token cosines, the query's tokens weighed by
+    `rag.evidence.question_token_weights` (its defaults: the product's `MAXSIM_TOKENS`, `MAXSIM_IDF`)."""
+    from dataclasses import replace
+
+    from rag.evidence import question_token_weights
+
+    question = evidence.question_tokens
+    weights = question_token_weights(
+        question.offsets,
+        question.idf,
+        evidence.question,
+        question.query,
+        evidence.language,
+        tokens=tokens,
+        idf_weighted=idf_weighted,
+    )
+    question = replace(question, weights=weights)
+    windows = tuple(
+        w if w.token_cosines is None else replace(w, maxsim=question.maxsim(w.token_cosines))
+        for w in evidence.windows
+    )
+    return _with_maxsim_gaps(replace(evidence, windows=windows, question_tokens=question))
+
+
+def _with_maxsim_gaps(evidence):
+    from dataclasses import replace
+
+    best = max((w.maxsim for w in evidence.windows if w.maxsim is not None), default=0.0)
+    windows = tuple(
+        w if w.maxsim is None else replace(w, maxsim_gap=max(0.0, best - w.maxsim)) for w in evidence.windows
+    )
+    return replace(evidence, windows=windows)
 
 
 def _with_gap(window, top: float):
@@ -560,7 +605,6 @@ def report_answers(records: list[dict]) -> None:
     print("PIAF dev gold span in the extractive answer:")
     print(f"  shipped {evidence.ANSWER_WEIGHTS}: {figures()}")
     sweeps = {
-        "MAXSIM_WEIGHT": MAXSIM_WEIGHTS,
         "COSINE_WEIGHT": COSINE_WEIGHTS,
         "COSINE_WEIGHT_CROSSLINGUAL": COSINE_WEIGHTS,
         "TRANSLATION_CREDIT": (0.3, 0.5, 0.7, 1.0),
@@ -575,8 +619,18 @@ def report_answers(records: list[dict]) -> None:
                     print(f"  {name} {value}: {figures()}", flush=True)
         finally:
             setattr(evidence, name, saved)
-    # Lexical mode's choice (no cosines) among the same windows: a stand-in for lexical mode's cross-lingual
-    # answers, whose passages would differ (BM25 alone retrieves them).
+    report_maxsim(records, figures)
+    import rag.backends.extractive as extractive
+
+    saved = extractive.ADD_RATIO_MAXSIM
+    try:
+        for value in (0.7, 0.8, 0.85):
+            extractive.ADD_RATIO_MAXSIM = value
+            print(f"  ADD_RATIO_MAXSIM {value}: {figures()}", flush=True)
+    finally:
+        extractive.ADD_RATIO_MAXSIM = saved
+    # Lexical mode's choice (no cosines, no MaxSim) among the same windows: a stand-in for lexical mode's
+    # cross-lingual answers, whose passages would differ (BM25 alone retrieves them).
     print(f"  no cosines (lexical choice), shipped: {figures(_without_cosines)}", flush=True)
     saved = evidence.COGNATE_CREDIT_LEXICAL
     try:
@@ -590,11 +644,64 @@ def report_answers(records: list[dict]) -> None:
         evidence.COGNATE_CREDIT_LEXICAL = saved
 
 
+def report_maxsim(records: list[dict], figures) -> None:
+    """Gold span with the windows' MaxSim in the answer score: each choice of the query's tokens
+    (`rag.evidence.question_token_weights`) by each weight, and the golden answers each changes (a check:
+    the golden sets are never tuned on)."""
+    import rag.evidence as evidence
+    from rag.backends.extractive import ExtractiveGenerator
+
+    if not any(r["evidence"].question_tokens is not None for r in records):
+        print("  (no token vectors in the index: no MaxSim)")
+        return
+    generator = ExtractiveGenerator()
+    golden = [r for r in records if r["set"] == "golden" and r["answerable"]]
+    saved = evidence.MAXSIM_WEIGHT
+
+    def answers() -> list[str]:
+        return [generator.compose(r["focus"], r["language"], [], r["evidence"]) for r in golden]
+
+    try:
+        evidence.MAXSIM_WEIGHT = 0.0
+        before = answers()
+        for tokens in ("query", "question", "content"):
+            for idf_weighted in (False, True):
+                variant = {
+                    id(r["evidence"]): with_token_weights(r["evidence"], tokens, idf_weighted)
+                    for r in records
+                    if r["evidence"].question_tokens is not None
+                }
+
+                def read(item, variant=variant):
+                    return variant.get(id(item), item)
+
+                for weight in MAXSIM_WEIGHTS[1:]:
+                    evidence.MAXSIM_WEIGHT = weight
+                    label = f"MaxSim {tokens}{' IDF' if idf_weighted else ''} {weight}"
+                    print(f"  {label}: {figures(read)}", flush=True)
+                    if weight in (2.0, 5.0):
+                        after = [
+                            generator.compose(r["focus"], r["language"], [], read(r["evidence"]))
+                            for r in golden
+                        ]
+                        changed = [
+                            r["question"]
+                            for r, old, new in zip(golden, before, after, strict=True)
+                            if old != new
+                        ]
+                        print(f"    golden answers changed: {len(changed)}/{len(golden)} {changed}")
+    finally:
+        evidence.MAXSIM_WEIGHT = saved
+
+
 def _without_cosines(evidence):
     from dataclasses import replace
 
-    windows = tuple(replace(w, cosine=None, cosine_gap=0.0) for w in evidence.windows)
-    return replace(evidence, windows=windows, hybrid=False)
+    windows = tuple(
+        replace(w, cosine=None, cosine_gap=0.0, token_cosines=None, maxsim=None, maxsim_gap=0.0)
+        for w in evidence.windows
+    )
+    return replace(evidence, windows=windows, hybrid=False, question_tokens=None)
 
 
 def calibration_records(args: argparse.Namespace, *, refresh: bool = False) -> list[dict]:

@@ -5,13 +5,22 @@ quote is read in its document's language."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
 
 from rag.backends.extractive import ExtractiveGenerator
 from rag.citations import CitationVerifier, answers_by_meaning
-from rag.evidence import CorpusStats, Evidence, EvidenceScorer, ScoredWindow, Window, collect_evidence
+from rag.evidence import (
+    CorpusStats,
+    Evidence,
+    EvidenceScorer,
+    ScoredWindow,
+    Window,
+    collect_evidence,
+    question_token_weights,
+)
 from rag.records import Passage
 
 CORPUS = [
@@ -250,3 +259,113 @@ def test_a_translated_words_own_spelling_in_the_document_is_a_cognate_guess() ->
     )
     # Hybrid mode (same cosine): the cognate counts in full, the translation half.
     assert window(as_cognate, 0, 0.8).answer_score > window(as_translation, 40, 0.8).answer_score
+
+
+def _word_tokens(text: str) -> tuple[tuple[int, int], ...]:
+    """Stand-in tokenisation of a query: one token per word (the model's word pieces lie inside words)."""
+    return tuple(match.span() for match in re.finditer(r"\w+", text))
+
+
+def test_a_follow_ups_maxsim_reads_the_question_as_asked_not_the_words_added_for_retrieval() -> None:
+    """A follow-up's retrieval query appends the rarest words of the earlier turns (`rag.condense`): with
+    their tokens in the MaxSim, any window naming Sam Altman matched the follow-up best, whatever it said."""
+    question = "Et où s’est-il imposé ensuite ?"
+    query = f"{question} (Altman Sam)"
+    offsets = _word_tokens(query)
+    words = [query[a:b] for a, b in offsets]
+    idf = tuple(float(i + 1) for i in range(len(offsets)))
+    every = question_token_weights(offsets, idf, question, query, "fr", tokens="query", idf_weighted=False)
+    assert every == (1.0,) * len(offsets)
+    asked = question_token_weights(offsets, idf, question, query, "fr", tokens="question", idf_weighted=False)
+    assert [w for w, weight in zip(words, asked, strict=True) if weight] == words[: words.index("Altman")]
+    content = question_token_weights(offsets, idf, question, query, "fr", tokens="content", idf_weighted=True)
+    kept = {w: weight for w, weight in zip(words, content, strict=True) if weight}
+    assert "imposé" in kept and not {"Et", "où", "il", "Altman", "Sam"} & set(kept)
+    assert kept["imposé"] == idf[words.index("imposé")]  # IDF-weighted
+    # A question without content words reads its own tokens; an unknown selection is an error.
+    bare = "Et où ?"
+    assert question_token_weights(_word_tokens(bare), (1.0, 1.0), bare, bare, "fr", tokens="content") == (
+        1.0,
+        1.0,
+    )
+    with pytest.raises(ValueError, match="tokens must be"):
+        question_token_weights(offsets, idf, question, query, "fr", tokens="all")
+
+
+def test_the_evidence_weighs_each_windows_token_cosines_by_the_question_tokens(monkeypatch) -> None:
+    """The windows' MaxSim comes from the reader's per-token matches (`TokenMatches`), weighed by the
+    question's tokens as asked: the window matching only the appended name loses its lead."""
+    import numpy as np
+
+    import rag.evidence as evidence
+    from index.tokens import TokenMatches
+
+    text = "Sam Altman s’impose comme référence. C’est chez Y Combinator qu’il s’impose."
+    passage = Passage(1, ["c"], "z.txt", "/z.txt", "z", text, 0, len(text), 1.0)
+    question = "Et où s’est-il imposé ?"
+    query = f"{question} (Altman)"
+    offsets = np.array(_word_tokens(query), dtype=np.int32)
+    words = [query[a:b] for a, b in offsets.tolist()]
+    name = words.index("Altman")
+
+    def matches(doc_id: str, spans):  # noqa: ANN001, ANN202
+        best = np.full((len(words), len(spans)), 0.7, dtype=np.float32)
+        best[name, 0] = 1.0  # the first window names Altman
+        best[words.index("imposé"), 1] = 0.95  # the second one holds « s’impose » too, and more closely
+        return TokenMatches(offsets, np.ones(len(words), dtype=np.float32), best)
+
+    def collect() -> Evidence:
+        return collect_evidence(
+            question,
+            "fr",
+            [passage],
+            EvidenceScorer(CorpusStats.from_texts([(text, "fr")])),
+            lambda doc_id: "fr",
+            query_vector=np.ones(3, dtype=np.float32),
+            token_matches_of=matches,
+            retrieval_query=query,
+        )
+
+    monkeypatch.setattr(evidence, "MAXSIM_TOKENS", "query")
+    first, second = collect().statements
+    assert first.maxsim > second.maxsim and second.maxsim_gap > 0
+    monkeypatch.setattr(evidence, "MAXSIM_TOKENS", "content")
+    found = collect()
+    first, second = found.statements
+    assert second.maxsim > first.maxsim and second.maxsim_gap == 0
+    assert found.question_tokens is not None and found.question_tokens.query == query
+    assert first.token_cosines is not None and len(first.token_cosines) == len(words)
+    assert second.maxsim == pytest.approx(found.question_tokens.maxsim(second.token_cosines))
+
+
+def test_with_the_maxsim_in_the_scores_a_further_quote_needs_a_lower_share_of_the_best() -> None:
+    """The MaxSim gap spreads the windows' scores: a further quote then needs `ADD_RATIO_MAXSIM` of the best
+    score, not `ADD_RATIO` (the answers stay as long as without it)."""
+    from rag.backends import extractive
+
+    def window(number: int, text: str, match: float, group: str) -> ScoredWindow:
+        passage = Passage(number, ["c"], f"{number}.txt", f"/{number}.txt", "z", text, 0, len(text), 1.0)
+        covered = frozenset({frozenset({group})})
+        return ScoredWindow(
+            passage=passage,
+            rank=number - 1,
+            window=Window(0, len(text), text, frozenset({group})),
+            coverage=match,
+            typed=True,
+            cosine=None,
+            covered=covered,
+            covered_native=covered,
+            match_native=match,
+        )
+
+    first = window(1, "Zorg vaut 80 milliards.", 1.0, "zorg")
+    second = window(2, "Les usines sont à Lyon.", 0.8, "usin")
+    ratio = second.answer_score / first.answer_score
+    assert extractive.ADD_RATIO_MAXSIM <= ratio < extractive.ADD_RATIO
+    generator = ExtractiveGenerator()
+    lexical = Evidence("Zorg et ses usines ?", "fr", "", (first, second), False, False)
+    assert len(generator.select(lexical.question, "fr", [], lexical)) == 1
+    with_maxsim = replace(
+        lexical, windows=(replace(first, maxsim=0.9), replace(second, maxsim=0.9)), hybrid=True
+    )
+    assert len(generator.select(lexical.question, "fr", [], with_maxsim)) == 2

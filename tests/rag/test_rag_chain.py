@@ -139,10 +139,16 @@ def _hybrid_seed_assistant(model_dir, index_dir, seeds_dir, **overrides):  # noq
 
 
 @pytest.mark.slow
-def test_hybrid_mode_with_a_small_embedding_model(tiny_st_model_dir, tmp_path, seeds_dir) -> None:
+def test_hybrid_mode_with_a_small_embedding_model(
+    tiny_st_model_dir, tmp_path, seeds_dir, monkeypatch
+) -> None:
     # The tiny model is random: its sentence max-sim and its token MaxSim (late interaction) are noise, so
     # this wiring test keeps them out of the fusion (with them, the quoted sentence depended on the order the
-    # tests ran in). The default weights are exercised with the real model in tests/integration.
+    # tests ran in) and out of the answer's window score. The default weights are exercised with the real
+    # model in tests/integration.
+    import rag.evidence
+
+    monkeypatch.setattr(rag.evidence, "MAXSIM_WEIGHT", 0.0)
     off = {"retrieval.sentence_weight": 0.0, "retrieval.late_interaction_weight": 0.0}
     assistant = _hybrid_seed_assistant(tiny_st_model_dir, tmp_path / "index", seeds_dir, **off)
     assert assistant.status()["retrieval_mode"] == "hybrid"

@@ -59,9 +59,11 @@ def test_combined_index_passes_on_windows_and_query_vector(tmp_path: Path, tiny_
         part = (shared, private)[row % 2]
         assert value == pytest.approx(float(part.token_maxsim(question, [row // 2])[0]), abs=1e-5)
     spans = [(0, 20), (21, 43)]
-    assert np.allclose(
-        combined.window_maxsim(question, "private.txt", spans),
-        private.window_maxsim(question, "private.txt", spans),
+    matches = combined.window_token_matches(question, "private.txt", spans)
+    own_matches = private.window_token_matches(question, "private.txt", spans)
+    assert matches is not None and own_matches is not None and matches.best.shape[1] == len(spans)
+    assert np.allclose(matches.best, own_matches.best) and np.array_equal(
+        matches.offsets, own_matches.offsets
     )
 
 
