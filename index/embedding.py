@@ -189,7 +189,7 @@ class SentenceTransformerEmbedder(Embedder):
         # call per core at a time with a one-thread ONNX session (else one: the call uses every core).
         running = self._workers if self.onnx is not None and self.onnx.threads == 1 else 1
         self._query_batcher = QueryBatcher(
-            self.encode_queries, max_batch=self.batch_size, max_running=running
+            self._encode_waiting_queries, max_batch=self.batch_size, max_running=running
         )
 
     # -- embedding ------------------------------------------------------------------------------------
@@ -384,6 +384,27 @@ class SentenceTransformerEmbedder(Embedder):
             vectors = self._embed_all(texts, self.query_prompt, onnx=self.query_onnx, tokens=tokens)
         return [QueryEncoding(vector, item) for vector, item in zip(vectors, tokens, strict=True)]
 
+    def _encode_waiting_queries(
+        self, texts: Sequence[str], call_size: int | None = None
+    ) -> list[QueryEncoding]:
+        """`encode_queries` for the questions the query batcher hands over together (chat sessions asking
+        at the same moment): shortest first, in model calls of at most `QUERY_CALL_SIZE`, one after the
+        other. A call pads every question to its longest, and the forward pass costs by the token, padding
+        included: the waiting questions of a burst differ in length, and their padding was up to a third
+        of a call of 32 (`eval.benchmarks.query_batches`). Smaller calls of like lengths pad less; each
+        call's fixed cost keeps them from being single questions. (`call_size`: another size, to compare.)"""
+        texts = list(texts)
+        size = call_size or QUERY_CALL_SIZE
+        if len(texts) <= size:
+            return self.encode_queries(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        found: list[QueryEncoding | None] = [None] * len(texts)
+        for start in range(0, len(order), size):
+            part = order[start : start + size]
+            for i, encoding in zip(part, self.encode_queries([texts[i] for i in part]), strict=True):
+                found[i] = encoding
+        return [encoding for encoding in found if encoding is not None]
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Questions, one or a few at a time (the batch path serves concurrent chat sessions and the eval),
         on `query_threads` intra-op threads (see `index.config.IndexConfig.embedding_query_threads`), through
@@ -412,6 +433,14 @@ class SentenceTransformerEmbedder(Embedder):
             encoded = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             return [(int(a), int(b)) for a, b in encoded["offset_mapping"] if b > a]
         return approx_token_spans(text)
+
+
+# Questions per model call when many wait together (`SentenceTransformerEmbedder._encode_waiting_queries`).
+# Bursts of 32 questions, e5-small with ONNX Runtime on one thread, CPU per question (median of 8 bursts,
+# load ~8), the concurrency benchmark's questions / PIAF dev questions: one call of 32 16.3 / 17.7 ms, calls
+# of 16 14.5 / 15.2, of 8 14.4 / 14.7, of 4 14.6 / 14.9, one by one 18.6 / 18.7; every vector the same as
+# the question's embedded alone, to the bit (`python -m eval.benchmarks.query_batches --model DIR`).
+QUERY_CALL_SIZE = 8
 
 
 def _load_onnx(model: SentenceTransformer, config: IndexConfig) -> OnnxTransformer | None:

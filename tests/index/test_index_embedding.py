@@ -80,6 +80,33 @@ def test_query_path_gives_encodes_vectors(
     assert torch.get_num_threads() == threads_before
 
 
+def test_questions_waiting_together_are_embedded_shortest_first_in_small_calls(
+    tiny_embedder, monkeypatch
+) -> None:  # noqa: ANN001
+    """The query batcher's burst: calls of at most QUERY_CALL_SIZE questions of like lengths (a call pads each
+    question to its longest), each question's encoding handed back in its place, the same as alone."""
+    from index.embedding import QUERY_CALL_SIZE
+
+    questions = [f"{'très ' * (n % 7)}question {n} ?" for n in range(2 * QUERY_CALL_SIZE + 3)]
+    calls: list[list[str]] = []
+    encode = tiny_embedder.encode_queries
+    monkeypatch.setattr(
+        tiny_embedder, "encode_queries", lambda texts: calls.append(list(texts)) or encode(texts)
+    )
+    encodings = tiny_embedder._encode_waiting_queries(questions)
+    assert [len(call) for call in calls] == [QUERY_CALL_SIZE, QUERY_CALL_SIZE, 3]
+    lengths = [[len(text) for text in call] for call in calls]
+    assert all(max(earlier) <= min(later) for earlier, later in zip(lengths, lengths[1:], strict=False))
+    alone = [encode([question])[0] for question in questions]
+    assert len(encodings) == len(questions)
+    for mine, reference in zip(encodings, alone, strict=True):
+        assert np.allclose(mine.vector, reference.vector, atol=1e-6)
+        assert np.allclose(mine.tokens.vectors, reference.tokens.vectors, atol=1e-6)
+    calls.clear()
+    tiny_embedder._encode_waiting_queries(questions[:2])
+    assert calls == [questions[:2]]  # a few: one call, as they came
+
+
 def test_torch_threads_is_restored_after_an_error() -> None:
     import torch
 
