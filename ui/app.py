@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 CSS_PATH = STATIC_DIR / "app.css"
 DEFAULT_COLLECTION = "uploads"
+TOP_K_RANGE = (1, 20)  # the settings' slider of passages per answer
 EXAMPLES = [
     "Quelle est la valorisation d'OpenAI ?",
     "Sam Altman possède-t-il des parts d'OpenAI ?",
@@ -453,12 +454,12 @@ class ChatHandlers:
         """-> (chat, conversation, question box, conversation list) updates; the list is sent with the
         last update only (the answered conversation new in it, or moved to the top). It was an event of its
         own after each answer: one more request, session lookup and Gradio event per question."""
-        question = (question or "").strip()
+        question = str(question or "").strip()  # as sent (`preprocess=False`): text, from a page
         if not question:
             yield conversation.messages(), conversation, gr.update(), LIST_KEPT
             return
         problem = limits.question_problem(question, self.settings.ui.max_question_chars)
-        problem = problem or self.rate.check(person(request))
+        problem = problem or self.choice_problem(top_k, backend) or self.rate.check(person(request))
         if problem:  # refused before any work: shown in the chat, the typed text is kept to shorten it
             conversation.turns.append(Turn(_shorten(question), error=problem))
             yield conversation.messages(), conversation, gr.update(), LIST_KEPT
@@ -470,7 +471,7 @@ class ChatHandlers:
         try:
             assistant = self.assistant_for(request)
             stream: Iterable[str | Answer]
-            stream = assistant.stream(question, history, top_k=int(top_k), backend=backend or None)
+            stream = assistant.stream(question, history, top_k=round(top_k), backend=backend or None)
             live = assistant.generator(backend or None).is_llm
             if live:  # the question is shown and the box cleared at once; the answer streams below it
                 yield conversation.messages(), conversation, "", LIST_KEPT  # then what is typed is left
@@ -518,6 +519,20 @@ class ChatHandlers:
             gr.update() if live else "",
             self.listed(conversation, request),
         )
+
+    def choice_problem(self, top_k: Any, backend: Any) -> str | None:
+        """What is wrong with the settings a question came with, or None. The answer event takes the page's
+        values as they are sent (`preprocess=False`, see `_wire_chat`), so the checks Gradio's slider and
+        dropdown would make are made here: a page sends valid ones, another client may not."""
+        low, high = TOP_K_RANGE
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, float)) or not low <= top_k <= high:
+            return f"Passages per answer (top-k) must be a number from {low} to {high}, got {top_k!r:.40}."
+        if backend not in (None, "", *self.backends):
+            return (
+                f"Unknown answer backend {backend!r:.40}: choose one of {', '.join(self.backends)} "
+                "(the settings' backend list)."
+            )
+        return None
 
     # --- kept conversations and settings ---------------------------------------------------------------------
     def _save(self, conversation: Conversation, turn: Turn, request: gr.Request | None) -> None:
@@ -1060,8 +1075,7 @@ def _settings_panel(handlers: ChatHandlers) -> _SettingsPanel:
     backends, default_backend = handlers.backends, handlers.default_backend
     with gr.Accordion("Settings", open=True, elem_id="settings"):
         top_k = gr.Slider(
-            1,
-            20,
+            *TOP_K_RANGE,
             value=handlers.settings.retrieval.top_k,
             step=1,
             label="Passages per answer (top-k)",
@@ -1133,6 +1147,10 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
     answer = {  # typing a question and clicking an example answer the same way
         "fn": handlers.respond,
         "inputs": [chat.question, page.conversation, page.settings.top_k, page.settings.backend],
+        # The values as the page sends them (a text, a number, a choice): Gradio's preprocessing would
+        # only check them, each in a worker thread of its own, three thread hand-offs per question
+        # through the event loop every answer shares; `respond` checks them (`choice_problem`).
+        "preprocess": False,
         "outputs": [*chat_outputs, saved],  # the list with the answer, not in an event after it
         "concurrency_id": "answers",
         "concurrency_limit": handlers.settings.ui.max_concurrent_answers,

@@ -52,6 +52,33 @@ def test_questions_per_minute_are_limited_per_person(handlers):
     assert len(handlers.assistant.calls) == 3
 
 
+@pytest.mark.parametrize(
+    ("top_k", "backend", "named"),
+    [
+        (0, "extractive", "top-k"),
+        (21, "extractive", "top-k"),
+        ("5", "extractive", "top-k"),
+        (3, "gpt-9", "gpt-9"),
+    ],
+)
+def test_settings_out_of_the_page_choices_are_refused_by_name(handlers, top_k, backend, named):
+    """The answer event takes the page's values unprocessed (no Gradio check in a worker thread per
+    value): another client's out-of-range top-k or unknown backend is named in the chat, before any search."""
+    conversation = Conversation()
+    *_, (_, conversation, _, _) = handlers.respond("Qui est Sam Altman ?", conversation, top_k, backend)
+    assert named in conversation.turns[-1].error and handlers.assistant.calls == []
+    *_, (_, conversation, _, _) = handlers.respond("Qui est Sam Altman ?", conversation, 20.0, None)
+    assert conversation.turns[-1].error is None and len(handlers.assistant.calls) == 1
+
+
+def test_the_answer_event_takes_the_page_values_unprocessed(handlers):
+    from ui.app import build_app
+
+    demo = build_app(handlers.assistant)
+    asked = [fn for fn in demo.fns.values() if fn.api_name == "ask"]
+    assert len(asked) == 1 and asked[0].preprocess is False and asked[0].postprocess is True
+
+
 def test_rate_limiter_window_slides():
     now = [0.0]
     limiter = RateLimiter(2, window=60, clock=lambda: now[0])

@@ -175,7 +175,7 @@ class FakeAssistant:
             "retrieval_mode": "lexical",
             "embedding_model": None,
             "backend": "extractive",
-            "backends": ["extractive", *self.fail_backends],
+            "backends": ["extractive", "fake", *self.fail_backends],  # "fake": a streaming model (tests)
             "documents": len({s for s, _, _ in self.paragraphs}),
             "chunks": len(self.paragraphs),
             "index_dir": str(self.settings.index.index_dir),
