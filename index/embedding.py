@@ -437,9 +437,10 @@ class SentenceTransformerEmbedder(Embedder):
 
 # Questions per model call when many wait together (`SentenceTransformerEmbedder._encode_waiting_queries`).
 # Bursts of 32 questions, e5-small with ONNX Runtime on one thread, CPU per question (median of 8 bursts,
-# load ~8), the concurrency benchmark's questions / PIAF dev questions: one call of 32 16.3 / 17.7 ms, calls
-# of 16 14.5 / 15.2, of 8 14.4 / 14.7, of 4 14.6 / 14.9, one by one 18.6 / 18.7; every vector the same as
-# the question's embedded alone, to the bit (`python -m eval.benchmarks.query_batches --model DIR`).
+# load ~8), the concurrency benchmark's questions (with the tenth session's symbol tags) / PIAF dev
+# questions: one call of 32 16.3 / 17.7 ms, calls of 16 14.5 / 15.2, of 8 14.4 / 14.7, of 4 14.6 / 14.9,
+# one by one 18.6 / 18.7; every vector the same as the question's embedded alone, to the bit
+# (`python -m eval.benchmarks.query_batches --model DIR`).
 QUERY_CALL_SIZE = 8
 
 

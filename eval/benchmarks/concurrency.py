@@ -228,6 +228,7 @@ def _serve(
     keep_conversations: bool = True,
     server_stack: str = "auto",
     code: str | None = None,
+    thread_kinds: str | None = None,
 ) -> None:
     """Child process: index `corpus`, serve the chat on a free port, report its URL, then serve forever.
     `trace`: a file where the server's stages are timed for each question (`stage_trace`).
@@ -237,7 +238,8 @@ def _serve(
     project); "asyncio" hides both from uvicorn, which then falls back to asyncio's loop and h11, as without
     them (`--server-stack auto,asyncio` compares).
     `code`: a checkout of the project (e.g. `git archive` of the commit to compare against) whose `rag`,
-    `index` and `ui` the server imports instead of this one's (`--server-code`)."""
+    `index` and `ui` the server imports instead of this one's (`--server-code`).
+    `thread_kinds`: a file the server keeps writing the kind of each of its threads to (`write_thread_kinds`)."""
     if code:
         imported = sorted(name for name in ("rag", "index", "ui") if name in sys.modules)
         if imported:  # this module must not import them at its top: they would come from this checkout
@@ -270,8 +272,29 @@ def _serve(
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         ready.put(("error", f"{type(exc).__name__}: {exc}", None))
         return
+    loop_thread = getattr(getattr(demo, "server", None), "thread", None)  # uvicorn's, in Gradio's server
     while True:
-        time.sleep(3600)
+        if thread_kinds:
+            write_thread_kinds(Path(thread_kinds), loop_thread)
+        time.sleep(0.5)
+
+
+EVENT_LOOP, WORKERS, OTHER = "event loop", "worker threads", "other threads"
+
+
+def write_thread_kinds(path: Path, loop_thread: threading.Thread | None) -> None:
+    """In the server: {native thread id: kind} of its threads, for the CPU per thread kind of each round
+    (`cpu_by_kind`): the event loop every session's HTTP requests and messages go through, the worker
+    threads the answers (and Gradio's pre- and postprocessing) run in, the others."""
+    kinds = {}
+    for thread in threading.enumerate():
+        if thread is loop_thread:
+            kinds[thread.native_id] = EVENT_LOOP
+        elif thread.name.startswith("AnyIO worker"):
+            kinds[thread.native_id] = WORKERS
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(kinds))
+    partial.replace(path)
 
 
 class ChatServer:
@@ -313,6 +336,7 @@ class ChatServer:
         ready = context.Queue()
         # Not a daemon: the server indexes uploads in child processes of its own.
         self.trace = trace
+        self.thread_kinds = workdir / f"threads-{variant}-{bool(llm_url)}-{time.monotonic_ns()}.json"
         self.process = context.Process(
             target=_serve,
             args=(
@@ -323,6 +347,7 @@ class ChatServer:
                 keep_conversations,
                 server_stack,
                 code,
+                str(self.thread_kinds),
             ),
         )
         self.process.start()
@@ -480,16 +505,54 @@ class Round:
     server_cpu_s: float = float("nan")  # CPU seconds the chat server's process used during the round
     client_cpu_s: float = float("nan")  # ... and this script's (the 50 gradio_client sessions)
     llm_cpu_s: float | None = None  # ... and the fake LLM server's, when there is one
+    server_threads_s: dict[str, float] = field(default_factory=dict)  # the server's CPU by thread kind
 
     def cpu_note(self) -> str:
         """CPU per answered question, server and benchmark client apart: where the round's time went."""
         answered = sum(len(r.latencies) for r in self.results) or 1
+        kinds = ", ".join(
+            f"{kind} {1000 * seconds / answered:.1f}" for kind, seconds in self.server_threads_s.items()
+        )
         return (
-            f"CPU per question: server {1000 * self.server_cpu_s / answered:.0f} ms, "
-            f"client {1000 * self.client_cpu_s / answered:.0f} ms"
+            f"CPU per question: server {1000 * self.server_cpu_s / answered:.0f} ms"
+            + (f" ({kinds})" if kinds else "")
+            + f", client {1000 * self.client_cpu_s / answered:.0f} ms"
             + ("" if self.llm_cpu_s is None else f", fake LLM {1000 * self.llm_cpu_s / answered:.0f} ms")
             + f" (round {self.ended - self.started:.1f} s wall)"
         )
+
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each thread of process `pid` (Linux /proc; empty elsewhere)."""
+    found: dict[int, float] = {}
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for thread in threads:
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{pid}/task/{thread}/stat").read_text().rsplit(")", 1)[1].split()
+            found[int(thread)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def cpu_by_kind(
+    before: dict[int, float], after: dict[int, float], kinds_file: Path | None
+) -> dict[str, float]:
+    """The CPU seconds the threads used between two `thread_cpu_s`, summed by their kind as the server's
+    `write_thread_kinds` file names them ({} without it)."""
+    try:
+        kinds = (
+            {int(tid): kind for tid, kind in json.loads(kinds_file.read_text()).items()} if kinds_file else {}
+        )
+    except (OSError, ValueError):
+        kinds = {}
+    if not kinds:
+        return {}
+    spent = {EVENT_LOOP: 0.0, WORKERS: 0.0, OTHER: 0.0}
+    for tid, seconds in after.items():
+        spent[kinds.get(tid, OTHER)] += seconds - before.get(tid, 0.0)
+    return spent
 
 
 def process_cpu_s(pid: int) -> float:
@@ -544,6 +607,7 @@ def run_round(
     server_pid: int | None = None,
     on_release: Callable[[], Any] | None = None,
     llm_pid: int | None = None,
+    thread_kinds: Path | None = None,
     tags: str = "invisible",
 ) -> Round:
     # Connected one by one before the round (what a browser does on page load is not what is measured).
@@ -561,6 +625,7 @@ def run_round(
         thread.start()
     time.sleep(0.5)
     server_cpu = process_cpu_s(server_pid) if server_pid else float("nan")
+    threads_before = thread_cpu_s(server_pid) if server_pid else {}
     client_cpu = time.process_time()
     llm_cpu = process_cpu_s(llm_pid) if llm_pid else None
     if on_release is not None:  # e.g. the profiler: the round only, not the clients' connections
@@ -572,10 +637,14 @@ def run_round(
         thread.join(timeout=max(0.0, deadline[0] + 60 - time.monotonic()))
     ended = time.monotonic()
     server_cpu = (process_cpu_s(server_pid) if server_pid else float("nan")) - server_cpu
+    threads_after = thread_cpu_s(server_pid) if server_pid else {}
     client_cpu = time.process_time() - client_cpu
     if llm_cpu is not None and llm_pid:  # is the fake server keeping up? (it must not be the bottleneck)
         llm_cpu = process_cpu_s(llm_pid) - llm_cpu
-    return Round(results, started, ended, server_cpu, client_cpu, llm_cpu)
+    if thread_kinds is not None:
+        time.sleep(0.6)  # the server names its threads every 0.5 s: the ones the round started too
+    threads = cpu_by_kind(threads_before, threads_after, thread_kinds)
+    return Round(results, started, ended, server_cpu, client_cpu, llm_cpu, threads)
 
 
 def summary(results: Sequence[SessionResult], first_token: bool = False) -> str:
@@ -1030,6 +1099,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 on_release=start_profiler,
                                 llm_pid=llm.process.pid if llm_url and llm is not None else None,
                                 tags=style,
+                                thread_kinds=server.thread_kinds,
                             )
                         finally:
                             for profiler in profilers:

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat = [_tagged(q, session) for session in range(count) for q in QUESTIONS[session % len(QUESTIONS)]]
     dev = [q["question"] for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == "dev"]
     sets = {
-        "concurrency benchmark's questions (tagged)": chat[:count],
+        "the concurrency benchmark's questions, tagged as it tags them": chat[:count],
         "PIAF dev questions": list(dict.fromkeys(dev))[:count],
     }
     print(

@@ -8,7 +8,17 @@ import time
 import numpy as np
 import pytest
 
-from eval.benchmarks.concurrency import Round, SessionResult, process_cpu_s
+from eval.benchmarks.concurrency import (
+    EVENT_LOOP,
+    OTHER,
+    WORKERS,
+    Round,
+    SessionResult,
+    cpu_by_kind,
+    process_cpu_s,
+    thread_cpu_s,
+    write_thread_kinds,
+)
 
 
 def test_process_cpu_seconds_grow_with_work():
@@ -24,6 +34,42 @@ def test_cpu_note_divides_by_answered_questions():
     results = [SessionResult(latencies=[0.1, 0.2]), SessionResult(latencies=[0.3, 0.4])]
     note = Round(results, 0.0, 2.0, server_cpu_s=0.4, client_cpu_s=0.2).cpu_note()
     assert "server 100 ms" in note and "client 50 ms" in note and "2.0 s wall" in note
+
+
+def test_the_servers_cpu_is_split_by_thread_kind(tmp_path):
+    """The event loop, the worker threads (named as anyio names them) and the rest, from /proc per thread."""
+    import threading
+
+    busy = threading.Event()
+
+    def work() -> None:
+        end = time.thread_time() + 0.2
+        while time.thread_time() < end:
+            pass
+        busy.wait()
+
+    loop = threading.Thread(target=work, name="uvicorn")
+    worker = threading.Thread(target=work, name="AnyIO worker thread")
+    kinds = tmp_path / "kinds.json"
+    before = thread_cpu_s(os.getpid())
+    for thread in (loop, worker):
+        thread.start()
+    time.sleep(0.05)
+    write_thread_kinds(kinds, loop)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        spent = cpu_by_kind(before, thread_cpu_s(os.getpid()), kinds)
+        if spent[EVENT_LOOP] >= 0.15 and spent[WORKERS] >= 0.15:
+            break
+        time.sleep(0.05)
+    busy.set()
+    for thread in (loop, worker):
+        thread.join()
+    assert set(spent) == {EVENT_LOOP, WORKERS, OTHER}
+    assert 0.15 <= spent[EVENT_LOOP] < 5 and 0.15 <= spent[WORKERS] < 5
+    assert cpu_by_kind(before, thread_cpu_s(os.getpid()), tmp_path / "missing.json") == {}
+    note = Round([SessionResult(latencies=[1.0])], 0.0, 1.0, 0.5, 0.1, None, spent).cpu_note()
+    assert f"({EVENT_LOOP} " in note and f"{WORKERS} " in note
 
 
 @pytest.mark.parametrize("style", ["invisible", "symbols"])
