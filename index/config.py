@@ -65,7 +65,8 @@ class IndexConfig(BaseModel):
         "the float32 export, checked against it on every load). Passages always use float32.",
     )
     # Late interaction's storage (`index.tokens`): every chunk's token vectors, the bulk of a hybrid index
-    # (PIAF: 115.6 MB of token vectors beside 12.4 MB for the rest; ~7 GB at 100k chunks of 180 tokens). Off,
+    # (PIAF: 53 MB of token vectors beside 12.4 MB for the rest, `index.tokens.BASIS_DIMENSION`; ~3.3 GB at
+    # 100k chunks of 160 word pieces). Off,
     # retrieval ranks without the MaxSim rescoring, as from an index of before them (PIAF dev recall@5 / hit@1
     # fr 0.941 / 0.823 -> 0.932 / 0.802: `rag.settings.RetrievalSettings.late_interaction_weight`). Turned off
     # on an index that has them, the next `rag index` drops them without embedding anything; turned on again,

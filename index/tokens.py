@@ -10,9 +10,15 @@ gain was measured on PIAF dev: `eval.benchmarks.fusion_sweep`, `rag.settings.Ret
 `TokenTable` is the on-disk form (`tokens.npz`, plain arrays, loaded with `allow_pickle=False`), one block of
 rows per chunk in chunk order (`bounds[c] .. bounds[c + 1]`): each token's unit vector as int8 codes with one
 float32 scale per token (a quarter of float32's bytes; cosines move by ~1e-3), its character offsets in its
-document's text, and its token id (for the IDF weights, counted over the chunks). Prompt and special tokens
-are not kept. Hybrid mode only; an incremental build copies the rows of unchanged chunks and computes only
-the new ones' (they come out of the pass that embeds those chunks anyway).
+document's text, and its token id (for the IDF weights, counted over the chunks). Only word pieces are kept
+(a letter or digit: what a question's tokens are matched with), no punctuation, prompt or special token.
+From `PROJECT_FROM_TOKENS` tokens on, the folder store keeps the table projected on the `BASIS_DIMENSION`
+principal directions of its own tokens (`TokenTable.compacted`, the basis stored beside the codes; the
+question's tokens are projected the same way): 208 bytes per token instead of 400, PIAF dev figures within
+one standard error (`eval.benchmarks.token_storage`). Hybrid mode only; an incremental build copies the rows
+of unchanged chunks and computes only the new ones' (they come out of the pass that embeds those chunks
+anyway, and are projected on the table's basis). A table written before (int8 of the model's dimensions,
+punctuation included) is read as it is, and projected at the next write of its index.
 """
 
 from __future__ import annotations
@@ -24,6 +30,30 @@ from pathlib import Path
 import numpy as np
 
 TOKENS_FILE = "tokens.npz"
+# The folder store keeps a large table projected on the principal directions of its own tokens
+# (`TokenTable.compacted`): `BASIS_DIMENSION` of them, fitted on at most `FIT_SAMPLE` tokens, once the table
+# holds `PROJECT_FROM_TOKENS` (below that it stays exact: 8 MB at most). Chosen on PIAF dev
+# (`python -m eval.benchmarks.token_storage --model DIR`: 1,200 French dev questions and the 300 translated;
+# recall@5 / hit@1 fr, en, de, late interaction 3 x 20 as shipped). Today's int8 of all 384 dimensions,
+# punctuation included: 0.941 / 0.823, 0.943 / 0.783, 0.903 / 0.727, 400 bytes per token, PIAF 115.6 MB.
+# Word pieces only: 0.940 / 0.823, same en and de, 101.3 MB. Word pieces on 192 principal directions (this
+# code, `compacted`): 0.938 / 0.823, 0.940 / 0.787, 0.910 / 0.717, 208 bytes per token, 53.0 MB. The other
+# projected forms below were measured with the projections made unit again (`projected` says why that was
+# left): 192 directions 0.938 / 0.825, 0.940 / 0.777, 0.910 / 0.723 (fitted on another sample: 0.938 / 0.824,
+# 0.943 / 0.777, 0.907 / 0.737; on the first 20,000 tokens only, as when an index grows from a small one:
+# 0.935 / 0.827, 0.937 / 0.777, 0.910 / 0.733): every
+# figure within one standard error (fr 0.007 / 0.011, en and de 0.013-0.017 / 0.024-0.026). Smaller, and
+# not kept: 160 directions 44.8 MB (0.938 / 0.827, 0.943 / 0.777, 0.917 / 0.717, one fit only: not checked
+# for how the fit moves it, as 128 was), 128 36.7 MB (en 0.933-0.937 / 0.763-0.773, de hit@1
+# 0.710-0.717: most of late interaction's en/de gain gone; fitted on the first 20,000 tokens de recall@5
+# 0.890), 96 and 64 lower still; a fixed random projection to 128 (fr 0.929 / 0.812: recall@5 below no late
+# interaction's); 4-bit codes of the 384 dimensions (52.7 MB: 0.941 / 0.820, 0.937 / 0.783,
+# 0.900 / 0.743, as good, no smaller than 192 directions in int8); 1-bit sign codes after a random rotation,
+# scored asymmetrically (15.2 MB: 0.932 / 0.812, 0.917 / 0.757, 0.887 / 0.717: the gain gone).
+BASIS_DIMENSION = 192
+PROJECT_FROM_TOKENS = 20_000
+FIT_SAMPLE = 65_536
+_BLOCK = 65_536  # tokens decoded at a time when projecting (memory stays bounded on any corpus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +74,11 @@ class TextTokens:
             return self
         codes, scales = quantise(self.vectors)
         return TextTokens(codes, self.offsets, self.ids, self.words, scales)
+
+    def only(self, keep: np.ndarray) -> TextTokens:
+        """These tokens where `keep` is True."""
+        scales = None if self.scales is None else self.scales[keep]
+        return TextTokens(self.vectors[keep], self.offsets[keep], self.ids[keep], self.words[keep], scales)
 
     @staticmethod
     def empty(dimension: int) -> TextTokens:
@@ -75,9 +110,7 @@ def text_tokens(
     """The kept tokens of one row of a batch (hidden states (length, dim), masks and offsets of the
     tokenisation of `prompt + text`): not padding, not special, not the prompt, not empty."""
     keep = mask & ~special & (offsets[:, 0] >= prompt_chars) & (offsets[:, 1] > offsets[:, 0])
-    vectors = np.asarray(hidden[keep], dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = vectors / np.maximum(norms, 1e-12)
+    vectors = _unit(np.asarray(hidden[keep], dtype=np.float32))
     spans = (offsets[keep] - prompt_chars).astype(np.int32)
     words = np.array([any(ch.isalnum() for ch in text[a:b]) for a, b in spans.tolist()], dtype=bool)
     return TextTokens(vectors, spans, ids[keep].astype(np.int32), words)
@@ -125,6 +158,7 @@ class TokenTable:
         starts: np.ndarray,
         ends: np.ndarray,
         ids: np.ndarray,
+        basis: np.ndarray | None = None,
     ) -> None:
         self.bounds = np.asarray(bounds, dtype=np.int64)
         self.codes = np.asarray(codes, dtype=np.int8)
@@ -132,6 +166,9 @@ class TokenTable:
         self.starts = np.asarray(starts, dtype=np.int32)
         self.ends = np.asarray(ends, dtype=np.int32)
         self.ids = np.asarray(ids, dtype=np.int32)
+        # (model dimension, kept dimensions): the codes are the tokens' projections on these directions (the
+        # question's are projected the same way); None: the model's own dimensions.
+        self.basis = None if basis is None else np.asarray(basis, dtype=np.float32)
         self._idf: np.ndarray | None = None  # document frequency of each token id, counted on first use
 
     @property
@@ -140,6 +177,9 @@ class TokenTable:
 
     @property
     def dimension(self) -> int:
+        """The model's dimension (the question's token vectors')."""
+        if self.basis is not None:
+            return int(self.basis.shape[0])
         return int(self.codes.shape[1]) if self.codes.ndim == 2 else 0
 
     def __len__(self) -> int:
@@ -150,13 +190,14 @@ class TokenTable:
         cls, tokens: Sequence[TextTokens], chunk_starts: Sequence[int], dimension: int
     ) -> TokenTable:
         """The table of chunks whose texts' tokens are `tokens` (offsets in the chunk text), the chunks
-        starting at `chunk_starts` in their documents: quantised to int8 with one scale per token."""
+        starting at `chunk_starts` in their documents: their word pieces (`TextTokens.words`: what a
+        question's tokens are matched with), quantised to int8 with one scale per token."""
+        tokens = [t.quantised().only(t.words) for t in tokens]
         counts = np.array([len(t.ids) for t in tokens], dtype=np.int64)
         bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         if len(tokens) and counts.sum():
-            parts = [t.quantised() for t in tokens]
-            codes = np.concatenate([t.vectors for t in parts])
-            scales = np.concatenate([t.scales for t in parts])  # type: ignore[misc]
+            codes = np.concatenate([t.vectors for t in tokens])
+            scales = np.concatenate([t.scales for t in tokens])  # type: ignore[misc]
             offsets = np.concatenate([t.offsets for t in tokens]).astype(np.int64)
             shift = np.repeat(np.asarray(chunk_starts, dtype=np.int64), counts)
             ids = np.concatenate([t.ids for t in tokens])
@@ -178,10 +219,17 @@ class TokenTable:
             self.starts[index],
             self.ends[index],
             self.ids[index],
+            self.basis,
         )
 
     def extended(self, other: TokenTable) -> TokenTable:
-        """This table's chunks followed by `other`'s."""
+        """This table's chunks followed by `other`'s (projected on this table's basis when it has one)."""
+        if self.basis is not None and other.basis is None:
+            other = other.projected(self.basis)
+        if (self.basis is None) != (other.basis is None) or (
+            self.basis is not None and not np.array_equal(self.basis, other.basis)
+        ):
+            raise ValueError("token tables of different bases cannot be joined")
         return TokenTable(
             np.concatenate([self.bounds, other.bounds[1:] + self.bounds[-1]]),
             np.concatenate([self.codes, other.codes]),
@@ -189,7 +237,42 @@ class TokenTable:
             np.concatenate([self.starts, other.starts]),
             np.concatenate([self.ends, other.ends]),
             np.concatenate([self.ids, other.ids]),
+            self.basis,
         )
+
+    def compacted(self) -> TokenTable:
+        """This table as the folder store keeps it: from `PROJECT_FROM_TOKENS` tokens on, projected on the
+        `BASIS_DIMENSION` principal directions of its own tokens (uncentred: the directions that keep most
+        of their dot products), fitted once on an evenly spaced sample and kept in the table, so that later
+        updates project their new tokens the same way; smaller tables, and tables already projected, as
+        they are."""
+        if self.basis is not None or len(self) < PROJECT_FROM_TOKENS or self.dimension <= BASIS_DIMENSION:
+            return self
+        sample = self.decoded(np.linspace(0, len(self) - 1, min(FIT_SAMPLE, len(self))).astype(np.int64))
+        directions = np.linalg.eigh((sample.T @ sample).astype(np.float64))[1]
+        return self.projected(directions[:, ::-1][:, :BASIS_DIMENSION].astype(np.float32))
+
+    def projected(self, basis: np.ndarray) -> TokenTable:
+        """This table (model dimensions) projected on `basis`, int8 with a scale per token. The projections
+        keep their lengths: a dot product of two projections is the model-space cosine less the part outside
+        the basis (window MaxSim correlation 0.9995 with the model-space one on PIAF, slope 1.00; made unit
+        again they correlate 0.93, slope 0.93, and the extractive answer's MaxSim gap moved: PIAF dev gold
+        span de 0.640 -> 0.600)."""
+        assert self.basis is None
+        codes = np.zeros((len(self), basis.shape[1]), dtype=np.int8)
+        scales = np.zeros(len(self), dtype=np.float32)
+        for start in range(0, len(self), _BLOCK):
+            block = slice(start, start + _BLOCK)
+            codes[block], scales[block] = quantise(self.decoded(block) @ basis)
+        return TokenTable(self.bounds, codes, scales, self.starts, self.ends, self.ids, basis)
+
+    def decoded(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Float32 vectors of token rows `rows` as stored (in the basis's space when there is one)."""
+        return self.codes[rows].astype(np.float32) * self.scales[rows, None]
+
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        """The question's token vectors (unit) into the stored codes' space (not made unit again)."""
+        return vectors if self.basis is None else np.asarray(vectors, dtype=np.float32) @ self.basis
 
     # -- scoring --------------------------------------------------------------------------------------
     def idf(self, ids: np.ndarray) -> np.ndarray:
@@ -213,6 +296,7 @@ class TokenTable:
     def best_per_token(self, question: np.ndarray, spans: Sequence[np.ndarray]) -> np.ndarray:
         """(question tokens, spans): each question token's best cosine with each span's tokens (token
         indices of this table; 0 for an empty span), in one matrix product over all the spans' tokens."""
+        question = self.project(question)
         lengths = np.array([len(s) for s in spans], dtype=np.int64)
         out = np.zeros((len(question), len(spans)), dtype=np.float32)
         filled = np.flatnonzero(lengths)
@@ -248,6 +332,7 @@ class TokenTable:
                 starts=self.starts,
                 ends=self.ends,
                 ids=self.ids,
+                **({} if self.basis is None else {"basis": self.basis}),
             )
         return path
 
@@ -258,14 +343,25 @@ class TokenTable:
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as data:
-            return cls(*(data[name] for name in ("bounds", "codes", "scales", "starts", "ends", "ids")))
+            arrays = [data[name] for name in ("bounds", "codes", "scales", "starts", "ends", "ids")]
+            # An index of before the projection (`compacted`) has no basis: the model's own dimensions.
+            return cls(*arrays, basis=data["basis"] if "basis" in data.files else None)
 
     def fault(self, chunk_spans: np.ndarray, dimension: int) -> str | None:
         """What is wrong with this table for chunks at `chunk_spans` ((chunks, 2) document offsets) and
         vectors of `dimension`, or None (read by `index.integrity.check_tokens`)."""
         bounds, count = self.bounds, len(self.ids)
-        if self.codes.ndim != 2 or self.codes.shape[1] != dimension:
-            return f"{TOKENS_FILE} holds vectors of shape {self.codes.shape}, not (tokens, {dimension})"
+        width = dimension
+        if self.basis is not None:
+            width = self.basis.shape[1] if self.basis.ndim == 2 else -1
+            if (
+                self.basis.ndim != 2
+                or self.basis.shape[0] != dimension
+                or not np.all(np.isfinite(self.basis))
+            ):
+                return f"{TOKENS_FILE} holds a projection of shape {self.basis.shape}, not ({dimension}, k)"
+        if self.codes.ndim != 2 or self.codes.shape[1] != width:
+            return f"{TOKENS_FILE} holds vectors of shape {self.codes.shape}, not (tokens, {width})"
         if any(len(a) != count for a in (self.codes, self.scales, self.starts, self.ends)):
             return f"{TOKENS_FILE} has arrays of different lengths"
         if len(bounds) != len(chunk_spans) + 1 or bounds[0] != 0 or bounds[-1] != count:
@@ -296,6 +392,11 @@ def one_blas_thread():
 
         _blas.append(ThreadpoolController())
     return _blas[0].limit(limits=1, user_api="blas")
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -242,8 +242,8 @@ def write_generation(
             _fsync_file(temp / VECTORS_FILE)
         if generation.windows is not None:
             _fsync_file(generation.windows.save(temp))
-        if generation.tokens is not None:
-            _fsync_file(generation.tokens.save(temp))
+        if generation.tokens is not None:  # large tables projected (`TokenTable.compacted`)
+            _fsync_file(generation.tokens.compacted().save(temp))
         generation.manifest.chunk_count = len(generation.chunks)
         _write_text(temp / "manifest.json", generation.manifest.to_json())
         _fsync_dir(temp)

@@ -107,8 +107,9 @@ class RetrievalSettings(_Strict):
     # 0.820-0.824; en hit@1 0.777-0.800, de 0.723-0.737), weight 1 gives about two thirds of the gain: 3 x 20,
     # the setting the ninth session's experiment (`eval.benchmarks.late_interaction`) had picked before this
     # sweep, is kept. PIAF test, measured once with it (`fusion_sweep --split test`, 4,306 questions): recall@5 /
-    # hit@1 0.915 / 0.768 without, 0.922 / 0.782 with (the 0.93 / 0.80 still missed). Cost: about 390 bytes per stored token (180 per PIAF chunk: 116 MB for PIAF's 1,601
-    # chunks against 12 MB for the rest of the index) and a few ms per question (README "Figures"). The
+    # hit@1 0.915 / 0.768 without, 0.922 / 0.782 with (the 0.93 / 0.80 still missed). Cost: 208 bytes per stored word piece (~160 per PIAF chunk: 53 MB for PIAF's
+    # 1,601 chunks against 12 MB for the rest of the index; 400 bytes and 116 MB before the eleventh session's
+    # projection, `index.tokens.BASIS_DIMENSION`; none with `index.token_vectors` off) and a few ms per question (README "Figures"). The
     # model (multilingual-e5-small) was not trained for MaxSim; the gain comes from a question word meeting
     # its own word in context, which one pooled vector per chunk blurs.
     late_interaction_weight: float = Field(

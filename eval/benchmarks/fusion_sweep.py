@@ -49,6 +49,19 @@ SETTINGS = [  # updates of RetrievalSettings: fusion, dense weight, candidates, 
 ]
 
 
+def question_sets(piaf_dir: Path, split: str, count: int | None) -> dict[str, list[tuple[str, str]]]:
+    """(question, gold paragraph) by set: `count` French PIAF questions of `split` (seed 5), and on dev the
+    300 translated dev questions in English and German."""
+    questions = [q for q in read_jsonl(piaf_dir / "questions.jsonl") if q["split"] == split]
+    random.Random(5).shuffle(questions)
+    sets = {f"fr (PIAF {split})": [(q["question"], q["context_id"]) for q in questions[:count]]}
+    if split == "dev":
+        xling = read_jsonl(DATA / "piaf_dev_xling.jsonl")
+        for lang in ("en", "de"):
+            sets[f"{lang} (translated)"] = [(x[f"question_{lang}"], x["context_id"]) for x in xling]
+    return sets
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = model_benchmark_parser(__doc__)
     parser.add_argument(
@@ -83,13 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if embedder.query_onnx is None:
             raise SystemExit("No int8 copy of the ONNX export could be made (see the note above).")
-    questions = [q for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == args.split]
-    random.Random(5).shuffle(questions)
-    sets = {f"fr (PIAF {args.split})": [(q["question"], q["context_id"]) for q in questions[:count]]}
-    if not test:
-        xling = read_jsonl(DATA / "piaf_dev_xling.jsonl")
-        for lang in ("en", "de"):
-            sets[f"{lang} (translated)"] = [(x[f"question_{lang}"], x["context_id"]) for x in xling]
+    sets = question_sets(args.piaf_dir, args.split, count)
     defaults = assistant.settings.retrieval
     default = (
         defaults.fusion,

@@ -212,3 +212,89 @@ def test_turning_token_vectors_off_then_on_again(
     restored = IndexStore.open(on.index_dir, embedder=counting_embedder)
     assert restored.token_table is not None and restored.token_table.chunk_count == first.chunks
     assert not build_index([], on, embedder=counting_embedder).written
+
+
+def test_only_word_pieces_are_stored() -> None:
+    rng = np.random.default_rng(2)
+    text = _text_tokens(_unit(rng, 4, 8), 0)
+    text = TextTokens(text.vectors, text.offsets, text.ids, np.array([True, False, True, False]))
+    table = TokenTable.from_texts([text], [0], 8)
+    assert table.ids.tolist() == [0, 2] and table.bounds.tolist() == [0, 2]
+
+
+def _low_rank_tokens(rng: np.random.Generator, count: int, dimension: int, rank: int) -> np.ndarray:
+    """Unit vectors that lie mostly in a `rank`-dimensional subspace (token vectors are anisotropic)."""
+    directions = np.linalg.qr(rng.normal(size=(dimension, dimension)))[0][:, :rank]
+    vectors = rng.normal(size=(count, rank)) @ directions.T + 0.02 * rng.normal(size=(count, dimension))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_a_large_table_is_projected_on_its_principal_directions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import index.tokens as tokens_module
+
+    monkeypatch.setattr(tokens_module, "BASIS_DIMENSION", 8)
+    monkeypatch.setattr(tokens_module, "PROJECT_FROM_TOKENS", 100)
+    rng = np.random.default_rng(3)
+    vectors = _low_rank_tokens(rng, 400, 64, 6)
+    texts = [_text_tokens(vectors[i : i + 20], i) for i in range(0, 400, 20)]
+    table = TokenTable.from_texts(texts, [0] * 20, 64)
+    small = table.take_rows(np.arange(4))  # 80 tokens: below the threshold, kept as they are
+    assert small.compacted() is small and small.basis is None
+    compact = table.compacted()
+    assert compact.basis is not None and compact.basis.shape == (64, 8) and compact.codes.shape == (400, 8)
+    assert compact.dimension == 64 and compact.compacted() is compact
+    question, weights = vectors[[5, 250]] + 0.1 * _low_rank_tokens(rng, 2, 64, 6), np.ones(2, np.float32)
+    question /= np.linalg.norm(question, axis=1, keepdims=True)
+    exact, projected = (
+        table.maxsim(question, weights, range(20)),
+        compact.maxsim(question, weights, range(20)),
+    )
+    assert np.abs(exact - projected).max() < 0.03 and np.argmax(projected) == np.argmax(exact)
+    # On disk with its basis; checked against the model's dimension; read back the same.
+    compact.save(tmp_path)
+    loaded = TokenTable.load(tmp_path)
+    assert loaded is not None and np.array_equal(loaded.basis, compact.basis)
+    spans = np.array([[0, 10_000]] * 20)
+    assert loaded.fault(spans, 64) is None
+    assert "projection" in loaded.fault(spans, 32)
+    # New chunks' tokens join the table through its basis, as if they had been projected with it.
+    joined = compact.take_rows(np.arange(10)).extended(table.take_rows(np.arange(10, 20)))
+    assert np.array_equal(joined.basis, compact.basis)
+    assert np.abs(joined.codes.astype(int) - compact.codes.astype(int)).max() <= 1
+
+
+def test_an_index_projects_its_tokens_once_and_updates_through_the_same_basis(
+    tmp_path: Path,
+    corpus: Path,
+    counting_embedder,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import index.tokens as tokens_module
+
+    config = _config(tmp_path, counting_embedder.name)
+    build_index([corpus], config, embedder=counting_embedder)
+    exact = IndexStore.open(config.index_dir, embedder=counting_embedder)
+    assert exact.token_table.basis is None  # a small index: its tokens as the model gives them
+    question = "Quelle est la capitale de la France ?"
+    rows = list(range(len(exact.chunks)))
+    before = exact.token_maxsim(question, rows)
+    # A table large enough (as an index of the code before the projection grows): projected at the next write.
+    monkeypatch.setattr(tokens_module, "BASIS_DIMENSION", 24)
+    monkeypatch.setattr(tokens_module, "PROJECT_FROM_TOKENS", 10)
+    (corpus / "rome.txt").write_text("Rome est la capitale de l’Italie.", encoding="utf-8")
+    counting_embedder.embedded.clear()
+    build_index([], config, embedder=counting_embedder)
+    assert counting_embedder.embedded and all("Berlin" not in t for t in counting_embedder.embedded)
+    grown = IndexStore.open(config.index_dir, embedder=counting_embedder)
+    basis = grown.token_table.basis
+    assert basis is not None and basis.shape == (counting_embedder.dimension, 24)
+    kept = [grown.chunk_index(c.chunk_id) for c in exact.chunks]
+    assert np.abs(grown.token_maxsim(question, kept) - before).max() < 0.05
+    # The next update projects its new tokens on the same basis.
+    (corpus / "paris.txt").write_text("Paris compte deux millions d’habitants.", encoding="utf-8")
+    build_index([], config, embedder=counting_embedder)
+    updated = IndexStore.open(config.index_dir, embedder=counting_embedder)
+    assert np.array_equal(updated.token_table.basis, basis)
+    assert updated.token_maxsim(question, [0, 1]).shape == (2,)
