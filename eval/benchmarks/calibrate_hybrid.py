@@ -67,7 +67,7 @@ FEATURE_CODE = (
     "index/store.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 9  # 9: the query's tokens and each window's token cosines; 8: MaxSim; 7: match_cognate
+FEATURES_VERSION = 10  # 10: passage spans, golden ids; 9: the query's tokens and each window's token cosines
 QUERY_BATCH = 64
 
 
@@ -221,6 +221,7 @@ def questions_to_ask(piaf_dir: Path, excluded: set[str], per_class: int) -> list
             items.append(
                 {
                     "set": "golden",
+                    "id": g["id"],
                     "question": g["question"],
                     "history": g.get("history"),
                     "answerable": g["answerable"],
@@ -252,6 +253,8 @@ def evidence_record(state: dict) -> dict:
         "answer_type": evidence.answer_type,
         "unknown_name": evidence.unknown_name,
         "term_groups": [[g.word, sorted(g.stems), g.weight] for g in evidence.term_groups],
+        # Where each passage lies in its document: what `rag eval` checks a cited passage by.
+        "passages": [[p.number, p.start, p.end] for p in state["passages"]],
         "windows": [
             {
                 "passage": w.passage.number,
@@ -326,12 +329,23 @@ def rebuild_evidence(record: dict):
     from rag.records import Passage
 
     passages: dict[int, Passage] = {}
+    spans = {number: (start, end) for number, start, end in record.get("passages", ())}
     windows = []
     for w in record["windows"]:
         passage = passages.get(w["passage"])
         if passage is None:
+            start, end = spans.get(w["passage"], (0, 0))
             passage = Passage(
-                w["passage"], [], w["doc_id"], "", "", "", 0, 0, 0.0, instruction_like=w["instruction_like"]
+                w["passage"],
+                [],
+                w["doc_id"],
+                "",
+                "",
+                "",
+                start,
+                end,
+                0.0,
+                instruction_like=w["instruction_like"],
             )
             passages[w["passage"]] = passage
         windows.append(
@@ -578,18 +592,69 @@ def gold_answers(piaf_dir: Path) -> dict[tuple[str, str], list[str]]:
     return table
 
 
-def report_answers(records: list[dict]) -> None:
+def golden_evidence() -> dict[str, tuple[str, list]]:
+    """Golden question id -> (its language, its evidence spans in seeds/), answerable questions only."""
+    from eval.datasets import load_golden
+
+    dataset = load_golden([GOLDEN, GOLDEN.parent / "seed_qa_extra.jsonl"], SEEDS)
+    return {item.id: (item.lang, item.evidence) for item in dataset.items if item.answerable}
+
+
+def golden_citation_precision(
+    records: list[dict], evidence_of, gold: dict[str, tuple[str, list]], gate=None
+) -> tuple[dict[str, float], list[str]]:
+    """The golden sets' citation precision per language as `rag eval` scores it (`eval.metrics`: the share of
+    cited passages holding evidence, averaged over the answered questions), of the extractive answers made
+    from `evidence_of(record)`, and the ids of the questions below 1. Questions the gate (`gate`, else the
+    lexical gate) abstains on cite nothing and count as in `rag eval`: not at all."""
+    from dataclasses import replace
+
+    from eval.metrics import Span, citation_precision
+    from rag.abstention import evidence_check
+    from rag.backends.extractive import ExtractiveGenerator
+
+    generator = ExtractiveGenerator()
+    by_language: dict[str, list[float]] = {}
+    imprecise = []
+    for record in records:
+        if record["set"] != "golden" or record.get("id") not in gold:
+            continue
+        evidence = evidence_of(record)
+        if evidence_check(evidence, gate=gate).abstain:
+            continue
+        chosen = generator.select(record["focus"], record["language"], [], evidence)
+        cited = {w.passage.number: w.passage for w in chosen}
+        spans = [Span(Path(p.doc_id).name, p.start, p.end) for p in cited.values()]
+        language, quotes = gold[record["id"]]
+        quotes = [replace(q, doc=Path(q.doc).name) for q in quotes]
+        precision = citation_precision(spans, quotes)
+        if precision is None:
+            continue
+        by_language.setdefault(language, []).append(precision)
+        if precision < 1.0:
+            imprecise.append(record["id"])
+    return {lang: statistics.mean(values) for lang, values in by_language.items()}, imprecise
+
+
+def report_answers(records: list[dict], model: str) -> None:
     """PIAF dev gold span in the extractive answer, per language (answerable questions), at the shipped
-    answer weights (rag.evidence.ANSWER_WEIGHTS) and with each weight moved alone; mean quotes and words."""
+    answer weights (rag.evidence.ANSWER_WEIGHTS) and with each weight moved alone; mean quotes and words;
+    and the golden sets' citation precision per language of the same answers (`golden_citation_precision`,
+    as `rag eval` scores it, with the ids below 1: a check, the golden sets are never tuned on)."""
     import rag.evidence as evidence
     from eval.metrics import answer_contained
+    from rag.abstention import gate_for
     from rag.backends.extractive import ExtractiveGenerator
     from rag.markers import find_markers
 
     generator = ExtractiveGenerator()
     answerable = [r for r in records if r["set"] in LANGUAGES and r["answerable"]]
+    gold = golden_evidence()
+    gate = gate_for(model)
 
     def figures(read=lambda evidence: evidence) -> str:
+        precision, imprecise = golden_citation_precision(records, lambda r: read(r["evidence"]), gold, gate)
+        golden = " ".join(f"{lang} {precision[lang]:.3f}" for lang in LANGUAGES if lang in precision)
         parts = []
         for lang in LANGUAGES:
             rows = [r for r in answerable if r["set"] == lang]
@@ -600,7 +665,7 @@ def report_answers(records: list[dict]) -> None:
             quotes = statistics.mean(sum(1 for _ in find_markers(t)) for t in texts)
             words = statistics.mean(len(t.split()) for t in texts)
             parts.append(f"{lang} {contained:.3f} ({len(rows)} q, {quotes:.2f} quotes, {words:.0f} words)")
-        return ", ".join(parts)
+        return ", ".join(parts) + f"; golden citation precision {golden} {imprecise or ''}".rstrip()
 
     print("PIAF dev gold span in the extractive answer:")
     print(f"  shipped {evidence.ANSWER_WEIGHTS}: {figures()}")
@@ -771,7 +836,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda r, gate=gate: evidence_check(r["evidence"], gate=gate).abstain,
         )
 
-    report_answers(records)
+    report_answers(records, args.model)
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -21,3 +21,40 @@ def test_kept_rows_read_the_term_coverage_of_the_right_rows() -> None:
     # The statistics are the kept rows': alpha (3 of 5 kept rows) weighs less than beta (2).
     assert found[1] > found[4]
     assert [row for row, _ in index.search(["alpha", "beta"], 5)][0] == 2
+
+
+def _window_record(passage: int, start: int, end: int, text: str, coverage: float) -> dict:
+    return {
+        "passage": passage, "doc_id": "doc.txt", "instruction_like": False, "rank": passage - 1,
+        "start": start, "end": end, "text": text, "coverage": coverage, "typed": True, "cosine": None,
+        "covered": [["alpha"]] if coverage else [], "crosslingual": False, "match_native": coverage,
+        "match_translated": 0.0, "match_cognate": 0.0, "covered_native": [["alpha"]] if coverage else [],
+    }  # fmt: skip
+
+
+def test_golden_citation_precision_scores_the_cited_passages_as_rag_eval_does() -> None:
+    """A cited passage counts when its span (kept in the features) holds the evidence quote, as in
+    `eval.metrics.citation_precision`; a window inside it need not hold the quote itself."""
+    from eval.benchmarks.calibrate_hybrid import golden_citation_precision, rebuild_evidence
+    from eval.datasets import Evidence
+
+    record = {
+        "set": "golden", "id": "q1", "focus": "alpha ?", "language": "fr", "answer_type": "",
+        "unknown_name": False, "term_groups": [["alpha", ["alpha"], 1.0]], "question_tokens": None,
+        # Passage 1 runs 0-100 (its window quoted: 10-40); passage 2 runs 200-300.
+        "passages": [[1, 0, 100], [2, 200, 300]],
+        "windows": [_window_record(1, 10, 40, "alpha one.", 1.0), _window_record(2, 210, 240, "beta.", 0.0)],
+    }  # fmt: skip
+    record["evidence"] = rebuild_evidence(record)
+    assert record["evidence"].windows[0].passage.end == 100
+
+    def precision(quote_start: int, quote_end: int) -> tuple[dict[str, float], list[str]]:
+        gold = {"q1": ("en", [Evidence("doc.txt", "…", quote_start, quote_end)])}
+        return golden_citation_precision([record], lambda r: r["evidence"], gold)
+
+    assert precision(60, 90) == ({"en": 1.0}, [])  # in the cited passage, outside the quoted window
+    assert precision(220, 250) == ({"en": 0.0}, ["q1"])  # only in the passage left uncited
+    # A record whose passages were not kept (older features) cites passages of no length: not precise.
+    del record["passages"]
+    record["evidence"] = rebuild_evidence(record)
+    assert precision(60, 90) == ({"en": 0.0}, ["q1"])
