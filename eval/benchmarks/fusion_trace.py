@@ -37,6 +37,30 @@ def _setting(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def add_golden_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """The arguments of a trace over golden questions: their ids, the documents, rag eval's index cache."""
+    parser.add_argument("ids", nargs="+", help=f"golden question ids, e.g. {example}")
+    parser.add_argument("--docs", type=Path, default=REPO / "seeds")
+    parser.add_argument("--cache", type=Path, default=Path("runs/.cache"), help="as rag eval's index cache")
+
+
+def golden_questions(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """(the golden dataset, its items by id, the product's assistant over its documents, indexed as
+    `rag eval` indexes them); an unknown id is a usage error naming it."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from eval.datasets import load_golden
+    from eval.runner import build_corpus
+    from rag import load_settings
+
+    dataset = load_golden(sorted(GOLDEN.glob("*.jsonl")), args.docs)
+    items = {item.id: item for item in dataset.items}
+    unknown = [i for i in args.ids if i not in items]
+    if unknown:
+        parser.error(f"unknown id(s) {', '.join(unknown)}; the ids are those of eval/golden/*.jsonl")
+    assistant = build_corpus(dataset, load_settings(), args.cache, progress=False).assistant
+    return dataset, items, assistant
+
+
 def _rank(ranking: Sequence[tuple[int, float]], row: int) -> str:
     ordered = sorted(ranking, key=lambda item: -item[1])
     for rank, (candidate, score) in enumerate(ordered, start=1):
@@ -49,25 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("ids", nargs="+", help="golden question ids, e.g. extra-008")
+    add_golden_arguments(parser, "extra-008")
     parser.add_argument("--set", dest="settings", type=_setting, action="append", default=[])
     parser.add_argument("--top", type=int, default=8, help="fused chunks listed per question")
-    parser.add_argument("--docs", type=Path, default=REPO / "seeds")
-    parser.add_argument("--cache", type=Path, default=Path("runs/.cache"), help="as rag eval's index cache")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from eval.datasets import load_golden
-    from eval.runner import build_corpus
-    from rag import load_settings
     from rag.chain import question_language
 
-    dataset = load_golden(sorted(GOLDEN.glob("*.jsonl")), args.docs)
-    items = {item.id: item for item in dataset.items}
-    unknown = [i for i in args.ids if i not in items]
-    if unknown:
-        parser.error(f"unknown id(s) {', '.join(unknown)}; the ids are those of eval/golden/*.jsonl")
-    settings = load_settings()
-    assistant = build_corpus(dataset, settings, args.cache, progress=False).assistant
+    _, items, assistant = golden_questions(parser, args)
     retriever, store = assistant.retriever, assistant.store
     if args.settings:  # validated as the settings file would be: a wrong name or value is refused
         try:
