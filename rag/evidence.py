@@ -378,7 +378,8 @@ class ScoredWindow:
         credit = COGNATE_CREDIT if self.cosine is not None else COGNATE_CREDIT_LEXICAL
         native = self.match_native - (1.0 - credit) * self.match_cognate
         lexical = native + TRANSLATION_CREDIT * self.match_translated
-        score = lexical + (TYPE_BONUS if self.typed else 0.0) - RANK_PRIOR * self.rank
+        prior = RANK_PRIOR if self.cosine is not None else RANK_PRIOR_LEXICAL
+        score = lexical + (TYPE_BONUS if self.typed else 0.0) - prior * self.rank
         if self.cosine is not None:
             # Relative to the best window of the same answer: raw E5 cosines are all high (0.75-0.95) and
             # shift with the question's length and wording; the gap between windows is what ranks them.
@@ -406,8 +407,23 @@ class ScoredWindow:
 #:   same dev windows with the cosines removed (lexical mode's choice) en 0.587 -> 0.593, fr and de equal;
 #:   it is what quoted « …Microsoft comme leader du secteur » for "Which company leads the investments…"
 #:   over « avec Microsoft en chef de file » in lexical mode.
+#: - The passage's retrieval rank (twelfth session): retrieval reads more than a window does (the whole chunk,
+#:   BM25, the dense vector, the late-interaction MaxSim; PIAF dev hit@1 0.82), so among windows that score
+#:   alike the better-ranked passage's is the likelier answer. Per rank (`calibrate_hybrid`'s last block, fr /
+#:   en / de): 0.01 (before; it only broke ties) 0.720 / 0.687 / 0.613, 0.03 0.723 / 0.693 / 0.613, 0.04
+#:   0.730 / 0.700 / 0.613, 0.05 0.733 / 0.707 / 0.620 (questions gained / lost: fr 6 / 1, en 3 / 0, de 2 / 1;
+#:   58 French words per answer instead of 60: fewer further quotes), 0.06 the same, 0.07 0.730 / 0.707 /
+#:   0.613, 0.08 one golden French citation lost (seed-001). Golden sets (`rag eval --piaf none`, hybrid):
+#:   citation precision and recall, abstentions unchanged; one answer changed: "Which company leads the
+#:   investments in OpenAI?", whose evidence is not retrieved, quotes « L’aventure OpenAI… » (passage 1)
+#:   instead of « Microsoft, guidé par… » (passage 2), which named the answer by chance (F1 0.054 -> 0.026). In
+#:   lexical mode 0.05 gives PIAF dev (`rag eval`, 3,263 questions) gold span 0.604 -> 0.607, citation
+#:   precision 0.728 -> 0.744, but golden French citation precision 1.000 -> 0.981: « Qu’est-ce qui s’impose
+#:   peu à peu… » takes a second quote from the first passage (the prior lowers the best window's score, from
+#:   passage 2, so 0.85 of it is within reach), so lexical mode keeps 0.01 (its answers are unchanged).
 TYPE_BONUS = 0.15  # the kind of answer asked for is there
-RANK_PRIOR = 0.01  # per rank of the passage: only breaks near-ties
+RANK_PRIOR = 0.05  # per rank of the passage below the first (hybrid mode)
+RANK_PRIOR_LEXICAL = 0.01  # the same without a model (lexical mode): only breaks near-ties
 COSINE_WEIGHT = 0.0  # per unit of cosine below the best window's (hybrid mode)
 COSINE_WEIGHT_CROSSLINGUAL = 5.0  # the same, when the question and the document differ in language
 TRANSLATION_CREDIT = 0.5  # a question word found only through its translation counts this share
@@ -439,6 +455,7 @@ MAXSIM_IDF = False  # each of them weighed by its IDF (else 1)
 ANSWER_WEIGHTS = {
     "type_bonus": TYPE_BONUS,
     "rank_prior": RANK_PRIOR,
+    "rank_prior_lexical": RANK_PRIOR_LEXICAL,
     "cosine": COSINE_WEIGHT,
     "cosine_crosslingual": COSINE_WEIGHT_CROSSLINGUAL,
     "translation_credit": TRANSLATION_CREDIT,

@@ -675,6 +675,7 @@ def report_answers(records: list[dict], model: str) -> None:
         "COSINE_WEIGHT_CROSSLINGUAL": COSINE_WEIGHTS,
         "TRANSLATION_CREDIT": (0.3, 0.5, 0.7, 1.0),
         "COGNATE_CREDIT": (0.5, 0.7, 1.0),
+        "RANK_PRIOR": (0.01, 0.03, 0.08),
     }
     for name, values in sweeps.items():
         saved = getattr(evidence, name)
