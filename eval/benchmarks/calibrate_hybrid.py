@@ -68,7 +68,7 @@ FEATURE_CODE = (
     "index/store.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 10  # 10: passage spans, golden ids; 9: the query's tokens and each window's token cosines
+FEATURES_VERSION = 11  # 11: passage scores; 10: passage spans, golden ids; 9: the query's token cosines
 QUERY_BATCH = 64
 
 
@@ -254,8 +254,8 @@ def evidence_record(state: dict) -> dict:
         "answer_type": evidence.answer_type,
         "unknown_name": evidence.unknown_name,
         "term_groups": [[g.word, sorted(g.stems), g.weight] for g in evidence.term_groups],
-        # Where each passage lies in its document: what `rag eval` checks a cited passage by.
-        "passages": [[p.number, p.start, p.end] for p in state["passages"]],
+        # Where each passage lies in its document (what `rag eval` checks a cited passage by), its fused score.
+        "passages": [[p.number, p.start, p.end, p.score] for p in state["passages"]],
         "windows": [
             {
                 "passage": w.passage.number,
@@ -330,12 +330,12 @@ def rebuild_evidence(record: dict):
     from rag.records import Passage
 
     passages: dict[int, Passage] = {}
-    spans = {number: (start, end) for number, start, end in record.get("passages", ())}
+    spans = {number: (start, end, *score) for number, start, end, *score in record.get("passages", ())}
     windows = []
     for w in record["windows"]:
         passage = passages.get(w["passage"])
         if passage is None:
-            start, end = spans.get(w["passage"], (0, 0))
+            start, end, *score = spans.get(w["passage"], (0, 0))
             passage = Passage(
                 w["passage"],
                 [],
@@ -345,7 +345,7 @@ def rebuild_evidence(record: dict):
                 "",
                 start,
                 end,
-                0.0,
+                score[0] if score else 0.0,
                 instruction_like=w["instruction_like"],
             )
             passages[w["passage"]] = passage
