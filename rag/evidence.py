@@ -618,7 +618,7 @@ def collect_evidence(
 
     answer_type = expected_answer_type(question)
     groups_by_language: dict[str, list[TermGroup]] = {}
-    scored: list[ScoredWindow] = []
+    scored: list[dict[str, Any]] = []  # each window's ScoredWindow fields
     unknown_name = False
     hybrid = query_vector is not None
     query = None if query_vector is None else np.asarray(query_vector, dtype=np.float32)
@@ -674,7 +674,7 @@ def collect_evidence(
             window = Window(span.start, span.end, text, stems)
             native, translated = EvidenceScorer.answer_match(groups, stems)
             scored.append(
-                ScoredWindow(
+                dict(
                     passage=passage,
                     rank=rank,
                     window=window,
@@ -694,20 +694,26 @@ def collect_evidence(
                     else question_tokens.maxsim(cosines_of_tokens),
                 )
             )
-    best_maxsim = max((w.maxsim for w in scored if w.statement and w.maxsim is not None), default=None)
-    if best_maxsim is not None:
-        scored = [
-            replace(w, maxsim_gap=max(0.0, best_maxsim - w.maxsim)) if w.maxsim is not None else w
-            for w in scored
-        ]
-    if hybrid:
-        top = max((w.cosine for w in scored if w.statement and w.cosine is not None), default=0.0)
-        scored = [
-            replace(w, cosine_gap=max(0.0, top - w.cosine)) if w.cosine is not None else w for w in scored
-        ]
+    # Each window's gaps to the best statement's MaxSim and cosine, then the records, built once (built
+    # first and copied with the gaps, every window of every answer was made twice or three times).
+    statements = [w for w in scored if w["statement"]]
+    best_maxsim = max((w["maxsim"] for w in statements if w["maxsim"] is not None), default=None)
+    top = max((w["cosine"] for w in statements if w["cosine"] is not None), default=0.0)
+    for w in scored:
+        if best_maxsim is not None and w["maxsim"] is not None:
+            w["maxsim_gap"] = max(0.0, best_maxsim - w["maxsim"])
+        if hybrid and w["cosine"] is not None:
+            w["cosine_gap"] = max(0.0, top - w["cosine"])
     term_groups = tuple(group for groups in groups_by_language.values() for group in groups)
     return Evidence(
-        question, language, answer_type, tuple(scored), unknown_name, hybrid, term_groups, question_tokens
+        question,
+        language,
+        answer_type,
+        tuple(ScoredWindow(**w) for w in scored),
+        unknown_name,
+        hybrid,
+        term_groups,
+        question_tokens,
     )
 
 

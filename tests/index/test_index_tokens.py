@@ -298,3 +298,32 @@ def test_an_index_projects_its_tokens_once_and_updates_through_the_same_basis(
     updated = IndexStore.open(config.index_dir, embedder=counting_embedder)
     assert np.array_equal(updated.token_table.basis, basis)
     assert updated.token_maxsim(question, [0, 1]).shape == (2,)
+
+
+def test_the_questions_tokens_are_projected_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A small product shared between OpenBLAS's threads cost ~18 ms of CPU instead of ~0.05 on a busy machine
+    # (the threads wait for each other): the projection runs inside `one_blas_thread` with the product it feeds.
+    from threadpoolctl import threadpool_info
+
+    import index.tokens as tokens_module
+
+    monkeypatch.setattr(tokens_module, "BASIS_DIMENSION", 8)
+    monkeypatch.setattr(tokens_module, "PROJECT_FROM_TOKENS", 100)
+    rng = np.random.default_rng(5)
+    vectors = _low_rank_tokens(rng, 400, 64, 6)
+    table = TokenTable.from_texts(
+        [_text_tokens(vectors[i : i + 20], i) for i in range(0, 400, 20)], [0] * 20, 64
+    )
+    compact = table.compacted()
+    assert compact.basis is not None
+    threads_seen: list[list[int]] = []
+    project = TokenTable.project
+
+    def spying(self: TokenTable, question: np.ndarray) -> np.ndarray:
+        threads_seen.append([lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"])
+        return project(self, question)
+
+    monkeypatch.setattr(TokenTable, "project", spying)
+    compact.maxsim(vectors[[3, 7]], np.ones(2, np.float32), range(20))
+    compact.best_per_token(vectors[[3]], [np.arange(5), np.zeros(0, np.int64), np.arange(40, 60)])
+    assert len(threads_seen) == 2 and all(count == 1 for seen in threads_seen for count in seen)
