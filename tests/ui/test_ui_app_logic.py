@@ -169,6 +169,22 @@ def test_serving_chooses_the_plot_backend_so_no_event_imports_pyplot():
     assert fresh_python_lines(script)[-1] == "False"
 
 
+def test_serving_runs_numpys_blas_on_one_thread():
+    """Answers run side by side, one per core; OpenBLAS sharing each small product between its threads made
+    them wait for each other on a busy machine. `blas_on_one_thread` (called by `serve`) sets one thread."""
+    script = (
+        "import numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from ui.app import blas_on_one_thread\n"
+        "blas = lambda: max(lib['num_threads'] for lib in threadpool_info() if lib['user_api'] == 'blas')\n"
+        "before = blas()\n"
+        "blas_on_one_thread()\n"
+        "print(before, blas())\n"
+    )
+    before, after = fresh_python_lines(script)[-2:]
+    assert after == "1", f"BLAS threads: {before} before, {after} after"
+
+
 def test_the_queue_does_not_recompute_the_unused_monitoring_summary_after_each_event(fake: FakeAssistant):
     """Gradio's queue summarised its last events (up to 10,000) in a pandas DataFrame after every event, for
     a monitoring dashboard the chat never shows: up to 10 ms of the server's CPU per question."""
