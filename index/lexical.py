@@ -105,11 +105,19 @@ class Analyzer:
         A passage rarely repeats the name of what it is about ("Il est nommé en 1953" under "# Bruno
         Cremer"); the header puts it back. Measured on PIAF dev (eval/benchmarks/answer_figures.py).
         """
-        header = " ".join(dict.fromkeys(part for part in (title, *heading_path) if part))
+        header = chunk_header(title, heading_path)
         return self.analyze(text, language) + (self.analyze(header, language) if header else [])
 
     def settings(self) -> dict[str, object]:
         return {"version": ANALYZER_VERSION, "language": self.language, "stemmer": "snowball"}
+
+
+def chunk_header(title: str, heading_path: Sequence[str]) -> str:
+    """A chunk's document title and heading path, each part once ("Bruno Cremer Débuts"): what the lexical
+    index adds to the chunk's own text (`Analyzer.analyze_chunk`). The dense vectors are of the chunk's text
+    alone: this header in the embedded text won nothing on PIAF dev, whose chunks mostly open with their
+    title already (`python -m eval.benchmarks.fusion_sweep --chunk-header`)."""
+    return " ".join(dict.fromkeys(part for part in (title, *heading_path) if part))
 
 
 _DEFAULT_ANALYZER = Analyzer()

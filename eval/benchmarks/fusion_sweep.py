@@ -15,6 +15,12 @@ never read. How the defaults were chosen from these figures: the comments in `Re
 `--query-int8`: the questions go through the int8 copy of the ONNX export (`index.embedding_query_int8`),
 the passages' vectors stay the indexed float32 ones; the figures to compare with a run without it.
 
+`--chunk-header missing|all`: the dense ranking reads chunk vectors embedded (in memory, the index is left as
+it is) from "TITLE HEADINGS\n\nTEXT" (`index.lexical.chunk_header`, what the lexical index adds to each
+chunk) instead of the chunk's text alone: for the chunks that do not already open with their header
+(`missing`), or for every chunk (`all`). The windows and token vectors stay those of the index (late
+interaction still reads the chunk's own tokens); compare with a run without the option.
+
 `--split test` reports, once the settings are chosen, PIAF **test** recall@5 / hit@1 of the default hybrid
 setting (`RetrievalSettings`) beside the lexical ranking alone (lexical mode), over every test question
 (`--questions` caps them); nothing is swept on test.
@@ -76,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Questions embedded by the int8 copy of the ONNX export (index.embedding_query_int8), "
         "passages as indexed (float32): run with and without to compare.",
     )
+    parser.add_argument(
+        "--chunk-header",
+        choices=("missing", "all"),
+        default=None,
+        help="Dense ranking over chunk vectors embedded with their title and headings (see above).",
+    )
     args = parser.parse_args(argv)
     test = args.split == "test"
     count = args.questions or (None if test else 1200)
@@ -109,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not test:
         settings += [setting for setting in SETTINGS if setting != default]
     chunk_vectors = store.stored_vectors()
+    if args.chunk_header:
+        chunk_vectors = with_chunk_headers(store, chunk_vectors, every=args.chunk_header == "all")
     gold_of_row = [Path(c.doc_id).stem for c in store.chunks]
 
     def sentence_scores(rows: list[int], vector: np.ndarray) -> list[tuple[int, float]]:
@@ -236,6 +250,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             default_fused, [len(rows) for rows in prepared.values()], list(prepared), gold_of_row, maxsims
         )
     return 0
+
+
+def with_chunk_headers(store, vectors: np.ndarray, every: bool) -> np.ndarray:
+    """`vectors` with the chunks' vectors embedded from their header and text ("TITLE HEADINGS\n\nTEXT"):
+    every chunk's, or (`every` False) those whose text does not open with its header already."""
+    from index.lexical import chunk_header
+
+    rows, texts = [], []
+    for row, chunk in enumerate(store.chunks):
+        header = chunk_header(chunk.title, chunk.heading_path)
+        if header and (every or not chunk.text.lstrip("#= \n").startswith(header)):
+            rows.append(row)
+            texts.append(f"{header}\n\n{chunk.text}")
+    print(f"{len(rows)} of {len(store.chunks)} chunks embedded with their title and headings", flush=True)
+    vectors = np.array(vectors, dtype=np.float32)
+    if rows:
+        vectors[rows] = store.embedder.embed_passages(texts)
+    return vectors
 
 
 def sweep_late(fused_lists, sizes, names, gold_of_row, maxsims) -> None:
