@@ -416,13 +416,13 @@ class ChatHandlers:
         if user is None:
             return ""
         where = (
-            "your uploads go into the shared corpus"
+            "Your uploads go into the shared corpus."
             if user.is_admin
-            else "your uploads are private: only you search them"
+            else "Your uploads are private: only you search them."
         )
         return (
-            f'<div class="account">Signed in as <b>{render.html.escape(user.name)}</b> ({user.role}): {where} · '
-            '<a href="/logout">Log out</a></div>'
+            f'<div class="account"><div>Signed in as <b>{render.html.escape(user.name)}</b> ({user.role}) · '
+            f'<a href="/logout">Log out</a></div><div class="account-note">{where}</div></div>'
         )
 
     # --- page information --------------------------------------------------------------------------------
@@ -980,7 +980,9 @@ def _layout(handlers: ChatHandlers, examples: Sequence[str], *, keeps_conversati
             elem_classes="header",
             js_on_load=None,
         )
-    account = gr.HTML("", elem_id="account", js_on_load=None)
+        # Who is signed in, at the right of the title (filled on load; empty without a login, when the
+        # stylesheet collapses it: an empty block kept its padding and gaps, a 62 px band above the banner).
+        account = gr.HTML("", elem_id="account", js_on_load=None, scale=0)
     banner, info = handlers.page_info(handlers.default_backend)
     banner_html = gr.HTML(banner, elem_id="mode-banner", js_on_load=None)
     with gr.Row(equal_height=False):

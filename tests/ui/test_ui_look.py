@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ui_browser import ChatPage, contrast_failures, contrast_ratio, serve_app
+from ui_browser import WATCH_HEADER_JS, ChatPage, contrast_failures, contrast_ratio, header_layout, serve_app
 from ui_fakes import FakeAssistant
 
 from rag.errors import BackendError
@@ -35,6 +35,7 @@ def url(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser) -> s
 
 def open_page(browser, url: str, theme: str, width: int = 1280, height: int = 900) -> ChatPage:
     context = browser.new_context(viewport={"width": width, "height": height})
+    context.add_init_script(WATCH_HEADER_JS)
     return ChatPage(context.new_page(), f"{url}/?__theme={theme}").open()
 
 
@@ -132,4 +133,24 @@ def test_phone_shows_the_question_box_without_scrolling(url, browser, theme):
     assert covered == []
     chat.screenshot(f"phone-{theme}-answer.png")
     assert contrast_failures(chat.page) == []
+    chat.page.context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 860), (390, 844)])
+def test_no_empty_band_above_the_banner_and_the_page_does_not_move(url, browser, width, height):
+    """Without a login the account line is empty: it takes no room from the first paint on (it kept its
+    padding and two gaps, a 62 px band between the subtitle and the banner). The header lines up with the
+    columns below it, and the page keeps its width when the first answer comes (it grew by 100 px)."""
+    chat = open_page(browser, url, "light", width, height)
+    chat.page.wait_for_timeout(300)  # past the page's load events
+    before = header_layout(chat.page)
+    assert before["account"] is None
+    assert len(before["gaps"]) >= 2 and max(before["gaps"]) <= 20, before  # the column's 16 px gap
+    assert abs(before["title"]["left"] - before["chat"]["left"]) <= 1, before
+    assert abs(before["banner"]["left"] - before["chat"]["left"]) <= 1, before
+    assert abs(before["banner"]["right"] - (before["side"] or before["chat"])["right"]) <= 1, before
+    chat.ask(QUESTION)
+    after = header_layout(chat.page)
+    for edge in ("left", "right"):
+        assert after["chat"][edge] == before["chat"][edge] and after["banner"][edge] == before["banner"][edge]
     chat.page.context.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ui_browser import ChatPage, copy_seeds, free_port, lexical_settings
+from ui_browser import WATCH_HEADER_JS, ChatPage, copy_seeds, free_port, header_layout, lexical_settings
 
 from rag import build_assistant
 from ui.accounts import Accounts, Database
@@ -40,6 +40,7 @@ def team_url(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser)
 
 def log_in(browser, url: str, name: str, password: str | None = None) -> ChatPage:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(WATCH_HEADER_JS)
     page = context.new_page()
     page.goto(url)
     page.fill("input[type=text]", name)
@@ -74,6 +75,11 @@ def test_a_wrong_password_does_not_open_the_chat(team_url, browser):
 def test_each_user_searches_their_own_uploads_and_the_shared_corpus(team_url, browser, tmp_path):
     alice, bob = log_in(browser, team_url, "alice"), log_in(browser, team_url, "bob")
     assert "Signed in as alice (user)" in alice.page.locator("#account").inner_text()
+    # The account line sits at the right of the title, above the banner, with no band below it.
+    look = header_layout(alice.page)
+    assert look["account"]["left"] > look["title"]["right"]
+    assert look["account"]["top"] < look["subtitle"]["bottom"]
+    assert look["banner"]["top"] - max(look["account"]["bottom"], look["subtitle"]["bottom"]) <= 20, look
     alice_doc = tmp_path / "alice" / "fromage.txt"
     alice_doc.parent.mkdir()
     alice_doc.write_text("Le zorblax est un fromage bleu affiné à Grenoble.\n", encoding="utf-8")

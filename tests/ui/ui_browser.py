@@ -198,3 +198,35 @@ def contrast_ratio(page: Any, foreground: str, background: str) -> float:
         }""",
         [foreground, background],
     )
+
+
+# Run in the page before Gradio starts (context.add_init_script): on every animation frame from the first
+# paint, the distance between the subtitle's bottom and the offline banner's top, so a band that shows
+# until the load events collapse it (a flash of layout) is caught as surely as one that stays.
+WATCH_HEADER_JS = """
+(() => {
+  window.headerGaps = [];
+  const tick = () => {
+    const subtitle = document.querySelector('.app-subtitle'), banner = document.querySelector('#mode-banner .banner');
+    if (subtitle && banner && banner.getBoundingClientRect().height > 0)
+      window.headerGaps.push(Math.round(banner.getBoundingClientRect().top - subtitle.getBoundingClientRect().bottom));
+    if (window.headerGaps.length < 600) requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})();
+"""
+
+
+def header_layout(page: Any) -> dict:
+    """Where the header's parts are: the boxes (left, top, right, bottom) of the title, the subtitle, the
+    account line (None when not shown), the banner, the chat column and the side column."""
+    return page.evaluate(
+        """() => {
+            const box = (el) => { if (!el) return null; const r = el.getBoundingClientRect();
+                return r.width > 0 && r.height > 0 ? {left: r.left, top: r.top, right: r.right, bottom: r.bottom} : null; };
+            return {title: box(document.querySelector('.app-title')), subtitle: box(document.querySelector('.app-subtitle')),
+                    account: box(document.querySelector('#account')), banner: box(document.querySelector('#mode-banner .banner')),
+                    chat: box(document.querySelector('#chat').closest('.column')), side: box(document.querySelector('.side')),
+                    gaps: window.headerGaps || []};
+        }"""
+    )
