@@ -670,12 +670,14 @@ def report_answers(records: list[dict], model: str) -> None:
 
     print("PIAF dev gold span in the extractive answer:")
     print(f"  shipped {evidence.ANSWER_WEIGHTS}: {figures()}")
+    report_gold_window_ranks(answerable)
     sweeps = {
         "COSINE_WEIGHT": COSINE_WEIGHTS,
         "COSINE_WEIGHT_CROSSLINGUAL": COSINE_WEIGHTS,
         "TRANSLATION_CREDIT": (0.3, 0.5, 0.7, 1.0),
         "COGNATE_CREDIT": (0.5, 0.7, 1.0),
         "RANK_PRIOR": (0.01, 0.03, 0.08),
+        "TYPE_BONUS": (0.0, 0.1, 0.25, 0.4),
     }
     for name, values in sweeps.items():
         saved = getattr(evidence, name)
@@ -709,6 +711,34 @@ def report_answers(records: list[dict], model: str) -> None:
                 )
     finally:
         evidence.COGNATE_CREDIT_LEXICAL = saved
+
+
+def report_gold_window_ranks(answerable: list[dict]) -> None:
+    """Where the gold span is when the shipped answer misses it, per language: the answer-score rank of the
+    best window holding it (2nd, 3rd-5th, 6th or lower) or in no window of the retrieved passages (what a
+    better window choice could still win, and what only retrieval can)."""
+    from eval.metrics import answer_contained
+    from rag.backends.extractive import ExtractiveGenerator
+
+    generator = ExtractiveGenerator()
+    print("  where the gold span is when the answer misses it (best window holding it, by answer score):")
+    for lang in LANGUAGES:
+        rows = [r for r in answerable if r["set"] == lang]
+        places = {"2nd": 0, "3rd-5th": 0, "6th or lower": 0, "no retrieved window": 0}
+        for r in rows:
+            evidence = r["evidence"]
+            if answer_contained(generator.compose(r["focus"], r["language"], [], evidence), r["answers"]):
+                continue
+            ranked = sorted(evidence.statements, key=lambda w: -w.answer_score)
+            rank = next(
+                (i for i, w in enumerate(ranked) if answer_contained(w.window.text, r["answers"])), None
+            )
+            if rank is None:
+                places["no retrieved window"] += 1
+            else:
+                places["2nd" if rank <= 1 else "3rd-5th" if rank <= 4 else "6th or lower"] += 1
+        shares = ", ".join(f"{name} {count / max(1, len(rows)):.3f}" for name, count in places.items())
+        print(f"    {lang} ({len(rows)} q): {shares}")
 
 
 def report_maxsim(records: list[dict], figures) -> None:

@@ -135,6 +135,35 @@ def test_a_further_quote_on_a_translated_word_only_needs_the_model_to_back_it() 
     assert len(generator.select("q", "en", [], _evidence(*lexical, hybrid=False))) == 2
 
 
+def test_across_languages_a_near_tie_is_quoted_too_though_it_adds_no_question_word() -> None:
+    """A translated question's windows are scored on glossary guesses and close cross-lingual cosines: a
+    further window scoring `CROSSLINGUAL_TIE_RATIO` of the best is quoted beside it (hybrid mode only), as a
+    window adding question words is; in the question's own language, or further below, it is not."""
+    from rag.backends import extractive
+
+    group = frozenset({"zorg"})
+    first = _window("Zorg vaut 80 milliards.", 0, match_native=0.5, covered=frozenset({group}))
+    first = replace(first, covered_native=frozenset({group}), cosine=0.85, cosine_gap=0.0)
+    tie = _window("Zorg emploie 300 personnes.", 40, match_native=0.5, covered=frozenset({group}))
+    tie = replace(tie, covered_native=frozenset({group}), cosine=0.85, cosine_gap=0.0, rank=0)
+    tie = replace(tie, passage=replace(tie.passage, number=2, doc_id="y.txt"))
+    close = replace(tie, cosine=0.84, cosine_gap=0.01)  # 0.60 against 0.65: within the ratio
+    ratio = close.answer_score / first.answer_score
+    assert extractive.CROSSLINGUAL_TIE_RATIO <= ratio < 1
+    generator = ExtractiveGenerator()
+    assert len(generator.select("q", "en", [], _evidence(first, close))) == 2
+    # Further below the best: one quote (it adds no question word).
+    far = replace(tie, cosine=0.8, cosine_gap=0.05)
+    assert far.answer_score < extractive.CROSSLINGUAL_TIE_RATIO * first.answer_score
+    assert len(generator.select("q", "en", [], _evidence(first, far))) == 1
+    # The question's own language: the first window is the answer, the tie adds no word.
+    same = [replace(w, crosslingual=False) for w in (first, close)]
+    assert len(generator.select("q", "fr", [], _evidence(*same))) == 1
+    # Lexical mode (no cosines): the rule is not applied.
+    lexical = [replace(w, cosine=None, cosine_gap=0.0, coverage=0.3) for w in (first, close)]
+    assert len(generator.select("q", "en", [], _evidence(*lexical, hybrid=False))) == 1
+
+
 def test_an_asked_age_is_held_by_a_window_giving_one() -> None:
     text = "Zorg naît à Lyon. À moins de trente ans, il revend sa première société. Il part en 2005."
     passage = Passage(1, ["c"], "z.txt", "/z.txt", "z", text, 0, len(text), 1.0)
