@@ -67,6 +67,42 @@ def test_export_is_made_once_beside_the_model_and_reused(
     assert not list((model_copy / "onnx").glob(".export-*")), "no temporary file is left behind"
 
 
+def test_export_fuses_the_attention_and_gives_torchs_vectors(model_copy: Path) -> None:
+    """Each layer's attention is one fused ONNX Runtime operator (no IsNaN/Where of the default attention's
+    export); questions of unequal lengths, batched (padding), get the vectors torch gives each alone; the
+    model's own attention is left as it was."""
+    import onnx
+
+    embedder = _embedder(model_copy, "onnx")
+    graph = onnx.load(str(embedder.onnx.path), load_external_data=False).graph
+    kinds = [node.op_type for node in graph.node]
+    assert kinds.count("Attention") == 2 and "IsNaN" not in kinds  # the tiny model's two layers
+    assert embedder.model[0].model.config._attn_implementation != "eager"
+    torch_embedder = _embedder(model_copy, "torch")
+    questions = ["Où dort le chat ?", "x", "Who leads the company, and since when? A longer question here."]
+    batched = embedder.embed_queries(questions)
+    alone = np.stack([torch_embedder.embed_query(q) for q in questions])
+    assert np.abs(batched - alone).max() < 1e-5
+
+
+def test_export_unfused_when_the_optimiser_fails(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A graph the optimiser cannot handle keeps its plain export: ONNX Runtime still runs it."""
+    import onnx
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise ValueError("cannot fuse this graph")
+
+    monkeypatch.setattr("onnxruntime.transformers.optimizer.optimize_model", failing)
+    embedder = _embedder(model_copy, "onnx")
+    assert "attention fusion skipped: cannot fuse this graph" in capsys.readouterr().err
+    kinds = [node.op_type for node in onnx.load(str(embedder.onnx.path), load_external_data=False).graph.node]
+    assert "Attention" not in kinds and "Softmax" in kinds
+    reference = embedder.model.encode(TEXTS, normalize_embeddings=True)
+    assert np.min(np.sum(embedder.embed_passages(TEXTS) * reference, axis=1)) > 0.9999
+
+
 def test_damaged_export_is_replaced(model_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _embedder(model_copy, "onnx").onnx.path
     path.write_bytes(b"not an onnx model")
