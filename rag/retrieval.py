@@ -8,10 +8,13 @@
   vectors stored at index time) and by its term coverage (the IDF-weighted share of the question's terms it
   holds, read from the lexical index's postings).
 - Fusion: a weighted sum of min-max normalised scores plus the weighted coverage (the default, chosen by
-  measurement: see `rag.settings.RetrievalSettings`) or reciprocal rank fusion (RRF).
+  measurement: see `rag.settings.RetrievalSettings`) or reciprocal rank fusion (RRF). A cosine ranking's
+  span is taken as at least `cosine_span_floor` (`min_max`): on a corpus of a few chunks, cosines that
+  barely differ are not stretched to the full weight of a ranking that tells its candidates apart.
 - Late interaction (hybrid mode, a store with token vectors: `index.protocols.TokenReader`): the best fused
   candidates are rescored by MaxSim, the question's token vectors (from its one query pass) against each
-  candidate's stored token vectors (`index.tokens`), min-max normalised over them and weighed.
+  candidate's stored token vectors (`index.tokens`), min-max normalised over them (the same span floor)
+  and weighed.
 - Merge: overlapping or adjacent chunks of one document become one `Passage` (offsets union, text read
   back from the document), so the same sentences are never shown twice.
 - Rerank (optional): a sentence-transformers cross-encoder reorders the fused candidates.
@@ -48,36 +51,46 @@ def rrf_fuse(
 
 
 def late_rescore(
-    fused: Sequence[tuple[int, float]], maxsims: Sequence[float], weight: float
+    fused: Sequence[tuple[int, float]], maxsims: Sequence[float], weight: float, span_floor: float = 0.0
 ) -> list[tuple[int, float]]:
     """The first len(maxsims) candidates of `fused` (best first) with `weight` x their MaxSim, min-max
-    normalised over them, added to their score and sorted again (ties keep the fused order); the others
-    after them, unchanged (they score no more than the last rescored one did before)."""
+    normalised over them (`span_floor`: see `min_max`), added to their score and sorted again (ties keep
+    the fused order); the others after them, unchanged (they score no more than the last rescored one did
+    before)."""
     head = list(fused[: len(maxsims)])
     if not head:
         return list(fused)
-    low, high = min(maxsims), max(maxsims)
-    spread = high - low
-    rescored = [
-        (row, score + (weight * (value - low) / spread if spread > 0 else 0.0))
-        for (row, score), value in zip(head, maxsims, strict=True)
-    ]
+    normalised = min_max(maxsims, span_floor, equal=0.0)  # no spread: nothing to tell them apart
+    rescored = [(row, score + weight * value) for (row, score), value in zip(head, normalised, strict=True)]
     rescored.sort(key=lambda item: -item[1])  # stable: ties keep the fused order
     return rescored + list(fused[len(head) :])
 
 
-def weighted_fuse(rankings: dict[str, Ranking], weights: dict[str, float]) -> dict[int, float]:
-    """Weighted sum of min-max normalised scores (a candidate missing from a ranking scores 0 there)."""
+def min_max(scores: Sequence[float], span_floor: float = 0.0, *, equal: float = 1.0) -> list[float]:
+    """`scores` mapped to 0..1 by min-max, the span taken as at least `span_floor`: scores that differ by
+    less than the floor (a ranking that barely tells its candidates apart, e.g. cosines over a corpus of a
+    few chunks) stay as close together as that, instead of being stretched to the whole 0..1 range.
+    Without a floor, equal scores all get `equal`."""
+    if not scores:
+        return []
+    low = min(scores)
+    spread = max(max(scores) - low, span_floor)
+    if spread <= 0:
+        return [equal] * len(scores)
+    return [(score - low) / spread for score in scores]
+
+
+def weighted_fuse(
+    rankings: dict[str, Ranking], weights: dict[str, float], span_floors: dict[str, float] | None = None
+) -> dict[int, float]:
+    """Weighted sum of min-max normalised scores (a candidate missing from a ranking scores 0 there), each
+    ranking's span floored by `span_floors[name]` (`min_max`)."""
     fused: dict[int, float] = {}
     for name, ranking in rankings.items():
-        if not ranking:
-            continue
-        scores = [s for _, s in ranking]
-        low, high = min(scores), max(scores)
-        spread = high - low
-        for row, score in ranking:
-            normalised = 1.0 if spread <= 0 else (score - low) / spread
-            fused[row] = fused.get(row, 0.0) + weights.get(name, 1.0) * normalised
+        floor = (span_floors or {}).get(name, 0.0)
+        normalised = min_max([score for _, score in ranking], floor)
+        for (row, _score), value in zip(ranking, normalised, strict=True):
+            fused[row] = fused.get(row, 0.0) + weights.get(name, 1.0) * value
     return fused
 
 
@@ -347,7 +360,8 @@ class HybridRetriever:
         elif self.settings.fusion == "rrf":
             fused = rrf_fuse(rankings, self.settings.rrf_k, weights)
         else:
-            fused = weighted_fuse(rankings, weights)
+            floor = self.settings.cosine_span_floor  # the cosine rankings' (not BM25's)
+            fused = weighted_fuse(rankings, weights, {"dense": floor, "sentence": floor})
             for row, share in coverage:
                 if row in fused:
                     fused[row] += self.settings.coverage_weight * share
@@ -366,7 +380,8 @@ class HybridRetriever:
         if maxsims is None:
             return fused, {}
         values = [float(value) for value in maxsims]
-        return late_rescore(fused, values, weight), dict(zip(rows, values, strict=True))
+        rescored = late_rescore(fused, values, weight, self.settings.cosine_span_floor)
+        return rescored, dict(zip(rows, values, strict=True))
 
     def retrieve(
         self, question: str, language: str, k: int | None = None, *, merge: bool = True

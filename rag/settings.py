@@ -124,6 +124,40 @@ class RetrievalSettings(_Strict):
         le=500,
         description="Hybrid mode: how many of the best fused candidates late interaction rescores.",
     )
+    # Thirteenth session, the cosine span floor (issue 10, golden extra-008): min-max normalisation stretches
+    # whatever span a ranking has to 0..1. Over a user's folder of a few chunks (seeds/: one article, 10
+    # chunks, all of them candidates) e5's cosines barely differ: the dense span is 0.017-0.12 over the 59
+    # golden questions, 0.025 for "Which company leads the investments in OpenAI?", whose chunk is 1st by
+    # BM25 and by coverage but 6th by dense, 7th by sentence max-sim and 6th fused: noise of that size weighs
+    # as much as a real difference would. (The stand-in's own vectors are within cosine 0.98-0.99 of the hub
+    # model's: an error vector of length ~0.15-0.2, whose projection on a question moves a cosine by ~0.01.)
+    # With a floor the span is max(max - min, FLOOR) for the three cosine rankings (dense, sentence max-sim,
+    # late-interaction MaxSim), never for BM25, whose scale is not fixed. Measured on PIAF dev
+    # (`python -m eval.benchmarks.fusion_sweep --model DIR`, its last block; all 3,263 French dev questions
+    # and the 300 translated ones; recall@5 / hit@1 fr, en, de; the spans there over the top 50 of 1,518
+    # paragraphs: dense median 0.057 (p10 0.026), sentence 0.102 (p10 0.069), MaxSim 0.097 (p10 0.057)):
+    # floor 0 0.935 / 0.821, 0.940 / 0.787, 0.910 / 0.717; 0.03 0.936 / 0.823, 0.940 / 0.787, 0.907 / 0.717;
+    # 0.04 0.937 / 0.824, 0.937 / 0.783, 0.907 / 0.727; 0.05 0.937 / 0.824, 0.940 / 0.787, 0.910 / 0.737
+    # (fr gained / lost: recall 11 / 4, hit@1 18 / 7; de hit@1 6 / 0); 0.06 0.937 / 0.824, 0.940 / 0.783,
+    # 0.910 / 0.740; 0.08 0.935 / 0.825, 0.933 / 0.780, 0.910 / 0.747; 0.1 0.934 / 0.824, 0.933 / 0.780,
+    # 0.907 / 0.747: flat up to 0.06 (within one standard error, fr ~0.004 / 0.007), the translated English
+    # questions lose from 0.08. On the golden sets (hybrid, `rag eval --piaf none --no-baselines
+    # --no-adversarial`, RAG_RETRIEVAL__COSINE_SPAN_FLOOR=0.05, or 0.04) extra-008's chunk comes 5th and its
+    # answer cites it (English recall@5 0.917 -> 1.000, citation precision 0.939 -> 0.959 over all), but the
+    # unanswerable seed-026 ("What is the name of OpenAI's latest model?") is then answered: the chunk that
+    # comes in holds a window sharing "model" with it (lexical score 0.221), and the hybrid gate reads the best
+    # lexical score and the best cosine of any two windows (0.1 x 0.221 + 0.876 >= 0.882; without it the
+    # margin was -0.0008). At 0.03 seed-026 is already answered and extra-008 not yet retrieved. A golden
+    # question lost, so the floor stays 0 (min-max as before) until the gate's margin on seed-026 is not a
+    # matter of which chunk comes 5th; 0.05 is the value the figures above support.
+    cosine_span_floor: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="Hybrid mode: the smallest span of a cosine ranking's scores (dense, "
+        "sentence max-sim, late-interaction MaxSim) that min-max normalisation stretches to 0..1; "
+        "cosines closer than this are noise for the model and keep that little weight.",
+    )
     lexical_only: bool = Field(False, description="Ignore the dense index even when there is one.")
     reranker_model: str | None = Field(
         None,

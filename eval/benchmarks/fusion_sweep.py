@@ -29,6 +29,10 @@ Late interaction (`index.tokens`, an index with token vectors): the default sett
 default rescoring (`RetrievalSettings.late_interaction_*`, the product's `late_rescore`), and a row beside it
 shows the same setting without it; on dev, a last block sweeps its weight and candidate count over the
 default fusion. The questions' token vectors come from the product's query pass (`encode_queries`).
+
+On dev, a last block sweeps the cosine span floor (`RetrievalSettings.cosine_span_floor`: the smallest span
+of the dense, sentence max-sim and MaxSim scores that min-max normalisation stretches to 0..1) over the
+default setting, with the questions gained / lost against no floor.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import numpy as np
 from eval.benchmarks.answer_figures import read_jsonl, write_piaf_corpus
 from eval.benchmarks.calibrate_hybrid import DATA, model_benchmark_parser, open_hybrid
 
+SPAN_FLOORS = (0.0, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1)
 LATE_WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 8.0)
 LATE_CANDIDATES = (10, 20, 30, 50)
 
@@ -249,7 +254,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         sweep_late(
             default_fused, [len(rows) for rows in prepared.values()], list(prepared), gold_of_row, maxsims
         )
+    if not test:
+        sweep_span_floor(store, defaults, prepared, gold_of_row, maxsims if table is not None else None)
     return 0
+
+
+def sweep_span_floor(store, defaults, prepared, gold_of_row, maxsims) -> None:
+    """The default setting (late interaction included) with each cosine span floor
+    (`RetrievalSettings.cosine_span_floor`, the product's `HybridRetriever.fuse` and `late_interaction`'s
+    `late_rescore`), and per set the questions gained / lost at recall@5 and hit@1 against floor 0."""
+    from rag.retrieval import HybridRetriever, late_rescore
+
+    print("Cosine span floor (dense, sentence max-sim, MaxSim) over the default setting: gained / lost vs 0")
+    first: dict[str, list[tuple[bool, bool]]] = {}
+    for floor in SPAN_FLOORS:
+        settings = defaults.model_copy(update={"cosine_span_floor": floor})
+        fuser, parts = HybridRetriever(store, settings), []
+        for name, rows in prepared.items():
+            outcomes = []
+            for gold, lexical, dense, sentence, coverage, (number, tokens) in rows:
+                rankings = {"lexical": lexical[: settings.candidates], "dense": dense[: settings.candidates]}
+                union = list(dict.fromkeys(r for ranking in rankings.values() for r, _ in ranking))
+                if settings.sentence_weight and sentence:
+                    rankings["sentence"] = [(r, sentence[r]) for r in union if r in sentence]
+                if settings.coverage_weight:
+                    rankings["coverage"] = [(r, coverage[r]) for r in union if r in coverage]
+                fused = fuser.fuse(rankings)
+                weight, count = settings.late_interaction_weight, settings.late_interaction_candidates
+                if maxsims is not None and weight > 0 and tokens is not None:
+                    head = [r for r, _ in fused[:count]]
+                    fused = late_rescore(fused, maxsims(number, tokens, head), weight, floor)
+                top = [gold_of_row[r] for r, _ in fused[:5]]
+                outcomes.append((gold in top, bool(top) and top[0] == gold))
+            base = first.setdefault(name, outcomes)
+            recall, hit = (sum(o[i] for o in outcomes) / len(outcomes) for i in (0, 1))
+            moved = [sum(a[i] and not b[i] for a, b in zip(outcomes, base, strict=True)) for i in (0, 1)] + [
+                sum(b[i] and not a[i] for a, b in zip(outcomes, base, strict=True)) for i in (0, 1)
+            ]
+            parts.append(
+                f"{name} {recall:.3f} / {hit:.3f} (+{moved[0]} -{moved[2]} / +{moved[1]} -{moved[3]})"
+            )
+        print(f"  floor {floor:<5} " + "   ".join(parts), flush=True)
 
 
 def with_chunk_headers(store, vectors: np.ndarray, every: bool) -> np.ndarray:

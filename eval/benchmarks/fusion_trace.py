@@ -8,7 +8,9 @@ For each golden question (ids of `eval/golden/*.jsonl`), over the product's inde
 ranking the hybrid retriever fuses (lexical BM25, dense, sentence max-sim, term coverage) and in the fused
 ranking, then the best fused chunks with their per-signal scores. `--set NAME=VALUE` changes a retrieval
 setting (`RetrievalSettings`) to compare, e.g. the weights before a change with today's defaults. In lexical
-mode only the lexical ranking exists. Retrieval only: no answer is made.
+mode only the lexical ranking exists. Then late interaction (`HybridRetriever.late_interaction`: "late", the
+MaxSim of the rescored candidates) and the final rank, the order the passages are shown in. Retrieval only:
+no answer is made.
 
 What it showed (ninth session), "Which company leads the investments in OpenAI?" (extra-008, hybrid): the
 chunk holding « avec Microsoft en chef de file » is 2nd by BM25 and 1st by coverage, but 6th of 10 by dense
@@ -94,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         language = question_language(item.question)
         rankings = retriever.rankings(item.question, language, retriever.settings.candidates)
         fused = retriever.fuse(rankings)
+        final, maxsims = retriever.late_interaction(item.question, fused)
+        if maxsims:
+            rankings = {**rankings, "late": list(maxsims.items())}
         print(f"\n{identifier} ({language}): {item.question}")
         for evidence in item.evidence:
             rows = [
@@ -106,14 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  evidence « {evidence.quote[:70]} »")
             for row in rows:
                 ranks = "  ".join(f"{name} {_rank(ranking, row)}" for name, ranking in rankings.items())
-                print(f"    chunk {row}: {ranks}  fused {_rank(fused, row)}")
+                after = f"  after late interaction {_rank(final, row)}" if maxsims else ""
+                print(f"    chunk {row}: {ranks}  fused {_rank(fused, row)}{after}")
             if not rows:
                 print("    (no single chunk holds it)")
         per_signal = {name: dict(ranking) for name, ranking in rankings.items()}
-        for rank, (row, score) in enumerate(fused[: args.top], start=1):
+        for rank, (row, score) in enumerate(final[: args.top], start=1):
             scores = " ".join(f"{n} {v[row]:.3f}" for n, v in per_signal.items() if row in v)
             text = store.chunks[row].text[:60].replace("\n", " ")
-            print(f"  {rank}. chunk {row} fused {score:.3f} | {scores} | {text}")
+            print(f"  {rank}. chunk {row} final {score:.3f} | {scores} | {text}")
     return 0
 
 

@@ -49,3 +49,23 @@ def test_only_chunks_without_their_header_are_embedded_again_unless_every() -> N
         "Sport\n\n# Sport\n\nLes dépenses des ménages.",
         "Patrick Kane\n\nIl rejoint l'équipe en 2005.",
     ]
+
+
+def test_the_span_floor_block_prints_each_floor_and_the_questions_it_moves(capsys) -> None:  # noqa: ANN001
+    from eval.benchmarks.fusion_sweep import SPAN_FLOORS, sweep_span_floor
+    from rag.settings import RetrievalSettings
+
+    # Row 0 (gold "a") is BM25's and coverage's winner; row 1 leads the cosines by 0.025, noise under a floor.
+    question = (
+        "a",
+        [(0, 6.0), (1, 2.0)],  # lexical
+        [(1, 0.84), (0, 0.815)],  # dense
+        {1: 0.85, 0: 0.83},  # sentence
+        {0: 0.3, 1: 0.05},  # coverage
+        (1, None),  # no token vectors: no late interaction
+    )
+    sweep_span_floor(SimpleNamespace(), RetrievalSettings(), {"fr": [question]}, ["a", "b"], None)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(SPAN_FLOORS)
+    assert lines[1].split() == ["floor", "0.0", "fr", "1.000", "/", "0.000", "(+0", "-0", "/", "+0", "-0)"]
+    assert lines[-1].split()[-6:] == ["1.000", "(+0", "-0", "/", "+1", "-0)"]  # floor 0.1: hit@1 gained

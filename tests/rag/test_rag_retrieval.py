@@ -14,6 +14,7 @@ from rag.retrieval import (
     PassageRetriever,
     late_rescore,
     merge_chunks,
+    min_max,
     rrf_fuse,
     weighted_fuse,
 )
@@ -43,6 +44,39 @@ def test_rrf_and_weighted_fusion() -> None:
     assert weighted[1] == pytest.approx(1.0)  # best dense, absent from lexical
     assert weighted[2] == pytest.approx(0.0 + 0.5 * 1.0)
     assert weighted[3] == pytest.approx(0.0)
+
+
+def test_a_span_floor_keeps_scores_that_barely_differ_close() -> None:
+    assert min_max([0.84, 0.83, 0.815]) == pytest.approx([1.0, 0.6, 0.0])  # 0.025 stretched to 0..1
+    assert min_max([0.84, 0.83, 0.815], 0.05) == pytest.approx([0.5, 0.3, 0.0])  # floored: half the weight
+    assert min_max([0.9, 0.8, 0.7], 0.05) == pytest.approx([1.0, 0.5, 0.0])  # a wider span is as before
+    assert min_max([0.4, 0.4]) == [1.0, 1.0] and min_max([0.4, 0.4], equal=0.0) == [0.0, 0.0]
+    assert min_max([0.4, 0.4], 0.05) == [0.0, 0.0] and min_max([]) == []
+    # In the fusion: the floor applies to the rankings named, BM25 keeps its min-max.
+    rankings = {"dense": [(1, 0.84), (2, 0.815)], "lexical": [(2, 12.0), (1, 4.0)]}
+    assert weighted_fuse(rankings, {}) == pytest.approx({1: 1.0, 2: 1.0})
+    floored = weighted_fuse(rankings, {}, {"dense": 0.05})
+    assert floored == pytest.approx({1: 0.5, 2: 1.0})  # the lexical winner wins
+    # Late interaction: MaxSim spread 0.02 under a floor of 0.05 weighs 3 x 0.4, not 3 x 1.
+    fused = [(1, 1.0), (2, 0.5)]
+    assert late_rescore(fused, [0.80, 0.82], 3.0) == [(2, pytest.approx(3.5)), (1, 1.0)]
+    assert late_rescore(fused, [0.80, 0.82], 3.0, 0.05) == [(2, pytest.approx(1.7)), (1, 1.0)]
+
+
+def test_the_retriever_floors_the_cosine_rankings_only() -> None:
+    settings = RetrievalSettings(cosine_span_floor=0.05)
+    retriever = HybridRetriever(FakeStore({"a.txt": "a", "b.txt": "b"}), settings, expander=lambda *a: "")
+    rankings = {
+        "lexical": [(0, 6.0), (1, 2.0)],
+        "dense": [(1, 0.84), (0, 0.815)],
+        "sentence": [(1, 0.85), (0, 0.83)],
+        "coverage": [(0, 0.3), (1, 0.05)],
+    }
+    fused = dict(retriever.fuse(rankings))
+    assert fused[0] == pytest.approx(1.0 + 1.5 * 0.3)  # BM25 still 0..1
+    assert fused[1] == pytest.approx(0.5 + 2.0 * 0.4 + 1.5 * 0.05)  # dense 0.025 / 0.05, sentence 0.02 / 0.05
+    plain = dict(HybridRetriever(retriever.store, RetrievalSettings(), expander=lambda *a: "").fuse(rankings))
+    assert plain[1] > plain[0] and fused[0] > fused[1]  # without the floor the cosines' noise won
 
 
 def test_merge_unions_overlapping_and_adjacent_chunks() -> None:
