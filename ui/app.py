@@ -1067,9 +1067,11 @@ def _conversation_list(*, visible: bool) -> _ConversationList:
             elem_id="conversation-title",
             placeholder="Rename the open conversation",
         )
-        with gr.Row():
-            rename = gr.Button("Rename", size="sm", elem_id="rename-conversation")
-            delete = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation")
+        with gr.Row():  # side by side (each took a full line of the narrow column)
+            rename = gr.Button("Rename", size="sm", elem_id="rename-conversation", min_width=80)
+            delete = gr.Button(
+                "Delete", size="sm", variant="stop", elem_id="delete-conversation", min_width=80
+            )
     return _ConversationList(saved, title, rename, delete)
 
 
@@ -1273,6 +1275,18 @@ def theme() -> Any:
         button_primary_background_fill_hover_dark="*primary_700",
         button_primary_text_color="white",
         button_primary_text_color_dark="white",
+        # Controls a person can see (WCAG 1.4.11, 3:1 against the card): Soft draws inputs with a near-white
+        # border on white and secondary buttons white on white; a destructive button (Delete, Cancel indexing)
+        # looked like every other one.
+        input_border_width="1px",  # (Soft: 0, and buttons take the same width)
+        input_border_color="*neutral_500",
+        input_border_color_dark="*neutral_400",
+        button_secondary_border_color="*neutral_500",
+        button_secondary_border_color_dark="*neutral_400",
+        button_cancel_text_color="#b91c1c",  # (the theme's names reach only its three hues: red-700/200/300)
+        button_cancel_text_color_dark="#fecaca",
+        button_cancel_border_color="#b91c1c",
+        button_cancel_border_color_dark="#fca5a5",
     )
 
 
@@ -1297,8 +1311,9 @@ def serve(
             max_threads=max(40, max_answers + 8),
             max_file_size=f"{int(ui_settings.max_upload_mb * 1_000_000)}b" if ui_settings else None,
             auth=auth,
+            # (HTML: Gradio showed the Markdown backticks as they are.)
             auth_message="Ask your documents: sign in with the account an administrator created for you "
-            "(`rag users add NAME`).",
+            "(administrators: <code>rag users add NAME</code>).",
             server_name=host,
             server_port=port,
             prevent_thread_lock=True,  # blocked below, once the server's stack is logged

@@ -35,8 +35,11 @@ def server(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser):
 def test_stop_keeps_what_was_written_and_says_so(server, chat_page_factory):
     url, _ = server
     chat = chat_page_factory(url)
+    ask, stop = chat.page.locator("#question .submit-button"), chat.page.locator("#question .stop-button")
+    assert ask.is_visible() and not stop.is_visible()  # nothing to stop yet: no Stop beside Ask
     chat.submit(QUESTION)
     chat.page.wait_for_selector("#chat .answer-streaming .answer-text", timeout=30_000)
+    assert stop.is_visible() and not ask.is_visible()  # Stop in Ask's place while the answer is written
     chat.page.get_by_role("button", name="Stop").click()
     stopped = chat.page.locator("#chat .answer-error")
     stopped.wait_for(timeout=15_000)
@@ -46,6 +49,7 @@ def test_stop_keeps_what_was_written_and_says_so(server, chat_page_factory):
     assert "answer-error" not in answer.get_attribute("class")
     assert chat.questions() == [QUESTION, "Qui est Sam Altman ?"]
     assert "Stopped." in chat.page.locator("#chat .answer-error").inner_text()  # the stopped one stays
+    assert ask.is_visible() and not stop.is_visible()
 
 
 def test_each_browser_keeps_its_own_conversations_without_a_login(server, chat_page_factory):

@@ -10,11 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ui_browser import WATCH_HEADER_JS, ChatPage, contrast_failures, contrast_ratio, header_layout, serve_app
+from ui_browser import (
+    WATCH_HEADER_JS,
+    ChatPage,
+    contrast_failures,
+    contrast_ratio,
+    control_boundary,
+    header_layout,
+    serve_app,
+)
 from ui_fakes import FakeAssistant
 
 from rag.errors import BackendError
 from rag.settings import Settings
+from ui.accounts import Database
+from ui.conversations import ConversationStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,13 +33,14 @@ QUESTION = "Quelle est la valorisation d'OpenAI ?"
 
 @pytest.fixture(scope="module")
 def url(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser) -> str:
-    settings = Settings.model_validate({"ui": {"uploads_dir": str(tmp_path_factory.mktemp("uploads"))}})
+    workspace = tmp_path_factory.mktemp("look")
+    settings = Settings.model_validate({"ui": {"uploads_dir": str(workspace / "uploads")}})
     fake = FakeAssistant(
         sorted(seeds_dir.glob("*.txt")),
         settings,
         fail_backends={"openai": BackendError("The openai server at http://127.0.0.1:9/v1 is unreachable.")},
     )
-    with serve_app(fake) as address:
+    with serve_app(fake, ConversationStore(Database(workspace / "chat.sqlite3"))) as address:
         yield address
 
 
@@ -153,4 +164,46 @@ def test_no_empty_band_above_the_banner_and_the_page_does_not_move(url, browser,
     after = header_layout(chat.page)
     for edge in ("left", "right"):
         assert after["chat"][edge] == before["chat"][edge] and after["banner"][edge] == before["banner"][edge]
+    chat.page.context.close()
+
+
+# The page's controls, each a box a person can see. Soft drew the text fields with a near-white border on
+# white and the secondary buttons white on white (1.0-1.1:1).
+CONTROLS = [
+    "#new-conversation",
+    "#regenerate",
+    "#edit-last",
+    "#copy-answer",
+    "#export",
+    "#rename-conversation",
+    "#delete-conversation",
+    "#conversation-title textarea",
+    "#conversations input",
+    "#top-k input[type=number]",
+    "#backend input",
+    "#chat button.example",
+]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_control_has_a_visible_boundary_and_the_actions_fit_one_line(url, browser, theme):
+    chat = open_page(browser, url, theme, 1280, 860)
+    ratios = {selector: control_boundary(chat.page, selector) for selector in CONTROLS}
+    faint = {selector: ratio for selector, ratio in ratios.items() if ratio is None or ratio < 3}
+    assert faint == {}, ratios  # WCAG 1.4.11
+    # Delete reads as destructive: its text is not the colour of Rename's.
+    colour = "el => getComputedStyle(el).color"
+    assert chat.page.eval_on_selector("#delete-conversation", colour) != chat.page.eval_on_selector(
+        "#rename-conversation", colour
+    )
+    # The five actions under the chat on one line, on screen at 1280x860 (they took two lines, the second
+    # below the fold), and Rename beside Delete.
+    tops = chat.page.eval_on_selector_all(
+        ".chat-actions button", "els => els.map(el => Math.round(el.getBoundingClientRect().top))"
+    )
+    assert len(tops) == 5 and len(set(tops)) == 1 and tops[0] < 860 - 40, tops
+    top = "el => Math.round(el.getBoundingClientRect().top)"
+    assert chat.page.eval_on_selector("#rename-conversation", top) == chat.page.eval_on_selector(
+        "#delete-conversation", top
+    )
     chat.page.context.close()

@@ -29,11 +29,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(assistant: Any) -> Iterator[str]:
-    """Serve the chat page over `assistant` on 127.0.0.1:<free port> in this process; yield its URL."""
+def serve_app(assistant: Any, conversations: Any = None) -> Iterator[str]:
+    """Serve the chat page over `assistant` on 127.0.0.1:<free port> in this process; yield its URL.
+    With a `ConversationStore`, the page lists conversations and has the thumbs under answers."""
     from ui.app import build_app, serve
 
-    demo = build_app(assistant)
+    demo = build_app(assistant, conversations=conversations)
     url = serve(demo, "127.0.0.1", free_port(), block=False, quiet=True)
     try:
         yield url.rstrip("/")
@@ -126,11 +127,12 @@ def copy_seeds(seeds_dir: Path, destination: Path) -> Path:
 # WCAG 2.x contrast of every visible text in the page, computed by the browser from the computed styles:
 # the text colour (with its alpha and the opacity of its ancestors) over the backgrounds stacked behind it.
 # Returns the texts below the AA threshold (4.5:1; 3:1 for large text: >= 24px, or >= 18.66px bold).
-_CONTRAST_JS = """
-(root) => {
+# Colour helpers of the page-side checks below: any CSS colour -> [r, g, b, a] via a canvas (handles
+# color(), oklch...), alpha compositing, and the WCAG contrast ratio.
+_COLOUR_JS = """
   const canvas = document.createElement('canvas'); canvas.width = canvas.height = 1;
   const ctx = canvas.getContext('2d', {willReadFrequently: true});
-  const rgba = (css) => {  // any CSS colour -> [r, g, b, a] via the canvas (handles color(), oklch...)
+  const rgba = (css) => {
     ctx.clearRect(0, 0, 1, 1); ctx.fillStyle = '#000'; ctx.fillStyle = css; ctx.fillRect(0, 0, 1, 1);
     const [r, g, b, a] = ctx.getImageData(0, 0, 1, 1).data; return [r, g, b, a / 255];
   };
@@ -140,7 +142,13 @@ _CONTRAST_JS = """
     return 0.2126 * r + 0.7152 * g + 0.0722 * b;
   };
   const ratio = (a, b) => { const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
-  const backdrop = (el) => {  // the opaque colour behind el: its own and its ancestors' backgrounds, composited
+"""
+
+_CONTRAST_JS = (
+    """
+(root) => {"""
+    + _COLOUR_JS
+    + """  const backdrop = (el) => {  // the opaque colour behind el: its own and its ancestors' backgrounds, composited
     const layers = [];
     for (let node = el; node && node.nodeType === 1; node = node.parentElement) {
       const style = getComputedStyle(node);
@@ -179,6 +187,7 @@ _CONTRAST_JS = """
   return failures;
 }
 """
+)
 
 
 def contrast_failures(page: Any, root: str = "body") -> list[dict]:
@@ -189,13 +198,7 @@ def contrast_failures(page: Any, root: str = "body") -> list[dict]:
 def contrast_ratio(page: Any, foreground: str, background: str) -> float:
     """WCAG contrast between two CSS colours, computed by the page."""
     return page.evaluate(
-        """([a, b]) => {
-            const c = document.createElement('canvas').getContext('2d', {willReadFrequently: true});
-            const rgb = (css) => { c.clearRect(0, 0, 1, 1); c.fillStyle = css; c.fillRect(0, 0, 1, 1); return [...c.getImageData(0, 0, 1, 1).data].slice(0, 3); };
-            const lum = (v) => { const [r, g, b] = v.map(x => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-            const [x, y] = [lum(rgb(a)), lum(rgb(b))].sort((p, q) => q - p);
-            return (x + 0.05) / (y + 0.05);
-        }""",
+        "([a, b]) => {" + _COLOUR_JS + "return ratio(rgba(a), rgba(b)); }",
         [foreground, background],
     )
 
@@ -230,3 +233,40 @@ def header_layout(page: Any) -> dict:
                     gaps: window.headerGaps || []};
         }"""
     )
+
+
+# WCAG 1.4.11 (non-text contrast): a control's boundary, its border or its fill, against what is behind it.
+# From the element up to three ancestors (Gradio draws a dropdown's box on a wrapper), the best ratio.
+_BOUNDARY_JS = (
+    """
+(selector) => {"""
+    + _COLOUR_JS
+    + """  const behind = (el) => {  // the opaque colour under el (its ancestors' backgrounds, composited)
+    const layers = [];
+    for (let node = el; node && node.nodeType === 1; node = node.parentElement) {
+      const colour = rgba(getComputedStyle(node).backgroundColor);
+      if (colour[3] > 0) { layers.push(colour); if (colour[3] >= 1) break; }
+    }
+    let result = [255, 255, 255, 1];
+    for (const layer of layers.reverse()) result = over(layer, result);
+    return result;
+  };
+  const el = document.querySelector(selector);
+  if (!el) return null;
+  let best = 0;
+  for (let node = el, i = 0; node && i < 4; node = node.parentElement, i++) {
+    const style = getComputedStyle(node), back = behind(node.parentElement);
+    if (parseFloat(style.borderTopWidth) >= 1 && style.borderTopStyle !== 'none')
+      best = Math.max(best, ratio(over(rgba(style.borderTopColor), back), back));
+    const fill = rgba(style.backgroundColor);
+    if (fill[3] > 0) best = Math.max(best, ratio(over(fill, back), back));
+  }
+  return Math.round(best * 100) / 100;
+}
+"""
+)
+
+
+def control_boundary(page: Any, selector: str) -> float | None:
+    """The contrast of the control at `selector` against what is behind it (see _BOUNDARY_JS)."""
+    return page.evaluate(_BOUNDARY_JS, selector)
