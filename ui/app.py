@@ -78,6 +78,36 @@ BROWSER_ID_SCRIPT = """<script>
 })();
 </script>""".replace("COOKIE", BROWSER_COOKIE)
 
+# Each new question is scrolled to the top of the chat once, and the answer is written below it: a person
+# reads it from its first line. (Gradio's autoscroll, off, kept the chat at its bottom: an answer taller
+# than the chat showed its last source card, the question and the answer's start scrolled out of view.)
+CHAT_SCROLL_SCRIPT = """<script>
+(() => {
+  let shown = 0;
+  const scrollable = (el) => {
+    for (let node = el.parentElement; node; node = node.parentElement) {
+      const overflow = getComputedStyle(node).overflowY;
+      if ((overflow === 'auto' || overflow === 'scroll') && node.scrollHeight > node.clientHeight) return node;
+      if (node.id === 'chat') return null;
+    }
+    return null;
+  };
+  const check = () => {
+    const questions = document.querySelectorAll('#chat .question');
+    if (questions.length > shown && questions.length) {
+      const last = questions[questions.length - 1], box = scrollable(last);
+      const message = last.closest('.message-row') || last;
+      if (box) box.scrollTop += message.getBoundingClientRect().top - box.getBoundingClientRect().top;
+    }
+    shown = questions.length;
+  };
+  let pending = false;
+  new MutationObserver(() => {
+    if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; check(); }); }
+  }).observe(document.documentElement, {childList: true, subtree: true});
+})();
+</script>"""
+
 
 @dataclass
 class Turn:
@@ -1002,6 +1032,7 @@ def _chat_column(examples: Sequence[str], *, with_feedback: bool) -> _ChatColumn
         show_label=False,
         height="60vh",
         layout="panel",
+        autoscroll=False,  # CHAT_SCROLL_SCRIPT shows each new question at the top instead
         latex_delimiters=[],
         buttons=[],
         # Thumbs on answers, kept with the question, the answer and its passages (needs the store).
@@ -1323,7 +1354,7 @@ def serve(
             show_error=True,
             quiet=quiet,
             footer_links=[],
-            head=BROWSER_ID_SCRIPT,
+            head=BROWSER_ID_SCRIPT + CHAT_SCROLL_SCRIPT,
         )
     except OSError as exc:  # taken between `check_port` and here, or `serve` called alone
         if "Cannot find empty port" in str(exc):

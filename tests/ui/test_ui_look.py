@@ -188,7 +188,9 @@ CONTROLS = [
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_every_control_has_a_visible_boundary_and_the_actions_fit_one_line(url, browser, theme):
     chat = open_page(browser, url, theme, 1280, 860)
-    ratios = {selector: control_boundary(chat.page, selector) for selector in CONTROLS}
+    chat.page.click("#upload")  # and the drop zone of the upload panel
+    chat.page.wait_for_selector("#files")
+    ratios = {selector: control_boundary(chat.page, selector) for selector in [*CONTROLS, "#files"]}
     faint = {selector: ratio for selector, ratio in ratios.items() if ratio is None or ratio < 3}
     assert faint == {}, ratios  # WCAG 1.4.11
     # Delete reads as destructive: its text is not the colour of Rename's.
@@ -206,4 +208,37 @@ def test_every_control_has_a_visible_boundary_and_the_actions_fit_one_line(url, 
     assert chat.page.eval_on_selector("#rename-conversation", top) == chat.page.eval_on_selector(
         "#delete-conversation", top
     )
+    chat.page.context.close()
+
+
+def test_each_answer_is_shown_from_its_question_down(url, browser):
+    """On a phone the chat is 464 px high and an answer with its sources is taller: the chat kept to its
+    bottom, the question and the answer's first lines out of view. Each new question now comes to the
+    top of the chat and its answer is read from its start."""
+    chat = open_page(browser, url, "dark", width=390, height=844)
+
+    def shown_from_the_top() -> dict:
+        return chat.page.evaluate(
+            """() => {
+                const questions = document.querySelectorAll('#chat .question');
+                const question = questions[questions.length - 1].getBoundingClientRect();
+                const answers = document.querySelectorAll('#chat .answer');
+                const answer = answers[answers.length - 1].getBoundingClientRect();
+                let box = document.querySelector('#chat .question').parentElement;
+                while (box && !(['auto', 'scroll'].includes(getComputedStyle(box).overflowY) && box.scrollHeight > box.clientHeight)) box = box.parentElement;
+                const view = box.getBoundingClientRect();
+                return {question: question.top - view.top, answer: answer.top - view.top, tall: answer.height > view.height / 2,
+                        view: view.height, end: box.scrollTop + box.clientHeight >= box.scrollHeight - 2};
+            }"""
+        )
+
+    chat.ask(QUESTION)
+    chat.page.wait_for_timeout(500)  # past Gradio's own scroll, 300 ms after an update
+    first = shown_from_the_top()
+    assert first["tall"] and 0 <= first["question"] < 40 and first["answer"] < first["view"] / 2, first
+    chat.ask("Qui est Sam Altman ?")
+    chat.page.wait_for_timeout(500)
+    second = shown_from_the_top()  # at the top, or as high as the chat scrolls (a short answer)
+    assert 0 <= second["question"] < (second["view"] if second["end"] else 40), second
+    assert second["answer"] < second["view"] - 40, second
     chat.page.context.close()
