@@ -142,6 +142,14 @@ def test_phone_shows_the_question_box_without_scrolling(url, browser, theme):
         }"""
     )
     assert covered == []
+    # And the end of the page scrolls out from under the bar ("Add documents" stayed under it, unreachable).
+    chat.page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
+    under = chat.page.evaluate(
+        """() => document.querySelector('.ask-row').getBoundingClientRect().top
+                 - document.querySelector('#upload').getBoundingClientRect().bottom"""
+    )
+    assert under >= 0, f"'Add documents' is {-under:.0f} px under the question bar"
+    chat.page.evaluate("() => window.scrollTo(0, 0)")
     chat.screenshot(f"phone-{theme}-answer.png")
     assert contrast_failures(chat.page) == []
     chat.page.context.close()
