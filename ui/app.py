@@ -83,7 +83,9 @@ BROWSER_ID_SCRIPT = """<script>
 # than the chat showed its last source card, the question and the answer's start scrolled out of view.)
 CHAT_SCROLL_SCRIPT = """<script>
 (() => {
-  let shown = 0;
+  // The newest question is brought to the top of the chat, again as its answer grows (a short answer
+  // first leaves no room to scroll), until it is there or the person scrolls the chat themselves.
+  let shown = 0, pinned = -1;
   const scrollable = (el) => {
     for (let node = el.parentElement; node; node = node.parentElement) {
       const overflow = getComputedStyle(node).overflowY;
@@ -94,13 +96,18 @@ CHAT_SCROLL_SCRIPT = """<script>
   };
   const check = () => {
     const questions = document.querySelectorAll('#chat .question');
-    if (questions.length > shown && questions.length) {
-      const last = questions[questions.length - 1], box = scrollable(last);
-      const message = last.closest('.message-row') || last;
-      if (box) box.scrollTop += message.getBoundingClientRect().top - box.getBoundingClientRect().top;
-    }
+    if (questions.length > shown) pinned = questions.length - 1;
     shown = questions.length;
+    const question = questions[pinned];
+    if (!question) { pinned = -1; return; }
+    const box = scrollable(question);
+    if (!box) return;
+    const message = question.closest('.message-row') || question;
+    box.scrollTop += message.getBoundingClientRect().top - box.getBoundingClientRect().top;
+    if (Math.abs(message.getBoundingClientRect().top - box.getBoundingClientRect().top) < 2) pinned = -1;
   };
+  const release = (event) => { if (event.target.closest && event.target.closest('#chat')) pinned = -1; };
+  for (const type of ['wheel', 'touchmove', 'keydown']) document.addEventListener(type, release, true);
   let pending = false;
   new MutationObserver(() => {
     if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; check(); }); }

@@ -56,7 +56,10 @@ def test_answer_streams_piece_by_piece(url, chat_page_factory):
     assert "80 milliards" in answer.inner_text()
 
 
-def test_what_is_typed_while_an_answer_streams_stays_in_the_box(url, chat_page_factory):
+def test_what_is_typed_while_an_answer_streams_stays_in_the_box(url, fake, chat_page_factory, monkeypatch):
+    # 5 pieces 0.04 s apart streamed for 0.2 s: on a loaded machine the page could miss that window and the
+    # wait below timed out (3 of 4 full runs at load 14-20). 0.3 s apart: 1.5 s to see it.
+    monkeypatch.setattr(fake, "delay", 0.3)
     chat = chat_page_factory(url)
     before = chat.submit("Quelle est la valorisation d'OpenAI ?")
     # The page empties the box itself on submit, before the server's first update (which clears it too):
