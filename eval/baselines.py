@@ -62,34 +62,46 @@ class WhitespaceBM25:
     def __init__(self, chunks: Sequence[BaselineChunk], k1: float = 1.5, b: float = 0.75) -> None:
         self.chunks = list(chunks)
         self.k1, self.b = k1, b
-        self._postings: dict[str, list[tuple[int, int]]] = {}
+        postings: dict[str, list[tuple[int, int]]] = {}
         self._lengths = np.zeros(len(self.chunks), dtype=np.float64)
         for row, chunk in enumerate(self.chunks):
             counts = Counter(whitespace_tokens(chunk.text))
             self._lengths[row] = sum(counts.values())
             for term, tf in counts.items():
-                self._postings.setdefault(term, []).append((row, tf))
+                postings.setdefault(term, []).append((row, tf))
         self._avgdl = float(self._lengths.mean()) if len(self.chunks) else 0.0
         total = len(self.chunks)
         self._idf = {
             term: math.log(1.0 + (total - len(posts) + 0.5) / (len(posts) + 0.5))
-            for term, posts in self._postings.items()
+            for term, posts in postings.items()
         }
+        self._norm = self.k1 * (1 - self.b + self.b * self._lengths / max(self._avgdl, 1e-9))
+        # Each term's rows and their term weight, the formula's per-posting part computed once, as arrays:
+        # a query adds one array per term (the same float64 operations in the same order as a loop over
+        # postings, so the same scores, without a Python step per posting).
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for term, posts in postings.items():
+            rows = np.fromiter((row for row, _ in posts), dtype=np.int64, count=len(posts))
+            tfs = np.fromiter((tf for _, tf in posts), dtype=np.float64, count=len(posts))
+            weights = self._idf[term] * tfs * (self.k1 + 1) / (tfs + self._norm[rows])
+            self._postings[term] = (rows, weights)
 
     def scores(self, query: str) -> np.ndarray:
         scores = np.zeros(len(self.chunks), dtype=np.float64)
         if not self.chunks:
             return scores
-        norm = self.k1 * (1 - self.b + self.b * self._lengths / max(self._avgdl, 1e-9))
         for term in whitespace_tokens(query):  # repeated query terms count again, as in Okapi BM25
-            for row, tf in self._postings.get(term, ()):
-                scores[row] += self._idf[term] * tf * (self.k1 + 1) / (tf + norm[row])
+            posting = self._postings.get(term)
+            if posting is not None:
+                rows, weights = posting
+                scores[rows] += weights  # a term has each row once: no repeated index in `rows`
         return scores
 
     def search(self, query: str, k: int) -> list[BaselineChunk]:
         scores = self.scores(query)
         # stable order: score desc, then chunk row, so equal scores rank the same on every run
-        order = sorted((i for i in range(len(scores)) if scores[i] > 0), key=lambda i: (-scores[i], i))
+        order = np.argsort(-scores, kind="stable")
+        order = order[scores[order] > 0]
         return [self.chunks[i] for i in order[:k]]
 
 

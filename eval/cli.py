@@ -216,7 +216,10 @@ def headline(results: dict[str, Any]) -> str:
         lines.append(adversarial_headline(results["adversarial"]))
     if (results.get("judge") or {}).get("stopped"):
         lines.append(f"LLM judge stopped early: {results['judge']['stopped']}")
-    lines.append(f"Wall time: {results['wall_seconds']:.1f} s")
+    cpu = results.get("cpu_seconds")
+    lines.append(
+        f"Wall time: {results['wall_seconds']:.1f} s" + (f" (CPU {cpu:.1f} s)" if cpu is not None else "")
+    )
     return "\n".join(lines)
 
 

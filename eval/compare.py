@@ -137,6 +137,10 @@ _RUN_SPECIFIC = frozenset(
         "index_seconds",
         "baseline_build_seconds",
         "question_seconds",
+        "cpu_seconds",
+        "index_cpu_seconds",
+        "baseline_build_cpu_seconds",
+        "question_cpu_seconds",
     }
 )
 # Notes may quote a duration ("built ... in 12.3s"): the duration is blanked, the rest compared.

@@ -207,7 +207,8 @@ def summary_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
             f"## {name}: {info['questions']} questions over {info['documents']} documents",
             "",
             f"Retrieval mode {status.get('retrieval_mode')} · embedding model {status.get('embedding_model')} · "
-            f"{status.get('chunks')} chunks · index {info['index_seconds']:.1f} s.",
+            f"{status.get('chunks')} chunks · index {info['index_seconds']:.1f} s"
+            + (f" (CPU {info['index_cpu_seconds']:.1f} s)." if "index_cpu_seconds" in info else "."),
         ]
         if info.get("attribution"):
             lines += ["", f"Data: {info['attribution']}"]

@@ -116,3 +116,9 @@ def test_whitespace_bm25_hand_example() -> None:
     assert bm25.scores("c")[0] == 0.0
     assert [c.text for c in bm25.search("C", 5)] == ["a c c"]
     assert bm25.search("zzz", 5) == []
+    assert bm25.scores("c c")[1] == pytest.approx(2 * bm25.scores("c")[1])  # a repeated term counts again
+    # Equal scores rank by chunk row, so two runs give the same order.
+    tied = WhitespaceBM25(
+        [BaselineChunk("d", i, i + 3, text) for i, text in enumerate(["x y", "a b", "a b"])]
+    )
+    assert [c.start for c in tied.search("a", 5)] == [1, 2]
