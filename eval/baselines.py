@@ -138,9 +138,18 @@ def make_embeddings_adapter(embedder: Any) -> Any:
 
 
 def cached_passage_vectors(
-    embedder: Any, texts: Sequence[str], cache_dir: Path | None, progress: bool = True
+    embedder: Any,
+    texts: Sequence[str],
+    cache_dir: Path | None,
+    progress: bool = True,
+    known: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """embed_passages(texts), cached as a float32 .npy keyed by model, prompt and texts (no pickle)."""
+    """embed_passages(texts), cached as a float32 .npy keyed by model, prompt and texts (no pickle).
+
+    `known`: vectors the same embedder already gave some of these texts (the product's own chunk vectors,
+    `embed_passages` of the same model and prompt), by text; only the other texts are embedded. The
+    LangChain splitter cuts most short documents (every PIAF paragraph under 1,000 characters) exactly as
+    our chunker does, so most of its texts are ours."""
     digest = hashlib.sha256()
     digest.update(f"{embedder.name}\0{getattr(embedder, 'passage_prompt', '')}\0".encode())
     for text in texts:
@@ -150,9 +159,13 @@ def cached_passage_vectors(
         vectors = np.load(path, allow_pickle=False)
         if vectors.shape[0] == len(texts):
             return vectors
-    vectors = np.asarray(
-        embedder.embed_passages(list(texts), show_progress=progress and len(texts) > 200), dtype=np.float32
-    )
+    known = known or {}
+    todo = sorted({text for text in texts if text not in known})
+    found = dict(known)
+    if todo:
+        embedded = embedder.embed_passages(todo, show_progress=progress and len(todo) > 200)
+        found |= zip(todo, np.asarray(embedded, dtype=np.float32), strict=True)
+    vectors = np.asarray([found[text] for text in texts], dtype=np.float32).reshape(len(texts), -1)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors, allow_pickle=False)
@@ -165,8 +178,14 @@ class NaiveLangChainRAG:
     name = "langchain-naive"
 
     def __init__(
-        self, documents: dict[str, str], embedder: Any, cache_dir: Path | None = None, progress: bool = True
+        self,
+        documents: dict[str, str],
+        embedder: Any,
+        cache_dir: Path | None = None,
+        progress: bool = True,
+        known_vectors: dict[str, np.ndarray] | None = None,
     ) -> None:
+        """`known_vectors`: the embedder's vectors of texts it already embedded (`cached_passage_vectors`)."""
         with warnings.catch_warnings():
             # langchain-community warns that it is being sunset; the tutorial baseline still uses it.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -175,7 +194,9 @@ class NaiveLangChainRAG:
         self.chunks = tutorial_chunks(documents)
         self.embedder = embedder
         self.embeddings = make_embeddings_adapter(embedder)
-        vectors = cached_passage_vectors(embedder, [c.text for c in self.chunks], cache_dir, progress)
+        vectors = cached_passage_vectors(
+            embedder, [c.text for c in self.chunks], cache_dir, progress, known_vectors
+        )
         self.store = FAISS.from_embeddings(
             text_embeddings=list(zip([c.text for c in self.chunks], vectors.tolist(), strict=True)),
             embedding=self.embeddings,

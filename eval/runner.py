@@ -42,6 +42,7 @@ from eval.baselines import (
 )
 from eval.datasets import Dataset, EvalItem
 from eval.judge import LLMJudge, judge_summary, make_judge
+from index.protocols import PreviousIndex
 
 K_MAX = 10  # depth of the ranked lists kept for recall@k curves and nDCG@10
 CURVE_KS = tuple(range(1, K_MAX + 1))
@@ -69,6 +70,7 @@ class Corpus:
     assistant: AssistantLike
     chunks: list[BaselineChunk] | None = None  # the product's chunks (for BM25 on the same chunks)
     embedder: Any = None  # the product's embedder when it has one (same model for the LangChain baseline)
+    vectors: dict[str, Any] | None = None  # the embedder's vector of each of the product's chunk texts
     notes: list[str] = field(default_factory=list)
 
 
@@ -118,6 +120,10 @@ def build_corpus(
     store = assistant.store  # the product's own chunks and model: no second copy in memory
     corpus.chunks = [BaselineChunk(c.doc_id, c.start, c.end, c.text) for c in store.chunks]
     corpus.embedder = store.embedder
+    if corpus.embedder is not None and isinstance(store, PreviousIndex):
+        stored = store.stored_vectors()  # the chunks' own vectors: the baseline need not embed them again
+        if stored is not None and len(stored) == len(corpus.chunks):
+            corpus.vectors = {chunk.text: vector for chunk, vector in zip(corpus.chunks, stored, strict=True)}
     return corpus
 
 
@@ -412,7 +418,11 @@ def make_baselines(dataset: Dataset, corpus: Corpus, config: EvalConfig, notes: 
         )
     started = time.perf_counter()
     baselines[LANGCHAIN] = NaiveLangChainRAG(
-        dataset.documents, embedder, cache_dir=config.cache_dir / "vectors", progress=config.progress
+        dataset.documents,
+        embedder,
+        cache_dir=config.cache_dir / "vectors",
+        progress=config.progress,
+        known_vectors=corpus.vectors if embedder is corpus.embedder else None,
     )
     baselines[LANGCHAIN].prepare_queries([item.question for item in dataset.items])
     notes.append(

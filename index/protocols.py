@@ -110,6 +110,7 @@ class IndexReader(Protocol):
         ...
 
 
+@runtime_checkable
 class PreviousIndex(Protocol):
     """The index a build updates. An incremental run reads only its `manifest` (per-file entries) and
     sends an update (`Generation.kept`); the rest is read only to write a complete generation that reuses

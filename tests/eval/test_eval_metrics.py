@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
+from eval_fakes import HashEmbedder
 
 from eval import metrics as m
-from eval.baselines import BaselineChunk, WhitespaceBM25, whitespace_tokens
+from eval.baselines import BaselineChunk, WhitespaceBM25, cached_passage_vectors, whitespace_tokens
 from eval.datasets import Evidence
 
 E = Evidence("d", "q" * 10, 10, 20)
@@ -122,3 +125,23 @@ def test_whitespace_bm25_hand_example() -> None:
         [BaselineChunk("d", i, i + 3, text) for i, text in enumerate(["x y", "a b", "a b"])]
     )
     assert [c.start for c in tied.search("a", 5)] == [1, 2]
+
+
+def test_baseline_vectors_reuse_the_known_ones_and_embed_only_the_rest(tmp_path: Path) -> None:
+    class Counting(HashEmbedder):
+        embedded: list[str] = []
+
+        def embed_passages(self, texts, *, show_progress=False, on_progress=None):  # noqa: ANN001
+            self.embedded.extend(texts)
+            return super().embed_passages(texts)
+
+    embedder = Counting()
+    texts = ["le chat dort", "le chien court", "le chat dort", "la pluie tombe"]
+    known = {"le chat dort": embedder._vector("le chat dort"), "absent du lot": embedder._vector("x")}
+    vectors = cached_passage_vectors(embedder, texts, tmp_path, progress=False, known=known)
+    assert sorted(embedder.embedded) == ["la pluie tombe", "le chien court"]  # each unknown text once
+    np.testing.assert_array_equal(vectors, embedder.embed_passages(texts))  # as if all were embedded
+    assert vectors.dtype == np.float32 and vectors.shape == (4, embedder.dimension)
+    embedder.embedded.clear()
+    np.testing.assert_array_equal(cached_passage_vectors(embedder, texts, tmp_path, progress=False), vectors)
+    assert embedder.embedded == []  # the second run reads the cached matrix
