@@ -34,6 +34,32 @@ def test_progress_callback_keeps_row_order(tiny_embedder) -> None:  # noqa: ANN0
     assert seen[-1] == (160, 160) and len(seen) > 1
 
 
+def test_batches_group_texts_of_like_token_counts(tiny_embedder, monkeypatch) -> None:  # noqa: ANN001
+    """A batch is padded to its longest text: batches are cut from the texts ordered by model tokens, not
+    characters (trailing spaces are characters and no token), and the vectors do not change."""
+    short_words = "a b c d e f g h i j k l m n o p q r s t"  # one token per letter
+    long_words = "anticonstitutionnellement extraordinairement"
+    counts = tiny_embedder.count_tokens_batch([short_words, long_words])
+    assert counts[0] != counts[1]
+    # By characters the two kinds interleave (39-70 and 44-75 characters); by tokens they do not.
+    texts = [(short_words if i % 2 else long_words) + " " * (i // 2) for i in range(64)]
+    batches: list[list[str]] = []
+    real_batch = tiny_embedder._embed_batch
+
+    def spy(batch, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        batches.append(list(batch))
+        return real_batch(batch, *args, **kwargs)
+
+    tiny_embedder.batch_size = 32
+    monkeypatch.setattr(tiny_embedder, "_embed_batch", spy)
+    vectors = tiny_embedder.embed_passages(texts)
+    assert len(batches) == 2
+    assert all(len({text.strip() for text in batch}) == 1 for batch in batches)  # one kind per batch
+    monkeypatch.setattr(tiny_embedder, "_embed_batch", real_batch)
+    for i in (0, 1, 62, 63):
+        assert np.allclose(vectors[i], tiny_embedder.embed_passages([texts[i]])[0], atol=1e-6)
+
+
 def test_e5_prompts_are_applied(tiny_st_model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "multilingual-e5-tiny"
     shutil.copytree(tiny_st_model_dir, folder)
