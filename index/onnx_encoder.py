@@ -158,26 +158,35 @@ def _quantize(source: Path, path: Path) -> None:
     # in layer order (the graph is sorted): the first is the first layer's.
     attention = [n.name for n in graph.node if n.op_type == "Attention"]
     first_layer += attention[:1]
-    with _written_whole(path, ".int8-", "the int8 query copy could not be made") as temporary:
-        import logging
+    with (
+        _written_whole(path, ".int8-", "the int8 query copy could not be made") as temporary,
+        _errors_only(None),  # the quantiser warns on the root logger about pre-processing
+    ):
+        quantize_dynamic(
+            str(source),
+            temporary,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Attention"],
+            per_channel=True,
+            nodes_to_exclude=first_layer,
+            # Type inference stops at the fused Attention nodes (ONNX Runtime's own operator): every
+            # tensor of this graph is float32 but the inputs' ids.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
 
-        quantizer_log = logging.getLogger()  # the quantiser warns on the root logger about pre-processing
-        level = quantizer_log.level
-        quantizer_log.setLevel(logging.ERROR)
-        try:
-            quantize_dynamic(
-                str(source),
-                temporary,
-                weight_type=QuantType.QInt8,
-                op_types_to_quantize=["MatMul", "Attention"],
-                per_channel=True,
-                nodes_to_exclude=first_layer,
-                # Type inference stops at the fused Attention nodes (ONNX Runtime's own operator): every
-                # tensor of this graph is float32 but the inputs' ids.
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-        finally:
-            quantizer_log.setLevel(level)
+
+@contextlib.contextmanager
+def _errors_only(logger_name: str | None) -> Iterator[None]:
+    """The logger `logger_name` (None: the root logger) shows only errors within the block, then as it was."""
+    import logging
+
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -330,18 +339,13 @@ def _fuse_attention(path: str, config: Any) -> None:
     if model_type not in _FUSABLE or not heads or not hidden:
         return
     try:
-        import logging
-
         from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
 
         options = FusionOptions("bert")
         for name in _NOT_FUSED:
             setattr(options, name, False)
-        optimizer_log = logging.getLogger("onnxruntime.transformers")
-        level = optimizer_log.level
-        optimizer_log.setLevel(logging.ERROR)
-        try:
+        with _errors_only("onnxruntime.transformers"):
             fused = optimize_model(
                 path,
                 model_type="bert",
@@ -351,8 +355,6 @@ def _fuse_attention(path: str, config: Any) -> None:
                 opt_level=0,
                 use_gpu=False,
             )
-        finally:
-            optimizer_log.setLevel(level)
         if not fused.get_fused_operator_statistics().get("Attention"):
             return
         fused.save_model_to_file(path)
