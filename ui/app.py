@@ -1013,13 +1013,21 @@ def _layout(handlers: ChatHandlers, examples: Sequence[str], *, keeps_conversati
         gr.HTML(
             '<div class="app-title">Ask your documents</div>'
             '<div class="app-subtitle">Answers cite the passages they come from. '
-            "Posez vos questions en français ou dans une autre langue : la réponse suit la langue de la question.</div>",
+            "Posez vos questions en français ou dans une autre langue&nbsp;: la réponse suit la langue de la question.</div>",
             elem_classes="header",
             js_on_load=None,
         )
         # Who is signed in, at the right of the title (filled on load; empty without a login, when the
         # stylesheet collapses it: an empty block kept its padding and gaps, a 62 px band above the banner).
-        account = gr.HTML("", elem_id="account", js_on_load=None, scale=0)
+        # With logins its room is kept from the first paint ("account-slot"): the subtitle re-wrapped and
+        # the page moved down when the line arrived.
+        account = gr.HTML(
+            "",
+            elem_id="account",
+            elem_classes="account-slot" if handlers.accounts is not None else None,
+            js_on_load=None,
+            scale=0,
+        )
     banner, info = handlers.page_info(handlers.default_backend)
     banner_html = gr.HTML(banner, elem_id="mode-banner", js_on_load=None)
     with gr.Row(equal_height=False):

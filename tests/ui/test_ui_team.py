@@ -38,8 +38,8 @@ def team_url(seeds_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser)
     demo.close()
 
 
-def log_in(browser, url: str, name: str, password: str | None = None) -> ChatPage:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def log_in(browser, url: str, name: str, password: str | None = None, size=(1280, 900)) -> ChatPage:
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
     context.add_init_script(WATCH_HEADER_JS)
     page = context.new_page()
     page.goto(url)
@@ -105,6 +105,18 @@ def test_each_user_searches_their_own_uploads_and_the_shared_corpus(team_url, br
     assert "fromage.txt" not in root.ask("Où est affiné le zorblax ?").inner_text()
     for chat in (alice, bob, root):
         chat.page.context.close()
+
+
+@pytest.mark.parametrize("size", [(1280, 860), (390, 844)])
+def test_the_account_line_moves_nothing_when_it_comes(team_url, browser, size):
+    """Logged in, the account line is filled once the page has loaded: the subtitle re-wrapped to make room
+    for it (desktop) and the banner and chat moved down (phone). Its room is kept from the first paint."""
+    alice = log_in(browser, team_url, "alice", size=size)
+    alice.page.wait_for_timeout(300)
+    boxes = alice.page.evaluate("() => window.headerBoxes")
+    assert boxes and len(set(boxes)) == 1, sorted(set(boxes))  # subtitle width, height, banner top
+    alice.screenshot(f"signed-in-{size[0]}.png")
+    alice.page.context.close()
 
 
 def test_conversations_and_settings_survive_a_reload(team_url, browser):

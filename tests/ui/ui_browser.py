@@ -205,14 +205,19 @@ def contrast_ratio(page: Any, foreground: str, background: str) -> float:
 
 # Run in the page before Gradio starts (context.add_init_script): on every animation frame from the first
 # paint, the distance between the subtitle's bottom and the offline banner's top, so a band that shows
-# until the load events collapse it (a flash of layout) is caught as surely as one that stays.
+# until the load events collapse it (a flash of layout) is caught as surely as one that stays; and the
+# subtitle's size with the banner's top (`headerBoxes`), so a re-wrap or a move after load is caught too.
 WATCH_HEADER_JS = """
 (() => {
   window.headerGaps = [];
+  window.headerBoxes = [];
   const tick = () => {
     const subtitle = document.querySelector('.app-subtitle'), banner = document.querySelector('#mode-banner .banner');
-    if (subtitle && banner && banner.getBoundingClientRect().height > 0)
-      window.headerGaps.push(Math.round(banner.getBoundingClientRect().top - subtitle.getBoundingClientRect().bottom));
+    if (subtitle && banner && banner.getBoundingClientRect().height > 0) {
+      const text = subtitle.getBoundingClientRect(), top = banner.getBoundingClientRect().top;
+      window.headerGaps.push(Math.round(top - text.bottom));
+      window.headerBoxes.push([Math.round(text.width), Math.round(text.height), Math.round(top)].join(' '));
+    }
     if (window.headerGaps.length < 600) requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
