@@ -250,3 +250,20 @@ def test_each_answer_is_shown_from_its_question_down(url, browser):
     assert 0 <= second["question"] < (second["view"] if second["end"] else 40), second
     assert second["answer"] < second["view"] - 40, second
     chat.page.context.close()
+
+
+def test_no_thumbs_under_an_error(url, browser):
+    """An error is not an answer to rate: Gradio offered thumbs under every assistant message."""
+    chat = open_page(browser, url, "light", 1280, 860)
+    chat.choose("backend", "openai")
+    chat.ask(QUESTION)  # an error
+    chat.choose("backend", "extractive")
+    chat.ask(QUESTION)  # an answer
+    thumbs = chat.page.evaluate(
+        """() => Array.from(document.querySelectorAll('#chat .message-row.bot-row')).map(row => [
+            row.querySelector('.answer-error') ? 'error' : 'answer',
+            Array.from(row.querySelectorAll('button[aria-label=Like], button[aria-label=Dislike]'))
+                 .filter(b => b.getClientRects().length > 0).length])"""
+    )
+    assert thumbs == [["error", 0], ["answer", 2]], thumbs
+    chat.page.context.close()
