@@ -116,6 +116,45 @@ CHAT_SCROLL_SCRIPT = """<script>
 </script>"""
 
 
+# Ask (or Enter) with nothing typed sends nothing: the page says what to do under the box (#question-hint,
+# shown by app.css while `question-empty` is set and the box is still empty). Any other click, or typing,
+# takes the hint away. Client-side: an empty question never reaches the server's answer queue as work.
+QUESTION_HINT_SCRIPT = """<script>
+(() => {
+  const box = () => document.querySelector('#question textarea');
+  const empty = () => !!box() && !box().value.trim();
+  const hint = (on) => document.body.classList.toggle('question-empty', on);
+  document.addEventListener('click', (event) => {
+    const ask = event.target.closest && event.target.closest('#question .submit-button');
+    hint(!!ask && empty());
+  }, true);
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && event.target === box()) hint(empty());
+  }, true);
+  document.addEventListener('input', (event) => { if (event.target === box()) hint(false); }, true);
+})();
+</script>"""
+
+# The height of the bar under the chat (question box, actions, export, feedback), as --ask-bar-height: on a
+# phone that bar is fixed to the bottom of the view and the page keeps that much room at its end (a fixed
+# guess left the end of the page under the bar once the box grew to several lines).
+ASK_BAR_SCRIPT = """<script>
+(() => {
+  const watch = () => {
+    const bar = document.querySelector('.ask-bar');
+    if (!bar) return false;
+    new ResizeObserver(() => document.documentElement.style.setProperty(
+      '--ask-bar-height', `${Math.ceil(bar.getBoundingClientRect().height)}px`)).observe(bar);
+    return true;
+  };
+  if (!watch()) {
+    const wait = new MutationObserver(() => { if (watch()) wait.disconnect(); });
+    wait.observe(document.documentElement, {childList: true, subtree: true});
+  }
+})();
+</script>"""
+
+
 @dataclass
 class Turn:
     question: str
@@ -1058,41 +1097,52 @@ def _chat_column(examples: Sequence[str], *, with_feedback: bool) -> _ChatColumn
         ),
         examples=[{"text": text} for text in examples],
     )
-    with gr.Row(elem_classes="ask-row"):
-        question = gr.Textbox(
-            elem_id="question",
-            show_label=False,
-            placeholder="Posez votre question… / Ask a question…",
-            lines=1,
-            max_lines=6,
-            scale=8,
-            submit_btn="Ask",
-            stop_btn="Stop",
+    # Everything under the chat is one bar: on a phone it is fixed to the bottom of the view (app.css), so
+    # the actions, the export and the feedback box stay in reach instead of behind the question box.
+    with gr.Column(elem_classes="ask-bar"):
+        with gr.Row(elem_classes="ask-row"):
+            question = gr.Textbox(
+                elem_id="question",
+                show_label=False,
+                placeholder="Votre question… / Your question…",  # one line on a phone (390 px)
+                lines=1,
+                max_lines=6,
+                scale=8,
+                submit_btn="Ask",
+                stop_btn="Stop",
+            )
+        # Shown by QUESTION_HINT_SCRIPT when Ask or Enter is pressed with nothing typed (nothing was sent and
+        # nothing said): what to do, under the box, without a dialog.
+        gr.HTML(
+            '<div class="question-hint" role="status">Type your question in the box first, then press Enter '
+            "or Ask. / Écrivez d'abord votre question.</div>",
+            elem_id="question-hint",
+            js_on_load=None,
         )
-    with gr.Row(elem_classes="chat-actions"):
-        new_chat = gr.Button(
-            "New conversation",
-            elem_id="new-conversation",
-            size="sm",
-            variant="secondary",
-            scale=0,
-        )
-        regenerate = gr.Button("Regenerate", elem_id="regenerate", size="sm", scale=0)
-        edit_last = gr.Button("Edit last question", elem_id="edit-last", size="sm", scale=0)
-        copy = gr.Button("Copy answer", elem_id="copy-answer", size="sm", scale=0)
-        export = gr.Button("Export (Markdown)", elem_id="export", size="sm", scale=0)
-    copy_text = gr.Textbox(visible=False)
-    export_file = gr.File(label="Conversation (Markdown)", elem_id="export-file", visible=False)
-    feedback_id = gr.State(None)
-    feedback_note = gr.HTML("", elem_id="feedback-note", js_on_load=None)
-    with gr.Row(visible=False, elem_id="feedback-comment-row") as comment_row:
-        comment_box = gr.Textbox(
-            elem_id="feedback-comment",
-            show_label=False,
-            placeholder="What was right or wrong? (optional)",
-            scale=6,
-        )
-        send_comment = gr.Button("Send comment", elem_id="send-comment", size="sm", scale=1)
+        with gr.Row(elem_classes="chat-actions"):
+            new_chat = gr.Button(
+                "New conversation",
+                elem_id="new-conversation",
+                size="sm",
+                variant="secondary",
+                scale=0,
+            )
+            regenerate = gr.Button("Regenerate", elem_id="regenerate", size="sm", scale=0)
+            edit_last = gr.Button("Edit last question", elem_id="edit-last", size="sm", scale=0)
+            copy = gr.Button("Copy answer", elem_id="copy-answer", size="sm", scale=0)
+            export = gr.Button("Export (Markdown)", elem_id="export", size="sm", scale=0)
+        copy_text = gr.Textbox(visible=False)
+        export_file = gr.File(label="Conversation (Markdown)", elem_id="export-file", visible=False)
+        feedback_id = gr.State(None)
+        feedback_note = gr.HTML("", elem_id="feedback-note", js_on_load=None)
+        with gr.Row(visible=False, elem_id="feedback-comment-row") as comment_row:
+            comment_box = gr.Textbox(
+                elem_id="feedback-comment",
+                show_label=False,
+                placeholder="What was right or wrong? (optional)",
+                scale=6,
+            )
+            send_comment = gr.Button("Send comment", elem_id="send-comment", size="sm", scale=1)
     return _ChatColumn(
         chatbot, question, new_chat, regenerate, edit_last, copy, export, copy_text, export_file,
         feedback_id, feedback_note, comment_row, comment_box, send_comment,
@@ -1369,7 +1419,7 @@ def serve(
             show_error=True,
             quiet=quiet,
             footer_links=[],
-            head=BROWSER_ID_SCRIPT + CHAT_SCROLL_SCRIPT,
+            head=BROWSER_ID_SCRIPT + CHAT_SCROLL_SCRIPT + QUESTION_HINT_SCRIPT + ASK_BAR_SCRIPT,
         )
     except OSError as exc:  # taken between `check_port` and here, or `serve` called alone
         if "Cannot find empty port" in str(exc):

@@ -118,14 +118,29 @@ def test_phone_shows_the_question_box_without_scrolling(url, browser, theme):
             and box["x"] + box["width"] <= 390
         )
 
+    actions = ["#new-conversation", "#regenerate", "#edit-last", "#copy-answer", "#export"]
     assert on_screen("#question textarea") and on_screen("#question .submit-button")
+    # The actions sat behind the fixed question box, under the chat: they are in its bar, each in sight.
+    hidden = [selector for selector in actions if not on_screen(selector)]
+    assert hidden == [], [chat.page.locator(selector).bounding_box() for selector in hidden]
     assert chat.page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    # The placeholder fits on one line (it wrapped to two and made the box a line taller than a question).
+    box = chat.page.locator("#question textarea")
+    empty_height = box.evaluate("el => el.getBoundingClientRect().height")
+    box.fill("x")
+    assert box.evaluate("el => el.getBoundingClientRect().height") == empty_height
+    box.fill("")
+    # The chat ends above the bar: nothing of it is hidden at the page's first view.
+    assert chat.page.evaluate(
+        """() => document.querySelector('#chat').getBoundingClientRect().bottom
+                 <= document.querySelector('.ask-bar').getBoundingClientRect().top"""
+    )
     chat.ask(QUESTION)  # and after an answer, still reachable without scrolling back
-    assert on_screen("#question textarea")
+    assert on_screen("#question textarea") and all(on_screen(selector) for selector in actions)
     # Nothing the page scrolls under the fixed question bar shows through it (labels have their own layers).
     covered = chat.page.evaluate(
         """() => {
-            const row = document.querySelector('.ask-row');
+            const row = document.querySelector('.ask-bar');
             const hidden = [];
             for (let y = 0; y < document.documentElement.scrollHeight; y += 120) {
                 window.scrollTo(0, y);
@@ -145,7 +160,7 @@ def test_phone_shows_the_question_box_without_scrolling(url, browser, theme):
     # And the end of the page scrolls out from under the bar ("Add documents" stayed under it, unreachable).
     chat.page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
     under = chat.page.evaluate(
-        """() => document.querySelector('.ask-row').getBoundingClientRect().top
+        """() => document.querySelector('.ask-bar').getBoundingClientRect().top
                  - document.querySelector('#upload').getBoundingClientRect().bottom"""
     )
     assert under >= 0, f"'Add documents' is {-under:.0f} px under the question bar"
@@ -266,4 +281,31 @@ def test_no_thumbs_under_an_error(url, browser):
                  .filter(b => b.getClientRects().length > 0).length])"""
     )
     assert thumbs == [["error", 0], ["answer", 2]], thumbs
+    chat.page.context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 860), (390, 844)])
+def test_an_empty_question_says_what_to_do_next_to_the_box(url, browser, width, height):
+    """Ask with nothing typed did nothing and said nothing: a hint under the box, no dialog, gone once typing."""
+    chat = open_page(browser, url, "dark", width, height)
+    hint = chat.page.locator("#question-hint .question-hint")
+    assert not hint.is_visible()
+    chat.page.click("#question .submit-button")
+    hint.wait_for(state="visible", timeout=5_000)
+    assert "Type your question" in hint.inner_text()
+    where = chat.page.evaluate(
+        """() => { const box = document.querySelector('#question').getBoundingClientRect();
+                   const hint = document.querySelector('#question-hint .question-hint').getBoundingClientRect();
+                   return {gap: hint.top - box.bottom, left: hint.left - box.left, bottom: hint.bottom}; }"""
+    )
+    assert 0 <= where["gap"] <= 24 and abs(where["left"]) <= 12 and where["bottom"] <= height, where
+    chat.screenshot(f"empty-question-{width}.png")
+    assert chat.dialogs == [] and chat.questions() == []  # nothing sent, no pop-up
+    chat.page.type("#question textarea", "Qui")
+    assert not hint.is_visible()
+    chat.page.fill("#question textarea", "")
+    chat.page.press("#question textarea", "Enter")  # Enter says it too
+    hint.wait_for(state="visible", timeout=5_000)
+    chat.ask(QUESTION)  # a real question takes it away, also once the box is emptied after it
+    assert not hint.is_visible()
     chat.page.context.close()
