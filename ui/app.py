@@ -278,7 +278,10 @@ def _report_html(report: Any, collection: str, uploaded: Sequence[Path]) -> str:
     new = _count(getattr(report, "new_files", 0))
     changed = _count(getattr(report, "changed_files", 0))
     if new or changed:
-        summary = f"{new} new, {changed} updated file{'s' if new + changed != 1 else ''}. Searchable now."
+        counts = [
+            f"{n} {kind} file{'s' if n != 1 else ''}" for n, kind in ((new, "new"), (changed, "updated")) if n
+        ]
+        summary = f"{', '.join(counts)}. Searchable now."  # (it said "1 new, 0 updated file")
     elif len(skipped) == len(mine):
         summary = "nothing was added."
     else:

@@ -91,7 +91,8 @@ def test_uploads_are_copied_into_the_collection_and_indexed(fake: FakeAssistant,
     outcome = add_uploads(fake, [str(note)], "Rapports", on_progress=lambda *a: seen.append(a))
     assert outcome.indexed
     assert (tmp_path / "uploads" / "Rapports" / "note.md").read_text(encoding="utf-8").startswith("# Zorblax")
-    assert "Rapports" in outcome.message_html and "1 new" in outcome.message_html
+    assert "Rapports" in outcome.message_html and "1 new file. Searchable now." in outcome.message_html
+    assert "0 updated" not in outcome.message_html  # (it said "1 new, 0 updated file")
     assert seen == [(0, 1, "starting"), (1, 1, "reading")]
     # The copy in the collection is what gets indexed, not the upload's temporary file.
     assert fake.indexed == [[tmp_path / "uploads" / "Rapports" / "note.md"]]
