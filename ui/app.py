@@ -761,6 +761,20 @@ class ChatHandlers:
         return [], Conversation(), ""
 
     @staticmethod
+    def hide_extras() -> tuple[Any, str, Any]:
+        """(export file, feedback note, comment row), hidden: they belong to the conversation shown, and
+        stayed when another took its place (new, opened, cleared, deleted), offering the download of a
+        deleted conversation and a comment on an answer no longer there."""
+        return gr.update(value=None, visible=False), "", gr.update(visible=False)
+
+    @staticmethod
+    def extras_after_delete(conversation: Conversation) -> tuple[Any, Any, Any]:
+        """After a delete: hidden when the open conversation was the one deleted (the chat is empty)."""
+        return (
+            ChatHandlers.hide_extras() if not conversation.turns else (gr.update(), gr.update(), gr.update())
+        )
+
+    @staticmethod
     def pick_example(example: gr.SelectData) -> str:
         value = example.value
         return value.get("text", "") if isinstance(value, dict) else str(value)
@@ -1265,10 +1279,13 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
     chat.chatbot.example_select(handlers.pick_example, None, chat.question, queue=False).then(
         **answer, api_visibility="private"
     )
+    extras = [chat.export_file, chat.feedback_note, chat.comment_row]  # of the conversation shown
     chat.new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False).then(
         lambda: (None, ""), None, [saved, title], queue=False
-    )
-    saved.input(handlers.open_conversation, saved, [chat.chatbot, page.conversation, title], queue=False)
+    ).then(handlers.hide_extras, None, extras, queue=False)
+    saved.input(
+        handlers.open_conversation, saved, [chat.chatbot, page.conversation, title], queue=False
+    ).then(handlers.hide_extras, None, extras, queue=False)
     chat.regenerate.click(
         handlers.take_back_last, page.conversation, chat_outputs, queue=False, show_progress="hidden"
     ).then(**answer, api_visibility="private")
@@ -1294,7 +1311,9 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
         queue=False,
     )
     # The Chatbot's own trash button clears the display: forget the conversation with it.
-    chat.chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False)
+    chat.chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False).then(
+        handlers.hide_extras, None, extras, queue=False
+    )
 
 
 def _wire_side(page: _Page, handlers: ChatHandlers) -> None:
@@ -1305,6 +1324,11 @@ def _wire_side(page: _Page, handlers: ChatHandlers) -> None:
         handlers.delete_conversation,
         [listed.saved, page.conversation],
         [listed.saved, page.chat.chatbot, page.conversation, listed.title],
+        queue=False,
+    ).then(
+        handlers.extras_after_delete,
+        page.conversation,
+        [page.chat.export_file, page.chat.feedback_note, page.chat.comment_row],
         queue=False,
     )
     for control in (settings.top_k.release, settings.backend.input):

@@ -137,4 +137,13 @@ def test_regenerate_edit_copy_export_and_feedback(server, browser):
         ).fetchone()
     assert (rating, comment, question) == ("down", "La source ne parle pas de lui.", "Qui est Sam Altman ?")
     assert "openai-altman.fr.txt" in answer_json  # the passages are kept with it
+
+    # The export and the feedback note belong to the conversation shown: gone with it (they stayed under a
+    # new or a deleted conversation, the deleted one's download still offered).
+    assert (
+        chat.page.locator("#export-file").is_visible() and chat.page.get_by_text("Comment kept").is_visible()
+    )
+    chat.new_conversation()
+    chat.page.locator("#export-file").wait_for(state="hidden", timeout=10_000)
+    assert not chat.page.get_by_text("Comment kept").is_visible()
     context.close()
