@@ -1303,6 +1303,8 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
             page.conversation,
             [chat.feedback_id, chat.feedback_note, chat.comment_row],
             queue=False,
+        ).then(  # the comment box it opens, brought into view (at 1280x860 it opened below the fold)
+            None, js=f"() => {{ {_SCROLL_TO_COMMENT_JS} return []; }}"
         )
     chat.send_comment.click(
         handlers.comment,
@@ -1314,6 +1316,12 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
     chat.chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False).then(
         handlers.hide_extras, None, extras, queue=False
     )
+
+
+_SCROLL_TO_COMMENT_JS = (
+    "requestAnimationFrame(() => document.querySelector('#feedback-comment')"
+    "?.scrollIntoView({block: 'nearest', behavior: 'smooth'}));"
+)
 
 
 def _wire_side(page: _Page, handlers: ChatHandlers) -> None:

@@ -128,7 +128,14 @@ def test_regenerate_edit_copy_export_and_feedback(server, browser):
     assert exported.startswith("# Qui est Sam Altman ?") and "Sources:\n[1] openai-altman.fr.txt" in exported
 
     chat.page.locator("#chat").get_by_role("button", name="Dislike").last.click()
-    chat.page.locator("#feedback-comment textarea").fill("La source ne parle pas de lui.")
+    comment = chat.page.locator("#feedback-comment textarea")
+    comment.wait_for()
+    # The comment box is brought into view (it opened below the fold, under the note that offered it).
+    chat.page.wait_for_function(
+        "() => document.querySelector('#feedback-comment').getBoundingClientRect().bottom <= innerHeight",
+        timeout=5_000,
+    )
+    comment.fill("La source ne parle pas de lui.")
     chat.page.click("#send-comment")
     chat.page.get_by_text("Comment kept").wait_for(timeout=10_000)
     with store.db.connect() as db:

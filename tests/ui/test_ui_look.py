@@ -167,6 +167,11 @@ def test_phone_shows_the_question_box_without_scrolling(url, browser, theme):
     chat.page.evaluate("() => window.scrollTo(0, 0)")
     chat.screenshot(f"phone-{theme}-answer.png")
     assert contrast_failures(chat.page) == []
+    # A thumb down opens the comment box in the bar, on screen and with the line's room (it had 194 px of 370).
+    chat.page.locator("#chat").get_by_role("button", name="Dislike").last.click()
+    chat.page.locator("#feedback-comment textarea").wait_for()
+    assert on_screen("#feedback-comment") and on_screen("#send-comment")
+    assert chat.page.locator("#feedback-comment").bounding_box()["width"] >= 0.6 * 370
     chat.page.context.close()
 
 
