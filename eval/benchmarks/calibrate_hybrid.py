@@ -68,7 +68,7 @@ FEATURE_CODE = (
     "index/store.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 11  # 11: passage scores; 10: passage spans, golden ids; 9: the query's token cosines
+FEATURES_VERSION = 12  # 12: term groups in full; 11: passage scores; 10: passage spans, golden ids; 9: the query's token cosines
 QUERY_BATCH = 64
 
 
@@ -253,7 +253,10 @@ def evidence_record(state: dict) -> dict:
         "focus": state["condensed"].focus,
         "answer_type": evidence.answer_type,
         "unknown_name": evidence.unknown_name,
-        "term_groups": [[g.word, sorted(g.stems), g.weight] for g in evidence.term_groups],
+        "term_groups": [
+            [g.word, sorted(g.stems), g.weight, sorted(g.native), g.answer_weight, g.translated]
+            for g in evidence.term_groups
+        ],
         # Where each passage lies in its document (what `rag eval` checks a cited passage by), its fused score.
         "passages": [[p.number, p.start, p.end, p.score] for p in state["passages"]],
         "windows": [
@@ -381,7 +384,10 @@ def rebuild_evidence(record: dict):
         tuple(windows),
         record["unknown_name"],
         True,
-        tuple(TermGroup(word, frozenset(stems), weight) for word, stems, weight in record["term_groups"]),
+        tuple(
+            TermGroup(word, frozenset(stems), weight, frozenset(native), answer_weight, translated)
+            for word, stems, weight, native, answer_weight, translated in record["term_groups"]
+        ),
         question_tokens,
     )
     return with_token_weights(evidence) if question_tokens is not None else _with_maxsim_gaps(evidence)

@@ -40,7 +40,9 @@ def test_golden_citation_precision_scores_the_cited_passages_as_rag_eval_does() 
 
     record = {
         "set": "golden", "id": "q1", "focus": "alpha ?", "language": "fr", "answer_type": "",
-        "unknown_name": False, "term_groups": [["alpha", ["alpha"], 1.0]], "question_tokens": None,
+        "unknown_name": False, "question_tokens": None,
+        # word, stems, weight, own-spelling stems, answer weight, translated (`evidence_record`)
+        "term_groups": [["alpha", ["alpha"], 1.0, ["alpha"], 1.0, False]],
         # Passage 1 runs 0-100 (its window quoted: 10-40); passage 2 runs 200-300.
         "passages": [[1, 0, 100], [2, 200, 300]],
         "windows": [_window_record(1, 10, 40, "alpha one.", 1.0), _window_record(2, 210, 240, "beta.", 0.0)],
