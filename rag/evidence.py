@@ -751,12 +751,14 @@ def with_antecedent(item: ScoredWindow, evidence: Evidence) -> ScoredWindow:
     return _joined(item, previous, item)
 
 
-def with_continuation(item: ScoredWindow, evidence: Evidence, cosine_gap: float) -> ScoredWindow:
+def with_continuation(
+    item: ScoredWindow, evidence: Evidence, cosine_gap: float, *, own_spelling: bool = True
+) -> ScoredWindow:
     """`item`, its window extended to the next sentence of its passage when the evidence runs on there: that
     sentence's window is close to the question by meaning (hybrid mode: its cosine within `cosine_gap` of
-    the answer's best window, see `rag.backends.extractive.CONTINUATION_COSINE_GAP`), or it holds question
-    words, in their own spelling, that the quote lacks (the question's words are split over two sentences).
-    Verbatim, never across paragraphs."""
+    the answer's best window, see `rag.backends.extractive.CONTINUATION_COSINE_GAP`), or (`own_spelling`) it
+    holds question words, in their own spelling, that the quote lacks (the question's words are split over
+    two sentences). Verbatim, never across paragraphs."""
     after = [
         w
         for w in evidence.of_passage(item.passage.number)
@@ -766,7 +768,7 @@ def with_continuation(item: ScoredWindow, evidence: Evidence, cosine_gap: float)
     if following is None or not following.statement:  # a heading or a question: the evidence ends there
         return item
     close = following.cosine is not None and following.cosine_gap <= cosine_gap
-    split = bool(following.covered_native - item.covered_native)
+    split = own_spelling and bool(following.covered_native - item.covered_native)
     if not (close or split):
         return item
     return _joined(item, item, following)

@@ -259,6 +259,65 @@ def test_in_hybrid_mode_a_next_sentence_close_by_meaning_is_taken_along() -> Non
     assert far.window.text == "Zorg ouvre une usine à Lyon en 2001."
 
 
+def test_across_languages_the_next_sentence_is_taken_along_by_meaning_alone() -> None:
+    """A question in another language than the document (hybrid mode): the next sentence comes along at a wider
+    cosine gap (`CONTINUATION_COSINE_GAP_CROSSLINGUAL`), and not for question words held in their own spelling
+    (across languages, names and cognates the next sentence repeats)."""
+    from rag.backends.extractive import CONTINUATION_COSINE_GAP, CONTINUATION_COSINE_GAP_CROSSLINGUAL
+
+    gap = (CONTINUATION_COSINE_GAP + CONTINUATION_COSINE_GAP_CROSSLINGUAL) / 2
+    generator = ExtractiveGenerator()
+
+    def chosen(question: str, gap_second: float, crosslingual: bool) -> str:
+        evidence = _run_on_evidence(question)
+        first, second, *rest = evidence.statements
+        windows = (
+            replace(first, cosine=0.9, cosine_gap=0.0, crosslingual=crosslingual),
+            replace(second, cosine=0.9 - gap_second, cosine_gap=gap_second, crosslingual=crosslingual),
+            *(replace(w, cosine=0.7, cosine_gap=0.2, crosslingual=crosslingual) for w in rest),
+        )
+        (window,) = generator.select("q", "fr", [], replace(evidence, windows=windows, hybrid=True))
+        return window.window.text
+
+    alone = "Zorg ouvre une usine à Lyon en 2001."
+    question = "En quelle année Zorg ouvre-t-il son usine ?"
+    assert chosen(question, gap, crosslingual=False) == alone
+    assert chosen(question, gap, crosslingual=True) == RUN_ON[: RUN_ON.index(" Le ciel")]
+    assert chosen(question, CONTINUATION_COSINE_GAP_CROSSLINGUAL * 2, crosslingual=True) == alone
+    # « vélos » held in its own spelling by the next sentence: taken along in one language, not across two.
+    question = "En quelle année Zorg ouvre-t-il son usine de vélos ?"
+    assert chosen(question, 0.2, crosslingual=False).endswith("pour la ville.")
+    assert chosen(question, 0.2, crosslingual=True) == alone
+
+
+def test_a_third_quote_is_added_only_without_a_model() -> None:
+    """Three windows scoring alike, each holding a question word the others lack: all three are quoted in
+    lexical mode (`MAX_QUOTES_LEXICAL`), two in hybrid mode (`MAX_QUOTES`)."""
+    from rag.backends.extractive import MAX_QUOTES, MAX_QUOTES_LEXICAL
+
+    def evidence(cosine: float | None) -> Evidence:
+        windows = []
+        for number, word in enumerate(("alpha", "beta", "gamma")):
+            group = frozenset({frozenset({word})})
+            windows.append(
+                _window(
+                    f"{word} est là.",
+                    number * 20,
+                    cosine=cosine,
+                    crosslingual=False,
+                    covered=group,
+                    covered_native=group,
+                    coverage=0.3,
+                    match_native=0.3 - number * 0.01,
+                )
+            )
+        return Evidence("q", "fr", "", tuple(windows), False, cosine is not None)
+
+    assert (MAX_QUOTES, MAX_QUOTES_LEXICAL) == (2, 3)
+    assert len(ExtractiveGenerator().select("q", "fr", [], evidence(None))) == MAX_QUOTES_LEXICAL
+    assert len(ExtractiveGenerator().select("q", "fr", [], evidence(0.8))) == MAX_QUOTES
+
+
 def test_a_translated_words_own_spelling_in_the_document_is_a_cognate_guess() -> None:
     """The English "leads" stemmed as French is « leader »: a window holding it matches the word's own spelling, but the
     glossary translates the word (« chef de file »), so without a model that match is a guess like a
