@@ -200,3 +200,19 @@ def test_message_text_keeps_invisible_tags_of_list_contents():
     parts = {"role": "user", "content": [{"type": "text", "text": f"<div>Qui ? {tag}</div>"}]}
     assert tags_in(message_text(parts)) == {tag}
     assert message_text({"role": "user", "content": f"Qui ? {tag}"}).endswith(tag)
+
+
+def test_a_leak_is_another_sessions_text_and_a_short_chat_is_not_one():
+    from eval.benchmarks.concurrency import isolation, session_tag, summary
+
+    mine, other = session_tag(5), session_tag(6)
+    asked = [f"Qui ? {mine}", f"Et lui ? {mine}"]
+    assert isolation(" ".join(asked) + " réponse", asked, mine, 2) == (False, False)
+    # The third question past the round's limit: two answered, two shown.
+    assert isolation(" ".join(asked), asked, mine, 2) == (False, False)
+    assert isolation(" ".join(asked) + f" {other}", asked, mine, 2) == (True, False)  # another's tag
+    assert isolation("Qui ? Et lui ?", ["Qui ?", f"Et lui ? {mine}"], mine, 2) == (True, False)  # untagged
+    assert isolation(asked[0], asked[:1], mine, 2) == (False, True)  # an answered question not shown
+    timed_out = SessionResult(latencies=[1.0, 1.0], errors=["TimeoutError: no answer before the limit"])
+    line = summary([timed_out, SessionResult(latencies=[1.0], leaked=True, incomplete=True)])
+    assert "timeouts 1" in line and "another's history 1" in line and "missing a question answered 1" in line
