@@ -43,7 +43,7 @@ from index.manifest import Manifest
 from index.model_check import check_dimension, embedder_for_index
 from index.protocols import DocumentInfo
 from index.records import Chunk, Document, Section
-from index.tokens import QueryEncoding, TokenMatches, TokenTable
+from index.tokens import WHOLE_TABLE_TOKENS, QueryEncoding, TokenMatches, TokenTable
 from index.windows import WindowSpan, WindowTable
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["DocumentInfo", "IndexStore"]
 
 QUERY_MEMO_SIZE = 256  # recent query vectors kept (a chat re-asks; the eval retrieves then answers)
+# A question's similarities with a small token table, kept while it is answered (answers run a few at a time).
+SIMILARITIES_MEMO_SIZE = 16
 WINDOW_MEMO_DOCS = 128  # documents whose window spans are kept built (an answer's passages share a few)
 
 
@@ -96,6 +98,7 @@ class IndexStore:
         self._tokens_memo: dict[str, np.ndarray] = {}  # a document's token indices (`_document_tokens`)
         self._chunk_rows_of: dict[str, list[int]] | None = None
         self._query_vectors: OrderedDict[str, QueryEncoding] = OrderedDict()
+        self._similarities: OrderedDict[str, np.ndarray] = OrderedDict()  # `_question_similarities`
         self._query_terms: OrderedDict[tuple[str, str | None, bool], list[str]] = OrderedDict()
         self._query_lock = threading.Lock()
         # A document's windows as objects, built once per generation and shared read-only: every answer
@@ -337,7 +340,9 @@ class IndexStore:
             return None
         tokens = encoding.tokens
         weights = self.token_table.idf(tokens.ids[tokens.words])
-        return self.token_table.maxsim(tokens.vectors[tokens.words], weights, rows)
+        question = tokens.vectors[tokens.words]
+        similarities = self._question_similarities(query, question)
+        return self.token_table.maxsim(question, weights, rows, similarities)
 
     def window_token_matches(
         self, query: str, doc_id: str, spans: Sequence[tuple[int, int]]
@@ -350,12 +355,36 @@ class IndexStore:
         if encoding is None or encoding.tokens is None or table is None:
             return None
         words = encoding.tokens.words
+        question = encoding.tokens.vectors[words]
         tokens = self._document_tokens(doc_id)
-        starts, ends = table.starts[tokens], table.ends[tokens]
-        best = table.best_per_token(
-            encoding.tokens.vectors[words], [tokens[(starts >= s) & (ends <= e)] for s, e in spans]
+        bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+        # Each span's tokens, in one (spans, tokens) comparison: in span order, then token order.
+        inside = (table.starts[tokens] >= bounds[:, :1]) & (table.ends[tokens] <= bounds[:, 1:])
+        span_of, token_at = np.nonzero(inside)
+        best = table.best_in_groups(
+            question,
+            tokens[token_at],
+            np.bincount(span_of, minlength=len(bounds)),
+            self._question_similarities(query, question),
         )
         return TokenMatches(encoding.tokens.offsets[words], table.idf(encoding.tokens.ids[words]), best)
+
+    def _question_similarities(self, query: str, question: np.ndarray) -> np.ndarray | None:
+        """The question's word tokens against the whole token table (`TokenTable.similarities`), memoised per
+        query for a table of at most `WHOLE_TABLE_TOKENS` (retrieval's MaxSim and the answer's window matches
+        of one question share it); None for a larger table (each takes its own tokens)."""
+        table = self.token_table
+        if table is None or len(table) > WHOLE_TABLE_TOKENS:
+            return None
+        with self._query_lock:
+            known = self._similarities.get(query)
+        if known is None:
+            known = table.similarities(question)
+            with self._query_lock:
+                self._similarities[query] = known
+                while len(self._similarities) > SIMILARITIES_MEMO_SIZE:
+                    self._similarities.popitem(last=False)
+        return known
 
     def _document_tokens(self, doc_id: str) -> np.ndarray:
         """Indices in the token table of the tokens of a document's chunks (memoised per document)."""

@@ -52,6 +52,10 @@ TOKENS_FILE = "tokens.npz"
 # scored asymmetrically (15.2 MB: 0.932 / 0.812, 0.917 / 0.757, 0.887 / 0.717: the gain gone).
 BASIS_DIMENSION = 192
 PROJECT_FROM_TOKENS = 20_000
+# Up to this many tokens (about 40 chunks: about as many as retrieval's MaxSim scores per question anyway), a
+# question is matched with the whole table once (`TokenTable.similarities`: 32 KB per question token, and a
+# float32 copy of the codes, 12.6 MB at most) and each MaxSim takes its columns.
+WHOLE_TABLE_TOKENS = 8_192
 FIT_SAMPLE = 65_536
 _BLOCK = 65_536  # tokens decoded at a time when projecting (memory stays bounded on any corpus)
 
@@ -170,6 +174,7 @@ class TokenTable:
         # question's are projected the same way); None: the model's own dimensions.
         self.basis = None if basis is None else np.asarray(basis, dtype=np.float32)
         self._idf: np.ndarray | None = None  # document frequency of each token id, counted on first use
+        self._float_codes: np.ndarray | None = None  # codes as float32, transposed (`similarities`)
 
     @property
     def chunk_count(self) -> int:
@@ -293,19 +298,46 @@ class TokenTable:
         n = self.chunk_count
         return np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
 
-    def best_per_token(self, question: np.ndarray, spans: Sequence[np.ndarray]) -> np.ndarray:
+    def similarities(self, question: np.ndarray) -> np.ndarray:
+        """(question tokens, table tokens): each question token's cosine with every stored token, for a table
+        of at most `WHOLE_TABLE_TOKENS` (an index of a few documents, e.g. seeds/: 1,997 tokens, all of which
+        retrieval's MaxSim scores anyway). One product per question, of which `best_per_token` then only
+        takes columns: the answer's window matches took it again over the same tokens, three more times."""
+        if self._float_codes is None:  # (threads may make it twice: same array)
+            self._float_codes = np.ascontiguousarray(self.codes.astype(np.float32).T)
+        with one_blas_thread():
+            return (self.project(question) @ self._float_codes) * self.scales
+
+    def best_per_token(
+        self, question: np.ndarray, spans: Sequence[np.ndarray], similarities: np.ndarray | None = None
+    ) -> np.ndarray:
         """(question tokens, spans): each question token's best cosine with each span's tokens (token
-        indices of this table; 0 for an empty span), in one matrix product over all the spans' tokens."""
+        indices of this table; 0 for an empty span), in one matrix product over all the spans' tokens, or
+        taken from the question's `similarities` with the whole table when given."""
         lengths = np.array([len(s) for s in spans], dtype=np.int64)
-        out = np.zeros((len(question), len(spans)), dtype=np.float32)
+        index = np.concatenate(list(spans)) if len(spans) else np.zeros(0, np.int64)
+        return self.best_in_groups(question, index, lengths, similarities)
+
+    def best_in_groups(
+        self,
+        question: np.ndarray,
+        index: np.ndarray,
+        lengths: np.ndarray,
+        similarities: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """`best_per_token` of spans given as their token indices one after the other (`index`) and the
+        count of each (`lengths`)."""
+        out = np.zeros((len(question), len(lengths)), dtype=np.float32)
         filled = np.flatnonzero(lengths)
         if not len(filled) or not len(question):
             return out
-        index = np.concatenate([spans[i] for i in filled])
-        # The projection on the basis too: small products, which OpenBLAS shares between its threads (on a
-        # busy machine, 12 ms instead of 0.05 ms: the threads wait for each other).
-        with one_blas_thread():
-            sims = (self.project(question) @ self.codes[index].astype(np.float32).T) * self.scales[index]
+        if similarities is not None:
+            sims = similarities[:, index]
+        else:
+            # The projection on the basis too: small products, which OpenBLAS shares between its threads
+            # (on a busy machine, 12 ms instead of 0.05 ms: the threads wait for each other).
+            with one_blas_thread():
+                sims = (self.project(question) @ self.codes[index].astype(np.float32).T) * self.scales[index]
         starts = np.concatenate([[0], np.cumsum(lengths[filled])[:-1]])
         out[:, filled] = np.maximum.reduceat(sims, starts, axis=1)
         return out
@@ -313,9 +345,15 @@ class TokenTable:
     def row_tokens(self, row: int) -> np.ndarray:
         return np.arange(self.bounds[row], self.bounds[row + 1], dtype=np.int64)
 
-    def maxsim(self, question: np.ndarray, weights: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+    def maxsim(
+        self,
+        question: np.ndarray,
+        weights: np.ndarray,
+        rows: Sequence[int],
+        similarities: np.ndarray | None = None,
+    ) -> np.ndarray:
         """MaxSim of the question's tokens (unit vectors, with their weights) against each chunk row."""
-        best = self.best_per_token(question, [self.row_tokens(int(r)) for r in rows])
+        best = self.best_per_token(question, [self.row_tokens(int(r)) for r in rows], similarities)
         total = float(weights.sum())
         if total <= 0:
             return np.zeros(len(rows), dtype=np.float32)

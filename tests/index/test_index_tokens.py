@@ -327,3 +327,28 @@ def test_the_questions_tokens_are_projected_on_one_blas_thread(monkeypatch: pyte
     compact.maxsim(vectors[[3, 7]], np.ones(2, np.float32), range(20))
     compact.best_per_token(vectors[[3]], [np.arange(5), np.zeros(0, np.int64), np.arange(40, 60)])
     assert len(threads_seen) == 2 and all(count == 1 for seen in threads_seen for count in seen)
+
+
+def test_whole_table_similarities_give_each_spans_best_as_its_own_product() -> None:
+    # `similarities` (a small table, once per question) and the product over a span's own tokens give the
+    # same best cosines to float32 rounding; `best_in_groups` is `best_per_token` of concatenated spans.
+    rng = np.random.default_rng(7)
+    vectors = _low_rank_tokens(rng, 300, 32, 8)
+    table = TokenTable.from_texts(
+        [_text_tokens(vectors[i : i + 30], i) for i in range(0, 300, 30)], [0] * 10, 32
+    )
+    question = vectors[[4, 50, 299]]
+    spans = [np.arange(0, 30), np.zeros(0, np.int64), np.array([5, 5, 280, 17]), np.arange(100, 290)]
+    plain = table.best_per_token(question, spans)
+    whole = table.best_per_token(question, spans, table.similarities(question))
+    np.testing.assert_allclose(whole, plain, atol=2e-6)
+    assert table.similarities(question).shape == (3, len(table)) and whole[:, 1].tolist() == [0.0] * 3
+    lengths = np.array([len(s) for s in spans])
+    grouped = table.best_in_groups(question, np.concatenate(spans), lengths)
+    np.testing.assert_array_equal(grouped, plain)
+    rows = [3, 0, 9]
+    np.testing.assert_allclose(
+        table.maxsim(question, np.ones(3, np.float32), rows, table.similarities(question)),
+        table.maxsim(question, np.ones(3, np.float32), rows),
+        atol=2e-6,
+    )
