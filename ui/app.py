@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
@@ -867,8 +868,6 @@ def _resolve_annotations(handlers: type) -> None:
     so every call evaluated them all again: 0.39 ms against 0.08 ms once resolved, and 40 of ~1,500 samples
     of the server under 50 streaming sessions (py-spy, `eval.benchmarks.concurrency`). Resolved once here;
     a function whose hints name something imported for type checking only is left as it is."""
-    import typing
-
     for member in vars(handlers).values():
         function = member.__func__ if isinstance(member, staticmethod) else member
         if callable(function) and hasattr(function, "__annotations__"):
@@ -1262,12 +1261,14 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
     chat, saved, title = page.chat, page.conversations.saved, page.conversations.title
     chat_outputs = [chat.chatbot, page.conversation, chat.question]
     answer = {  # typing a question and clicking an example answer the same way
-        "fn": handlers.respond,
+        "fn": _page_answers(handlers, chat.chatbot),
         "inputs": [chat.question, page.conversation, page.settings.top_k, page.settings.backend],
         # The values as the page sends them (a text, a number, a choice): Gradio's preprocessing would
         # only check them, each in a worker thread of its own, three thread hand-offs per question
         # through the event loop every answer shares; `respond` checks them (`choice_problem`).
         "preprocess": False,
+        # And the values as the page takes them, made in the answer's own thread (`_page_answers`).
+        "postprocess": False,
         "outputs": [*chat_outputs, saved],  # the list with the answer, not in an event after it
         "concurrency_id": "answers",
         "concurrency_limit": handlers.settings.ui.max_concurrent_answers,
@@ -1322,6 +1323,26 @@ _SCROLL_TO_COMMENT_JS = (
     "requestAnimationFrame(() => document.querySelector('#feedback-comment')"
     "?.scrollIntoView({block: 'nearest', behavior: 'smooth'}));"
 )
+
+
+def _page_answers(handlers: ChatHandlers, chatbot: gr.Chatbot) -> Callable[..., Iterator[tuple]]:
+    """`ChatHandlers.respond` as the answer event runs it (`postprocess=False`): each update's chat is made
+    into the Chatbot's payload in the answer's worker thread, where Gradio's postprocessing sent it and the
+    question box's value each to a worker thread of their own, through the event loop every session's
+    messages wait on. A conversation list left as the page shows it (its conversation selected in it) is
+    sent as that selection: an update that only keeps it rebuilt the dropdown on the event loop (a new
+    component and its config, ~1-2 ms per answer under 50 sessions; py-spy)."""
+
+    def answer(
+        question: Any, conversation: Conversation, top_k: Any, backend: Any, request: gr.Request
+    ) -> Iterator[tuple]:
+        for chat, state, box, listed in handlers.respond(question, conversation, top_k, backend, request):
+            if listed is LIST_KEPT and conversation.first_in_list and conversation.conversation_id:
+                listed = conversation.conversation_id
+            yield chatbot.postprocess(chat).model_dump(), state, box, listed
+
+    answer.__annotations__ = typing.get_type_hints(answer)  # resolved once (see `_resolve_annotations`)
+    return answer
 
 
 def _wire_side(page: _Page, handlers: ChatHandlers) -> None:

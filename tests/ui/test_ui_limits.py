@@ -71,12 +71,25 @@ def test_settings_out_of_the_page_choices_are_refused_by_name(handlers, top_k, b
     assert conversation.turns[-1].error is None and len(handlers.assistant.calls) == 1
 
 
-def test_the_answer_event_takes_the_page_values_unprocessed(handlers):
-    from ui.app import build_app
+def test_the_answer_event_takes_the_page_values_unprocessed(handlers, tmp_path: Path):
+    # ... and gives them as the page takes them: the Chatbot's payload made in the answer's thread, a kept
+    # conversation list sent as its selection (an update that keeps it rebuilt the dropdown per answer).
+    from ui.accounts import Database
+    from ui.app import LIST_KEPT, build_app
+    from ui.conversations import ConversationStore
 
-    demo = build_app(handlers.assistant)
+    store = ConversationStore(Database(tmp_path / "chat.sqlite3"))
+    demo = build_app(handlers.assistant, conversations=store)
     asked = [fn for fn in demo.fns.values() if fn.api_name == "ask"]
-    assert len(asked) == 1 and asked[0].preprocess is False and asked[0].postprocess is True
+    assert len(asked) == 1 and asked[0].preprocess is False and asked[0].postprocess is False
+    chatbot = asked[0].outputs[0]
+    conversation = Conversation()
+    *_, (chat, conversation, box, listed) = asked[0].fn("Qui est Sam Altman ?", conversation, 5, None, None)
+    assert chat == chatbot.postprocess(conversation.messages()).model_dump()
+    assert listed["choices"] == [("Qui est Sam Altman ?", conversation.conversation_id)]  # new in the list
+    *_, (chat, conversation, box, listed) = asked[0].fn("Et OpenAI ?", conversation, 5, None, None)
+    assert len(chat) == 4 and chat == chatbot.postprocess(conversation.messages()).model_dump()
+    assert listed == conversation.conversation_id and listed is not LIST_KEPT  # kept, selected
 
 
 def test_rate_limiter_window_slides():
