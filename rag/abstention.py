@@ -76,6 +76,11 @@ class HybridGate:
     #: citation's window must pass the gate alone (`answers_question`); False: the best lexical score and
     #: the best cosine, of any two windows.
     same_window: bool = False
+    #: Read the lexical score only of windows whose cosine (as the gate reads it) is within this of the best
+    #: window's (None: of every window). A window that shares a word with the question but that the model
+    #: puts far from it (another sense of the word, a passage retrieved 5th for that word alone) then adds
+    #: nothing: the decision no longer turns on which chunk comes last among the retrieved ones.
+    lexical_reach: float | None = None
 
     def window_cosine(self, item: ScoredWindow, anchor: AnswerAnchor | None = None) -> float | None:
         """The cosine of a window as the gate reads it (None without a cosine). `anchor`: the question's
@@ -373,6 +378,10 @@ def evidence_check(
         best_score = lexical_score(best, evidence)
     else:
         cosine = max(c for _, c in read)
+        if gate.lexical_reach is not None:
+            near = [item for item, c in read if c >= cosine - gate.lexical_reach]
+            best = max(near, key=lambda item: lexical_score(item, evidence))
+            best_score = lexical_score(best, evidence)
     abstain = gate.margin(best_score, cosine) < gate.shift(threshold)
     return EvidenceCheck(best_score, abstain, best.passage.number, best.window, cosine)
 

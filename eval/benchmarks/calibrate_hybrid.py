@@ -53,6 +53,7 @@ MAXSIM_WEIGHTS = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
 SLOPES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 CROSSLINGUAL_OFFSETS = (0.0, 0.015, 0.03, 0.045, 0.06)
 TYPE_MISMATCH_PENALTIES = (0.0, 0.03, 0.06, 0.1, 0.15, 0.25)
+LEXICAL_REACHES = (None, 0.03, 0.05, 0.07, 0.1)  # `HybridGate.lexical_reach` (None: every window)
 TIE = 0.01
 #: The code whose behaviour the cached features depend on (a change there collects them again).
 FEATURE_CODE = (
@@ -72,7 +73,9 @@ FEATURES_VERSION = 12  # 12: term groups in full; 11: passage scores; 10: passag
 QUERY_BATCH = 64
 
 
-def hybrid_settings(index_dir: Path, model: str):
+def hybrid_settings(index_dir: Path, model: str, overrides: dict | None = None):
+    """The product's default settings for `index_dir` and `model` (the environment is not read), with
+    `overrides` (dotted names: {"retrieval.cosine_span_floor": 0.05})."""
     from rag.settings import load_settings
 
     return load_settings(
@@ -81,18 +84,20 @@ def hybrid_settings(index_dir: Path, model: str):
             "index.index_dir": str(index_dir),
             "index.embedding_model": model,
             "index.show_progress": False,
+            **(overrides or {}),
         },
     )
 
 
-def open_hybrid(folder: Path, index_dir: Path, model: str):
+def open_hybrid(folder: Path, index_dir: Path, model: str, overrides: dict | None = None):
     """The cached index of `folder` in `index_dir`, opened as it is (built first when there is none; brought
     up to date first when it was written without token vectors, which the product's hybrid retrieval reads:
-    figures from such an index would silently leave late interaction out)."""
+    figures from such an index would silently leave late interaction out). `overrides`: see
+    `hybrid_settings`."""
     from rag import build_assistant, open_assistant
     from rag.errors import IndexUnavailableError
 
-    settings = hybrid_settings(index_dir, model)
+    settings = hybrid_settings(index_dir, model, overrides)
     try:
         assistant = open_assistant(settings)
     except IndexUnavailableError:
@@ -233,9 +238,20 @@ def questions_to_ask(piaf_dir: Path, excluded: set[str], per_class: int) -> list
     return items
 
 
-def feature_key(model: str, items: list[dict]) -> str:
+def setting_overrides(args: argparse.Namespace) -> dict:
+    """The settings the features are collected with, beside the product's defaults (`--span-floor`)."""
+    floor = getattr(args, "span_floor", None)
+    return {} if floor is None else {"retrieval.cosine_span_floor": floor}
+
+
+def feature_key(model: str, items: list[dict], settings=None) -> str:
+    """The cache key of the features: the model, the questions, the code of FEATURE_CODE and the retrieval
+    and answer settings they are collected with (`settings`: a changed default collects them again)."""
     digest = hashlib.sha1(f"{model}:{FEATURES_VERSION}".encode())
     digest.update(json.dumps(items, sort_keys=True, ensure_ascii=False).encode())
+    if settings is not None:
+        chosen = {"retrieval": settings.retrieval.model_dump(), "answer": settings.answer.model_dump()}
+        digest.update(json.dumps(chosen, sort_keys=True, default=str).encode())
     for name in FEATURE_CODE:
         digest.update((REPO / name).read_bytes())
     return digest.hexdigest()[:12]
@@ -290,8 +306,9 @@ def collect_features(args: argparse.Namespace, path: Path, items: list[dict], ex
 
     corpus = args.cache / "piaf-corpus"
     tag = Path(args.model).name or "model"
-    piaf = open_hybrid(corpus, args.cache / f"piaf-{tag}", args.model)
-    seeds = open_hybrid(SEEDS, args.cache / f"seeds-{tag}", args.model)
+    overrides = setting_overrides(args)
+    piaf = open_hybrid(corpus, args.cache / f"piaf-{tag}", args.model, overrides)
+    seeds = open_hybrid(SEEDS, args.cache / f"seeds-{tag}", args.model, overrides)
     HeldOut(piaf.store, excluded).install(piaf)
     started = time.perf_counter()
     for assistant in (piaf, seeds):
@@ -504,13 +521,20 @@ def report_gate_cost(records: list[dict], gate) -> None:
 
 
 def sweep_gates(
-    records: list[dict], model: str, lexical_false: dict[str, float], *, same_window: bool = False
+    records: list[dict],
+    model: str,
+    lexical_false: dict[str, float],
+    *,
+    same_window: bool = False,
+    reaches: Sequence[float | None] = (None,),
 ):
     """Every gate of the grid on PIAF dev. Returns (chosen gate, its per-language (false, caught), mean
     balanced accuracy), or None.
 
     `same_window`: the gate reads the best window's slope * lexical score + cosine (both of one window,
     `HybridGate.same_window`), not the best lexical score and the best cosine of any two windows.
+    `reaches`: the `HybridGate.lexical_reach` values swept (the best lexical score of the windows whose
+    cosine is within that of the best; None: of every window), for the form of two windows.
 
     Kept: gates that abstain wrongly no more often than the lexical gate in any language (a hybrid gate
     must not cost answers). Caught is the mean of the two kinds of unanswerable questions the issue names,
@@ -556,14 +580,26 @@ def sweep_gates(
             cosine = np.full(count, -np.inf)
             np.maximum.at(cosine, owner[has_cosine], window_cosine[has_cosine])
             cosine[np.isinf(cosine)] = 0.0
-            for slope in SLOPES:
+            # The lexical score each reach reads (a question without cosines reads every window's, as the
+            # product's `evidence_check` does).
+            near_lexical = {}
+            for reach in (None,) if same_window else reaches:
+                if reach is None:
+                    near_lexical[reach] = lexical
+                    continue
+                read = np.nan_to_num(window_cosine, nan=-np.inf)
+                near = has_cosine & (read >= cosine[owner] - reach)
+                reached = np.zeros(count)
+                np.maximum.at(reached, owner[near], window_lexical[near])
+                near_lexical[reach] = np.where(np.isin(np.arange(count), owner[has_cosine]), reached, lexical)
+            for slope, reach in [(slope, reach) for slope in SLOPES for reach in near_lexical]:
                 if same_window:
                     values = np.full(count, -np.inf)
                     combined = slope * window_lexical[has_cosine] + window_cosine[has_cosine]
                     np.maximum.at(values, owner[has_cosine], combined)
                     values = np.where(np.isinf(values), slope * lexical, values)
                 else:
-                    values = slope * lexical + cosine
+                    values = slope * near_lexical[reach] + cosine
                 golden_values, golden_labels = values[len(dev) :], labels[len(dev) :]
                 values, dev_labels = values[: len(dev)], labels[: len(dev)]
                 for intercept in np.unique(np.round(values[dev_labels], 3)):
@@ -579,7 +615,7 @@ def sweep_gates(
                     if any(rates[lang][0] > lexical_false[lang] for lang in LANGUAGES):
                         continue
                     balanced = statistics.mean((1 - f + c) / 2 for f, c in rates.values())
-                    gate = HybridGate(model, slope, float(intercept), offset, penalty, same_window)
+                    gate = HybridGate(model, slope, float(intercept), offset, penalty, same_window, reach)
                     kept.append((gate, rates, balanced, golden_right))
     if not kept:
         return None
@@ -816,7 +852,8 @@ def calibration_records(args: argparse.Namespace, *, refresh: bool = False) -> l
     excluded = {c["id"] for c in contexts if c["split"] == "dev" and held_out(c["title"])}
     items = questions_to_ask(args.piaf_dir, excluded, args.per_class)
     tag = Path(args.model).name or "model"
-    path = args.cache / f"calibrate-{tag}-{feature_key(tag, items)}.jsonl.gz"
+    settings = hybrid_settings(args.cache / f"piaf-{tag}", args.model, setting_overrides(args))
+    path = args.cache / f"calibrate-{tag}-{feature_key(tag, items, settings)}.jsonl.gz"
     records = None if refresh else load_features(path)
     if records is None:
         print(f"Collecting the features of {len(items)} questions into {path}", flush=True)
@@ -837,6 +874,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = model_benchmark_parser(__doc__)
     parser.add_argument("--per-class", type=int, default=400, help="French PIAF dev questions per class.")
     parser.add_argument("--refresh", action="store_true", help="Collect the features again.")
+    parser.add_argument(
+        "--span-floor",
+        type=float,
+        default=None,
+        help="Collect the features with this retrieval.cosine_span_floor (default: the product's).",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rag.abstention import evidence_check, gate_for
@@ -860,9 +903,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda r: evidence_check(r["evidence"], gate=shipped).abstain,
         )
         report_gate_cost(records, shipped)
-    for same_window in (False, True):
-        form = "one window's lexical score and cosine" if same_window else "best lexical score, best cosine"
-        chosen = sweep_gates(records, Path(args.model).name, lexical_false, same_window=same_window)
+    forms = {
+        "best lexical score, best cosine": {},
+        "one window's lexical score and cosine": {"same_window": True},
+        "best cosine, best lexical score within a reach of it": {"reaches": LEXICAL_REACHES},
+    }
+    for form, options in forms.items():
+        chosen = sweep_gates(records, Path(args.model).name, lexical_false, **options)
         if chosen is None:
             print(f"No gate of the grid ({form}) abstains wrongly less often than the lexical gate.")
             continue

@@ -60,3 +60,34 @@ def test_golden_citation_precision_scores_the_cited_passages_as_rag_eval_does() 
     del record["passages"]
     record["evidence"] = rebuild_evidence(record)
     assert precision(60, 90) == ({"en": 0.0}, ["q1"])
+
+
+def test_the_gate_sweep_finds_a_lexical_reach_when_far_windows_words_mislead() -> None:
+    """Unanswerable questions whose words are held only by a window far from them by meaning, beside
+    answerable ones whose close window holds them: no line over the best lexical score and the best cosine
+    of any two windows tells them apart, one that reads the words of the close windows only does."""
+    from eval.benchmarks.calibrate_hybrid import LANGUAGES, LEXICAL_REACHES, sweep_gates
+    from rag.evidence import Evidence, ScoredWindow, Window
+    from rag.records import Passage
+
+    passage = Passage(1, ["c"], "d", "s", "t", "x", 0, 1, 1.0)
+
+    def evidence(*windows: tuple[float, float]) -> Evidence:
+        scored = tuple(
+            ScoredWindow(passage, 0, Window(i, i + 1, "x", frozenset()), coverage, True, cosine, frozenset())
+            for i, (coverage, cosine) in enumerate(windows)
+        )
+        return Evidence("Qui dirige Zorg ?", "fr", "", scored, False, True)
+
+    records = []
+    for lang in LANGUAGES:
+        records.append({"set": lang, "answerable": True, "kind": "piaf", "evidence": evidence((0.5, 0.88))})
+        for kind in ("held-out", "near"):
+            far = evidence((0.0, 0.88), (0.5, 0.80))
+            records.append({"set": lang, "answerable": False, "kind": kind, "evidence": far})
+    everywhere = {lang: 1.0 for lang in LANGUAGES}
+    gate, rates, balanced = sweep_gates(records, "m", everywhere)
+    assert gate.lexical_reach is None and balanced < 1.0
+    gate, rates, balanced = sweep_gates(records, "m", everywhere, reaches=LEXICAL_REACHES)
+    assert gate.lexical_reach is not None and gate.lexical_reach < 0.08
+    assert balanced == 1.0 and all(rate == (0.0, 1.0) for rate in rates.values())

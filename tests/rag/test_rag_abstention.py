@@ -260,21 +260,25 @@ def test_hybrid_gate_penalises_a_figure_away_from_the_anchor() -> None:
     assert gate.window_cosine(window("OpenAI vaut 80 milliards.")) == pytest.approx(0.9)  # no anchor
 
 
+def _scored_window(start: int, coverage: float, cosine: float):
+    """A typed window of one passage, its coverage and cosine given (the gate's two readings)."""
+    from rag.evidence import ScoredWindow, Window
+    from rag.records import Passage
+
+    passage = Passage(1, ["c"], "d", "s", "t", "x", 0, 1, 1.0)
+    return ScoredWindow(
+        passage, 0, Window(start, start + 1, "x", frozenset()), coverage, True, cosine, frozenset()
+    )
+
+
 def test_a_same_window_gate_reads_one_windows_words_and_meaning_together() -> None:
     """One window holds the question's words but is far by meaning, another is close by meaning but holds
     none of its words: the best lexical score and the best cosine of two windows pass the line together,
     the best single window does not (a citation's window must pass alone: `answers_question`)."""
     from rag.abstention import HybridGate, answers_question, evidence_check
-    from rag.evidence import Evidence, ScoredWindow, Window
-    from rag.records import Passage
+    from rag.evidence import Evidence
 
-    passage = Passage(1, ["c"], "d", "s", "t", "x", 0, 1, 1.0)
-
-    def window(start: int, coverage: float, cosine: float) -> ScoredWindow:
-        return ScoredWindow(
-            passage, 0, Window(start, start + 1, "x", frozenset()), coverage, True, cosine, frozenset()
-        )
-
+    window = _scored_window
     words, meaning = window(0, 0.9, 0.80), window(2, 0.0, 0.85)
     evidence = Evidence("Qui dirige Zorg ?", "fr", "", (words, meaning), False, True)
     apart = HybridGate("m", 0.1, 0.92)
@@ -290,3 +294,23 @@ def test_a_same_window_gate_reads_one_windows_words_and_meaning_together() -> No
     assert not any(answers_question(item, evidence, together) for item in (words, meaning))
     closer = window(0, 0.9, 0.84)  # 0.1 * 0.9 + 0.84 = 0.93
     assert not evidence_check(replace(evidence, windows=(closer, meaning)), gate=together).abstain
+
+
+def test_a_lexical_reach_ignores_the_words_of_a_window_far_by_meaning() -> None:
+    """The best cosine comes from one window; another, far from the question by meaning, shares a word with
+    it (another sense of the word, a chunk retrieved last for that word alone). With a reach, that window's
+    lexical score is not read, so it cannot lift the question over the line; within the reach it is."""
+    from rag.abstention import HybridGate, evidence_check
+    from rag.evidence import Evidence
+
+    window = _scored_window
+    meaning, far_word = window(0, 0.0, 0.88), window(2, 0.3, 0.81)
+    evidence = Evidence("Quel est le dernier modèle de Zorg ?", "fr", "", (meaning, far_word), False, True)
+    every = HybridGate("m", 0.1, 0.9)
+    reach = HybridGate("m", 0.1, 0.9, lexical_reach=0.05)
+    assert not evidence_check(evidence, gate=every).abstain  # 0.1 * 0.3 + 0.88 = 0.91
+    check = evidence_check(evidence, gate=reach)  # 0.81 < 0.88 - 0.05: 0.1 * 0.0 + 0.88 = 0.88
+    assert check.abstain
+    assert (check.score, check.cosine, check.window) == (0.0, pytest.approx(0.88), meaning.window)
+    close_word = window(2, 0.3, 0.84)  # within the reach: read
+    assert not evidence_check(replace(evidence, windows=(meaning, close_word)), gate=reach).abstain
