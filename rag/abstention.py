@@ -101,8 +101,25 @@ class HybridGate:
 
 
 #: Calibrated by `python -m eval.benchmarks.calibrate_hybrid --model MODEL_DIR` on PIAF dev with honest
-#: unanswerable questions (held-out articles and near misses, fr/en/de; rule: `sweep_gates`). For
-#: multilingual-e5-small, false abstentions / unanswerable caught (held-out articles, near misses) on dev:
+#: unanswerable questions (held-out articles and near misses, fr/en/de; rule: `sweep_gates`), with the
+#: retrieval the product ships (fourteenth session: `RetrievalSettings.cosine_span_floor` 0.05).
+#: Fourteenth session, `lexical_reach` 0.05 (the third form of `sweep_gates`, chosen by its rule): the
+#: lexical score is read only from windows whose cosine (as the gate reads it) is within 0.05 of the best
+#: window's. A chunk retrieved 5th for one shared word no longer lifts a question over the line: at floor
+#: 0.05, "What is the name of OpenAI's latest model?" (unanswerable) drew one whose window shares "model"
+#: (« Le modèle d’OpenAI… », lexical 0.221, cosine 0.064 below the best) and was answered (+0.016); within
+#: the reach it abstains (-0.004: its best cosine alone decides, the thin part left). False abstentions /
+#: caught (held-out articles, near misses) on dev at floor 0.05, 1,549 questions:
+#:   reach, 0.881  fr 0.100/0.681 (0.670, 0.833)  en 0.107/0.728 (0.713, 0.800)  de 0.107/0.694 (0.673, 0.800)
+#:   every, 0.882  fr 0.090/0.677 (0.672, 0.733)  en 0.100/0.717 (0.707, 0.767)  de 0.113/0.694 (0.687, 0.733)
+#: (golden 59/59 with the reach, 58/59 reading every window: the question above answered); mean balanced
+#: accuracy 0.822 against 0.806 for the best gate reading every window (which gets 57/59
+#: golden: both "What is the name of OpenAI's …" questions answered) and 0.808 for one window's scores
+#: together (56/59). At floor 0 the same reach gives fr 0.102/0.684, en 0.107/0.739, de 0.120/0.717 at
+#: 0.882 (before: 0.092/0.672, 0.100/0.722, 0.120/0.706). The reach mostly catches near misses (73-77 % ->
+#: 80-83 %): their asked detail's word is often held only by a window about something else. Cost: the
+#: check's CPU median 0.03 ms, p95 1.0 ms per question (under load 13, as before).
+#: Earlier sessions (floor 0, no reach):
 #:   this gate     fr 0.092/0.684 (0.680, 0.733)  en 0.107/0.722 (0.713, 0.767)  de 0.120/0.683 (0.673, 0.733)
 #:   no units      fr 0.095/0.674 (0.680, 0.600)  en 0.107/0.706 (0.720, 0.633)  de 0.120/0.672 (0.673, 0.667)
 #:   lexical gate  fr 0.102/0.547 (0.573, 0.200)  en 0.173/0.633 (0.673, 0.433)  de 0.293/0.617 (0.633, 0.533)
@@ -118,8 +135,8 @@ class HybridGate:
 #: retrieved window), and most uncaught held-out questions are PIAF questions written with their paragraph
 #: in view that name no subject (« Quand a eu lieu la dernière édition ? », « Quel est le sujet de la lettre
 #: ? »): on-topic passages of another article answer them as well by meaning and words. The margins on the
-#: golden sets are thin: "What is the name of OpenAI's latest model?" is 0.001 below the line (no anchor: it
-#: asks for a name, and the article names other models of the field), "Wer liefert OpenAI die
+#: golden sets were thin (floor 0): "What is the name of OpenAI's latest model?" 0.001 below the line (no
+#: anchor: it asks for a name, and the article names other models of the field), "Wer liefert OpenAI die
 #: Rechenleistung…" 0.005 above. Tried and not kept (no gain on dev, each within 0.01 of the mean balanced
 #: accuracy 0.78 as a second term of the line): the share of the question's IDF mass that no retrieved
 #: window holds, the coverage of the question's non-topic words by the best window, the best passage's
@@ -134,9 +151,10 @@ HYBRID_GATES: tuple[HybridGate, ...] = (
     HybridGate(
         "multilingual-e5-small",
         lexical_slope=0.1,
-        intercept=0.882,
+        intercept=0.881,
         crosslingual_offset=0.045,
         type_mismatch_penalty=0.15,
+        lexical_reach=0.05,
     ),
 )
 

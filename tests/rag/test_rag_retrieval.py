@@ -75,7 +75,8 @@ def test_the_retriever_floors_the_cosine_rankings_only() -> None:
     fused = dict(retriever.fuse(rankings))
     assert fused[0] == pytest.approx(1.0 + 1.5 * 0.3)  # BM25 still 0..1
     assert fused[1] == pytest.approx(0.5 + 2.0 * 0.4 + 1.5 * 0.05)  # dense 0.025 / 0.05, sentence 0.02 / 0.05
-    plain = dict(HybridRetriever(retriever.store, RetrievalSettings(), expander=lambda *a: "").fuse(rankings))
+    unfloored = RetrievalSettings(cosine_span_floor=0.0)
+    plain = dict(HybridRetriever(retriever.store, unfloored, expander=lambda *a: "").fuse(rankings))
     assert plain[1] > plain[0] and fused[0] > fused[1]  # without the floor the cosines' noise won
 
 
@@ -266,7 +267,8 @@ def test_hybrid_fusion_adds_each_candidates_share_of_the_question_terms() -> Non
         "c.txt": "Le port de Brest accueille des navires.",
     }
     store = _CoverageStore(documents, embedder=_SameVector())
-    settings = RetrievalSettings(coverage_weight=1.5, sentence_weight=0.0)
+    # No span floor: `plain` below is the fusion of the other rankings as min-max stretches them.
+    settings = RetrievalSettings(coverage_weight=1.5, sentence_weight=0.0, cosine_span_floor=0.0)
     retriever = HybridRetriever(store, settings, expander=lambda *a: "")
     rankings = retriever.rankings("zorblax glorbium", "fr", 5)
     coverage = dict(rankings["coverage"])
