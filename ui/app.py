@@ -931,7 +931,9 @@ def browser_id(request: gr.Request) -> str | None:
     return morsel.value if morsel is not None and _BROWSER_ID.match(morsel.value) else None
 
 
-def _shorten(question: str, limit: int = 300) -> str:
+def _shorten(question: str, limit: int = 80) -> str:
+    """A refused question as the chat shows it: its start and its length. (At 300 characters it took twelve
+    lines of a phone's chat and pushed the message saying why under the question box.)"""
     return question if len(question) <= limit else question[:limit] + f"… ({len(question):,} characters)"
 
 

@@ -314,3 +314,20 @@ def test_an_empty_question_says_what_to_do_next_to_the_box(url, browser, width, 
     chat.ask(QUESTION)  # a real question takes it away, also once the box is emptied after it
     assert not hint.is_visible()
     chat.page.context.close()
+
+
+def test_a_refused_question_says_why_in_sight_on_a_phone(url, browser):
+    """A too-long question is refused in the chat, its start shown: the message saying why must be on
+    screen, above the question box (it was under it, the question's first 300 characters above)."""
+    chat = open_page(browser, url, "dark", width=390, height=844)
+    chat.page.fill("#question textarea", "Pourquoi " * 600)
+    chat.page.press("#question textarea", "Enter")
+    chat.page.locator("#chat .error-text").wait_for()
+    chat.page.wait_for_timeout(500)  # past the scroll that brings the question to the top
+    where = chat.page.evaluate(
+        """() => ({error: document.querySelector('#chat .error-text').getBoundingClientRect().bottom,
+                   bar: document.querySelector('.ask-bar').getBoundingClientRect().top})"""
+    )
+    chat.screenshot("phone-refused-question.png")
+    assert where["error"] <= where["bar"], where
+    chat.page.context.close()
