@@ -164,6 +164,7 @@ class Turn:
     error: str | None = None
     saved_html: str | None = None  # a turn reopened from the conversation store: shown as it was
     stop_requested: bool = False  # Stop was pressed: the answer being written ends at its next piece
+    refused: bool = False  # refused before any work (a limit, a setting): `error` says what to change
     # (what it was rendered from, its HTML): a final turn is rendered once, see `html`
     _rendered: tuple[tuple[Any, ...], str] | None = field(default=None, repr=False, compare=False)
 
@@ -183,7 +184,8 @@ class Turn:
         key = (number, self.error, self.text, id(self.answer))
         if self._rendered is None or self._rendered[0] != key:
             if self.error:
-                content = render.render_error(self.error, self.text)
+                advice = render.REFUSED_ADVICE if self.refused else render.FAILED_ADVICE
+                content = render.render_error(self.error, self.text, advice=advice)
             else:
                 content = render.render_answer(self.answer, number)
             self._rendered = (key, content)
@@ -541,7 +543,7 @@ class ChatHandlers:
         problem = limits.question_problem(question, self.settings.ui.max_question_chars)
         problem = problem or self.choice_problem(top_k, backend) or self.rate.check(person(request))
         if problem:  # refused before any work: shown in the chat, the typed text is kept to shorten it
-            conversation.turns.append(Turn(_shorten(question), error=problem))
+            conversation.turns.append(Turn(_shorten(question), error=problem, refused=True))
             yield conversation.messages(), conversation, gr.update(), LIST_KEPT
             return
         history = conversation.history()

@@ -265,13 +265,19 @@ def render_partial(text: str, turn: int) -> str:
     return f'<div class="answer answer-streaming" data-turn="{turn}"><div class="answer-text">{body}<span class="cursor"></span></div></div>'
 
 
-def render_error(message: str, partial_text: str = "") -> str:
-    """A failed answer: what went wrong, and that the page still works."""
+FAILED_ADVICE = "Your conversation is kept: try again, or pick another backend in Settings."
+# A question refused before any work (too long, too many a minute, a setting out of range): another backend
+# would not help, the message above says what would.
+REFUSED_ADVICE = "Nothing was asked; your conversation is kept."
+
+
+def render_error(message: str, partial_text: str = "", *, advice: str = FAILED_ADVICE) -> str:
+    """A failed (or refused) answer: what went wrong, and that the page still works."""
     partial = f'<div class="answer-text partial">{escape_text(partial_text)}</div>' if partial_text else ""
     return (
         f'<div class="answer answer-error">{partial}<div class="status"><span class="badge badge-error">Error</span>'
         f'<span class="error-text">{escape_text(message)}</span></div>'
-        '<div class="meta">Your conversation is kept: try again, or pick another backend in Settings.</div></div>'
+        f'<div class="meta">{escape_text(advice)}</div></div>'
     )
 
 

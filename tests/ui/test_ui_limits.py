@@ -41,6 +41,9 @@ def test_a_too_long_question_is_refused_before_any_search(handlers):
     assert len(turn.question) < 400  # not a million characters echoed back into the page
     assert handlers.assistant.calls == []
     assert conversation.history() == []
+    # What the chat says under it: nothing was asked (not "pick another backend", which would not help).
+    shown = conversation.messages()[-1]["content"]
+    assert "Nothing was asked" in shown and "another backend" not in shown
 
 
 def test_questions_per_minute_are_limited_per_person(handlers):
