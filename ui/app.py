@@ -764,6 +764,10 @@ class ChatHandlers:
         return [], Conversation(), ""
 
     @staticmethod
+    def forget_conversation() -> tuple[list[dict[str, str]], Conversation]:
+        return [], Conversation()
+
+    @staticmethod
     def hide_extras() -> tuple[Any, str, Any]:
         """(export file, feedback note, comment row), hidden: they belong to the conversation shown, and
         stayed when another took its place (new, opened, cleared, deleted), offering the download of a
@@ -1317,10 +1321,12 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
         [chat.feedback_note, chat.comment_box, chat.comment_row],
         queue=False,
     )
-    # The Chatbot's own trash button clears the display: forget the conversation with it.
-    chat.chatbot.clear(handlers.new_conversation, None, chat_outputs, queue=False).then(
-        handlers.hide_extras, None, extras, queue=False
-    )
+    # The Chatbot's own trash button clears the display (at once, in the page): forget the conversation
+    # with it. The question box is left alone: emptied by this event's reply, it lost what was typed
+    # meanwhile (a question sent right after was sent empty).
+    chat.chatbot.clear(
+        handlers.forget_conversation, None, [chat.chatbot, page.conversation], queue=False
+    ).then(handlers.hide_extras, None, extras, queue=False)
 
 
 _SCROLL_TO_COMMENT_JS = (

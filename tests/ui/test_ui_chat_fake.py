@@ -93,8 +93,13 @@ def test_follow_up_passes_history_and_shows_standalone_question(url, fake, chat_
 def test_chatbot_clear_button_forgets_the_conversation(url, fake, chat_page_factory):
     chat = chat_page_factory(url)
     chat.ask("Quelle est la valorisation d'OpenAI ?")
+    # What is typed in the box stays: the clear's reply emptied it (typed just after the click, the next
+    # question was then sent empty; seen as a 60 s timeout of this test under load).
+    chat.page.fill("#question textarea", "Qui est Sam Altman ?")
     chat.page.get_by_role("button", name="Clear").click()
     chat.page.wait_for_function("() => !document.querySelector('#chat .answer')")
+    chat.page.wait_for_timeout(1000)  # past the clear event's reply
+    assert chat.page.locator("#question textarea").input_value() == "Qui est Sam Altman ?"
     chat.ask("Qui est Sam Altman ?")
     assert fake.calls[-1]["history"] == []
 
