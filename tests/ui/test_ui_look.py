@@ -269,6 +269,25 @@ def test_each_answer_is_shown_from_its_question_down(url, browser):
     second = shown_from_the_top()  # at the top, or as high as the chat scrolls (a short answer)
     assert 0 <= second["question"] < (second["view"] if second["end"] else 40), second
     assert second["answer"] < second["view"] - 40, second
+    # Gradio's "Scroll down" button (shown while the chat is not at its end) stays under the question bar
+    # when the chat's bottom is under it: here the bar grown by a long question being typed.
+    chat.page.evaluate(
+        """() => { const questions = document.querySelectorAll('#chat .question');
+                   let box = questions[0].parentElement;
+                   while (!(['auto', 'scroll'].includes(getComputedStyle(box).overflowY) && box.scrollHeight > box.clientHeight)) box = box.parentElement;
+                   box.scrollTop = 0; box.dispatchEvent(new Event('scroll')); }"""
+    )
+    chat.page.fill("#question textarea", "Pourquoi ?\n" * 6)
+    chat.page.locator("#chat .scroll-down-button-container button").wait_for(timeout=5_000)
+    on_top = chat.page.evaluate(
+        """() => { const bar = document.querySelector('.ask-bar').getBoundingClientRect();
+                   const button = document.querySelector('#chat .scroll-down-button-container button').getBoundingClientRect();
+                   if (button.bottom <= bar.top) return 'above the bar';
+                   const el = document.elementFromPoint(button.left + button.width / 2, Math.max(button.top, bar.top) + 2);
+                   return document.querySelector('.ask-bar').contains(el) ? 'bar' : el.outerHTML.slice(0, 80); }"""
+    )
+    chat.screenshot("phone-scroll-down-button.png")
+    assert on_top == "bar", on_top
     chat.page.context.close()
 
 
