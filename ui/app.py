@@ -1289,9 +1289,10 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
         **answer, api_visibility="private"
     )
     extras = [chat.export_file, chat.feedback_note, chat.comment_row]  # of the conversation shown
+    # (One step after it, not two: each is a request of its own.)
     chat.new_chat.click(handlers.new_conversation, None, chat_outputs, queue=False).then(
-        lambda: (None, ""), None, [saved, title], queue=False
-    ).then(handlers.hide_extras, None, extras, queue=False)
+        lambda: (None, "", *handlers.hide_extras()), None, [saved, title, *extras], queue=False
+    )
     saved.input(
         handlers.open_conversation, saved, [chat.chatbot, page.conversation, title], queue=False
     ).then(handlers.hide_extras, None, extras, queue=False)
