@@ -22,15 +22,14 @@ ranking (`HybridRetriever.fuse` over BM25, dense, sentence max-sim and coverage,
 defaults of `RetrievalSettings`), the adapted vector read by the dense ranking only ("dense"), or by the
 dense and sentence max-sim rankings ("dense+sentence"); late interaction's token vectors stay the raw ones.
 Per fold and pooled, with the questions gained / lost against the raw vector and the paired standard error
-of the difference. The questions' rankings are cached in `--cache`/query-adapter.pkl (delete it after the
-index changes). PIAF test is never read. PIAF v1.1 (Etalab / DINUM, Keraron et al., LREC 2020; MIT License; paragraphs
+of the difference. The questions' rankings are computed afresh each run (a few minutes; nothing is
+unpickled from disk). PIAF test is never read. PIAF v1.1 (Etalab / DINUM, Keraron et al., LREC 2020; MIT License; paragraphs
 from French Wikipedia, CC BY-SA): ../shared/bench/piaf/README.md.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,17 +52,13 @@ def article(context_id: str) -> str:
 
 def prepare(args) -> tuple[object, dict]:
     """The opened index and, per dev question (fr, and the translated en / de), everything the product's
-    ranking reads besides the dense vector (cached in `--cache`/query-adapter.pkl)."""
+    ranking reads besides the dense vector."""
     from rag.chain import question_language
 
     corpus = args.cache / "piaf-corpus"
     write_piaf_corpus(args.piaf_dir, corpus)
     assistant = open_hybrid(corpus, args.cache / f"piaf-{Path(args.model).name}", args.model)
     store, retriever = assistant.store, assistant.retriever
-    path = args.cache / "query-adapter.pkl"
-    if path.exists():
-        with path.open("rb") as handle:
-            return assistant, pickle.load(handle)
     dev = [q for q in read_jsonl(args.piaf_dir / "questions.jsonl") if q["split"] == "dev"]
     sets = {"fr": [(q["question"], q["context_id"]) for q in dev]}
     xling = read_jsonl(DATA / "piaf_dev_xling.jsonl")
@@ -99,8 +94,6 @@ def prepare(args) -> tuple[object, dict]:
             )
         prepared[name] = rows
         print(f"prepared {name}: {len(rows)} questions", flush=True)
-    with path.open("wb") as handle:
-        pickle.dump(prepared, handle)
     return assistant, prepared
 
 
