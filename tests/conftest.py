@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -63,22 +64,31 @@ Der Hund schläft. El perro duerme. Il cane dorme. De hond slaapt. O cão dorme.
 
 
 def _build_tiny_st_model(folder: Path) -> Path:
-    """A random 2-layer BERT (hidden 32) with a WordPiece vocabulary trained on the seed text, saved as a
+    """A random 2-layer BERT (hidden 32) with a WordPiece vocabulary made from the seed text (the same every run), saved as a
     sentence-transformers folder (Transformer + mean Pooling) so tests exercise the real loading path."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     corpus = [line for path in sorted(SEEDS.glob("*.txt")) for line in path.read_text("utf-8").splitlines()]
     corpus += _TINY_CORPUS_EXTRA.strip().splitlines()
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=1200, special_tokens=specials))
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # The vocabulary is made here, not by `WordPieceTrainer`: the trainer breaks count ties in hash order
+    # (a new order per process), so each test run got another vocabulary, and with it another model.
+    # Specials, every character alone and as a continuation piece, then the most frequent words.
+    counts = Counter(
+        word for line in corpus for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line))
+    )
+    characters = sorted({c for word in counts for c in word})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *characters, *(f"##{c}" for c in characters)]
+    known = set(vocab)
+    vocab += [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if w not in known]
+    tokenizer = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab[:1200])}, unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
