@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ui.render import location_label, passage_spans, source_label
+from ui.render import location_label, passage_spans, renumber_markers, shown_numbers, source_label
 
 QUOTE_CHARS = 400
 
@@ -16,12 +16,13 @@ def _quote(text: str) -> str:
 
 
 def answer_markdown(answer: Any) -> str:
-    """The answer, then "Sources": one numbered line per passage it cites (or, if none, it was given)."""
-    lines = [answer.text.strip()]
+    """The answer, then "Sources": one numbered line per passage it cites (or, if none, it was given),
+    numbered as the page shows them (`shown_numbers`)."""
     cited = {c.marker for c in answer.citations}
-    passages = [p for p in answer.passages if p.number in cited] or (
-        [] if answer.abstained else answer.passages
-    )
+    shown = shown_numbers(answer.text, [p.number for p in answer.passages], cited)
+    lines = [renumber_markers(answer.text.strip(), shown)]
+    in_order = sorted(answer.passages, key=lambda p: shown[p.number])
+    passages = [p for p in in_order if p.number in cited] or ([] if answer.abstained else in_order)
     if passages:
         lines += ["", "Sources:"]
     for passage in passages:
@@ -29,7 +30,7 @@ def answer_markdown(answer: Any) -> str:
         name = source_label(passage.source, passage.doc_id) + (f" ({where})" if where else "")
         spans = passage_spans(passage, answer.citations)
         quoted = " … ".join(passage.text[s:e] for s, e in sorted(spans)) if spans else passage.text
-        lines.append(f"[{passage.number}] {name}: “{_quote(quoted)}”")
+        lines.append(f"[{shown[passage.number]}] {name}: “{_quote(quoted)}”")
     return "\n".join(lines)
 
 

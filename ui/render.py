@@ -52,6 +52,40 @@ def location_label(page: int | None, heading_path: Sequence[str]) -> str:
     return " · ".join(parts)
 
 
+def shown_numbers(
+    text: str, numbers: Iterable[int] | None = None, cited: Iterable[int] = ()
+) -> dict[int, int]:
+    """The numbers people see for the passages of one answer: the ones it cites 1, 2, … in the order the
+    text first cites them, then the others in their order. (The answering stages number passages by
+    retrieval rank: an answer citing only the third passage showed a lone "3" next to "1 source cited".)
+
+    `numbers`: the passages that exist (None while streaming: every marker of the text so far, in order;
+    the final answer's text cites them in the same order, so the numbers do not change when it ends)."""
+    in_text: list[int] = []
+    for marker in find_markers(text):
+        in_text.extend(n for n in marker.numbers if n not in in_text)
+    if numbers is None:
+        return {n: i for i, n in enumerate(in_text, start=1)}
+    numbers = list(numbers)
+    cited_set = set(cited)
+    order = [n for n in in_text if n in cited_set and n in numbers]
+    order += [n for n in numbers if n in cited_set and n not in order]
+    order += [n for n in numbers if n not in order]
+    return {n: i for i, n in enumerate(order, start=1)}
+
+
+def renumber_markers(text: str, shown: Mapping[int, int]) -> str:
+    """`text` with each marker's numbers as people see them (see `shown_numbers`); plain text."""
+    pieces: list[str] = []
+    cursor = 0
+    for marker in find_markers(text):
+        numbers = ", ".join(str(shown.get(n, n)) for n in marker.numbers)
+        pieces.append(f"{text[cursor : marker.start]}[{numbers}]")
+        cursor = marker.end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
 def link_markers(
     text: str,
     turn: int,
@@ -59,16 +93,19 @@ def link_markers(
     known: Iterable[int] | None = None,
     weak: Iterable[int] = (),
     titles: Mapping[int, str] | None = None,
+    shown: Mapping[int, int] | None = None,
 ) -> str:
     """Escape `text` and turn each `[n]` into a chip linking to source card n of this turn.
 
     `known`: the passage numbers that exist (None while streaming: link every marker). A marker that names
     no passage stays visible but is struck out, so a wrong citation is never hidden. `weak`: markers whose
-    citation failed verification.
+    citation failed verification. `shown`: the number a chip shows for passage n (see `shown_numbers`;
+    the card's anchor keeps n).
     """
     known_set = None if known is None else set(known)
     weak_set = set(weak)
     titles = titles or {}
+    shown = shown or {}
     pieces: list[str] = []
     cursor = 0
     for marker in find_markers(text):  # the marker grammar of rag.markers: [1], [1, 2], [1-3], [1][2]
@@ -82,12 +119,13 @@ def link_markers(
                 )
                 continue
             classes = "cite cite-weak" if number in weak_set else "cite"
-            title = titles.get(number, f"Source {number}")
+            label = shown.get(number, number)
+            title = titles.get(number, f"Source {label}")
             if number in weak_set:
                 title += " (not supported by the passage)"
             chips.append(
                 f'<a class="{classes}" href="#{source_anchor(turn, number)}" '
-                f'title="{html.escape(title, quote=True)}">{number}</a>'
+                f'title="{html.escape(title, quote=True)}">{label}</a>'
             )
         pieces.append("".join(chips))
         cursor = marker.end
@@ -134,7 +172,9 @@ def passage_spans(passage: Passage, citations: Iterable[Citation]) -> list[tuple
     return spans
 
 
-def _source_card(passage: Passage, turn: int, citations: Sequence[Citation], unsupported: bool) -> str:
+def _source_card(
+    passage: Passage, turn: int, citations: Sequence[Citation], unsupported: bool, shown: Mapping[int, int]
+) -> str:
     label = html.escape(source_label(passage.source, passage.doc_id))
     location = location_label(passage.page, passage.heading_path)
     location_html = f'<span class="src-loc">{html.escape(location)}</span>' if location else ""
@@ -154,7 +194,7 @@ def _source_card(passage: Passage, turn: int, citations: Sequence[Citation], uns
     body = _passage_body(passage.text, spans)
     return (
         f'<div class="src-card{" src-unsupported" if unsupported else ""}" id="{source_anchor(turn, passage.number)}">'
-        f'<div class="src-head"><span class="src-num">{passage.number}</span>'
+        f'<div class="src-head"><span class="src-num">{shown.get(passage.number, passage.number)}</span>'
         f'<span class="src-name">{label}</span>{location_html}{flag}</div>'
         f'<div class="src-text">{body}</div></div>'
     )
@@ -235,19 +275,23 @@ def render_answer(answer: Answer, turn: int) -> str:
     """The finished answer bubble: status, text with linked markers, sources, and what was understood."""
     unsupported = _unsupported_markers(answer)
     numbers = [p.number for p in answer.passages]
+    cited_numbers = {c.marker for c in answer.citations}
+    shown = shown_numbers(answer.text, numbers, cited_numbers)
     titles = {p.number: source_label(p.source, p.doc_id) for p in answer.passages}
     parts = [render_status(answer)]
-    text = link_markers(answer.text, turn, known=numbers, weak=unsupported, titles=titles)
+    text = link_markers(answer.text, turn, known=numbers, weak=unsupported, titles=titles, shown=shown)
     parts.append(f'<div class="answer-text">{text}</div>')
 
-    cited_numbers = {c.marker for c in answer.citations}
-    cited = [p for p in answer.passages if p.number in cited_numbers]
-    uncited = [p for p in answer.passages if p.number not in cited_numbers]
+    in_order = sorted(answer.passages, key=lambda p: shown[p.number])
+    cited = [p for p in in_order if p.number in cited_numbers]
+    uncited = [p for p in in_order if p.number not in cited_numbers]
     if cited:
-        cards = "".join(_source_card(p, turn, answer.citations, p.number in unsupported) for p in cited)
+        cards = "".join(
+            _source_card(p, turn, answer.citations, p.number in unsupported, shown) for p in cited
+        )
         parts.append(f'<div class="sources"><div class="sources-title">Sources</div>{cards}</div>')
     if uncited:
-        cards = "".join(_source_card(p, turn, (), False) for p in uncited)
+        cards = "".join(_source_card(p, turn, (), False, shown) for p in uncited)
         label = "Retrieved passages" if not cited else "Also retrieved, not cited"
         parts.append(f'<details class="uncited"><summary>{label} ({len(uncited)})</summary>{cards}</details>')
     if answer.standalone_question and answer.standalone_question.strip() != answer.question.strip():
@@ -261,7 +305,11 @@ def render_answer(answer: Answer, turn: int) -> str:
 
 def render_partial(text: str, turn: int) -> str:
     """An answer still streaming: the text so far, markers already linked, and a typing cursor."""
-    body = link_markers(text, turn) if text else '<span class="thinking">Searching the documents…</span>'
+    body = (
+        link_markers(text, turn, shown=shown_numbers(text))
+        if text
+        else '<span class="thinking">Searching the documents…</span>'
+    )
     return f'<div class="answer answer-streaming" data-turn="{turn}"><div class="answer-text">{body}<span class="cursor"></span></div></div>'
 
 

@@ -55,6 +55,10 @@ def test_answer_cites_its_source_and_highlights_the_span(url, chat_page_factory)
     marks = " ".join(card.locator(".src-excerpt mark, .src-text > mark").all_inner_texts())
     assert "80 milliards" in marks
     assert "1 source cited" in answer.locator(".status").inner_text()
+    # The one source is "1" on its chip and its card (the passage cited is not the first retrieved: it
+    # showed "3" next to "1 source cited").
+    assert target != "#src-1-1"
+    assert chip.inner_text() == "1" and card.locator(".src-num").inner_text() == "1"
     assert chat.external_requests == []  # no fonts or scripts from a CDN
     chat.screenshot("chat.png")
     chip.click()

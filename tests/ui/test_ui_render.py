@@ -176,3 +176,29 @@ def test_a_source_that_gives_instructions_is_marked():
     html_ = render.render_answer(answer("80 milliards [2].", [flagged, plain], [citation(2, 500, 525)]), 0)
     assert html_.count("badge-injection") == 1
     assert "instructions" in html_.split("badge-injection", 1)[1][:300]
+
+
+def test_the_cited_passages_are_numbered_from_one_in_the_order_the_answer_cites_them():
+    """An answer citing only the third passage showed a chip "3" next to "1 source cited"; the page numbers
+    the cited passages 1, 2, … as the text cites them, then the others; the anchors keep the passages'."""
+    passages = [passage(n, f"Texte {n}.", start=100 * n) for n in (1, 2, 3)]
+    a = answer("Un fait [3]. Un autre [1].", passages, [citation(3, 300, 305), citation(1, 100, 105)])
+    html = render.render_answer(a, 2)
+    chips = re.findall(r'<a class="cite" href="#(src-2-\d)"[^>]*>(\d+)</a>', html)
+    assert chips == [("src-2-3", "1"), ("src-2-1", "2")]
+    cards = re.findall(r'id="(src-2-\d)"><div class="src-head"><span class="src-num">(\d+)</span>', html)
+    assert cards == [("src-2-3", "1"), ("src-2-1", "2"), ("src-2-2", "3")]
+    assert "2 sources cited" in html
+    # While it streams, the markers are numbered in the same order: nothing changes when it ends.
+    partial = render.render_partial("Un fait [3]. Un autre [1", 2)
+    assert re.findall(r'href="#(src-2-\d)"[^>]*>(\d+)</a>', partial) == [("src-2-3", "1")]
+
+
+def test_copy_and_export_number_the_sources_as_the_page_shows_them():
+    from ui.export import answer_markdown
+
+    passages = [passage(n, f"Texte {n}.", start=100 * n) for n in (1, 2, 3)]
+    a = answer("Un fait [3]. Deux [3, 1].", passages, [citation(3, 300, 305), citation(1, 100, 105)])
+    assert answer_markdown(a) == (
+        "Un fait [1]. Deux [1, 2].\n\nSources:\n[1] doc.txt: “Texte”\n[2] doc.txt: “Texte”"
+    )
