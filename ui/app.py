@@ -882,14 +882,16 @@ def _resolve_annotations(handlers: type) -> None:
 
 
 def _reopened(saved: SavedTurn) -> Turn:
-    """A kept turn as a live one: its `Answer` rebuilt (export, feedback, history work on it as before)."""
+    """A kept turn as a live one: its `Answer` rebuilt (export, feedback, history work on it as before). A
+    turn without one (stopped, failed) shows the HTML it was shown with: rendered again from the store, a
+    stopped answer lost the text written before Stop (the store keeps no text without an answer)."""
     answer = Answer.from_dict(json.loads(saved.answer_json)) if saved.answer_json else None
     return Turn(
         saved.question,
         saved.answer_text or "",
         answer=answer,
         error=saved.error,
-        saved_html=None if answer is not None or saved.error else saved.answer_html,
+        saved_html=None if answer is not None else saved.answer_html,
     )
 
 

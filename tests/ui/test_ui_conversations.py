@@ -181,6 +181,26 @@ def test_stop_marks_the_answer_being_written(database, seeds_dir, tmp_path):
     assert "Stopped." in chat[-1]["content"]
 
 
+def test_a_reopened_conversation_shows_its_turns_as_they_were_shown(database, seeds_dir, tmp_path):
+    """Each kept turn reopens as the chat showed it (a stopped answer reopened without the text written
+    before Stop); a question refused before any work ("Nothing was asked") is not kept, so it never reopens
+    as a failed answer."""
+    server = handlers_over(database, seeds_dir, tmp_path)
+    conversation = ask(server, "Quelle est la valorisation d'OpenAI ?", Conversation(), "alice")
+    conversation = ask(server, "x" * 5000, conversation, "alice")  # over ui.max_question_chars
+    assert "Nothing was asked" in conversation.messages()[-1]["content"]
+    answering = server.respond("Et Microsoft ?", conversation, 3, "extractive", Request("alice"))
+    next(answering), next(answering)
+    _, conversation = server.stopped(conversation, Request("alice"))
+    answering.close()
+    live = [m["content"] for m in conversation.messages()]
+    _, reopened, _ = handlers_over(database, seeds_dir, tmp_path).open_conversation(
+        conversation.conversation_id, Request("alice")
+    )
+    assert [m["content"] for m in reopened.messages()] == live[:2] + live[4:]
+    assert "Stopped." in live[-1] and "answer-text partial" in live[-1]
+
+
 class BrowserRequest:  # no login: a page load (session) of a browser that keeps an id in a cookie
     def __init__(self, cookie: str | None, session: str) -> None:
         self.username = None
