@@ -1452,6 +1452,14 @@ def theme() -> Any:
         button_cancel_text_color_dark="#fecaca",
         button_cancel_border_color="#b91c1c",
         button_cancel_border_color_dark="#fca5a5",
+        # Under the pointer too: Soft's hover fill for them is the secondary one (indigo-500 in dark mode,
+        # the primary action's colour; slate with a pale border in light mode, the red border gone).
+        button_cancel_background_fill_hover="#fef2f2",
+        button_cancel_background_fill_hover_dark="#7f1d1d",
+        button_cancel_border_color_hover="#b91c1c",
+        button_cancel_border_color_hover_dark="#fca5a5",
+        button_cancel_text_color_hover="#991b1b",
+        button_cancel_text_color_hover_dark="#fee2e2",
     )
 
 

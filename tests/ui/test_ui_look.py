@@ -226,6 +226,19 @@ def test_every_control_has_a_visible_boundary_and_the_actions_fit_one_line(url, 
     assert chat.page.eval_on_selector("#delete-conversation", colour) != chat.page.eval_on_selector(
         "#rename-conversation", colour
     )
+    # ... and stays so under the pointer: in dark mode its hover fill was the primary indigo (Soft's
+    # secondary hover), and in light mode its red border faded to pale grey. Hovered, its fill is reddish
+    # (red above blue), its text stays readable on it and its boundary visible.
+    chat.page.hover("#delete-conversation")
+    chat.page.wait_for_timeout(300)  # Gradio's transition
+    fill, text, border = chat.page.eval_on_selector(
+        "#delete-conversation",
+        "el => { const s = getComputedStyle(el); return [s.backgroundColor, s.color, s.borderTopColor]; }",
+    )
+    red, _, blue = (int(v) for v in fill[fill.index("(") + 1 : fill.index(")")].split(",")[:3])
+    assert red > blue, fill
+    assert contrast_ratio(chat.page, text, fill) >= 4.5, (text, fill)
+    assert control_boundary(chat.page, "#delete-conversation") >= 3, border
     # The five actions under the chat on one line, on screen at 1280x860 (they took two lines, the second
     # below the fold), and Rename beside Delete.
     tops = chat.page.eval_on_selector_all(
