@@ -138,14 +138,22 @@ QUESTION_HINT_SCRIPT = """<script>
 
 # The height of the bar under the chat (question box, actions, export, feedback), as --ask-bar-height: on a
 # phone that bar is fixed to the bottom of the view and the page keeps that much room at its end (a fixed
-# guess left the end of the page under the bar once the box grew to several lines).
+# guess left the end of the page under the bar once the box grew to several lines). And where the chat
+# starts in the page, as --chat-top: on a phone the chat takes the room between the header and the bar (a
+# fixed 48vh left its end 46 px under the bar when the account line made the header taller).
 ASK_BAR_SCRIPT = """<script>
 (() => {
   const watch = () => {
-    const bar = document.querySelector('.ask-bar');
-    if (!bar) return false;
-    new ResizeObserver(() => document.documentElement.style.setProperty(
-      '--ask-bar-height', `${Math.ceil(bar.getBoundingClientRect().height)}px`)).observe(bar);
+    const bar = document.querySelector('.ask-bar'), chat = document.querySelector('#chat');
+    if (!bar || !chat) return false;
+    const root = document.documentElement.style;
+    const measure = () => {
+      root.setProperty('--ask-bar-height', `${Math.ceil(bar.getBoundingClientRect().height)}px`);
+      root.setProperty('--chat-top', `${Math.ceil(chat.getBoundingClientRect().top + window.scrollY)}px`);
+    };
+    const observer = new ResizeObserver(measure);
+    observer.observe(bar);
+    for (const part of document.querySelectorAll('.header-row, #mode-banner')) observer.observe(part);
     return true;
   };
   if (!watch()) {

@@ -282,8 +282,9 @@ def test_each_answer_is_shown_from_its_question_down(url, browser):
     second = shown_from_the_top()  # at the top, or as high as the chat scrolls (a short answer)
     assert 0 <= second["question"] < (second["view"] if second["end"] else 40), second
     assert second["answer"] < second["view"] - 40, second
-    # Gradio's "Scroll down" button (shown while the chat is not at its end) stays under the question bar
-    # when the chat's bottom is under it: here the bar grown by a long question being typed.
+    # Gradio's "Scroll down" button (shown while the chat is not at its end) never shows through the question
+    # bar: here the bar grown by a long question being typed. (The chat now shrinks with the bar and the
+    # button stays above it; at the chat's least height, 200 px, it would go under the bar, not over.)
     chat.page.evaluate(
         """() => { const questions = document.querySelectorAll('#chat .question');
                    let box = questions[0].parentElement;
@@ -300,7 +301,7 @@ def test_each_answer_is_shown_from_its_question_down(url, browser):
                    return document.querySelector('.ask-bar').contains(el) ? 'bar' : el.outerHTML.slice(0, 80); }"""
     )
     chat.screenshot("phone-scroll-down-button.png")
-    assert on_top == "bar", on_top
+    assert on_top in ("above the bar", "bar"), on_top
     chat.page.context.close()
 
 

@@ -115,6 +115,13 @@ def test_the_account_line_moves_nothing_when_it_comes(team_url, browser, size):
     alice.page.wait_for_timeout(300)
     boxes = alice.page.evaluate("() => window.headerBoxes")
     assert boxes and len(set(boxes)) == 1, sorted(set(boxes))  # subtitle width, height, banner top
+    # The chat ends above the question bar, fixed to the bottom on a phone (logged in, the taller header
+    # left the chat's end 46 px under it at 390x844).
+    under = alice.page.evaluate(
+        """() => document.querySelector('#chat').getBoundingClientRect().bottom
+                 - document.querySelector('.ask-bar').getBoundingClientRect().top"""
+    )
+    assert under <= 0, f"the end of the chat is {under:.0f} px under the question bar"
     alice.screenshot(f"signed-in-{size[0]}.png")
     alice.page.context.close()
 
