@@ -828,10 +828,11 @@ class ChatHandlers:
         user = self.user(request)
         lane = "shared" if user is None or user.is_admin else f"private:{user.name}"  # the index written
         job = self.jobs.start(owner, [p.name for p in upload.accepted], work, lane=lane)
+        job.note_html = upload.refusals_html  # kept above the progress (it went at the first update)
         # The drop zone is emptied at once: a rejected file left there would be sent again with the next one.
         return (
             job.job_id,
-            upload.refusals_html + render_job(job),
+            job.note_html + render_job(job),
             gr.update(value=None),
             gr.Timer(active=True),
             *_job_buttons(True),
@@ -853,7 +854,7 @@ class ChatHandlers:
         if not job.finished:
             return (
                 job_id,
-                render_job(job),
+                job.note_html + render_job(job),
                 gr.update(),
                 *_job_buttons(True),
                 gr.update(),

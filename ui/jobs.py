@@ -44,6 +44,7 @@ class IndexingJob:
     done: int = 0
     total: int = 0
     result_html: str = ""
+    note_html: str = ""  # shown above its progress: what the upload refused (the result repeats it)
     started: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
 

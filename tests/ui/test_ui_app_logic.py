@@ -265,3 +265,26 @@ def test_a_streamed_answer_sends_the_conversation_state_first_and_last_only(fake
     assert len(states) >= 4 and states[0] is conversation and states[-1] is conversation
     assert all(state == {"__type__": "update"} for state in states[1:-1])
     assert conversation.turns[-1].answer is not None  # the answer is in the session's object itself
+
+
+def test_a_rejected_file_stays_named_above_the_progress_of_the_rest(fake: FakeAssistant, tmp_path: Path):
+    """The line naming a rejected file went at the first progress update and came back with the result."""
+    import time
+
+    from ui.app import ChatHandlers
+
+    fake.index_delay = 0.5
+    handlers = ChatHandlers(fake)
+    bad, good = tmp_path / "tableur.xlsx", tmp_path / "ok.txt"
+    bad.write_bytes(b"PK\x03\x04")
+    good.write_text("zorblax", encoding="utf-8")
+    job_id, started, *_ = handlers.start_upload([str(bad), str(good)], None)
+    assert "Rejected tableur.xlsx" in started and 'class="upload-job"' in started
+    polled, shown, *_ = handlers.poll_upload(job_id, "extractive")
+    assert polled == job_id  # still indexing
+    assert "Rejected tableur.xlsx" in shown and 'class="upload-job"' in shown
+    deadline = time.monotonic() + 10
+    while polled is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        polled, shown, *_ = handlers.poll_upload(job_id, "extractive")
+    assert polled is None and "Rejected tableur.xlsx" in shown and "upload-job" not in shown
