@@ -137,6 +137,17 @@ def test_upload_shows_progress_and_rejects_unsupported_files_by_name(url, fake, 
     chat.page.click("#upload")  # open the accordion
     chat.page.set_input_files("#files input[type=file]", [str(bad), str(good)])
     chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
+    # The drop zone's upload and clear icons (shown with files in it) do not cover its label's words.
+    covered = chat.page.evaluate(
+        """() => {
+            const icons = document.querySelector('#files .icon-button-wrapper').getBoundingClientRect();
+            const range = document.createRange();
+            range.selectNodeContents(document.querySelector('#files label[data-testid=block-label]'));
+            return [...range.getClientRects()].filter(r => r.width > 0 && r.right > icons.left
+                && r.left < icons.right && r.bottom > icons.top && r.top < icons.bottom).length;
+        }"""
+    )
+    assert covered == 0
     chat.page.click("#add-documents")
     progress = chat.page.locator("#upload-result progress.upload-progress")
     progress.wait_for(timeout=10_000)  # the fake takes 1 s per file: the bar is up meanwhile
