@@ -172,6 +172,12 @@ def test_phone_shows_the_question_box_without_scrolling(url, browser, theme):
     chat.page.locator("#feedback-comment textarea").wait_for()
     assert on_screen("#feedback-comment") and on_screen("#send-comment")
     assert chat.page.locator("#feedback-comment").bounding_box()["width"] >= 0.6 * 370
+    # The exported file takes one line of the bar (with its label and padding it took 130 px, and the chat
+    # above the bar shrank to its least height).
+    chat.page.click("#export")
+    chat.page.locator("#export-file a").wait_for(timeout=15_000)
+    assert on_screen("#export-file a")
+    assert chat.page.locator("#export-file").bounding_box()["height"] <= 60
     chat.page.context.close()
 
 
