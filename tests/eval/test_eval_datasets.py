@@ -16,8 +16,16 @@ REPO = Path(__file__).resolve().parents[2]
 GOLDEN_FILES = sorted((REPO / "eval" / "golden").glob("*.jsonl"))
 
 
-def test_there_are_two_golden_files() -> None:
-    assert [p.name for p in GOLDEN_FILES] == ["seed_qa.jsonl", "seed_qa_extra.jsonl"]
+def test_there_are_the_golden_files_and_the_follow_up_check() -> None:
+    assert [p.name for p in GOLDEN_FILES] == ["seed_followups.jsonl", "seed_qa.jsonl", "seed_qa_extra.jsonl"]
+
+
+def test_the_follow_up_check_holds_answerable_and_unanswerable_turns_in_each_language() -> None:
+    dataset = load_golden([REPO / "eval" / "golden" / "seed_followups.jsonl"], REPO / "seeds")
+    assert all(item.history and "follow-up" in item.tags for item in dataset.items)
+    for language in ("fr", "en", "de"):
+        kinds = {item.answerable for item in dataset.items if item.lang == language}
+        assert kinds == {True, False}, language
 
 
 @pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.name)
