@@ -259,6 +259,17 @@ _MEASURES = {
 }
 _MEASURE_OF = [(kind, re.compile(rf"\b(?:{cue})\b", re.IGNORECASE)) for kind, cue in _MEASURES.items()]
 _FIGURE = rf"(?:\d[\d\s.,\u00a0\u202f]*|\b(?:{_NUMBER_WORD_ALTERNATIVES})\s)"
+#: An amount in words, without a figure: « injectent des milliards », « un milliard », "billions of dollars",
+#: « Tausende Mitarbeiter ». It answers a sum or a count whose noun the question does not name (« Et combien
+#: a-t-il investi ? » over an article that says only « des milliards »: that amount is the article's answer,
+#: not "the documents do not say"),
+#: but is no figure for the extractive answer's choice (`rag.evidence`: « 80 milliards » must be quoted before
+#: « plusieurs dizaines de milliards »), so only the gate reads it (`AnswerAnchor.amounts`).
+_AMOUNT_WORDS = re.compile(
+    r"\b(?:dizaines|centaines|milliers|millions?|milliards?|billions?|trillions?|dozens|hundreds|thousands|"
+    r"dutzende|hunderte|tausende|millionen|milliarden?|billionen)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +280,10 @@ class AnswerAnchor:
 
     stems: frozenset[str] = frozenset()
     units: re.Pattern[str] | None = None
+    #: An amount in words (`_AMOUNT_WORDS`) counts as the asked figure: for a sum or a count whose noun the
+    #: question does not name ("how much did it invest"), not for a measure, nor for a named count (« des
+    #: dizaines de pays » is no count of « employés »).
+    amounts: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.stems) or self.units is not None
@@ -290,9 +305,10 @@ def answer_anchor(evidence: Evidence) -> AnswerAnchor:
         return AnswerAnchor(units=_units_pattern(units))
     match = counted or _MEASURED_NOUN.search(evidence.question)
     if match is None or match.group(1).lower() in _VAGUE_COUNTED:
-        return AnswerAnchor()
+        return AnswerAnchor(amounts=True)
     noun = match.group(1).lower()
-    return AnswerAnchor(frozenset(s for g in evidence.term_groups if g.word.lower() == noun for s in g.stems))
+    stems = frozenset(s for g in evidence.term_groups if g.word.lower() == noun for s in g.stems)
+    return AnswerAnchor(stems, amounts=not stems)
 
 
 @functools.lru_cache(maxsize=64)
@@ -360,8 +376,10 @@ def _cognates(a: str, b: str) -> bool:
 
 
 def holds_asked_answer(item: ScoredWindow, anchor: AnswerAnchor | None) -> bool:
-    """The window holds the kind of answer asked for, anchored when the question names its noun or unit."""
-    return item.typed and (not anchor or holds_anchored_figure(item.window.text, anchor))
+    """The window holds the kind of answer asked for, anchored when the question names its noun or unit (for
+    a count or a sum, an amount in words is one: `AnswerAnchor.amounts`)."""
+    amount = anchor is not None and anchor.amounts and _AMOUNT_WORDS.search(item.window.text) is not None
+    return (item.typed or amount) and (not anchor or holds_anchored_figure(item.window.text, anchor))
 
 
 def lexical_score(item: ScoredWindow, evidence: Evidence) -> float:

@@ -230,7 +230,7 @@ def test_cli_passes_the_judge_backend_to_the_run(tmp_path: Path, monkeypatch) ->
 
 @pytest.fixture(scope="module")
 def golden():
-    return load_golden(sorted((REPO / "eval" / "golden").glob("*.jsonl")), REPO / "seeds")
+    return load_golden(sorted((REPO / "eval" / "golden").glob("seed_qa*.jsonl")), REPO / "seeds")
 
 
 def _run(golden, tmp_path: Path, judge: LLMJudge | None) -> dict:

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def golden():
-    return load_golden(sorted((REPO / "eval" / "golden").glob("*.jsonl")), REPO / "seeds")
+    return load_golden(sorted((REPO / "eval" / "golden").glob("seed_qa*.jsonl")), REPO / "seeds")
 
 
 def _run(golden, tmp_path: Path, label: str) -> dict:

@@ -260,6 +260,40 @@ def test_hybrid_gate_penalises_a_figure_away_from_the_anchor() -> None:
     assert gate.window_cosine(window("OpenAI vaut 80 milliards.")) == pytest.approx(0.9)  # no anchor
 
 
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        ("Et combien a-t-il investi ?", "fr"),
+        ("How much money has it put in?", "en"),
+        ("Wie viel hat Microsoft investiert?", "de"),
+    ],
+)
+def test_an_amount_in_words_answers_a_sum_but_not_a_measure(question: str, language: str) -> None:
+    """« injectent des milliards » answers "how much did it invest" (the article's answer, with no figure);
+    a window with no amount at all still does not, nor does an amount answer a measure (a depth)."""
+    from rag.abstention import HybridGate, answer_anchor
+    from rag.evidence import ScoredWindow, Window
+    from rag.records import Passage
+
+    passage = Passage(1, ["c"], "d", "s", "t", "x", 0, 1, 1.0)
+    gate = HybridGate("m", 0.1, 0.88, type_mismatch_penalty=0.15)
+
+    def window(text: str) -> ScoredWindow:  # untyped: no digit, no figure in words
+        return ScoredWindow(passage, 0, Window(0, len(text), text, frozenset()), 0.5, False, 0.9, frozenset())
+
+    anchor = answer_anchor(_evidence_of(question, language))
+    amount = window("Les partenariats, notamment avec Microsoft, injectent des milliards dans l’entreprise.")
+    assert gate.window_cosine(amount, anchor) == pytest.approx(0.9)
+    assert gate.window_cosine(window("Microsoft a misé gros sur OpenAI."), anchor) == pytest.approx(0.75)
+    depth = answer_anchor(_evidence_of("Quelle est la profondeur du Loch Ness ?"))
+    assert gate.window_cosine(
+        window("Des milliers de touristes visitent le Loch Ness."), depth
+    ) == pytest.approx(0.75)
+    # A count that names its noun wants a figure next to it: an amount in words is no count of it.
+    employees = answer_anchor(_evidence_of("Combien d’employés compte OpenAI ?"))
+    assert gate.window_cosine(amount, employees) == pytest.approx(0.75)
+
+
 def _scored_window(start: int, coverage: float, cosine: float):
     """A typed window of one passage, its coverage and cosine given (the gate's two readings)."""
     from rag.evidence import ScoredWindow, Window
