@@ -147,6 +147,12 @@ class HybridGate:
 #: window's lexical score and cosine together (`same_window`, swept on the same grid by every calibration
 #: run): mean balanced accuracy 0.801 against 0.807; caught at a given worst-language false-abstention rate,
 #: the two forms trace the same curve (<= 5 %: 0.60 / 0.57, <= 10 %: 0.69 / 0.71 of the unanswerable).
+#: Fifteenth session, with this gate (`python -m eval.benchmarks.gate_signals --model DIR`; figures in
+#: docs/figures-history.md): none of these as a third term, linear or one-sided, beats mean balanced accuracy
+#: 0.824 by more than 0.002 (standard error ~0.015): the best cosine's z-score over every chunk or window of
+#: the index (near misses stand out more than answerable questions; over a one-article index such as seeds/
+#: the answerable golden questions stand out less than almost every PIAF unanswerable one), the dense and
+#: lexical rankings' agreement, the 1st-2nd gaps, a name question's window holding a name the question lacks.
 HYBRID_GATES: tuple[HybridGate, ...] = (
     HybridGate(
         "multilingual-e5-small",
