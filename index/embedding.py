@@ -189,7 +189,7 @@ class SentenceTransformerEmbedder(Embedder):
         # call per core at a time with a one-thread ONNX session (else one: the call uses every core).
         running = self._workers if self.onnx is not None and self.onnx.threads == 1 else 1
         self._query_batcher = QueryBatcher(
-            self._encode_waiting_queries, max_batch=self.batch_size, max_running=running
+            self.encode_queries, max_batch=self.batch_size, max_running=running, split=self.query_calls
         )
 
     # -- embedding ------------------------------------------------------------------------------------
@@ -392,23 +392,29 @@ class SentenceTransformerEmbedder(Embedder):
             vectors = self._embed_all(texts, self.query_prompt, onnx=self.query_onnx, tokens=tokens)
         return [QueryEncoding(vector, item) for vector, item in zip(vectors, tokens, strict=True)]
 
+    def query_calls(self, texts: Sequence[str], call_size: int | None = None) -> list[list[int]]:
+        """How the questions the query batcher hands over together (chat sessions asking at the same
+        moment) are embedded: the positions of each model call, shortest first, in calls of at most
+        `QUERY_CALL_SIZE`, one after the other. A call pads every question to its longest, and the forward
+        pass costs by the token, padding included: the waiting questions of a burst differ in length, and
+        their padding was up to a third of a call of 32 (`eval.benchmarks.query_batches`). Smaller calls
+        of like lengths pad less; each call's fixed cost keeps them from being single questions.
+        (`call_size`: another size, to compare.)"""
+        size = call_size or QUERY_CALL_SIZE
+        if len(texts) <= size:
+            return [list(range(len(texts)))]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return [order[start : start + size] for start in range(0, len(order), size)]
+
     def _encode_waiting_queries(
         self, texts: Sequence[str], call_size: int | None = None
     ) -> list[QueryEncoding]:
-        """`encode_queries` for the questions the query batcher hands over together (chat sessions asking
-        at the same moment): shortest first, in model calls of at most `QUERY_CALL_SIZE`, one after the
-        other. A call pads every question to its longest, and the forward pass costs by the token, padding
-        included: the waiting questions of a burst differ in length, and their padding was up to a third
-        of a call of 32 (`eval.benchmarks.query_batches`). Smaller calls of like lengths pad less; each
-        call's fixed cost keeps them from being single questions. (`call_size`: another size, to compare.)"""
+        """`encode_queries` for questions waiting together, in the calls of `query_calls`, one after the
+        other (the query batcher answers each call's callers as it ends; `eval.benchmarks.query_batches`
+        compares call sizes with this)."""
         texts = list(texts)
-        size = call_size or QUERY_CALL_SIZE
-        if len(texts) <= size:
-            return self.encode_queries(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         found: list[QueryEncoding | None] = [None] * len(texts)
-        for start in range(0, len(order), size):
-            part = order[start : start + size]
+        for part in self.query_calls(texts, call_size):
             for i, encoding in zip(part, self.encode_queries([texts[i] for i in part]), strict=True):
                 found[i] = encoding
         return [encoding for encoding in found if encoding is not None]

@@ -166,3 +166,57 @@ def test_a_question_asked_again_is_not_embedded_again():
     batcher.embed("abc")
     assert batcher.calls == 4 and [batch for batch in model.batches] == [["abc"], ["de"], ["fgh"], ["abc"]]
     assert QueryBatcher(model, remember=0).embed("x").tolist() == [1.0, 1.0]
+
+
+def test_a_batch_split_into_calls_answers_each_call_s_callers_as_it_ends():
+    """A burst waiting together is embedded in several calls (`split`): the first call's callers get their
+    rows while the next call runs (a caller of that call runs it), not when the whole batch is done."""
+    second_call = threading.Event()
+    batches: list[list[str]] = []
+    first_started, release_first = threading.Event(), threading.Event()
+
+    def model(texts):
+        batches.append(list(texts))
+        if len(batches) == 1:
+            first_started.set()
+            assert release_first.wait(10)
+        if len(batches) == 3:  # the burst's second call: held until the test has seen the first answered
+            assert second_call.wait(10)
+        return np.array([[len(t), len(texts)] for t in texts], dtype=np.float32)
+
+    def by_length_in_twos(texts):
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return [order[i : i + 2] for i in range(0, len(order), 2)]
+
+    batcher = QueryBatcher(model, split=by_length_in_twos)
+    _, _, first = _ask_in_threads(batcher, ["lone"])
+    assert first_started.wait(10)
+    texts = ["a" * n for n in (4, 1, 3, 2)]
+    results, errors, threads = _ask_in_threads(batcher, texts)
+    _wait_waiting(batcher, len(texts))
+    release_first.set()
+    deadline = time.monotonic() + 10
+    while not {"a", "aa"} <= set(results):  # the shortest two, answered while the next call is held
+        assert time.monotonic() < deadline, "the first call's callers waited for the whole batch"
+        time.sleep(0.005)
+    assert "aaa" not in results and "aaaa" not in results
+    second_call.set()
+    for thread in first + threads:
+        thread.join(10)
+    assert not errors and batches == [["lone"], ["a", "aa"], ["aaa", "aaaa"]]
+    assert all(results[text].tolist() == [len(text), 2] for text in texts)
+    assert batcher.calls == 3 and batcher.embed("b").tolist() == [1.0, 1.0]  # the slot was freed
+
+
+def test_a_split_that_does_not_hold_every_question_once_is_one_call():
+    model = _Model(hold_first=True)
+    batcher = QueryBatcher(model, split=lambda texts: [[0]])  # loses the others: never trusted
+    _, _, first = _ask_in_threads(batcher, ["first"])
+    assert model.started.wait(10)
+    results, errors, threads = _ask_in_threads(batcher, ["x", "yy", "zzz"])
+    _wait_waiting(batcher, 3)
+    model.release.set()
+    for thread in first + threads:
+        thread.join(10)
+    assert not errors and set(results) == {"x", "yy", "zzz"}
+    assert sorted(model.batches[1]) == ["x", "yy", "zzz"]
