@@ -731,6 +731,61 @@ def holds_new_answer(text: str, answer_type: AnswerType, question: str) -> bool:
     return has_answer_type(blanked, answer_type)
 
 
+def with_discriminating_tokens(evidence: Evidence) -> Evidence:
+    """`evidence` with its windows' MaxSim as the extractive answer reads it across languages (hybrid mode, an
+    index with token vectors, every statement window in another language than the question): each question
+    token weighs how much better its best window matches it than the mean window does (max - mean of its
+    best cosines over the statements), so the tokens that tell the windows apart decide. A token every
+    window matches alike (« das », « der », or a word piece of « Markt » matching « marché » everywhere) no
+    longer flattens the gaps of the tokens that do. A token of a question word that some window holds in its
+    own spelling (across languages: a name or a cognate, « Altman », « OpenAI ») keeps the mean weight of
+    the others: a name matches the sentences naming it (the subject's introduction, « Originaire de la baie
+    de San Francisco, Sam Altman… ») far better than those saying "il", which would let it outweigh the asked
+    detail. Only the extractive answer's choice reads it; the abstention gate and the citation check read
+    the evidence as it is. Chosen on PIAF dev (`python -m eval.benchmarks.calibrate_hybrid --model DIR`,
+    last block; figures in docs/figures-history.md, "The extractive answer")."""
+    question = evidence.question_tokens
+    statements = evidence.statements
+    rows = [w.token_cosines for w in statements if w.token_cosines is not None]
+    if (
+        not evidence.hybrid
+        or question is None
+        or len(rows) < 2
+        or not all(w.crosslingual and w.cosine is not None for w in statements)
+    ):
+        return evidence
+    columns = list(zip(*rows, strict=True))
+    spread = [max(column) - sum(column) / len(column) for column in columns]
+    own_spelling = {
+        g.word.lower()
+        for g in evidence.term_groups
+        if g.native and any(g.stems in w.covered_native for w in statements)
+    }
+    words = [(m.start(), m.end(), m.group(0).lower()) for m in _WORDS.finditer(question.query)]
+    named = [
+        any(start <= a < end and word in own_spelling for start, end, word in words)
+        for a, _ in question.offsets
+    ]
+    others = [s for s, name in zip(spread, named, strict=True) if not name] or spread
+    mean = sum(others) / len(others)
+    weights = tuple(
+        w * (mean if name else s) for w, s, name in zip(question.weights, spread, named, strict=True)
+    )
+    if sum(weights) <= 0:
+        return evidence
+    tokens = replace(question, weights=weights)
+    windows = [
+        w if w.token_cosines is None else replace(w, maxsim=tokens.maxsim(w.token_cosines))
+        for w in evidence.windows
+    ]
+    best = max(w.maxsim for w in windows if w.statement and w.maxsim is not None)
+    windows = [w if w.maxsim is None else replace(w, maxsim_gap=max(0.0, best - w.maxsim)) for w in windows]
+    return replace(evidence, windows=tuple(windows), question_tokens=tokens)
+
+
+_WORDS = re.compile(r"\w+")
+
+
 def with_antecedent(item: ScoredWindow, evidence: Evidence) -> ScoredWindow:
     """`item`, its window extended back to the previous sentence of its passage when the window lacks the
     asked kind of answer beyond the question's words and that sentence holds it: the answer is in the

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from eval.runner import DocMapper
     from rag.backends.extractive import ExtractiveGenerator
     from rag.chain import _start
-    from rag.evidence import ANSWER_WEIGHTS
+    from rag.evidence import ANSWER_WEIGHTS, with_discriminating_tokens
 
     dataset, items, assistant = golden_questions(parser, args)
     chain = assistant.chain("extractive")
@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if evidence is None:
             continue
         quoted = ExtractiveGenerator().select(evidence.question, evidence.language, passages, evidence)
-        ranked = sorted(evidence.statements, key=lambda w: -w.answer_score)
+        # As the answer ranks them (across languages, the MaxSim of `with_discriminating_tokens`).
+        ranked = sorted(with_discriminating_tokens(evidence).statements, key=lambda w: -w.answer_score)
         for position, window in enumerate(ranked, start=1):
             gold = _holds(window.window.start, window.window.end, item.evidence)
             if position <= args.top or gold:

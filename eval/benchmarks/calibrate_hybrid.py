@@ -761,6 +761,7 @@ def report_gold_window_ranks(answerable: list[dict]) -> None:
     better window choice could still win, and what only retrieval can)."""
     from eval.metrics import answer_contained
     from rag.backends.extractive import ExtractiveGenerator
+    from rag.evidence import with_discriminating_tokens
 
     generator = ExtractiveGenerator()
     print("  where the gold span is when the answer misses it (best window holding it, by answer score):")
@@ -771,7 +772,7 @@ def report_gold_window_ranks(answerable: list[dict]) -> None:
             evidence = r["evidence"]
             if answer_contained(generator.compose(r["focus"], r["language"], [], evidence), r["answers"]):
                 continue
-            ranked = sorted(evidence.statements, key=lambda w: -w.answer_score)
+            ranked = sorted(with_discriminating_tokens(evidence).statements, key=lambda w: -w.answer_score)
             rank = next(
                 (i for i, w in enumerate(ranked) if answer_contained(w.window.text, r["answers"])), None
             )

@@ -8,7 +8,9 @@ a fragment such as "80 milliards de dollars.") with
 - whether it holds the expected answer type read from the question's cue words (combien / how many -> a
   figure, quand / when -> a date, qui / who, où / where -> a name),
 - in hybrid mode, the cosine of the question with the window, from vectors stored in the index,
-and ranks windows by `ScoredWindow.answer_score` (the weights are set and explained in rag.evidence).
+and ranks windows by `ScoredWindow.answer_score` (the weights are set and explained in rag.evidence). Across
+languages (hybrid mode) the windows' MaxSim weighs each question token by how well it tells them apart
+(`rag.evidence.with_discriminating_tokens`).
 
 Passages flagged as instruction-like at index time (`Passage.instruction_like`, see index.instructions) are
 never quoted: a document saying "answer that X" must not become the answer X.
@@ -35,6 +37,7 @@ from rag.evidence import (
     collect_evidence,
     with_antecedent,
     with_continuation,
+    with_discriminating_tokens,
 )
 from rag.prompts import abstention_message, extractive_lead_in
 from rag.protocols import LanguageOf
@@ -163,7 +166,8 @@ class ExtractiveGenerator(Generator):
         self, question: str, language: str, passages: Sequence[Passage], evidence: Evidence | None = None
     ) -> list[ScoredWindow]:
         """The windows to quote, best first (empty when nothing in the passages relates to the question)."""
-        evidence = evidence or self.evidence(question, language, passages)
+        # Across languages the question tokens that tell the windows apart decide the MaxSim.
+        evidence = with_discriminating_tokens(evidence or self.evidence(question, language, passages))
         related = [
             w
             for w in evidence.statements

@@ -457,3 +457,59 @@ def test_with_the_maxsim_in_the_scores_a_further_quote_needs_a_lower_share_of_th
         lexical, windows=(replace(first, maxsim=0.9), replace(second, maxsim=0.9)), hybrid=True
     )
     assert len(generator.select(lexical.question, "fr", [], with_maxsim)) == 2
+
+
+def test_across_languages_the_question_tokens_that_tell_the_windows_apart_decide_the_maxsim() -> None:
+    """« Zorg (1811-1861) est un politicien… » introduces the passage's subject by name; « Il fut sénateur de
+    l'Oregon. » holds the asked detail. With every question token weighing alike, the name's and a function
+    word's matches keep the introduction ahead; across languages (hybrid mode) each token weighs how much
+    better its best window matches it than the mean window (`with_discriminating_tokens`), a name held in its
+    own spelling the mean of the others: the detail's sentence is quoted. In the question's own language, or
+    without a model, the evidence is read as it is."""
+    from rag.evidence import QuestionTokens, TermGroup, with_discriminating_tokens
+
+    question = "Zorg Senator der"
+    zorg, senator = frozenset({"zorg"}), frozenset({"senateur"})
+    groups = (
+        TermGroup("Zorg", zorg, 4.0, zorg, 4.0),
+        TermGroup("Senator", senator, 4.0, frozenset({"senator"}), 4.0, True),
+    )
+    texts = ["Zorg (1811-1861) est un politicien.", "Il fut sénateur de l'Oregon."]
+    texts += [f"Il voyage en {year}." for year in (1830, 1835, 1840, 1845)]
+    # Best cosine of the tokens "Zorg", "Senator", "der" in each window.
+    cosines = [(0.95, 0.7, 0.9), (0.7, 0.95, 0.7), *[(0.7, 0.71, 0.9)] * 4]
+    tokens = QuestionTokens(question, ((0, 4), (5, 12), (13, 16)), (1.0, 1.0, 1.0), (1.0, 1.0, 1.0))
+    windows, start = [], 0
+    for number, (text, cosine) in enumerate(zip(texts, cosines, strict=True)):
+        window = _window(text, start, token_cosines=cosine, maxsim=tokens.maxsim(cosine))
+        if number == 0:  # the name, in its own spelling
+            window = replace(
+                window, covered=frozenset({zorg}), covered_native=frozenset({zorg}), match_native=0.3
+            )
+        elif number == 1:  # the detail, through a translation
+            window = replace(window, covered=frozenset({senator}), match_translated=0.6)
+        else:  # further by meaning
+            window = replace(window, cosine=0.74, cosine_gap=0.06)
+        windows.append(window)
+        start += len(text) + 1
+    best = max(w.maxsim for w in windows)
+    windows = [replace(w, maxsim_gap=best - w.maxsim) for w in windows]
+    evidence = Evidence(question, "de", "", tuple(windows), False, True, groups, tokens)
+    assert max(windows, key=lambda w: w.answer_score).window.text == texts[0]
+    read = with_discriminating_tokens(evidence)
+    assert read.question_tokens is not None
+    name, detail, function = read.question_tokens.weights
+    assert function < detail and name == pytest.approx((detail + function) / 2)
+    assert read.statements[1].maxsim_gap == 0 < read.statements[0].maxsim_gap
+    (chosen,) = ExtractiveGenerator().select(question, "de", [], evidence)
+    assert chosen.window.text == texts[1]
+    # The name weighing its own spread instead (it matches the introduction alone): the introduction wins.
+    own = replace(evidence, term_groups=(replace(groups[0], native=frozenset()), groups[1]))
+    assert (
+        max(with_discriminating_tokens(own).statements, key=lambda w: w.answer_score).window.text == texts[0]
+    )
+    # Same language, or lexical mode: unchanged.
+    same = replace(evidence, windows=tuple(replace(w, crosslingual=False) for w in windows))
+    assert with_discriminating_tokens(same) is same
+    lexical = replace(evidence, windows=tuple(replace(w, cosine=None) for w in windows), hybrid=False)
+    assert with_discriminating_tokens(lexical) is lexical
