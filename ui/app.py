@@ -164,6 +164,18 @@ ASK_BAR_SCRIPT = """<script>
 </script>"""
 
 
+# The login page's message (HTML: Gradio showed the Markdown backticks as they are). The login page gets
+# neither the page's CSS nor its <head>, only this message: its <style> gives Gradio's field labels
+# ("username", "password", in lowercase in every language Gradio ships) the sentence case of the rest of
+# the page.
+LOGIN_MESSAGE = (
+    "<style>label > span[data-testid=block-info] { display: inline-block; }"
+    " label > span[data-testid=block-info]::first-letter { text-transform: uppercase; }</style>"
+    "Ask your documents: sign in with the account an administrator created for you "
+    "(administrators: <code>rag users add NAME</code>)."
+)
+
+
 @dataclass
 class Turn:
     question: str
@@ -1493,9 +1505,7 @@ def serve(
             max_threads=max(40, max_answers + 8),
             max_file_size=f"{int(ui_settings.max_upload_mb * 1_000_000)}b" if ui_settings else None,
             auth=auth,
-            # (HTML: Gradio showed the Markdown backticks as they are.)
-            auth_message="Ask your documents: sign in with the account an administrator created for you "
-            "(administrators: <code>rag users add NAME</code>).",
+            auth_message=LOGIN_MESSAGE,
             server_name=host,
             server_port=port,
             prevent_thread_lock=True,  # blocked below, once the server's stack is logged

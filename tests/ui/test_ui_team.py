@@ -72,6 +72,17 @@ def test_a_wrong_password_does_not_open_the_chat(team_url, browser):
     page.context.close()
 
 
+def test_the_login_page_labels_are_in_sentence_case(team_url, browser):
+    """Gradio labels the fields "username" and "password" (lowercase, in every language it ships); the
+    rest of the page writes its labels in sentence case."""
+    page = browser.new_context().new_page()
+    page.goto(team_url)
+    page.wait_for_selector("input[type=password]")
+    labels = page.locator("label > span[data-testid=block-info]").all_inner_texts()
+    assert [label.strip() for label in labels] == ["Username", "Password"]
+    page.context.close()
+
+
 def test_each_user_searches_their_own_uploads_and_the_shared_corpus(team_url, browser, tmp_path):
     alice, bob = log_in(browser, team_url, "alice"), log_in(browser, team_url, "bob")
     assert "Signed in as alice (user)" in alice.page.locator("#account").inner_text()
