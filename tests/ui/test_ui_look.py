@@ -370,3 +370,53 @@ def test_a_refused_question_says_why_in_sight_on_a_phone(url, browser):
     chat.screenshot("phone-refused-question.png")
     assert where["error"] <= where["bar"], where
     chat.page.context.close()
+
+
+def _pixel(png: bytes, fx: float, fy: float) -> str:
+    """The colour at (fx, fy) of a screenshot, as CSS."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = Image.open(BytesIO(png)).convert("RGB")
+    r, g, b = image.getpixel((int(fx * (image.width - 1)), int(fy * (image.height - 1))))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_the_upload_progress_bar_reads_as_a_bar_in_dark_mode(seeds_dir, browser, tmp_path):
+    """Before the indexer counted anything (0 of n files), Chromium drew the bar as a flat mid-grey block
+    on the dark card (it looked broken, or disabled). The empty track is now the card's own fill inside a
+    visible outline (WCAG 1.4.11: 3:1), and the part done stands out from the track (3:1)."""
+    settings = Settings.model_validate({"ui": {"uploads_dir": str(tmp_path / "uploads")}})
+    fake = FakeAssistant(sorted(seeds_dir.glob("*.txt")), settings, index_delay=2.5)
+    files = []
+    for name in ("un.md", "deux.md"):
+        (tmp_path / name).write_text(f"# {name}\nLe zorblax est un fromage bleu.\n", encoding="utf-8")
+        files.append(str(tmp_path / name))
+    with serve_app(fake) as address:
+        chat = open_page(browser, address, "dark")
+        chat.page.click("#upload")
+        chat.page.set_input_files("#files input[type=file]", files)
+        chat.page.wait_for_selector("#files .file-preview, #files table", timeout=15_000)
+        chat.page.click("#add-documents")
+        bar = chat.page.locator('#upload-result progress.upload-progress[value="0"]')
+        bar.wait_for(timeout=10_000)
+        card = chat.page.evaluate(
+            """() => { let el = document.querySelector('#upload-result');
+                       while (getComputedStyle(el).backgroundColor === 'rgba(0, 0, 0, 0)') el = el.parentElement;
+                       return getComputedStyle(el).backgroundColor; }"""
+        )
+        outline = bar.evaluate("el => getComputedStyle(el).borderTopColor")
+        empty = _pixel(bar.screenshot(), 0.5, 0.5)
+        chat.screenshot("upload-progress-dark-empty.png")
+        assert contrast_ratio(chat.page, empty, card) < 1.5, (empty, card)  # no grey block
+        assert contrast_ratio(chat.page, outline, card) >= 3, (outline, card)
+        half = chat.page.locator('#upload-result progress.upload-progress[value="1"]')
+        half.wait_for(timeout=10_000)
+        png = half.screenshot()
+        done, left = _pixel(png, 0.2, 0.5), _pixel(png, 0.8, 0.5)
+        chat.screenshot("upload-progress-dark-half.png")
+        assert contrast_ratio(chat.page, done, left) >= 3, (done, left)
+        chat.page.locator("#upload-result .upload-ok").wait_for(timeout=15_000)
+        chat.page.context.close()
+
