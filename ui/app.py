@@ -164,6 +164,9 @@ ASK_BAR_SCRIPT = """<script>
 </script>"""
 
 
+# Under the conversation list's label while it is empty.
+NO_CONVERSATIONS = "No conversations yet: each one is kept here from its first answer."
+
 # The login page's message (HTML: Gradio showed the Markdown backticks as they are). The login page gets
 # neither the page's CSS nor its <head>, only this message: its <style> gives Gradio's field labels
 # ("username", "password", in lowercase in every language Gradio ships) the sentence case of the rest of
@@ -657,9 +660,12 @@ class ChatHandlers:
             log.warning("conversation not saved: %s", exc)
 
     def conversation_list(self, request: gr.Request | None = None, selected: str | None = None) -> Any:
+        """The list, and under its label what to do when it is empty (an empty box said nothing, after
+        the last conversation was deleted as on a first visit)."""
         if self.conversations is None:
             return gr.update()
-        return gr.update(choices=self.conversations.list(person(request)), value=selected)
+        choices = self.conversations.list(person(request))
+        return gr.update(choices=choices, value=selected, info="" if choices else NO_CONVERSATIONS)
 
     def listed(self, conversation: Conversation, request: gr.Request | None = None) -> Any:
         """The list with `conversation` selected: new in it, or moved to the top. Unchanged when the page

@@ -420,3 +420,19 @@ def test_the_upload_progress_bar_reads_as_a_bar_in_dark_mode(seeds_dir, browser,
         chat.page.locator("#upload-result .upload-ok").wait_for(timeout=15_000)
         chat.page.context.close()
 
+
+def test_an_empty_conversation_list_says_so(url, browser):
+    """After the last conversation was deleted (and on a first visit) the list was an empty box that said
+    nothing: under its label, what it will hold; gone once it holds a conversation."""
+    chat = open_page(browser, url, "light")
+    hint = chat.page.locator("#conversations").get_by_text("No conversations yet")
+    hint.wait_for(timeout=10_000)
+    chat.ask(QUESTION)
+    hint.wait_for(state="detached", timeout=10_000)
+    assert chat.page.locator("#conversations input").input_value().startswith("Quelle est la valorisation")
+    chat.page.click("#delete-conversation")
+    hint.wait_for(timeout=10_000)
+    assert chat.page.locator("#conversations input").input_value() == ""
+    chat.screenshot("conversations-empty.png")
+    chat.page.context.close()
+
