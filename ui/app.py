@@ -776,14 +776,16 @@ class ChatHandlers:
             person(request), conversation.conversation_id, position, rating, turn.answer
         )
         thanks = "Thanks: kept with the answer." if rating == "up" else "Thanks: kept for review."
-        return feedback_id, f'<div class="upload-note">{thanks} Add a comment?</div>', gr.update(visible=True)
+        note = f'<div class="upload-note feedback-thanks">{thanks} Add a comment?</div>'
+        return feedback_id, note, gr.update(visible=True)
 
     def comment(self, feedback_id: int | None, text: str, request: gr.Request | None = None):
         """-> (note, comment box, comment row)."""
         if self.conversations is None or feedback_id is None or not (text or "").strip():
             return gr.update(), gr.update(), gr.update()
         self.conversations.comment_feedback(person(request), feedback_id, text)
-        return '<div class="upload-note">Comment kept. Thank you.</div>', "", gr.update(visible=False)
+        note = '<div class="upload-note feedback-kept">Comment kept. Thank you.</div>'
+        return note, "", gr.update(visible=False)
 
     @staticmethod
     def new_conversation() -> tuple[list[dict[str, str]], Conversation, str]:

@@ -436,3 +436,31 @@ def test_an_empty_conversation_list_says_so(url, browser):
     chat.screenshot("conversations-empty.png")
     chat.page.context.close()
 
+
+def test_the_feedback_note_gives_the_phone_bar_its_room_back(url, browser):
+    """On a phone the note under a thumb ("Thanks: kept for review…", then "Comment kept…") stayed in the
+    fixed question bar for good, the chat above it a line shorter. It is read, then gives its line back;
+    the chat is never under the bar meanwhile."""
+    chat = open_page(browser, url, "dark", width=390, height=844)
+    chat.ask(QUESTION)
+    chat.page.wait_for_timeout(300)
+    measure = """() => { const box = (s) => document.querySelector(s)?.getBoundingClientRect();
+        return {bar: box('.ask-bar').height, barTop: box('.ask-bar').top, chatBottom: box('#chat').bottom,
+                note: box('#feedback-note')?.height || 0}; }"""
+    before = chat.page.evaluate(measure)
+    chat.page.locator("#chat").get_by_role("button", name="Dislike").last.click()
+    chat.page.get_by_text("Thanks: kept for review").wait_for(timeout=10_000)
+    shown = chat.page.evaluate(measure)
+    assert shown["note"] > 0 and shown["chatBottom"] <= shown["barTop"], shown
+    chat.page.wait_for_function(f"() => ({measure})().note < 1", timeout=10_000)
+    chat.page.fill("#feedback-comment textarea", "La source ne dit pas cela.")
+    chat.page.click("#send-comment")
+    chat.page.get_by_text("Comment kept").wait_for(timeout=10_000)
+    assert chat.page.get_by_text("Comment kept").is_visible()
+    chat.screenshot("phone-feedback-kept.png")
+    chat.page.wait_for_function(
+        f"(height) => Math.abs(({measure})().bar - height) < 1", arg=before["bar"], timeout=10_000
+    )
+    after = chat.page.evaluate(measure)
+    assert after["chatBottom"] <= after["barTop"], after
+    chat.page.context.close()
