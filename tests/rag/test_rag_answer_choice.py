@@ -146,8 +146,7 @@ def test_across_languages_a_near_tie_is_quoted_too_though_it_adds_no_question_wo
     first = replace(first, covered_native=frozenset({group}), cosine=0.85, cosine_gap=0.0)
     tie = _window("Zorg emploie 300 personnes.", 40, match_native=0.5, covered=frozenset({group}))
     tie = replace(tie, covered_native=frozenset({group}), cosine=0.85, cosine_gap=0.0, rank=0)
-    tie = replace(tie, passage=replace(tie.passage, number=2, doc_id="y.txt"))
-    close = replace(tie, cosine=0.84, cosine_gap=0.01)  # 0.60 against 0.65: within the ratio
+    close = replace(tie, cosine=0.84, cosine_gap=0.01)  # 0.60 against 0.65: within the ratio (same passage)
     ratio = close.answer_score / first.answer_score
     assert extractive.CROSSLINGUAL_TIE_RATIO <= ratio < 1
     generator = ExtractiveGenerator()
@@ -162,6 +161,33 @@ def test_across_languages_a_near_tie_is_quoted_too_though_it_adds_no_question_wo
     # Lexical mode (no cosines): the rule is not applied.
     lexical = [replace(w, cosine=None, cosine_gap=0.0, coverage=0.3) for w in (first, close)]
     assert len(generator.select("q", "en", [], _evidence(*lexical, hybrid=False))) == 1
+
+
+def test_a_near_tie_from_another_passage_is_quoted_only_when_the_model_does_not_place_it_behind() -> None:
+    """A near tie from another passage adds a cited source: it is quoted only when neither of the model's
+    signals (window cosine, MaxSim) places it further from the question than the first quote; one from the
+    first quote's own passage is quoted as before."""
+    group = frozenset({"zorg"})
+    first = _window("Zorg vaut 80 milliards.", 0, match_native=0.5, covered=frozenset({group}))
+    first = replace(first, covered_native=frozenset({group}), cosine=0.85, cosine_gap=0.0)
+    first = replace(first, maxsim=0.80, maxsim_gap=0.0)
+    same_passage = _window("Zorg emploie 300 personnes.", 40, match_native=0.5, covered=frozenset({group}))
+    same_passage = replace(same_passage, covered_native=frozenset({group}), cosine=0.845, cosine_gap=0.005)
+    same_passage = replace(same_passage, maxsim=0.795, maxsim_gap=0.005)
+    other = replace(same_passage, passage=replace(same_passage.passage, number=2, doc_id="y.txt"))
+    generator = ExtractiveGenerator()
+    assert same_passage.answer_score >= 0.85 * first.answer_score  # a near tie
+    assert len(generator.select("q", "en", [], _evidence(first, same_passage))) == 2
+    # Another passage, behind on both signals: one quote, one cited source.
+    assert [w.passage.number for w in generator.select("q", "en", [], _evidence(first, other))] == [1]
+    # Closer by cosine but behind by MaxSim (the signals disagree): still one quote.
+    mixed = replace(other, cosine=0.86, cosine_gap=0.0, maxsim=0.795, maxsim_gap=0.005)
+    first_behind = replace(first, cosine=0.855, cosine_gap=0.005)
+    assert mixed.answer_score >= 0.85 * first_behind.answer_score
+    assert len(generator.select("q", "en", [], _evidence(first_behind, mixed))) == 1
+    # No further from the question on either signal: both passages are cited.
+    level = replace(other, cosine=0.85, cosine_gap=0.0, maxsim=0.80, maxsim_gap=0.0, match_native=0.45)
+    assert [w.passage.number for w in generator.select("q", "en", [], _evidence(first, level))] == [1, 2]
 
 
 def test_an_asked_age_is_held_by_a_window_giving_one() -> None:
