@@ -464,3 +464,49 @@ def test_the_feedback_note_gives_the_phone_bar_its_room_back(url, browser):
     after = chat.page.evaluate(measure)
     assert after["chatBottom"] <= after["barTop"], after
     chat.page.context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_keyboard_focus_shows_on_every_control(url, browser, theme):
+    """Tabbing through the page, each control looks different while it has the focus (WCAG 2.4.7): the
+    question box, the dropdowns, the slider and the drop zone looked the same with it and without it."""
+    from io import BytesIO
+
+    from PIL import Image, ImageChops
+
+    chat = open_page(browser, url, theme, 1280, 860)
+    chat.page.click("#upload")  # the upload panel's controls too
+    chat.page.wait_for_selector("#files")
+    chat.page.mouse.click(5, 5)
+
+    def shot(clip: dict) -> Image.Image:
+        return Image.open(BytesIO(chat.page.screenshot(clip=clip))).convert("RGB")
+
+    unmarked, stops = [], 0
+    for _ in range(40):
+        chat.page.keyboard.press("Tab")
+        focused = chat.page.evaluate(
+            """() => { const el = document.activeElement;
+                       if (el === document.body) return null;
+                       el.scrollIntoView({block: 'center'});  // (its box and the ring around it)
+                       const r = el.getBoundingClientRect();
+                       return {name: `${el.closest('[id]')?.id} ${el.tagName} ${(el.innerText || el.value || '').slice(0, 20)}`,
+                               clip: {x: Math.max(0, r.left - 24), y: Math.max(0, r.top - 24), width: r.width + 48, height: r.height + 48}}; }"""
+        )
+        if focused is None:
+            break
+        stops += 1
+        chat.page.wait_for_timeout(250)  # past the theme's transitions
+        with_focus = shot(focused["clip"])
+        chat.page.evaluate("() => { window.__focused = document.activeElement; window.__focused.blur(); }")
+        chat.page.wait_for_timeout(250)
+        without = shot(focused["clip"])
+        chat.page.evaluate("() => window.__focused.focus({focusVisible: true})")
+        difference = ImageChops.difference(with_focus, without).get_flattened_data()
+        changed = sum(1 for pixel in difference if max(pixel) > 40)
+        if changed < 50:  # (a caret is not a focus mark)
+            unmarked.append((focused["name"], changed))
+    assert stops >= 20, stops
+    assert unmarked == [], unmarked
+    chat.page.context.close()
+
