@@ -95,9 +95,22 @@ CHAT_SCROLL_SCRIPT = """<script>
     }
     return null;
   };
+  // And the chat itself is brought into the page's view when its questions change (asked, or a conversation
+  // opened) while the page is scrolled away from it: on a phone, a question sent from the fixed bar with the
+  // settings in view was answered out of sight, above them.
+  const inView = () => {
+    const chat = document.querySelector('#chat');
+    const bar = document.querySelector('.ask-bar');
+    if (!chat) return;
+    const box = chat.getBoundingClientRect();
+    const end = bar && getComputedStyle(bar).position === 'fixed' ? bar.getBoundingClientRect().top : innerHeight;
+    // Its end just above the bar (on a phone: the page as it first showed), or its top in view if it is taller.
+    if (box.bottom < 80 || box.top > end - 80) window.scrollBy(0, Math.min(box.top - 8, box.bottom - end + 8));
+  };
   const check = () => {
     const questions = document.querySelectorAll('#chat .question');
     if (questions.length > shown) pinned = questions.length - 1;
+    if (questions.length && questions.length !== shown) inView();
     shown = questions.length;
     const question = questions[pinned];
     if (!question) { pinned = -1; return; }

@@ -510,3 +510,20 @@ def test_the_keyboard_focus_shows_on_every_control(url, browser, theme):
     assert unmarked == [], unmarked
     chat.page.context.close()
 
+
+def test_a_question_sent_from_the_phone_bar_is_answered_in_sight(url, browser):
+    """On a phone the question bar is always there, also with the settings in view at the end of the page:
+    a question sent from there was answered out of sight, the chat scrolled away above."""
+    chat = open_page(browser, url, "dark", width=390, height=844)
+    chat.page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
+    chat.page.wait_for_timeout(300)
+    assert chat.page.evaluate("() => document.querySelector('#chat').getBoundingClientRect().bottom") < 0
+    chat.ask(QUESTION)
+    chat.page.wait_for_timeout(500)
+    where = chat.page.evaluate(
+        """() => ({question: document.querySelector('#chat .question').getBoundingClientRect().top,
+                   bar: document.querySelector('.ask-bar').getBoundingClientRect().top})"""
+    )
+    chat.screenshot("phone-answer-in-sight.png")
+    assert 0 <= where["question"] < where["bar"] - 40, where
+    chat.page.context.close()
