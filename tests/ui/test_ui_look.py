@@ -527,3 +527,26 @@ def test_a_question_sent_from_the_phone_bar_is_answered_in_sight(url, browser):
     chat.screenshot("phone-answer-in-sight.png")
     assert 0 <= where["question"] < where["bar"] - 40, where
     chat.page.context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 860), (390, 844)])
+def test_the_comment_box_lines_up_with_its_button_and_the_question_box(url, browser, width, height):
+    """After a thumb, the comment box sat in a card of its own (a lighter panel in dark mode), 12 px in from
+    the question box above it, and its button 10 px above the box's middle."""
+    chat = open_page(browser, url, "dark", width, height)
+    chat.ask(QUESTION)
+    chat.page.locator("#chat").get_by_role("button", name="Dislike").last.click()
+    chat.page.locator("#feedback-comment textarea").wait_for()
+    chat.page.wait_for_timeout(300)
+    look = chat.page.evaluate(
+        """() => { const box = (s) => document.querySelector(s).getBoundingClientRect();
+                   const middle = (r) => r.top + r.height / 2;
+                   const comment = box('#feedback-comment textarea'), send = box('#send-comment');
+                   return {middles: middle(send) - middle(comment), left: comment.left - box('#question').left,
+                           card: getComputedStyle(document.querySelector('#feedback-comment')).backgroundColor}; }"""
+    )
+    chat.screenshot(f"comment-row-{width}.png")
+    assert abs(look["middles"]) <= 2, look
+    assert abs(look["left"]) <= 2, look
+    assert look["card"] in ("rgba(0, 0, 0, 0)", "transparent"), look
+    chat.page.context.close()
