@@ -761,9 +761,10 @@ def with_discriminating_tokens(evidence: Evidence) -> Evidence:
         for g in evidence.term_groups
         if g.native and any(g.stems in w.covered_native for w in statements)
     }
-    words = [(m.start(), m.end(), m.group(0).lower()) for m in _WORDS.finditer(question.query)]
+    # The question's words as its term groups were read (`content_word_spans`, the project's one word grammar).
+    words = content_word_spans(question.query, evidence.language)
     named = [
-        any(start <= a < end and word in own_spelling for start, end, word in words)
+        any(start <= a < end and word.lower() in own_spelling for start, end, word in words)
         for a, _ in question.offsets
     ]
     others = [s for s, name in zip(spread, named, strict=True) if not name] or spread
@@ -781,9 +782,6 @@ def with_discriminating_tokens(evidence: Evidence) -> Evidence:
     best = max(w.maxsim for w in windows if w.statement and w.maxsim is not None)
     windows = [w if w.maxsim is None else replace(w, maxsim_gap=max(0.0, best - w.maxsim)) for w in windows]
     return replace(evidence, windows=tuple(windows), question_tokens=tokens)
-
-
-_WORDS = re.compile(r"\w+")
 
 
 def with_antecedent(item: ScoredWindow, evidence: Evidence) -> ScoredWindow:

@@ -534,6 +534,23 @@ def test_across_languages_the_question_tokens_that_tell_the_windows_apart_decide
     assert (
         max(with_discriminating_tokens(own).statements, key=lambda w: w.answer_score).window.text == texts[0]
     )
+    # The question's words are read as its term groups are (`content_word_spans`): a possessive or an
+    # elision (« Zorg's », « d'Zorg ») is still the name's word, not a word "s" or "d" beside it.
+    for asked, word, name_token in (
+        ("Zorg's Senator der", "Zorg's", (0, 4)),
+        ("d'Zorg Senator der", "Zorg", (2, 6)),
+    ):
+        offsets = (name_token, (7, 14), (15, 18))
+        elided = replace(
+            evidence,
+            question=asked,
+            question_tokens=replace(tokens, query=asked, offsets=offsets),
+            term_groups=(replace(groups[0], word=word), groups[1]),
+        )
+        read = with_discriminating_tokens(elided)
+        assert read.question_tokens is not None
+        name, detail, function = read.question_tokens.weights
+        assert name == pytest.approx((detail + function) / 2)
     # Same language, or lexical mode: unchanged.
     same = replace(evidence, windows=tuple(replace(w, crosslingual=False) for w in windows))
     assert with_discriminating_tokens(same) is same
