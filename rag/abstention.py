@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.evidence import _NUMBER_WORD_ALTERNATIVES, _NUMBER_WORDS, Evidence, ScoredWindow, Window
 from rag.prompts import ABSTENTION_MESSAGES
@@ -269,8 +269,9 @@ _FIGURE = rf"(?:\d[\d\s.,\u00a0\u202f]*|\b(?:{_NUMBER_WORD_ALTERNATIVES})\s)"
 #: « Tausende Mitarbeiter ». It answers a sum or a count whose noun the question does not name (« Et combien
 #: a-t-il investi ? » over an article that says only « des milliards »: that amount is the article's answer,
 #: not "the documents do not say"),
-#: but is no figure for the extractive answer's choice (`rag.evidence`: « 80 milliards » must be quoted before
-#: « plusieurs dizaines de milliards »), so only the gate reads it (`AnswerAnchor.amounts`).
+#: and the extractive answer quotes the sentence holding it (`holds_asked_type`, read by the gate and by the
+#: answer's choice). It is no figure for the evidence step (`ScoredWindow.typed`), whose other readers (the
+#: lexical gate) keep to figures.
 _AMOUNT_WORDS = re.compile(
     r"\b(?:dizaines|centaines|milliers|millions?|milliards?|billions?|trillions?|dozens|hundreds|thousands|"
     r"dutzende|hunderte|tausende|millionen|milliarden?|billionen)\b",
@@ -288,7 +289,8 @@ class AnswerAnchor:
     units: re.Pattern[str] | None = None
     #: An amount in words (`_AMOUNT_WORDS`) counts as the asked figure: for a sum or a count whose noun the
     #: question does not name ("how much did it invest"), not for a measure, nor for a named count (« des
-    #: dizaines de pays » is no count of « employés »).
+    #: dizaines de pays » is no count of « employés »), nor when a window holding the question's words gives
+    #: a figure (`_no_figure_given`).
     amounts: bool = False
 
     def __bool__(self) -> bool:
@@ -311,10 +313,17 @@ def answer_anchor(evidence: Evidence) -> AnswerAnchor:
         return AnswerAnchor(units=_units_pattern(units))
     match = counted or _MEASURED_NOUN.search(evidence.question)
     if match is None or match.group(1).lower() in _VAGUE_COUNTED:
-        return AnswerAnchor(amounts=True)
+        return AnswerAnchor(amounts=_no_figure_given(evidence))
     noun = match.group(1).lower()
     stems = frozenset(s for g in evidence.term_groups if g.word.lower() == noun for s in g.stems)
-    return AnswerAnchor(stems, amounts=not stems)
+    return AnswerAnchor(stems, amounts=not stems and _no_figure_given(evidence))
+
+
+def _no_figure_given(evidence: Evidence) -> bool:
+    """No window holding the question's words gives a figure: then an amount in words is the passages'
+    answer (« des milliards injectés », fu-fr-01), else the figure is (« 80 milliards de dollars » before
+    « plusieurs dizaines de milliards » for "How much is OpenAI valued at?")."""
+    return not any(item.typed and item.covered for item in evidence.statements)
 
 
 @functools.lru_cache(maxsize=64)
@@ -381,11 +390,34 @@ def _cognates(a: str, b: str) -> bool:
     return len(a) >= COGNATE_PREFIX and len(b) >= COGNATE_PREFIX and a[:COGNATE_PREFIX] == b[:COGNATE_PREFIX]
 
 
-def holds_asked_answer(item: ScoredWindow, anchor: AnswerAnchor | None) -> bool:
-    """The window holds the kind of answer asked for, anchored when the question names its noun or unit (for
-    a count or a sum, an amount in words is one: `AnswerAnchor.amounts`)."""
+def holds_asked_type(item: ScoredWindow, anchor: AnswerAnchor | None) -> bool:
+    """The window holds the kind of answer asked for: what the evidence step read (`ScoredWindow.typed`: a
+    figure, a date, a name), or, for a count or a sum whose noun the question does not name, an amount in
+    words (`AnswerAnchor.amounts`: « des milliards injectés » answers « Et combien a-t-il investi ? »).
+    The one answer-type decision of the hybrid gate (`holds_asked_answer`) and of the extractive answer's
+    choice (`with_asked_type`)."""
     amount = anchor is not None and anchor.amounts and _AMOUNT_WORDS.search(item.window.text) is not None
-    return (item.typed or amount) and (not anchor or holds_anchored_figure(item.window.text, anchor))
+    return item.typed or amount
+
+
+def holds_asked_answer(item: ScoredWindow, anchor: AnswerAnchor | None) -> bool:
+    """The window holds the kind of answer asked for (`holds_asked_type`), anchored when the question names
+    its noun or unit."""
+    return holds_asked_type(item, anchor) and (not anchor or holds_anchored_figure(item.window.text, anchor))
+
+
+def with_asked_type(evidence: Evidence) -> Evidence:
+    """`evidence` with each window's `typed` as `holds_asked_type` decides it, for the extractive answer's
+    choice (its `TYPE_BONUS`): the sentence the gate accepted for its amount in words is the one quoted.
+    Unchanged (the same object) when the question asks for no amount that words can give."""
+    anchor = answer_anchor(evidence)
+    if not anchor.amounts:
+        return evidence
+    windows = tuple(
+        item if item.typed or not holds_asked_type(item, anchor) else replace(item, typed=True)
+        for item in evidence.windows
+    )
+    return replace(evidence, windows=windows)
 
 
 def lexical_score(item: ScoredWindow, evidence: Evidence) -> float:

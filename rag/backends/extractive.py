@@ -6,7 +6,8 @@ a fragment such as "80 milliards de dollars.") with
 - the IDF-weighted coverage of the question's content terms (cross-lingual when the question and the
   document differ in language),
 - whether it holds the expected answer type read from the question's cue words (combien / how many -> a
-  figure, quand / when -> a date, qui / who, où / where -> a name),
+  figure, quand / when -> a date, qui / who, où / where -> a name), as the gate decides it
+  (`rag.abstention.holds_asked_type`: for a sum whose noun the question does not name, « des milliards »),
 - in hybrid mode, the cosine of the question with the window, from vectors stored in the index,
 and ranks windows by `ScoredWindow.answer_score` (the weights are set and explained in rag.evidence). Across
 languages (hybrid mode) the windows' MaxSim weighs each question token by how well it tells them apart
@@ -29,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
+from rag.abstention import with_asked_type
 from rag.backends.base import GenerationRequest, Generator
 from rag.evidence import (
     CorpusStats,
@@ -182,8 +184,10 @@ class ExtractiveGenerator(Generator):
         self, question: str, language: str, passages: Sequence[Passage], evidence: Evidence | None = None
     ) -> list[ScoredWindow]:
         """The windows to quote, best first (empty when nothing in the passages relates to the question)."""
-        # Across languages the question tokens that tell the windows apart decide the MaxSim.
+        # Across languages the question tokens that tell the windows apart decide the MaxSim; a window holds
+        # the asked kind of answer as the gate decides it (an amount in words for « combien a-t-il investi »).
         evidence = with_discriminating_tokens(evidence or self.evidence(question, language, passages))
+        evidence = with_asked_type(evidence)
         related = [
             w
             for w in evidence.statements

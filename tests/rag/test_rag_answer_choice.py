@@ -6,6 +6,7 @@ quote is read in its document's language."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -556,3 +557,56 @@ def test_across_languages_the_question_tokens_that_tell_the_windows_apart_decide
     assert with_discriminating_tokens(same) is same
     lexical = replace(evidence, windows=tuple(replace(w, cosine=None) for w in windows), hybrid=False)
     assert with_discriminating_tokens(lexical) is lexical
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_the_sentence_the_gate_accepts_for_its_amount_in_words_is_the_one_quoted(hybrid: bool) -> None:
+    """Follow-up « Et combien a-t-il investi ? » (after a question on Microsoft): the article gives no figure,
+    only « des milliards injectés », which the gate accepts as the asked amount (`holds_asked_type`). The
+    answer's choice reads the same decision: that sentence gets the asked type's bonus and beats one that
+    holds more of the question's words but no amount. A count that names its noun (« Combien d'employés… »)
+    still wants a figure: there the amount in words gets no bonus."""
+    from rag.abstention import answer_anchor, holds_asked_type
+
+    texts = [
+        "Cette alliance promet de nouveaux investissements massifs.",
+        "Portée par de lourds investissements de Microsoft, des milliards injectés dans l’infrastructure.",
+    ]
+    cosine = 0.85 if hybrid else None
+    windows, start = [], 0
+    for text, match in zip(texts, (1.0, 0.93), strict=True):
+        windows.append(
+            _window(
+                text,
+                start,
+                typed=False,
+                cosine=cosine,
+                crosslingual=False,
+                match_native=match,
+                coverage=match,
+            )
+        )
+        start += len(text) + 1
+    question = "Et combien a-t-il investi ?"
+    evidence = Evidence(question, "fr", "number", tuple(windows), False, hybrid)
+    anchor = answer_anchor(evidence)
+    assert [holds_asked_type(w, anchor) for w in windows] == [False, True]
+    (chosen,) = ExtractiveGenerator().select(question, "fr", [], evidence)
+    assert chosen.window.text == texts[1]
+    asked = "Combien d'employés a-t-il embauchés ?"
+    groups = tuple(EvidenceScorer(CorpusStats(Counter(), 10)).term_groups(asked, "fr", "fr"))
+    employees = replace(evidence, question=asked, term_groups=groups)
+    # When a window holding the question's words gives a figure, the figure is the answer, not the amount in
+    # words (« 80 milliards de dollars » before « plusieurs dizaines de milliards »).
+    figure = _window(
+        "Il a investi 13 milliards.",
+        start,
+        cosine=cosine,
+        crosslingual=False,
+        covered=frozenset({frozenset({"invest"})}),
+    )
+    given = replace(evidence, windows=(*windows, figure))
+    assert not holds_asked_type(windows[1], answer_anchor(given))
+    assert not holds_asked_type(windows[1], answer_anchor(employees))
+    (chosen,) = ExtractiveGenerator().select(employees.question, "fr", [], employees)
+    assert chosen.window.start == 0  # (in hybrid mode the next sentence, as close by meaning, comes along)
