@@ -805,11 +805,17 @@ def with_antecedent(item: ScoredWindow, evidence: Evidence) -> ScoredWindow:
 
 
 def with_continuation(
-    item: ScoredWindow, evidence: Evidence, cosine_gap: float, *, own_spelling: bool = True
+    item: ScoredWindow,
+    evidence: Evidence,
+    cosine_gap: float,
+    *,
+    own_spelling: bool = True,
+    maxsim_gap: float | None = None,
 ) -> ScoredWindow:
     """`item`, its window extended to the next sentence of its passage when the evidence runs on there: that
     sentence's window is close to the question by meaning (hybrid mode: its cosine within `cosine_gap` of
-    the answer's best window, see `rag.backends.extractive.CONTINUATION_COSINE_GAP`), or (`own_spelling`) it
+    the answer's best window, see `rag.backends.extractive.CONTINUATION_COSINE_GAP`, or its MaxSim within
+    `maxsim_gap` of the best window's, see `CONTINUATION_MAXSIM_GAP_CROSSLINGUAL`), or (`own_spelling`) it
     holds question words, in their own spelling, that the quote lacks (the question's words are split over
     two sentences). Verbatim, never across paragraphs."""
     after = [
@@ -821,6 +827,9 @@ def with_continuation(
     if following is None or not following.statement:  # a heading or a question: the evidence ends there
         return item
     close = following.cosine is not None and following.cosine_gap <= cosine_gap
+    close = close or (
+        maxsim_gap is not None and following.maxsim is not None and following.maxsim_gap <= maxsim_gap
+    )
     split = own_spelling and bool(following.covered_native - item.covered_native)
     if not (close or split):
         return item

@@ -610,3 +610,45 @@ def test_the_sentence_the_gate_accepts_for_its_amount_in_words_is_the_one_quoted
     assert not holds_asked_type(windows[1], answer_anchor(employees))
     (chosen,) = ExtractiveGenerator().select(employees.question, "fr", [], employees)
     assert chosen.window.start == 0  # (in hybrid mode the next sentence, as close by meaning, comes along)
+
+
+def test_across_languages_the_next_sentence_close_by_maxsim_is_taken_along() -> None:
+    """Across languages (hybrid mode, token vectors) the next sentence also comes along when its MaxSim, as
+    the answer's choice reads it, is within `CONTINUATION_MAXSIM_GAP_CROSSLINGUAL` of the best window's,
+    however far its window cosine: the asked detail's tokens match it though the whole sentence does not.
+    In the question's own language the MaxSim takes nothing along."""
+    from rag.backends.extractive import (
+        CONTINUATION_COSINE_GAP_CROSSLINGUAL,
+        CONTINUATION_MAXSIM_GAP_CROSSLINGUAL,
+    )
+
+    far = CONTINUATION_COSINE_GAP_CROSSLINGUAL * 2
+
+    def chosen(maxsim_gap: float, crosslingual: bool) -> str:
+        evidence = _run_on_evidence("En quelle année Zorg ouvre-t-il son usine ?")
+        first, second, *rest = evidence.statements
+        windows = (
+            replace(first, cosine=0.9, cosine_gap=0.0, crosslingual=crosslingual, maxsim=0.8),
+            replace(
+                second,
+                cosine=0.9 - far,
+                cosine_gap=far,
+                crosslingual=crosslingual,
+                maxsim=0.8 - maxsim_gap,
+                maxsim_gap=maxsim_gap,
+            ),
+            *(
+                replace(w, cosine=0.7, cosine_gap=0.2, crosslingual=crosslingual, maxsim=0.6, maxsim_gap=0.2)
+                for w in rest
+            ),
+        )
+        (window,) = ExtractiveGenerator().select(
+            "q", "fr", [], replace(evidence, windows=windows, hybrid=True)
+        )
+        return window.window.text
+
+    alone = "Zorg ouvre une usine à Lyon en 2001."
+    close = CONTINUATION_MAXSIM_GAP_CROSSLINGUAL / 2
+    assert chosen(close, crosslingual=True) == RUN_ON[: RUN_ON.index(" Le ciel")]
+    assert chosen(CONTINUATION_MAXSIM_GAP_CROSSLINGUAL * 2, crosslingual=True) == alone
+    assert chosen(close, crosslingual=False) == alone
