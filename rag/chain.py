@@ -103,7 +103,7 @@ class AnswerChain:
         # that leans on the conversation (a pronoun without a name of its own, "Et … ?", no word the corpus
         # knows: `rag.condense.is_follow_up`). A question with its own subject is searched as asked; a
         # rewrite would only risk steering it back to the previous topic.
-        if not is_follow_up(question, state["language"], self.scorer):
+        if not is_follow_up(question, state["language"], self.scorer, history):
             return Condensed(question, question, False)
         if self.settings.llm.rewrite_follow_ups == "always":
             return None

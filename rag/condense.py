@@ -5,7 +5,11 @@ is a deterministic heuristic:
 1. Is it a follow-up? Yes when it leans on the conversation: a pronoun or possessive and no name of its
    own ("D'où est-il originaire ?"), a demonstrative and its noun and no other name ("Wurde diese Idee
    schon getestet?"), an "and …?" question with one or two content words ("Et Microsoft ?"),
-   or no content word that occurs anywhere in the corpus.
+   or no content word that occurs anywhere in the corpus. A name is a word with an inner capital (OpenAI)
+   or a capital inside the question; in German, where every noun has a capital, a word the bundled
+   glossary knows (« im Jahr », « Mitarbeiter », a compound of known parts) is a noun, not a name. A name
+   the conversation already holds is not the question's own ("Besitzt er Anteile an OpenAI?" after "Der
+   Chef von OpenAI": « er » still needs the conversation).
 2. If so, the salient content words of the previous user turns (rarest in the corpus first, most recent
    turn first, at most `MAX_CONTEXT_TERMS`) are appended, to steer retrieval.
 
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from index.words import fold
+from rag.crosslingual import is_known_word
 from rag.evidence import EvidenceScorer, content_words
 
 MAX_CONTEXT_TERMS = 5
@@ -38,6 +43,8 @@ _DEMONSTRATIVES = {
 _WORD = re.compile(r"[\w’'-]+")  # "est-ce" stays one word: its "ce" is not a determiner
 _AND_START = re.compile(r"^\s*(et|and|und|puis|also|aussi)\b", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^(User|Utilisateur|Nutzer|Assistant|Assistent)\s*:\s*(.*)$")
+#: Languages that write every noun with a capital: there a capital alone does not make a name.
+_NOUNS_CAPITALISED = frozenset({"de"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +73,34 @@ def _has_pronoun(question: str, language: str) -> bool:
     return any(fold(w) in pronouns for w in words)
 
 
-def _has_name(question: str, ignore: frozenset[int] = frozenset()) -> bool:
-    """A capital inside the question (not its first word) or an inner capital (OpenAI) marks a name; the
-    words at the positions in `ignore` (of `_WORD.findall(question)`) are not looked at."""
-    words = [w for position, w in enumerate(_WORD.findall(question)) if position not in ignore]
+def _is_name(word: str, language: str, *, sentence_initial: bool) -> bool:
+    """A word with an inner capital (OpenAI, iPhone) names something anywhere; a capitalised word inside the
+    question does too, except in a language that capitalises its nouns, where a word the glossary knows
+    (« Jahr », « Mitarbeiter », « Jahresgehalt » from its parts) is a noun."""
+    if any(c.isupper() for c in word[1:]):
+        return True
+    if sentence_initial or not word[:1].isupper():
+        return False
+    return language not in _NOUNS_CAPITALISED or not is_known_word(word, language)
+
+
+def _has_name(
+    question: str, language: str, ignore: frozenset[int] = frozenset(), known: frozenset[str] = frozenset()
+) -> bool:
+    """Whether the question names something of its own: a name (`_is_name`) that is not among the folded
+    words `known` (the conversation's). The words at the positions in `ignore` (of
+    `_WORD.findall(question)`) are not looked at."""
     first = 0 if 0 in ignore else 1
-    return any(w[:1].isupper() for w in words[first:]) or any(any(c.isupper() for c in w[1:]) for w in words)
+    words = [w for position, w in enumerate(_WORD.findall(question)) if position not in ignore]
+    return any(
+        _is_name(w, language, sentence_initial=index < first) and fold(w) not in known
+        for index, w in enumerate(words)
+    )
+
+
+def _conversation_words(history: Sequence[dict]) -> frozenset[str]:
+    """The folded words of every turn of the conversation (what it has already named)."""
+    return frozenset(fold(w) for turn in history for w in _WORD.findall(str(turn.get("content", ""))))
 
 
 def _demonstrative_phrases(question: str, language: str) -> frozenset[int]:
@@ -86,20 +115,25 @@ def _demonstrative_phrases(question: str, language: str) -> frozenset[int]:
     for position, (word, following) in enumerate(zip(words, words[1:], strict=False)):
         if fold(word) not in determiners or fold(following) not in contents:
             continue
-        if language != "de" and following[:1].isupper():
+        if language not in _NOUNS_CAPITALISED and following[:1].isupper():
             continue
         positions |= {position, position + 1}
     return frozenset(positions)
 
 
-def is_follow_up(question: str, language: str, scorer: EvidenceScorer | None) -> bool:
+def is_follow_up(
+    question: str, language: str, scorer: EvidenceScorer | None, history: Sequence[dict] = ()
+) -> bool:
+    """Whether `question` leans on the conversation `history` (its turns, as `condense_heuristically`
+    reads them; the names they hold are not the question's own). See the module doc."""
     words = content_words(question, language)
-    if _has_pronoun(question, language) and not _has_name(question):
+    known = _conversation_words(history)
+    if _has_pronoun(question, language) and not _has_name(question, language, known=known):
         return True
     # "Wurde diese Idee schon getestet?": a demonstrative and its noun refer to the conversation, like a
     # pronoun, unless the question names its own subject elsewhere.
     phrases = _demonstrative_phrases(question, language)
-    if phrases and not _has_name(question, phrases):
+    if phrases and not _has_name(question, language, phrases, known):
         return True
     if _AND_START.match(question) and len(words) <= 2:
         return True
@@ -117,7 +151,7 @@ def condense_heuristically(
     question: str, history: Sequence[dict], language: str, scorer: EvidenceScorer | None
 ) -> Condensed:
     user_turns = [str(t.get("content", "")) for t in history if t.get("role") == "user"]
-    if not user_turns or not is_follow_up(question, language, scorer):
+    if not user_turns or not is_follow_up(question, language, scorer, history):
         return Condensed(question, question, False)
     present = {fold(w) for w in content_words(question, language)}
     context: list[str] = []

@@ -202,6 +202,18 @@ class Glossary:
             form for index in self._match(words, source_lang) for form in self._forms(index, target_lang)
         )
 
+    def knows(self, word: str, language: str) -> bool:
+        """Whether `word` is a word of `language` the glossary holds (by its form or stem; in German also a
+        compound of known parts): a common word, not a name, wherever it stands ("Jahr", "Mitarbeiter")."""
+        if language not in GLOSSARY_LANGUAGES:
+            return False
+        words = [token.text for token in _tokens(word, language)]
+        if not words:
+            return False
+        return bool(self._match(words, language)) or (
+            language == "de" and len(words) == 1 and bool(self._compound_parts(words[0]))
+        )
+
     def expand_query(self, text: str, source_lang: str, target_langs: Sequence[str]) -> str:
         """The translations of `text`'s content words into `target_langs`, space-joined (see module doc)."""
         targets = [lang for lang in dict.fromkeys(target_langs) if _supported(source_lang, lang)]
@@ -334,3 +346,8 @@ def expand_query(text: str, source_lang: str, target_langs: Sequence[str]) -> st
 def translations(word: str, source_lang: str, target_lang: str) -> list[str]:
     """Forms of `word` (one word or an expression in `source_lang`) in `target_lang`; [] when unknown."""
     return default_glossary().translations(word, source_lang, target_lang)
+
+
+def is_known_word(word: str, language: str) -> bool:
+    """Whether the bundled glossary holds `word` as a word of `language` (see `Glossary.knows`)."""
+    return default_glossary().knows(word, language)

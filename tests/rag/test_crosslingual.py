@@ -161,3 +161,11 @@ def test_expansion_is_deterministic() -> None:
     assert first
     for _ in range(3):
         assert expand_query(question, "en", ["fr", "de"]) == first
+
+
+def test_the_glossary_knows_common_words_not_names():
+    glossary = default_glossary()
+    assert glossary.knows("Mitarbeiter", "de") and glossary.knows("Anteile", "de")  # a form, a stem
+    assert glossary.knows("Jahresgehalt", "de")  # a compound of known parts
+    assert not glossary.knows("Siemens", "de") and not glossary.knows("Nadella", "de")
+    assert not glossary.knows("Jahr", "xx")
