@@ -14,7 +14,8 @@ is a deterministic heuristic:
    turn first, at most `MAX_CONTEXT_TERMS`) are appended, to steer retrieval.
 
 The question as asked stays the *focus* of the answer: abstention and sentence selection require its own
-content words, the appended ones only help to find the passage.
+content words, the appended ones only help to find the passage. A question with no content word of its own
+("Where is he from?") is focused on the appended words: it asks about the conversation's subject alone.
 """
 
 from __future__ import annotations
@@ -170,4 +171,8 @@ def condense_heuristically(
     context = context[:MAX_CONTEXT_TERMS]
     if not context:
         return Condensed(question, question, True)
-    return Condensed(f"{question.strip()} ({' '.join(context)})", question, True)
+    standalone = f"{question.strip()} ({' '.join(context)})"
+    # A question with no content word of its own ("Where is he from?") asks about the conversation's subject
+    # alone: the carried words are its focus too (the abstention and the answer's choice read the focus's
+    # words, and the question as asked has none to find).
+    return Condensed(standalone, question if present else standalone, True)

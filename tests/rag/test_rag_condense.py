@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.condense import is_follow_up
+from rag.condense import condense_heuristically, is_follow_up
 
 GOLDEN = Path(__file__).resolve().parents[2] / "eval" / "golden"
 
@@ -119,3 +119,16 @@ def test_a_demonstrative_and_its_noun_refer_to_the_conversation(question, langua
 )
 def test_questions_with_their_own_subject_are_not_follow_ups(question, language):
     assert not is_follow_up(question, language, None)
+
+
+def test_a_follow_up_without_a_word_of_its_own_is_focused_on_the_carried_words():
+    """ "Where is he from?" has no content word: the abstention and the answer's choice, which read the
+    focus's words, read the conversation's subject; a question with words of its own keeps them alone."""
+    history = [
+        {"role": "user", "content": "Who is Sam Altman?"},
+        {"role": "assistant", "content": "The head."},
+    ]
+    bare = condense_heuristically("Where is he from?", history, "en", None)
+    assert bare.standalone == "Where is he from? (Sam Altman)" and bare.focus == bare.standalone
+    own = condense_heuristically("When was he born?", history, "en", None)
+    assert own.standalone == "When was he born? (Sam Altman)" and own.focus == "When was he born?"
