@@ -144,35 +144,71 @@ def load_int8_query_transformer(model: SentenceTransformer, encoder: OnnxTransfo
     return quantized
 
 
-def _quantize(source: Path, path: Path) -> None:
-    """Dynamic int8 quantisation of `source`'s MatMuls but the first layer's, written under a temporary name
-    then renamed (an interrupted run never leaves a file that looks finished)."""
+def _quantize(
+    source: Path,
+    path: Path,
+    float32_groups: tuple[str, ...] = ("layer.0",),
+    per_channel: bool = True,
+    reduce_range: bool = False,
+) -> None:
+    """Dynamic int8 quantisation of `source`'s MatMuls and fused attention but those of `float32_groups`
+    (`float32_nodes`), written under a temporary name then renamed (an interrupted run never leaves a file
+    that looks finished). The other arguments are `quantize_dynamic`'s (eval/benchmarks/query_int8.py
+    compares them)."""
     try:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
         raise OnnxUnavailable(f"the int8 query copy cannot be made: {exc}") from exc
-    graph = onnx.load(str(source), load_external_data=False).graph
-    first_layer = [n.name for n in graph.node if n.op_type == "MatMul" and "layer.0/" in n.name]
-    # A fused export (`_fuse_attention`) holds each layer's query/key/value products in an Attention node,
-    # in layer order (the graph is sorted): the first is the first layer's.
-    attention = [n.name for n in graph.node if n.op_type == "Attention"]
-    first_layer += attention[:1]
+    # Handed over loaded: given a path, the quantiser writes `<source>-inferred.onnx` beside it, and two
+    # processes making their copy at once broke each other's (seen: "Failed to find proper ai.onnx domain").
+    model = onnx.load(str(source))
+    excluded = float32_nodes(model.graph, float32_groups)
     with (
         _written_whole(path, ".int8-", "the int8 query copy could not be made") as temporary,
         _errors_only(None),  # the quantiser warns on the root logger about pre-processing
     ):
         quantize_dynamic(
-            str(source),
+            model,
             temporary,
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul", "Attention"],
-            per_channel=True,
-            nodes_to_exclude=first_layer,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            nodes_to_exclude=excluded,
             # Type inference stops at the fused Attention nodes (ONNX Runtime's own operator): every
             # tensor of this graph is float32 but the inputs' ids.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
+
+
+def float32_nodes(graph: Any, groups: tuple[str, ...]) -> list[str]:
+    """The names of `graph`'s (an export's) matrix products that `groups` name, kept in float32 by the int8
+    copy. A group is a layer ("layer.0", "layer.11"; "last": the last one) or a kind of product in every
+    layer: "qkv" (the query/key/value products, fused in Attention nodes), "attention-output",
+    "intermediate" (the feed-forward's first product), "output" (its second)."""
+    attention = [n.name for n in graph.node if n.op_type == "Attention"]
+    matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and "/layer." in n.name]
+    layers = len(attention) or 1 + max((int(m.split("/layer.")[1].split("/")[0]) for m in matmuls), default=0)
+    names: list[str] = []
+    for group in groups:
+        group = f"layer.{layers - 1}" if group == "last" else group
+        if group.startswith("layer."):
+            # A fused export (`_fuse_attention`) holds each layer's query/key/value products in an
+            # Attention node, in layer order (the graph is sorted).
+            index = int(group.removeprefix("layer."))
+            names += [m for m in matmuls if f"/{group}/" in m] + attention[index : index + 1]
+        elif group == "qkv":
+            names += attention + [m for m in matmuls if "/attention/self/" in m]
+        elif group == "attention-output":
+            names += [m for m in matmuls if "/attention/output/" in m]
+        elif group == "intermediate":
+            names += [m for m in matmuls if "/intermediate/" in m]
+        elif group == "output":
+            names += [m for m in matmuls if "/output/dense/" in m and "/attention/" not in m]
+        else:
+            raise ValueError(f"unknown group of matrix products: {group!r}")
+    return list(dict.fromkeys(names))
 
 
 @contextlib.contextmanager

@@ -239,18 +239,27 @@ def questions_to_ask(piaf_dir: Path, excluded: set[str], per_class: int) -> list
 
 
 def setting_overrides(args: argparse.Namespace) -> dict:
-    """The settings the features are collected with, beside the product's defaults (`--span-floor`)."""
+    """The settings the features are collected with, beside the product's defaults (`--span-floor`,
+    `--query-float32`)."""
     floor = getattr(args, "span_floor", None)
-    return {} if floor is None else {"retrieval.cosine_span_floor": floor}
+    overrides = {} if floor is None else {"retrieval.cosine_span_floor": floor}
+    if getattr(args, "query_float32", False):
+        overrides["index.embedding_query_int8"] = False
+    return overrides
 
 
 def feature_key(model: str, items: list[dict], settings=None) -> str:
     """The cache key of the features: the model, the questions, the code of FEATURE_CODE and the retrieval
-    and answer settings they are collected with (`settings`: a changed default collects them again)."""
+    and answer settings they are collected with (`settings`: a changed default collects them again), and
+    the int8 query copy's format when questions go through it."""
     digest = hashlib.sha1(f"{model}:{FEATURES_VERSION}".encode())
     digest.update(json.dumps(items, sort_keys=True, ensure_ascii=False).encode())
     if settings is not None:
         chosen = {"retrieval": settings.retrieval.model_dump(), "answer": settings.answer.model_dump()}
+        if settings.index.embedding_query_int8:  # the question's vectors come from the int8 copy
+            from index.onnx_encoder import INT8_FORMAT
+
+            chosen["query_int8"] = INT8_FORMAT
         digest.update(json.dumps(chosen, sort_keys=True, default=str).encode())
     for name in FEATURE_CODE:
         digest.update((REPO / name).read_bytes())
@@ -880,6 +889,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=None,
         help="Collect the features with this retrieval.cosine_span_floor (default: the product's).",
+    )
+    parser.add_argument(
+        "--query-float32",
+        action="store_true",
+        help="Collect the features with questions embedded in float32 (index.embedding_query_int8 off).",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--query-int8",
         action="store_true",
         help="Questions embedded by the int8 copy of the ONNX export (index.embedding_query_int8), "
-        "passages as indexed (float32): run with and without to compare.",
+        "passages as indexed (float32); without it, by the float32 export: run with and without to compare.",
     )
     parser.add_argument(
         "--chunk-header",
@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if embedder.query_onnx is None:
             raise SystemExit("No int8 copy of the ONNX export could be made (see the note above).")
+    else:  # float32, whatever the default (`index.embedding_query_int8`)
+        embedder.query_onnx = None
     sets = question_sets(args.piaf_dir, args.split, count)
     defaults = assistant.settings.retrieval
     default = (
