@@ -24,7 +24,14 @@ import re
 import unicodedata
 from dataclasses import dataclass, replace
 
-from rag.evidence import _NUMBER_WORD_ALTERNATIVES, _NUMBER_WORDS, Evidence, ScoredWindow, Window
+from rag.evidence import (
+    _NUMBER_WORD_ALTERNATIVES,
+    _NUMBER_WORDS,
+    WORD_CHARACTERS,
+    Evidence,
+    ScoredWindow,
+    Window,
+)
 from rag.prompts import ABSTENTION_MESSAGES
 
 #: Calibrated by `python -m eval.benchmarks.calibrate_abstention` (PIAF dev, paragraphs under their article
@@ -196,7 +203,7 @@ class EvidenceCheck:
 #: "combien d'employés / how many employees / wie viele Mitarbeiter / le nombre de X": the counted noun.
 _COUNTED_NOUN = re.compile(
     r"\b(?:combien\s+(?:de|d['’])\s*|how\s+many\s+|wie\s*viele?\s+|(?:nombre|number|anzahl)\s+"
-    r"(?:de|d['’]|of|der|an)\s*)([\w’'-]+)",
+    rf"(?:de|d['’]|of|der|an)\s*)({WORD_CHARACTERS}+)",
     re.IGNORECASE,
 )
 #: "Quel est le chiffre d'affaires… / what is the valuation… / wie hoch ist die Bewertung…": in a question
@@ -204,7 +211,7 @@ _COUNTED_NOUN = re.compile(
 _MEASURED_NOUN = re.compile(
     r"\b(?:quel(?:le)?s?\s+(?:est|sont|était|étaient|fut)\s+(?:le|la|les|l['’])\s*|"
     r"what\s+(?:is|was|are|were)\s+the\s+|wie\s+hoch\s+(?:ist|war|sind|waren)\s+(?:der|die|das)\s+)"
-    r"([\w’'-]+)",
+    rf"({WORD_CHARACTERS}+)",
     re.IGNORECASE,
 )
 #: Counted words that name no thing (time, times, people): the figure answers them without standing next to
@@ -362,7 +369,7 @@ def holds_anchored_figure(text: str, anchor: AnswerAnchor) -> bool:
 def _anchor_words(prefixes: frozenset[str]) -> re.Pattern[str]:
     """The words holding one of `prefixes` (folded text)."""
     alternatives = "|".join(sorted(map(re.escape, prefixes), key=len, reverse=True))
-    return re.compile(rf"[\w’'-]*(?:{alternatives})[\w’'-]*")
+    return re.compile(rf"{WORD_CHARACTERS}*(?:{alternatives}){WORD_CHARACTERS}*")
 
 
 _COMBINING = re.compile(r"[\u0300-\u036f]+")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from index.words import fold
 from rag.crosslingual import is_known_word
-from rag.evidence import EvidenceScorer, content_words
+from rag.evidence import WORD, EvidenceScorer, content_words
 
 MAX_CONTEXT_TERMS = 5
 _PRONOUNS = {
@@ -41,7 +41,6 @@ _DEMONSTRATIVES = {
     "en": "this these those",
     "de": "diese dieser dieses diesem diesen jene jener jenes jenem jenen",
 }
-_WORD = re.compile(r"[\w’'-]+")  # "est-ce" stays one word: its "ce" is not a determiner
 _AND_START = re.compile(r"^\s*(et|and|und|puis|also|aussi)\b", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^(User|Utilisateur|Nutzer|Assistant|Assistent)\s*:\s*(.*)$")
 #: Languages that write every noun with a capital: there a capital alone does not make a name.
@@ -90,9 +89,9 @@ def _has_name(
 ) -> bool:
     """Whether the question names something of its own: a name (`_is_name`) that is not among the folded
     words `known` (the conversation's). The words at the positions in `ignore` (of
-    `_WORD.findall(question)`) are not looked at."""
+    `WORD.findall(question)`) are not looked at."""
     first = 0 if 0 in ignore else 1
-    words = [w for position, w in enumerate(_WORD.findall(question)) if position not in ignore]
+    words = [w for position, w in enumerate(WORD.findall(question)) if position not in ignore]
     return any(
         _is_name(w, language, sentence_initial=index < first) and fold(w) not in known
         for index, w in enumerate(words)
@@ -101,17 +100,17 @@ def _has_name(
 
 def _conversation_words(history: Sequence[dict]) -> frozenset[str]:
     """The folded words of every turn of the conversation (what it has already named)."""
-    return frozenset(fold(w) for turn in history for w in _WORD.findall(str(turn.get("content", ""))))
+    return frozenset(fold(w) for turn in history for w in WORD.findall(str(turn.get("content", ""))))
 
 
 def _demonstrative_phrases(question: str, language: str) -> frozenset[int]:
-    """Positions (in `_WORD.findall(question)`) of each demonstrative determiner followed by a content word,
+    """Positions (in `WORD.findall(question)`) of each demonstrative determiner followed by a content word,
     and of that word: "diese Idee", "cette annonce". In German every noun has a capital, so the noun is not
     read as a name; elsewhere a capital after the determiner is a name ("this OpenAI deal" asks about
     OpenAI) and makes no reference."""
     determiners = {fold(w) for w in _DEMONSTRATIVES.get(language, _DEMONSTRATIVES["en"]).split()}
     contents = {fold(w) for w in content_words(question, language)}
-    words = _WORD.findall(question)
+    words = WORD.findall(question)
     positions: set[int] = set()
     for position, (word, following) in enumerate(zip(words, words[1:], strict=False)):
         if fold(word) not in determiners or fold(following) not in contents:

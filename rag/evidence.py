@@ -95,8 +95,13 @@ _YEAR_OR_DATE = re.compile(
     r"|\b(?:av|apr)\.\s?J\.?-C\b|\b\d{1,4}\s(?:BC|AD|BCE|v\.\s?Chr|n\.\s?Chr)\b|\b(?:millénaire|millennium|jahrtausend)",
     re.IGNORECASE,
 )
-_CAPITALISED_INSIDE = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-ZÀ-ÖØ-Þ][\w’'-]+")
-_WORD = re.compile(r"[\w’'-]+", re.UNICODE)
+#: What a word is, for every stage of rag that reads words out of a question, a turn or a window (the one word
+#: grammar: `rag.condense` and `rag.abstention` build on it): letters and digits with the apostrophes and
+#: hyphens inside, so "d’OpenAI" and "l'inférence" keep their elision (dropped by `content_word_spans`) and
+#: "est-ce" stays one word (its "ce" is not a determiner). `index.lexical` has its own tokens: it stems.
+WORD_CHARACTERS = r"[\w’'-]"
+WORD = re.compile(rf"{WORD_CHARACTERS}+")
+_CAPITALISED_INSIDE = re.compile(rf"(?<![.!?]\s)(?<!^)\b[A-ZÀ-ÖØ-Þ]{WORD_CHARACTERS}+")
 
 AnswerType = str  # "number" | "date" | "name" | ""
 
@@ -120,7 +125,7 @@ def content_words(text: str, language: str) -> list[str]:
 def content_word_spans(text: str, language: str) -> list[tuple[int, int, str]]:
     """`content_words` with where each lies in `text`: (start, end, word), text[start:end] == word."""
     words = []
-    for match in _WORD.finditer(blank_markers(text, keep_offsets=True)):
+    for match in WORD.finditer(blank_markers(text, keep_offsets=True)):
         raw = match.group(0)
         # Elided articles: "d’OpenAI" -> "OpenAI", "l'inférence" -> "inférence".
         word = re.sub(r"^(?:[dljmnstc]|qu|jusqu|lorsqu|puisqu)['’]", "", raw, flags=re.IGNORECASE).strip(
