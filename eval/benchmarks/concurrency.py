@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.benchmarks import stage_trace
+from eval.benchmarks import cpu_stages, stage_trace
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_E5 = "/root/.cache/rag-fr/e5-small"
@@ -230,6 +230,7 @@ def _serve(
     server_stack: str = "auto",
     code: str | None = None,
     thread_kinds: str | None = None,
+    stages: str | None = None,
 ) -> None:
     """Child process: index `corpus`, serve the chat on a free port, report its URL, then serve forever.
     `trace`: a file where the server's stages are timed for each question (`stage_trace`).
@@ -240,7 +241,8 @@ def _serve(
     them (`--server-stack auto,asyncio` compares).
     `code`: a checkout of the project (e.g. `git archive` of the commit to compare against) whose `rag`,
     `index` and `ui` the server imports instead of this one's (`--server-code`).
-    `thread_kinds`: a file the server keeps writing the kind of each of its threads to (`write_thread_kinds`)."""
+    `thread_kinds`: a file the server keeps writing the kind of each of its threads to (`write_thread_kinds`).
+    `stages`: a file the server keeps writing the CPU of each stage of the answers to (`cpu_stages`)."""
     if code:
         imported = sorted(name for name in ("rag", "index", "ui") if name in sys.modules)
         if imported:  # this module must not import them at its top: they would come from this checkout
@@ -256,6 +258,8 @@ def _serve(
             from eval.benchmarks import stage_trace
 
             stage_trace.install(Path(trace))
+        if stages:
+            cpu_stages.install(Path(stages))
         from rag import build_assistant, load_settings
         from ui.accounts import Database
         from ui.app import build_app, serve, served_stack
@@ -311,6 +315,7 @@ class ChatServer:
         keep_conversations: bool = True,
         server_stack: str = "auto",
         code: str | None = None,
+        stages: bool = False,
     ) -> None:
         # Each checkout builds its own index: two versions of the code may not write the same format.
         variant = f"{mode}-{re.sub(r'[^A-Za-z0-9]+', '_', str(Path(code).resolve())) if code else 'here'}"
@@ -338,6 +343,7 @@ class ChatServer:
         # Not a daemon: the server indexes uploads in child processes of its own.
         self.trace = trace
         self.thread_kinds = workdir / f"threads-{variant}-{bool(llm_url)}-{time.monotonic_ns()}.json"
+        self.stages = workdir / f"stages-{variant}-{time.monotonic_ns()}.json" if stages else None
         self.process = context.Process(
             target=_serve,
             args=(
@@ -349,6 +355,7 @@ class ChatServer:
                 server_stack,
                 code,
                 str(self.thread_kinds),
+                str(self.stages) if self.stages else None,
             ),
         )
         self.process.start()
@@ -988,6 +995,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "with each in turn, alternated in one run (old and new code on the same moments of the machine).",
     )
     parser.add_argument("--no-upload", action="store_true", help="Skip the upload-while-asking scenario.")
+    parser.add_argument(
+        "--cpu-stages",
+        action="store_true",
+        help="Print the server's CPU per question by stage of the answer (embedding, chain, save, ...): "
+        "`eval.benchmarks.cpu_stages`, thread CPU time of each stage, timed in the server.",
+    )
     parser.add_argument("--upload-chars", type=int, default=200_000)
     parser.add_argument(
         "--py-spy", type=Path, default=None, help="Folder: record the server with py-spy during each round."
@@ -1074,6 +1087,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     keep_conversations=store,
                     server_stack=stack,
                     code=code,
+                    stages=args.cpu_stages,
                 )
                 try:
                     title = f"{backend} backend, {server.status['retrieval_mode']} mode, "
@@ -1103,6 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                         if trace.exists():
                             trace.write_text("")  # truncated: the server keeps appending to it
+                        stages_before = cpu_stages.read(server.stages)
                         try:
                             measured = run_round(
                                 server.url,
@@ -1129,6 +1144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                             stages = stage_trace.stage_times(stage_trace.read(trace), timeline)
                             print(f"  {count:3d} sessions  {stage_trace.breakdown(stages)}")
                         print(f"  {count:3d} sessions  {measured.cpu_note()}")
+                        if server.stages is not None:
+                            answered = sum(len(r.latencies) for r in results)
+                            stages_after = cpu_stages.read(server.stages)
+                            print(
+                                f"  {count:3d} sessions  {cpu_stages.breakdown(stages_before, stages_after, answered)}"
+                            )
                     if (
                         backend == "extractive"
                         and not args.no_upload

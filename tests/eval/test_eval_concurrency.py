@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 
 import numpy as np
@@ -216,3 +218,40 @@ def test_a_leak_is_another_sessions_text_and_a_short_chat_is_not_one():
     timed_out = SessionResult(latencies=[1.0, 1.0], errors=["TimeoutError: no answer before the limit"])
     line = summary([timed_out, SessionResult(latencies=[1.0], leaked=True, incomplete=True)])
     assert "timeouts 1" in line and "another's history 1" in line and "missing a question answered 1" in line
+
+
+def test_cpu_stages_time_each_step_in_its_thread_and_print_per_question(tmp_path, monkeypatch):
+    """`--cpu-stages`: a generator stage is timed step by step (Gradio runs each step in a worker thread),
+    and the totals the server writes are printed per answered question, between two reads."""
+    from eval.benchmarks import cpu_stages
+
+    monkeypatch.setattr(cpu_stages, "_totals", {})
+
+    def busy(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    def answer():
+        busy(0.05)
+        yield "shown"
+        time.sleep(0.1)  # waiting is not CPU
+        yield "done"
+
+    steps = cpu_stages._timed_generator("answer event", answer)()
+    assert next(steps) == "shown"
+    other = threading.Thread(target=lambda: list(steps))  # the next step in another thread, as Gradio does
+    other.start()
+    other.join()
+    saved = cpu_stages._timed("save", busy)
+    saved(0.02)
+    assert 0.05 <= cpu_stages._totals["answer event"] < 0.09
+    assert 0.02 <= cpu_stages._totals["save"] < 0.05
+
+    path = tmp_path / "stages.json"
+    path.write_text(json.dumps({"answer event": 1.0, "save": 0.5}))
+    before = cpu_stages.read(path)
+    path.write_text(json.dumps({"answer event": 1.3, "save": 0.56, "unknown": 9}))
+    line = cpu_stages.breakdown(before, cpu_stages.read(path), answered=10)
+    assert line == "CPU per question by stage (ms): answer event 30.00, save 6.00"
+    assert cpu_stages.read(tmp_path / "missing.json") == {}
