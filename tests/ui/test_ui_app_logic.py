@@ -198,6 +198,16 @@ def test_the_queue_does_not_recompute_the_unused_monitoring_summary_after_each_e
     assert queue.ANALYTICS_MAX_EVENTS == 1  # one record kept, not the last 10,000
 
 
+def test_the_queue_polls_for_events_and_progress_less_often_than_gradios_default(fake: FakeAssistant):
+    """Gradio's queue looked for new events every 1 ms and for progress every 10 ms, on the event loop every
+    session shares, even with nothing to do (an idle server used 5 % of a core)."""
+    from ui.app import PROGRESS_POLL_S, QUEUE_POLL_S, build_app
+
+    queue = build_app(fake)._queue
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (QUEUE_POLL_S, PROGRESS_POLL_S)
+    assert 0.001 < QUEUE_POLL_S <= 0.005 and PROGRESS_POLL_S <= 0.1  # a question waits at most 5 ms more
+
+
 def test_streamed_answers_share_one_budget_of_page_updates():
     from ui.app import StreamBudget
 

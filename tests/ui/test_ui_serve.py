@@ -72,6 +72,8 @@ def test_the_server_runs_on_uvloop_and_httptools(caplog):
     try:
         assert served_stack(demo) == "uvloop + httptools"
         assert "Serving with uvloop + httptools" in caplog.text
+        # No run history: a task per run on the event loop, and each run's chat kept in the browser.
+        assert demo.run_history is False and demo.config["run_history"] is False
     finally:
         demo.close()
 
