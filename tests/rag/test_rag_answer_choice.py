@@ -117,7 +117,7 @@ def test_a_further_quote_on_a_translated_word_only_needs_the_model_to_back_it() 
     invest, company = frozenset({"invest"}), frozenset({"entrepris", "societ"})
     # The first quote holds "investments"; the second adds "company" only through its translation
     # « entreprise », in a sentence about something else, far from the question by meaning.
-    first = _window("Zorg investit 3 milliards.", 0, match_translated=0.5, covered=frozenset({invest}))
+    first = _window("Zorg investit 3 milliards.", 0, match_translated=0.6, covered=frozenset({invest}))
     first = replace(first, covered_native=frozenset(), cosine=0.85, cosine_gap=0.0)
     further = _window(
         "L'entreprise vaut 80 milliards.", 40, match_translated=0.6, covered=frozenset({company})
@@ -652,3 +652,28 @@ def test_across_languages_the_next_sentence_close_by_maxsim_is_taken_along() -> 
     assert chosen(close, crosslingual=True) == RUN_ON[: RUN_ON.index(" Le ciel")]
     assert chosen(CONTINUATION_MAXSIM_GAP_CROSSLINGUAL * 2, crosslingual=True) == alone
     assert chosen(close, crosslingual=False) == alone
+
+
+def test_across_languages_the_first_quote_is_chosen_by_the_learned_weights() -> None:
+    """A translated question's first quote is the window the model's signals favour
+    (`FIRST_QUOTE_WEIGHTS_CROSSLINGUAL`: the MaxSim and cosine gaps read harder, glossary words in full), not
+    the one `answer_score` favours; in the question's own language and without a model, `answer_score` still
+    chooses."""
+    from rag.backends.extractive import first_quote_score
+
+    words = _window("Zorg a été fondée par Ada.", 0, match_native=0.5, maxsim=0.77, maxsim_gap=0.03)
+    meaning = _window("Ada dirige Zorg depuis 2010.", 0, match_translated=0.5, maxsim=0.8, cosine_gap=0.02)
+    meaning = replace(meaning, passage=replace(meaning.passage, number=2, doc_id="y.txt"))
+    assert words.answer_score > meaning.answer_score
+    assert first_quote_score(meaning) > first_quote_score(words)
+    generator = ExtractiveGenerator()
+    assert [w.passage.number for w in generator.select("q", "en", [], _evidence(words, meaning))] == [2]
+    same = [replace(w, crosslingual=False) for w in (words, meaning)]
+    assert [w.passage.number for w in generator.select("q", "fr", [], _evidence(*same))] == [1]
+    lexical = [
+        replace(w, cosine=None, cosine_gap=0.0, maxsim=None, maxsim_gap=0.0, coverage=0.3)
+        for w in (words, meaning)
+    ]
+    assert [w.passage.number for w in generator.select("q", "en", [], _evidence(*lexical, hybrid=False))][
+        0
+    ] == 1
