@@ -174,3 +174,26 @@ def test_quotes_are_kept_whole_on_request() -> None:
         "D’après les documents : « Un. Deux. »",
         "[1] Ensuite, trois.",
     ]
+
+
+def test_a_long_text_on_one_line_is_split_in_linear_time() -> None:
+    """Each full stop looks back over its own word only: a 300 kB text without a line break (an export, a
+    text from a PDF without newlines) took minutes when every full stop searched its whole line (100 kB:
+    21 s, quadratic). The bound is a safety margin of about a hundred times, not a speed target."""
+    import threading
+
+    sentence = "Le chat de M. Dupont mange 3 pommes. J. K. Rowling écrit, p. ex. des livres. "
+    text = sentence * (300_000 // len(sentence))
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(len(split_sentences(text))), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert result == [2 * (300_000 // len(sentence))]
+    assert (
+        _sentences(sentence * 2)
+        == [
+            "Le chat de M. Dupont mange 3 pommes.",
+            "J. K. Rowling écrit, p. ex. des livres.",
+        ]
+        * 2
+    )
