@@ -270,7 +270,10 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     """RAG_SECTION__FIELD=value, e.g. RAG_LLM__BACKEND=ollama or RAG_INDEX__EMBEDDING_MODEL=./my-model."""
     values: dict[str, Any] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if "__" not in name:
+            _refuse_one_underscore(name)
             continue
         section, _, field = name[len(ENV_PREFIX) :].lower().partition("__")
         if section not in Settings.model_fields:
@@ -280,6 +283,23 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             )
         values.setdefault(section, {})[field] = raw
     return values
+
+
+def _refuse_one_underscore(name: str) -> None:
+    """RAG_INDEX_DIR or RAG_RETRIEVAL_TOP_K (one underscore where two are needed) would be ignored without a
+    word: refused, naming the variable meant. Other RAG_ names (RAG_CONFIG, a test's own) are left alone."""
+    rest = name[len(ENV_PREFIX) :].lower()
+    meant = [
+        f"{ENV_PREFIX}{section.upper()}__{field.upper()}"
+        for section, model in Settings.model_fields.items()
+        for field in model.annotation.model_fields  # type: ignore[union-attr]
+        if rest in (f"{section}_{field}", field)
+    ]
+    if meant:
+        raise SettingsError(
+            f"Environment variable {name} is not a setting: a setting's variable is RAG_SECTION__FIELD, with "
+            f"two underscores after the section. Rename it {' or '.join(meant)}."
+        )
 
 
 def _dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -68,3 +68,23 @@ def test_config_file_named_by_rag_config_must_exist(tmp_path: Path) -> None:
 def test_token_vectors_on_by_default_and_off_from_the_environment() -> None:
     assert load_settings(environ={}).index.token_vectors is True
     assert load_settings(environ={"RAG_INDEX__TOKEN_VECTORS": "false"}).index.token_vectors is False
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("RAG_TOP_K", "RAG_RETRIEVAL__TOP_K"),
+        ("RAG_INDEX_DIR", "RAG_INDEX__INDEX_DIR"),
+        ("RAG_INDEX_EMBEDDING_MODEL", "RAG_INDEX__EMBEDDING_MODEL"),
+        ("RAG_LLM_BACKEND", "RAG_LLM__BACKEND"),
+    ],
+)
+def test_a_setting_with_one_underscore_is_refused_naming_the_variable_meant(name: str, meant: str) -> None:
+    # Was ignored without a word: the setting silently kept its default.
+    with pytest.raises(SettingsError, match=rf"{name} is not a setting.*Rename it {meant}"):
+        load_settings(environ={name: "3"})
+
+
+def test_other_rag_variables_without_two_underscores_are_left_alone() -> None:
+    settings = load_settings(environ={"RAG_TEST_E5_MODEL": "/x", "RAG_SOMETHING": "1"})
+    assert settings.retrieval.top_k == 5
