@@ -228,8 +228,15 @@ def _read_password(from_stdin: bool) -> str:
         return sys.stdin.readline().rstrip("\n")
     import getpass
 
-    password = getpass.getpass("Password: ")
-    if getpass.getpass("Password again: ") != password:
+    try:
+        password = getpass.getpass("Password: ")
+        again = getpass.getpass("Password again: ")
+    except EOFError:  # no terminal and nothing on the standard input (a script, a pipe from /dev/null)
+        raise _UsageError(
+            "No password was typed (the input ended). Run the command in a terminal, or pipe the password "
+            "in with --password-stdin."
+        ) from None
+    if again != password:
         raise _UsageError("The two passwords differ. Run the command again.")
     return password
 

@@ -164,3 +164,21 @@ def test_chat_without_gradio_names_the_package_and_how_to_install_it(capsys, mon
         "The chat UI needs the Python package 'gradio', which is not installed" in err and "make setup" in err
     )
     assert not (tmp_path / "index").exists()  # refused before indexing anything
+
+
+def test_users_without_a_terminal_nor_password_stdin_says_how_to_give_the_password(
+    capsys, monkeypatch, tmp_path
+) -> None:
+    # Was an EOFError traceback from getpass (a script, a CI job, `< /dev/null`).
+    import io
+
+    _env(monkeypatch)
+    monkeypatch.setenv("RAG_UI__DATABASE", str(tmp_path / "chat.sqlite3"))
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": (_ for _ in ()).throw(EOFError))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = _run(capsys, "users", "add", "alice")
+    assert code == 2
+    assert "No password was typed" in err and "--password-stdin" in err and "Traceback" not in err
+    assert not (tmp_path / "chat.sqlite3").exists() or "alice" not in (
+        tmp_path / "chat.sqlite3"
+    ).read_bytes().decode("latin-1")
