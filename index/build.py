@@ -371,11 +371,19 @@ def plan_build(
         if not root.exists():
             report.messages.append(f"{root} no longer exists: its files are removed from the index.")
     found = discover_files([r for r in roots if r.exists()], config.extensions)
+    supported = ", ".join(SUPPORTED_EXTENSIONS)
     if not found:
         where = ", ".join(str(r) for r in roots) or "(no folder given)"
-        report.messages.append(
-            f"No supported files in {where} (supported: {', '.join(SUPPORTED_EXTENSIONS)})."
-        )
+        report.messages.append(f"No supported files in {where} (supported: {supported}).")
+    else:  # a path given now that adds nothing, beside folders the index already holds: said too
+        for root in new_roots:
+            if (
+                root.exists()
+                and not any(item.root == root for item in found)
+                and not discover_files([root], config.extensions)
+            ):
+                what = "is not a supported file" if root.is_file() else "holds no supported file"
+                report.messages.append(f"{root} {what} (supported: {supported}): nothing added from it.")
 
     old_entries = previous.manifest.files if previous else {}
     old_skipped = previous.manifest.skipped if previous else {}

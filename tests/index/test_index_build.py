@@ -235,6 +235,22 @@ def test_empty_folder_gives_message_and_valid_index(tmp_path: Path) -> None:
     assert store.chunks == [] and store.search_lexical("rien", 5) == []
 
 
+def test_a_path_that_adds_nothing_beside_indexed_folders_is_said(tmp_path: Path, corpus: Path) -> None:
+    # Was silent once the index held other files: `rag index empty/` or `rag index notes.odt` printed only
+    # the summary, as if it had been indexed.
+    config = _config(tmp_path)
+    build_index([corpus], config)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other = tmp_path / "notes.odt"
+    other.write_bytes(b"PK")
+    inside = sorted(corpus.glob("*.txt"))[0]  # already indexed through its folder: adds nothing, says nothing
+    report = build_index([empty, other, inside], config)
+    assert any(f"{empty} holds no supported file" in m for m in report.messages)
+    assert any(f"{other} is not a supported file" in m and ".docx" in m for m in report.messages)
+    assert not any(str(inside) in m for m in report.messages)
+
+
 def test_unreadable_files_are_reported_by_name(tmp_path: Path, corpus: Path) -> None:
     (corpus / "binary.txt").write_bytes(bytes(range(256)) * 4)
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.7 broken")
