@@ -30,6 +30,10 @@ class IndexLockedError(IndexError_):
     """Another process is writing the index."""
 
 
+class IndexWriteError(IndexError_):
+    """The index folder cannot be written (full disk, read-only folder); the previous index is unchanged."""
+
+
 class IndexPathError(IndexError_):
     """A path given to index does not exist or cannot be read; raised before the index is touched."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.errors import IndexLockedError, IndexNotFoundError
+from index.errors import IndexLockedError, IndexNotFoundError, IndexWriteError
 from index.generations import (
     CHUNKS_FILE,
     CURRENT_FILE,
@@ -83,15 +84,32 @@ class FolderIndexWriter:
         self._previous = None
 
 
+def write_failure(index_dir: Path, exc: OSError) -> IndexWriteError:
+    """The one message of a write that failed for want of room or of permission, naming the fix."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "Free some disk space"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "Make the folder writable"
+    else:
+        fix = "Fix the folder"
+    return IndexWriteError(
+        f"Cannot write the index in {index_dir} ({exc.strerror or exc}); the previous index is unchanged. "
+        f"{fix}, or set index.index_dir (RAG_INDEX__INDEX_DIR) to another folder, and run rag index again."
+    )
+
+
 @contextlib.contextmanager
 def index_lock(index_dir: Path) -> Iterator[None]:
     """Exclusive writer lock; fails at once (IndexLockedError) if another process holds it.
 
     flock is released by the kernel when the holder dies, so a crashed writer never leaves a stale lock.
     """
-    make_index_dir(index_dir)
     path = index_dir / LOCK_FILE
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
+    try:
+        make_index_dir(index_dir)
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
+    except OSError as exc:
+        raise write_failure(index_dir, exc) from exc
     try:
         try:
             import fcntl
@@ -225,8 +243,8 @@ def write_generation(
     index_dir.mkdir(parents=True, exist_ok=True)
     name = f"{GENERATION_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     temp = index_dir / f"{TEMP_PREFIX}{name}"
-    temp.mkdir()
     try:
+        temp.mkdir()
         _write_jsonl(temp / DOCUMENTS_FILE, [document_row(doc, lang) for doc, lang in generation.documents])
         _write_jsonl(temp / CHUNKS_FILE, [chunk_row(chunk) for chunk in generation.chunks])
         generation.bm25.save(temp)
@@ -254,8 +272,10 @@ def write_generation(
         _write_text(pointer, name + "\n")
         os.replace(pointer, index_dir / CURRENT_FILE)  # the commit point
         _fsync_dir(index_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(temp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_failure(index_dir, exc) from exc
         raise
     remove_stale_generations(index_dir)
     return final

@@ -23,6 +23,7 @@ from index.errors import (
     IndexMismatchError,
     IndexNotFoundError,
     IndexPathError,
+    IndexWriteError,
 )
 from index.generations import current_generation
 from index.lexical import ANALYZER_VERSION, BM25Index
@@ -369,3 +370,27 @@ def test_default_model_offline_falls_back_to_lexical_fast(
     assert "lexical mode" in captured.out
     manifest = IndexStore.open(config.index_dir, load_model=False).manifest
     assert manifest.mode == "lexical" and manifest.files["openai-altman.fr.txt"].chunk_ids
+
+
+def test_a_full_disk_while_writing_is_one_message_and_the_index_is_unchanged(
+    tmp_path: Path, corpus: Path, monkeypatch, capsys
+) -> None:
+    # Was an OSError traceback ("No space left on device") from `rag index` (the index was left whole).
+    import errno
+
+    config = _config(tmp_path)
+    build_index([corpus], config)
+    before = _snapshot(IndexStore.open(config.index_dir))
+    (corpus / "new.txt").write_text("Une phrase de plus sur Marseille.", encoding="utf-8")
+
+    def full(*_args, **_kwargs):  # noqa: ANN202
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module, "_write_jsonl", full)
+    with pytest.raises(IndexWriteError, match="No space left on device.*unchanged.*Free some disk space"):
+        build_index([corpus], config)
+    assert run_index([corpus], config) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "RAG_INDEX__INDEX_DIR" in err
+    assert _snapshot(IndexStore.open(config.index_dir)) == before
+    assert [p.name for p in config.index_dir.iterdir() if p.name.startswith(".")] == []
