@@ -149,6 +149,40 @@ QUESTION_HINT_SCRIPT = """<script>
 })();
 </script>"""
 
+# "Show the whole passage" opens the passage (a box of 18 lines under its link) scrolled to its quoted span,
+# and brings the span into the chat's view: it opened at the passage's start, the span below the box's end,
+# or the whole passage under the chat's bottom edge where a person reading down clicked its link.
+PASSAGE_SCRIPT = """<script>
+document.addEventListener('toggle', (event) => {
+  const passage = event.target;
+  if (!passage.open || !passage.matches || !passage.matches('details.src-full')) return;
+  const mark = passage.querySelector('mark');
+  if (!mark) return;
+  requestAnimationFrame(() => {
+    const box = passage.getBoundingClientRect(), span = mark.getBoundingClientRect();
+    passage.scrollTop += span.top - box.top - Math.max(0, (passage.clientHeight - span.height) / 3);
+    mark.scrollIntoView({block: 'nearest'});
+  });
+}, true);
+</script>"""
+
+# Rename and Delete act on the conversation selected in the list: inactive while none is (none at all, a new
+# conversation, after a delete). Gradio sets the list's value in the page without an event to listen to,
+# so it is read four times a second (a property read: no request, no layout).
+CONVERSATION_ACTIONS_SCRIPT = """<script>
+setInterval(() => {
+  const list = document.querySelector('#conversations input');
+  const none = !list || !list.value.trim();
+  for (const id of ['rename-conversation', 'delete-conversation']) {
+    const button = document.getElementById(id);
+    if (button && button.disabled !== none) {
+      button.disabled = none;
+      button.title = none ? 'Open a conversation from the list first' : '';
+    }
+  }
+}, 250);
+</script>"""
+
 # The height of the bar under the chat (question box, actions, export, feedback), as --ask-bar-height: on a
 # phone that bar is fixed to the bottom of the view and the page keeps that much room at its end (a fixed
 # guess left the end of the page under the bar once the box grew to several lines). And where the chat
@@ -1376,7 +1410,7 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
             [chat.feedback_id, chat.feedback_note, chat.comment_row],
             queue=False,
         ).then(  # the comment box it opens, brought into view (at 1280x860 it opened below the fold)
-            None, js=f"() => {{ {_SCROLL_TO_COMMENT_JS} return []; }}"
+            None, js=f"() => {{ {_SCROLL_TO_COMMENT_JS} {_NOTE_AGAIN_JS} return []; }}"
         )
     chat.send_comment.click(
         handlers.comment,
@@ -1392,6 +1426,12 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
     ).then(handlers.hide_extras, None, extras, queue=False)
 
 
+# The note under a thumb goes after 4 s on a phone (app.css): a second thumb gave the same note, which Gradio
+# left in place, its animation over (hidden): the note's animation starts again with each thumb.
+_NOTE_AGAIN_JS = (
+    "requestAnimationFrame(() => { const note = document.querySelector('#feedback-note .upload-note');"
+    " if (note) { note.style.animation = 'none'; void note.offsetHeight; note.style.animation = ''; } });"
+)
 _SCROLL_TO_COMMENT_JS = (
     "requestAnimationFrame(() => document.querySelector('#feedback-comment')"
     "?.scrollIntoView({block: 'nearest', behavior: 'smooth'}));"
@@ -1559,7 +1599,12 @@ def serve(
             # storage for a "runs" page this app does not link. Conversations are kept by the app
             # (`ui.conversations`), per person.
             run_history=False,
-            head=BROWSER_ID_SCRIPT + CHAT_SCROLL_SCRIPT + QUESTION_HINT_SCRIPT + ASK_BAR_SCRIPT,
+            head=BROWSER_ID_SCRIPT
+            + CHAT_SCROLL_SCRIPT
+            + QUESTION_HINT_SCRIPT
+            + ASK_BAR_SCRIPT
+            + PASSAGE_SCRIPT
+            + CONVERSATION_ACTIONS_SCRIPT,
         )
     except OSError as exc:  # taken between `check_port` and here, or `serve` called alone
         if "Cannot find empty port" in str(exc):

@@ -187,3 +187,35 @@ def test_the_whole_passage_replaces_the_excerpt_instead_of_repeating_it(url, cha
     assert "Show the excerpt only" in shown
     card.locator(".src-full summary").click()
     assert excerpt.is_visible()
+
+
+def test_the_whole_passage_opens_on_its_quoted_span(url, chat_page_factory):
+    """ "Show the whole passage" opened the passage below its link, in a box of 18 lines: with the link at
+    the chat's bottom edge (where a person reading down clicks it) the passage and its quoted span opened
+    out of view. It opens with the span in view, in its box and in the chat."""
+    chat = chat_page_factory(url)
+    answer = chat.ask("Combien Microsoft a-t-il investi dans OpenAI ?")  # its span is at the box's end
+    cards = answer.locator(".src-card:has(.src-full mark)")
+    assert cards.count() >= 1
+    hidden = []
+    for number in range(cards.count()):
+        card = cards.nth(number)
+        where = card.evaluate(
+            """card => { const summary = card.querySelector('.src-full summary');
+                         let box = summary.parentElement;
+                         while (box.id !== 'chat' && !/auto|scroll/.test(getComputedStyle(box).overflowY)) box = box.parentElement;
+                         box.scrollTop += summary.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom + 2;
+                         summary.click();
+                         return new Promise(done => setTimeout(() => {
+                             const r = (el) => { const b = el.getBoundingClientRect(); return [b.top, b.bottom]; };
+                             const chat = r(box);
+                             done({mark: r(card.querySelector('.src-full mark')), passage: r(card.querySelector('.src-full')),
+                                   chat: [Math.max(0, chat[0]), Math.min(innerHeight, chat[1])]});
+                         }, 400)); }"""
+        )
+        top, bottom = where["mark"]
+        if not all(start <= top and bottom <= end for start, end in (where["passage"], where["chat"])):
+            hidden.append((number, where))
+        card.locator(".src-full summary").click()
+    chat.screenshot("whole-passage.png")
+    assert hidden == [], hidden

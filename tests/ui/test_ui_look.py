@@ -550,3 +550,61 @@ def test_the_comment_box_lines_up_with_its_button_and_the_question_box(url, brow
     assert abs(look["left"]) <= 2, look
     assert look["card"] in ("rgba(0, 0, 0, 0)", "transparent"), look
     chat.page.context.close()
+
+
+def test_the_drop_zone_label_is_a_label_not_a_button_in_dark_mode(url, browser):
+    """In dark mode Gradio drew the drop zone's label as an indigo chip with white bold text: it read as a
+    selected button (it is not one). It is a plain label on the zone's own fill, like the other labels."""
+    chat = open_page(browser, url, "dark")
+    chat.page.click("#upload")
+    label = chat.page.locator('#files label[data-testid="block-label"]')
+    label.wait_for()
+    look = label.evaluate(
+        """el => { let zone = el.parentElement;
+                   while (getComputedStyle(zone).backgroundColor === 'rgba(0, 0, 0, 0)') zone = zone.parentElement;
+                   return {fill: getComputedStyle(el).backgroundColor, zone: getComputedStyle(zone).backgroundColor,
+                           text: getComputedStyle(el).color,
+                           other: getComputedStyle(document.querySelector('#collection [data-testid=block-info]')).color}; }"""
+    )
+    label.scroll_into_view_if_needed()
+    chat.screenshot("drop-zone-dark.png")
+    fill = look["fill"] if look["fill"] not in ("rgba(0, 0, 0, 0)", "transparent") else look["zone"]
+    assert contrast_ratio(chat.page, fill, look["zone"]) < 1.2, look  # no chip of its own
+    assert contrast_ratio(chat.page, look["text"], look["zone"]) >= 4.5, look
+    assert look["text"] == look["other"], look  # the colour of the other labels
+    chat.page.context.close()
+
+
+def test_rename_and_delete_are_inactive_with_no_conversation_selected(url, browser):
+    """Rename and Delete looked ready with nothing to act on (no conversation selected, or none at all)."""
+    chat = open_page(browser, url, "light")
+    buttons = ["#rename-conversation", "#delete-conversation"]
+    state = "(ids) => ids.map(id => document.querySelector(id).disabled)"
+    chat.page.wait_for_function(f"(ids) => ({state})(ids).every(Boolean)", arg=buttons, timeout=10_000)
+    chat.ask(QUESTION)  # the answered conversation is selected in the list
+    chat.page.wait_for_function(f"(ids) => !({state})(ids).some(Boolean)", arg=buttons, timeout=10_000)
+    chat.new_conversation()  # nothing selected
+    chat.page.wait_for_function(f"(ids) => ({state})(ids).every(Boolean)", arg=buttons, timeout=10_000)
+    chat.page.click("#conversations input")  # one opened from the list
+    chat.page.locator("#conversations li[role=option]").first.click()
+    chat.page.wait_for_function(f"(ids) => !({state})(ids).some(Boolean)", arg=buttons, timeout=10_000)
+    chat.screenshot("conversations-selected.png")
+    chat.page.context.close()
+
+
+def test_a_second_thumb_down_on_the_phone_shows_its_note_again(url, browser):
+    """On a phone the note under a thumb goes after 4 s; a second thumb down (on another answer) gave the
+    same note, which Gradio left in place, gone: nothing said the thumb was kept."""
+    chat = open_page(browser, url, "dark", width=390, height=844)
+    chat.ask(QUESTION)
+    chat.ask(QUESTION)
+    height = "() => document.querySelector('#feedback-note')?.getBoundingClientRect().height || 0"
+    dislikes = chat.page.locator("#chat").get_by_role("button", name="Dislike")
+    dislikes.first.click()
+    chat.page.wait_for_function(f"() => ({height})() > 10", timeout=10_000)
+    chat.page.wait_for_function(f"() => ({height})() < 1", timeout=10_000)  # read, then gone
+    dislikes.last.click()
+    chat.page.wait_for_timeout(1_000)
+    chat.screenshot("phone-second-thumb.png")
+    assert chat.page.evaluate(height) > 10
+    chat.page.context.close()
