@@ -167,20 +167,25 @@ document.addEventListener('toggle', (event) => {
 </script>"""
 
 # Rename and Delete act on the conversation selected in the list: inactive while none is (none at all, a new
-# conversation, after a delete). Gradio sets the list's value in the page without an event to listen to,
-# so it is read four times a second (a property read: no request, no layout).
+# conversation, after a delete); Regenerate, Edit last question, Copy answer and Export act on the chat:
+# inactive while it is empty. Gradio sets the list's value in the page without an event to listen to, so
+# both are read four times a second (a property read and a query: no request, no layout).
 CONVERSATION_ACTIONS_SCRIPT = """<script>
-setInterval(() => {
-  const list = document.querySelector('#conversations input');
-  const none = !list || !list.value.trim();
-  for (const id of ['rename-conversation', 'delete-conversation']) {
-    const button = document.getElementById(id);
-    if (button && button.disabled !== none) {
-      button.disabled = none;
-      button.title = none ? 'Open a conversation from the list first' : '';
+(() => {
+  const inactive = (ids, off, why) => {
+    for (const id of ids) {
+      const button = document.getElementById(id);
+      if (button && button.disabled !== off) { button.disabled = off; button.title = off ? why : ''; }
     }
-  }
-}, 250);
+  };
+  setInterval(() => {
+    const list = document.querySelector('#conversations input');
+    inactive(['rename-conversation', 'delete-conversation'], !list || !list.value.trim(),
+             'Open a conversation from the list first');
+    inactive(['regenerate', 'edit-last', 'copy-answer', 'export'], !document.querySelector('#chat .question'),
+             'Ask a question first');
+  }, 250);
+})();
 </script>"""
 
 # The height of the bar under the chat (question box, actions, export, feedback), as --ask-bar-height: on a
@@ -444,7 +449,10 @@ def index_uploads(
     except IndexingCancelledError as exc:
         for path in new_copies:
             path.unlink(missing_ok=True)
-        return UploadOutcome(upload.refusals_html + _error_line(str(exc)))
+        # (A note, not an error: the person asked for it.)
+        return UploadOutcome(
+            upload.refusals_html + f'<div class="upload-note">{render.escape_text(str(exc))}</div>'
+        )
     except Exception as exc:
         log.warning("indexing failed: %s", exc, exc_info=not isinstance(exc, RagError))
         return UploadOutcome(upload.refusals_html + _error_line(f"Indexing failed: {describe_error(exc)}"))

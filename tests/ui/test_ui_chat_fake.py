@@ -200,6 +200,8 @@ def test_indexing_can_be_cancelled_and_adds_nothing(url, fake, chat_page_factory
     chat.page.click("#add-documents")
     chat.page.locator("#cancel-indexing").click(timeout=10_000)
     chat.page.get_by_text("Indexing cancelled").wait_for(timeout=15_000)
+    assert chat.page.locator("#upload-result .upload-note", has_text="Indexing cancelled").is_visible()
+    assert chat.page.locator("#upload-result .upload-error").count() == 0  # asked for: a note, not an error
     assert chat.page.locator("#add-documents").is_enabled()
     uploads = Path(fake.settings.ui.uploads_dir) / "uploads"
     assert not list(uploads.glob("annule*"))  # the copies are removed again

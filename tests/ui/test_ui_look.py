@@ -222,9 +222,13 @@ CONTROLS = [
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_every_control_has_a_visible_boundary_and_the_actions_fit_one_line(url, browser, theme):
     chat = open_page(browser, url, theme, 1280, 860)
+    examples = "#chat button.example"  # (shown while the chat is empty)
+    ratios = {examples: control_boundary(chat.page, examples)}
+    chat.ask(QUESTION)  # every action active (an inactive control is exempt from WCAG 1.4.11)
     chat.page.click("#upload")  # and the drop zone of the upload panel
     chat.page.wait_for_selector("#files")
-    ratios = {selector: control_boundary(chat.page, selector) for selector in [*CONTROLS, "#files"]}
+    for selector in [*CONTROLS, "#files"]:
+        ratios.setdefault(selector, control_boundary(chat.page, selector))
     faint = {selector: ratio for selector, ratio in ratios.items() if ratio is None or ratio < 3}
     assert faint == {}, ratios  # WCAG 1.4.11
     # Delete reads as destructive: its text is not the colour of Rename's.
@@ -576,18 +580,44 @@ def test_the_drop_zone_label_is_a_label_not_a_button_in_dark_mode(url, browser):
 
 
 def test_rename_and_delete_are_inactive_with_no_conversation_selected(url, browser):
-    """Rename and Delete looked ready with nothing to act on (no conversation selected, or none at all)."""
-    chat = open_page(browser, url, "light")
-    buttons = ["#rename-conversation", "#delete-conversation"]
+    """Rename and Delete looked ready with nothing to act on (no conversation selected, or none at all),
+    and Regenerate, Edit, Copy and Export with an empty chat. Inactive, each is its usual self faded, not
+    Gradio's look for it (its hover fill: the primary indigo for Rename in dark mode)."""
+    chat = open_page(browser, url, "dark")
+    listed, actions = (
+        ["#rename-conversation", "#delete-conversation"],
+        ["#regenerate", "#edit-last", "#copy-answer", "#export"],
+    )
     state = "(ids) => ids.map(id => document.querySelector(id).disabled)"
-    chat.page.wait_for_function(f"(ids) => ({state})(ids).every(Boolean)", arg=buttons, timeout=10_000)
+    look = """(ids) => ids.map(id => { const s = getComputedStyle(document.querySelector(id));
+                                   return [s.backgroundColor, parseFloat(s.opacity)]; })"""
+    chat.page.wait_for_function(
+        f"(ids) => ({state})(ids).every(Boolean)", arg=listed + actions, timeout=10_000
+    )
+    chat.page.mouse.move(0, 0)
+    chat.page.wait_for_timeout(300)  # Gradio's transition
+    inactive = chat.page.evaluate(look, listed)
+    chat.screenshot("conversation-actions-inactive-dark.png")
     chat.ask(QUESTION)  # the answered conversation is selected in the list
-    chat.page.wait_for_function(f"(ids) => !({state})(ids).some(Boolean)", arg=buttons, timeout=10_000)
-    chat.new_conversation()  # nothing selected
-    chat.page.wait_for_function(f"(ids) => ({state})(ids).every(Boolean)", arg=buttons, timeout=10_000)
+    chat.page.wait_for_function(
+        f"(ids) => !({state})(ids).some(Boolean)", arg=listed + actions, timeout=10_000
+    )
+    chat.page.wait_for_timeout(300)
+    active = chat.page.evaluate(look, listed)
+    assert [fill for fill, _ in inactive] == [fill for fill, _ in active], (inactive, active)
+    assert all(opacity <= 0.6 for _, opacity in inactive) and all(o == 1 for _, o in active), (
+        inactive,
+        active,
+    )
+    chat.new_conversation()  # nothing selected, nothing in the chat
+    chat.page.wait_for_function(
+        f"(ids) => ({state})(ids).every(Boolean)", arg=listed + actions, timeout=10_000
+    )
     chat.page.click("#conversations input")  # one opened from the list
     chat.page.locator("#conversations li[role=option]").first.click()
-    chat.page.wait_for_function(f"(ids) => !({state})(ids).some(Boolean)", arg=buttons, timeout=10_000)
+    chat.page.wait_for_function(
+        f"(ids) => !({state})(ids).some(Boolean)", arg=listed + actions, timeout=10_000
+    )
     chat.screenshot("conversations-selected.png")
     chat.page.context.close()
 
