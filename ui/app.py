@@ -1238,6 +1238,8 @@ def _chat_column(examples: Sequence[str], *, with_feedback: bool) -> _ChatColumn
                 scale=8,
                 submit_btn="Ask",
                 stop_btn="Stop",
+                # Typing asks at once (keyboard users tabbed through the banner and four examples first).
+                autofocus=True,
             )
         # Shown by QUESTION_HINT_SCRIPT when Ask or Enter is pressed with nothing typed (nothing was sent and
         # nothing said): what to do, under the box, without a dialog.

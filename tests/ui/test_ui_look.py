@@ -638,3 +638,18 @@ def test_a_second_thumb_down_on_the_phone_shows_its_note_again(url, browser):
     chat.screenshot("phone-second-thumb.png")
     assert chat.page.evaluate(height) > 10
     chat.page.context.close()
+
+
+def test_typing_on_a_fresh_page_goes_into_the_question_box(url, browser):
+    """With the keyboard only, the page opened with the focus nowhere: six Tabs (the banner's details, four
+    examples) before the question box. A fresh page takes what is typed into the box, Enter asks."""
+    chat = open_page(browser, url, "light")
+    chat.page.wait_for_function(
+        "() => document.activeElement === document.querySelector('#question textarea')"
+    )
+    before = chat.answers().count()
+    chat.page.keyboard.type(QUESTION)
+    chat.page.keyboard.press("Enter")
+    chat.wait_for_answer(before)
+    assert chat.questions() == [QUESTION]
+    chat.page.context.close()
