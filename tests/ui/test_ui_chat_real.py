@@ -210,12 +210,18 @@ def test_the_whole_passage_opens_on_its_quoted_span(url, chat_page_factory):
                              const r = (el) => { const b = el.getBoundingClientRect(); return [b.top, b.bottom]; };
                              const chat = r(box);
                              done({mark: r(card.querySelector('.src-full mark')), passage: r(card.querySelector('.src-full')),
+                                   summary: r(card.querySelector('.src-full summary')),
                                    chat: [Math.max(0, chat[0]), Math.min(innerHeight, chat[1])]});
                          }, 400)); }"""
         )
         top, bottom = where["mark"]
-        if not all(start <= top and bottom <= end for start, end in (where["passage"], where["chat"])):
+        shown = all(start <= top and bottom <= end for start, end in (where["passage"], where["chat"]))
+        # ... and so is its link back to the excerpt (where the keyboard's focus is), in the box
+        if (
+            not shown
+            or not where["passage"][0] <= where["summary"][0] < where["summary"][1] <= where["passage"][1]
+        ):
             hidden.append((number, where))
+        chat.screenshot(f"whole-passage-{number}.png")
         card.locator(".src-full summary").click()
-    chat.screenshot("whole-passage.png")
     assert hidden == [], hidden
