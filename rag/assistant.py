@@ -241,7 +241,7 @@ class Assistant:
         backend: str | None = None,
     ) -> Answer:
         """Answer `question` (with the conversation so far in `history`) from the indexed documents."""
-        _check_arguments(question, history, top_k)
+        _check_arguments(question, history, top_k, self.settings.ui.max_question_chars)
         return self._reader.chain(backend).invoke(question, history, top_k)
 
     def stream(
@@ -267,7 +267,7 @@ class Assistant:
         (`index.query_batcher`), at a fraction of the CPU of one call each. True when a vector was
         computed (or already known); False in lexical mode, or when an LLM must rewrite the question first
         (its query is not known before that model call)."""
-        _check_arguments(question, history, None)
+        _check_arguments(question, history, None, self.settings.ui.max_question_chars)
         return self._reader.embed_ahead(question, history, backend)
 
     def retrieve(self, question: str, k: int | None = None, *, merge: bool = True) -> list[Passage]:
@@ -275,7 +275,7 @@ class Assistant:
         chunks are merged into one passage unless `merge` is False (one passage per chunk, in rank order)."""
         from rag.chain import question_language
 
-        _check_question(question)
+        _check_question(question, self.settings.ui.max_question_chars)
         _check_top_k(k, "k")
         return self._reader.retriever.retrieve(question, question_language(question), k, merge=merge)
 
@@ -372,7 +372,7 @@ class _PrivateView(Assistant):
 def _stream(
     reader: _Reader, question: str, history: list[dict] | None, top_k: int | None, backend: str | None
 ) -> Iterator[str | Answer]:
-    _check_arguments(question, history, top_k)
+    _check_arguments(question, history, top_k, reader.settings.ui.max_question_chars)
     yield from reader.chain(backend).stream(question, history, top_k)
 
 
@@ -522,7 +522,9 @@ def _index_errors_as_rag_errors() -> Iterator[None]:
 HISTORY_ROLES = ("user", "assistant", "system")
 
 
-def _check_question(question: object) -> None:
+def _check_question(question: object, max_chars: int) -> None:
+    """Text, not blank, at most `max_chars` characters (`ui.max_question_chars`: one limit for the page and
+    the API; a question of a million characters took the lexical analysis minutes)."""
     if not isinstance(question, str):
         raise InvalidArgumentError(
             f"The question must be text (str), got {type(question).__name__}: {question!r:.60}. "
@@ -530,6 +532,12 @@ def _check_question(question: object) -> None:
         )
     if not question.strip():
         raise InvalidArgumentError("The question is empty: type a question about your documents.")
+    if len(question) > max_chars:
+        raise InvalidArgumentError(
+            f"The question is {len(question):,} characters long; the limit is {max_chars:,}. Ask a shorter "
+            "question (the documents are searched for you: there is no need to paste them), or raise the "
+            "limit with ui.max_question_chars (RAG_UI__MAX_QUESTION_CHARS)."
+        )
 
 
 def _check_history(history: object) -> None:
@@ -574,8 +582,8 @@ def _check_top_k(top_k: object, name: str = "top_k") -> None:
         )
 
 
-def _check_arguments(question: object, history: object, top_k: object) -> None:
-    _check_question(question)
+def _check_arguments(question: object, history: object, top_k: object, max_chars: int) -> None:
+    _check_question(question, max_chars)
     _check_history(history)
     _check_top_k(top_k)
 

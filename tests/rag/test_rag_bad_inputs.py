@@ -66,6 +66,30 @@ def test_a_question_that_is_not_text_is_named_as_such(seed_assistant, question) 
         list(seed_assistant.stream(question))
 
 
+def test_a_question_over_the_length_limit_is_refused_at_once_by_every_door(seed_assistant, capsys) -> None:
+    """A million characters took the lexical analysis minutes; the page had a limit, the API and CLI none."""
+    limit = seed_assistant.settings.ui.max_question_chars
+    too_long = "Pourquoi ? " * (limit // 10 + 1)
+    assert len(too_long) > limit
+    for call in (
+        lambda: seed_assistant.ask(too_long),
+        lambda: list(seed_assistant.stream(too_long)),
+        lambda: seed_assistant.retrieve(too_long),
+        lambda: seed_assistant.embed_ahead(too_long),
+    ):
+        with pytest.raises(RagError, match=rf"{len(too_long):,} characters long; the limit is {limit:,}"):
+            call()
+    assert seed_assistant.ask("Pourquoi ? " * (limit // 11)).text  # at the limit: answered
+
+
+def test_rag_ask_with_a_question_over_the_limit_exits_2(capsys, tmp_path: Path, seeds_dir: Path) -> None:
+    ix = str(tmp_path / "ix")
+    assert _run(capsys, "index", str(seeds_dir), "--index-dir", ix)[0] == 0
+    code, _, err = _run(capsys, "ask", "x" * 5000, "--index-dir", ix)
+    assert code == 2, err
+    assert "5,000 characters long" in err and "RAG_UI__MAX_QUESTION_CHARS" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "history",
     ["bonjour", [("user", "bonjour")], [{"role": "user"}], [{"role": "robot", "content": "x"}], 3],
