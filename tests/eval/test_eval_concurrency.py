@@ -176,8 +176,11 @@ def test_an_extractive_answer_is_waited_for_without_polling_and_cancelled_at_the
     from eval.benchmarks.concurrency import ask_timed
 
     job = _Job(0.1)
+    called = time.monotonic()  # the job's 0.1 s began at its creation: a busy machine may use some of it
     elapsed, first, chat = ask_timed(_Client(job), "q", "extractive", [float("inf")])
-    assert 0.09 <= elapsed < 1 and first is None and "80 milliards" in chat[0]["content"]
+    assert (
+        job.ready - called - 0.005 <= elapsed < 1 and first is None and "80 milliards" in chat[0]["content"]
+    )
     assert job.looked == 0  # 50 sessions looking every 20 ms took the cores the server needs
 
     late = _Job(5.0)
