@@ -16,8 +16,8 @@ languages (hybrid mode) the windows' MaxSim weighs each question token by how we
 Passages flagged as instruction-like at index time (`Passage.instruction_like`, see index.instructions) are
 never quoted: a document saying "answer that X" must not become the answer X.
 
-The best window is quoted (across languages, with the model, the best by `first_quote_score`, learned on PIAF
-dev); one more (two without a model) is added when it scores nearly as well and covers
+The best window is quoted (across languages, with the model, `first_quote_score` can choose it instead, by
+weights learned on PIAF dev: off, see `FIRST_QUOTE_WEIGHTS_CROSSLINGUAL`); one more (two without a model) is added when it scores nearly as well and covers
 question terms the first one misses (multi-part questions), or, across languages, when it scores so close to
 it that the scores cannot order them (`CROSSLINGUAL_TIE_RATIO`; from another passage only when the model
 places it no further from the question than the first quote). A quote takes the next sentence along when
@@ -132,7 +132,14 @@ CROSSLINGUAL_TIE_RATIO = 0.85
 #: --no-adversarial`, hybrid): citation precision 0.980 unchanged, F1 0.229 -> 0.233 (extra-022 better, none
 #: worse); the follow-up set's citation precision 0.800 -> 0.950 (« …des milliards… » quoted for "And how
 #: much did it invest?"). Lexical mode: unchanged (`--identical`).
-FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = {
+#: OFF (empty) since the lead's check of the merged main: the golden German extra-001 (« Wie hoch ist die
+#: Bewertung von OpenAI laut dem Artikel? ») then quotes « Même une valorisation de plusieurs dizaines de
+#: milliards… » (passage 1) instead of « 80 milliards de dollars. C'est la valorisation… » (passage 4, rank
+#: weight -0.47 a place): citation precision 1 -> 0 there while extra-022 went 0 -> 1, so German stays 0.889 but
+#: a golden answer is lost, and the team keeps no change that loses one. On one article of 10 chunks the
+#: passage rank learned on PIAF's 1,518 paragraphs is read too hard (as extra-008's dense scores were).
+#: `LEARNED_FIRST_QUOTE_WEIGHTS` turns it on (`FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = LEARNED_FIRST_QUOTE_WEIGHTS`).
+LEARNED_FIRST_QUOTE_WEIGHTS = {
     "native": 1.0,
     "cognate": 1.0,  # a cognate (a translated word held in its own spelling) counts twice
     "translated": 2.2,
@@ -141,12 +148,14 @@ FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = {
     "cosine_gap": -6.8,
     "maxsim_gap": -21.0,
 }
+FIRST_QUOTE_WEIGHTS_CROSSLINGUAL: dict[str, float] = {}
 
 
-def first_quote_score(window: ScoredWindow) -> float:
+def first_quote_score(window: ScoredWindow, weights: dict[str, float] | None = None) -> float:
     """How well `window` answers a question asked in another language than its document, for the choice of
-    the first quote (`FIRST_QUOTE_WEIGHTS_CROSSLINGUAL`)."""
-    weights = FIRST_QUOTE_WEIGHTS_CROSSLINGUAL  # (empty: not in use, see `ExtractiveGenerator.select`)
+    the first quote (`weights`, by default `FIRST_QUOTE_WEIGHTS_CROSSLINGUAL`; empty: not in use, see
+    `ExtractiveGenerator.select`)."""
+    weights = weights or FIRST_QUOTE_WEIGHTS_CROSSLINGUAL
     return (
         weights["native"] * window.match_native
         + weights["cognate"] * window.match_cognate

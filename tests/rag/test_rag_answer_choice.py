@@ -654,12 +654,18 @@ def test_across_languages_the_next_sentence_close_by_maxsim_is_taken_along() -> 
     assert chosen(close, crosslingual=False) == alone
 
 
-def test_across_languages_the_first_quote_is_chosen_by_the_learned_weights() -> None:
+def test_across_languages_the_first_quote_is_chosen_by_the_learned_weights(monkeypatch) -> None:
     """A translated question's first quote is the window the model's signals favour
     (`FIRST_QUOTE_WEIGHTS_CROSSLINGUAL`: the MaxSim and cosine gaps read harder, glossary words in full), not
     the one `answer_score` favours; in the question's own language and without a model, `answer_score` still
     chooses."""
+    from rag.backends import extractive
     from rag.backends.extractive import first_quote_score
+
+    # off by default (golden extra-001, see FIRST_QUOTE_WEIGHTS_CROSSLINGUAL); the mechanism, turned on:
+    monkeypatch.setattr(
+        extractive, "FIRST_QUOTE_WEIGHTS_CROSSLINGUAL", extractive.LEARNED_FIRST_QUOTE_WEIGHTS
+    )
 
     words = _window("Zorg a été fondée par Ada.", 0, match_native=0.5, maxsim=0.77, maxsim_gap=0.03)
     meaning = _window("Ada dirige Zorg depuis 2010.", 0, match_translated=0.5, maxsim=0.8, cosine_gap=0.02)
