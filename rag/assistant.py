@@ -287,6 +287,7 @@ class Assistant:
         """This assistant's retrieval as a LangChain `BaseRetriever` (Documents with source metadata)."""
         from rag.retrieval import PassageRetriever
 
+        _check_top_k(k, "k")
         return PassageRetriever(retrieve=self.retrieve, k=k)
 
     # --- writing ---------------------------------------------------------------------------------------------
@@ -608,6 +609,20 @@ def _check_paths(paths: object) -> list[Path]:
     return resolved
 
 
+def _check_settings(settings: object) -> Settings:
+    """None -> the settings of the file and environment (`load_settings()`); anything else but a `Settings`
+    is refused, naming what to pass (a dict or a file name would fail later, deep inside, unexplained)."""
+    if settings is None:
+        return load_settings()
+    if not isinstance(settings, Settings):
+        raise InvalidArgumentError(
+            f"settings must be a rag.Settings, got {type(settings).__name__}: {settings!r:.60}. "
+            "Build it with rag.load_settings() (a TOML file: load_settings('rag.toml'); single values: "
+            "load_settings(overrides={'retrieval.top_k': 8}))."
+        )
+    return settings
+
+
 def _available_backends(settings: Settings) -> list[str]:
     from rag.backends import available_backends
 
@@ -625,7 +640,7 @@ def open_assistant(settings: Settings | None = None, *, index_dir: str | Path | 
 
     Raises `IndexUnavailableError` (a `RagError`) with the command that builds the index when there is none.
     """
-    settings = _with_index_dir(settings or load_settings(), index_dir)
+    settings = _with_index_dir(_check_settings(settings), index_dir)
     return Assistant(settings, _open_store(settings))
 
 
@@ -639,7 +654,7 @@ def build_assistant(
     from index.build import build_index
 
     paths = _check_paths(paths)
-    settings = settings or load_settings()
+    settings = _check_settings(settings)
     embedder = None
     if settings.index.embedding_model:
         from index.embedding import load_embedder

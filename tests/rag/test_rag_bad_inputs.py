@@ -130,6 +130,22 @@ def test_build_assistant_paths_must_be_a_list_of_paths(tmp_path: Path) -> None:
         build_assistant(42, lexical_settings(tmp_path / "ix"))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("settings", [{"a": 1}, "rag.toml", 42])
+def test_settings_of_the_wrong_type_name_the_argument(tmp_path: Path, seeds_dir: Path, settings) -> None:
+    from rag import build_assistant, open_assistant
+
+    with pytest.raises(RagError, match=r"settings must be a rag\.Settings.*load_settings"):
+        build_assistant([seeds_dir], settings)  # type: ignore[arg-type]
+    with pytest.raises(RagError, match=r"settings must be a rag\.Settings.*load_settings"):
+        open_assistant(settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("k", [0, -1, 10_000, "5", 2.5, True])
+def test_langchain_retriever_k_out_of_range_names_the_argument(seed_assistant, k) -> None:
+    with pytest.raises(RagError, match=r"\bk must be.*1 and 100"):
+        seed_assistant.as_langchain_retriever(k=k)
+
+
 # -- terminal output ----------------------------------------------------------------------------------
 ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e"
 
