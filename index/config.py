@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from index.loaders import SUPPORTED_EXTENSIONS
+
 DEFAULT_EMBEDDING_MODEL = "intfloat/multilingual-e5-small"
 
 
@@ -84,6 +86,25 @@ class IndexConfig(BaseModel):
     chunk_overlap_tokens: int = Field(76, ge=0, le=4096, description="Overlap between neighbouring chunks.")
     extensions: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
     show_progress: bool = True
+
+    @field_validator("extensions", mode="before")
+    @classmethod
+    def _parse_extensions(cls, value: object) -> tuple[str, ...]:
+        """A list of file types, or one string (an environment variable): ".txt,.md" or '[".txt", ".md"]'.
+        Each is lower-cased and given its dot; a type no loader reads is refused here, not skipped later."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = [part.strip(" '\"") for part in text.strip("[]").split(",")] if text else []
+        how = f"separated by commas, among {', '.join(SUPPORTED_EXTENSIONS)} (e.g. .txt,.md,.pdf)"
+        if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+            raise ValueError(f"must list file types {how}")
+        wanted = [item.strip().lower() for item in value if item.strip()]
+        wanted = [item if item.startswith(".") else f".{item}" for item in wanted]
+        unknown = [item for item in wanted if item not in SUPPORTED_EXTENSIONS]
+        if unknown or not wanted:
+            said = f"{', '.join(unknown)} cannot be read; " if unknown else "no file type given; "
+            raise ValueError(f"{said}list file types {how}")
+        return tuple(dict.fromkeys(wanted))
 
     @field_validator("store_url")
     @classmethod

@@ -88,3 +88,27 @@ def test_a_setting_with_one_underscore_is_refused_naming_the_variable_meant(name
 def test_other_rag_variables_without_two_underscores_are_left_alone() -> None:
     settings = load_settings(environ={"RAG_TEST_E5_MODEL": "/x", "RAG_SOMETHING": "1"})
     assert settings.retrieval.top_k == 5
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (".txt", (".txt",)),
+        (".txt,.md", (".txt", ".md")),
+        ("txt, PDF", (".txt", ".pdf")),
+        ('[".txt", ".md"]', (".txt", ".md")),
+    ],
+)
+def test_extensions_from_the_environment_are_a_comma_separated_list(raw: str, expected: tuple) -> None:
+    settings = load_settings(environ={"RAG_INDEX__EXTENSIONS": raw}, config_file=None)
+    assert settings.index.extensions == expected
+
+
+@pytest.mark.parametrize("raw", [".exe", ".txt,.exe", "", 42])
+def test_bad_extensions_name_the_supported_ones_without_python_syntax(raw: object) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(overrides={"index.extensions": raw}, environ={}, config_file=None)
+    message = str(caught.value)
+    assert "index.extensions" in message and "RAG_INDEX__EXTENSIONS" in message
+    assert ".txt, .md" in message and "e.g. .txt,.md,.pdf" in message
+    assert "valid tuple" not in message and "('" not in message
