@@ -114,7 +114,7 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_copy_from_folder(Path(args.from_folder), settings.index)
     if not args.paths and not args.forget and not args.rebuild:
-        raise _UsageError("Give the files or folders to index, e.g. `rag index docs/`.")
+        _check_remembered_folders(settings)  # the index remembers its folders: this run re-checks them
     code = run_index(
         [Path(p) for p in args.paths],
         settings.index,
@@ -123,6 +123,27 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         rebuild=args.rebuild,
     )
     return int(code or 0)
+
+
+def _check_remembered_folders(settings: Settings) -> None:
+    """`rag index` without a path re-checks the folders the index records; without an index, or one that
+    records none, there is nothing to re-check: say what to give."""
+    from index.errors import IndexNotFoundError
+    from index.stores import open_store, store_location
+
+    where = store_location(settings.index)
+    try:
+        roots = open_store(settings.index, load_model=False).manifest.roots
+    except IndexNotFoundError:
+        raise _UsageError(
+            f"There is no index in {where} yet, so no folder to re-check. Give the files or folders to "
+            "index, e.g. `rag index docs/`."
+        ) from None
+    if not roots:
+        raise _UsageError(
+            f"The index in {where} records no folder to re-check. Give the files or folders to index, "
+            "e.g. `rag index docs/`."
+        )
 
 
 def _excerpt(text: str, start: int, end: int, width: int = 240, context: int = 60) -> str:
@@ -190,10 +211,16 @@ def _lexical_index_note(status: dict[str, Any], settings: Settings) -> str | Non
 
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.assistant import open_assistant
+    from rag.assistant import _index_command, open_assistant
 
     assistant = open_assistant(settings)
-    note = _lexical_index_note(assistant.status(), settings)
+    status = assistant.status()
+    if not status["chunks"]:  # "the documents do not say" would blame documents there are none of
+        raise _UsageError(
+            f"The index in {status['index_dir']} is empty (no text was indexed from any document). Index "
+            f"your documents first: {_index_command(settings)}"
+        )
+    note = _lexical_index_note(status, settings)
     if note:
         print(printable(note), file=sys.stderr)
     answer = assistant.ask(args.question, top_k=args.top_k, backend=args.backend)

@@ -105,14 +105,19 @@ def test_index_then_ask(capsys, monkeypatch, tmp_path) -> None:
     assert code == 0 and "12 millions" in out and "note.md" in out
 
 
-def test_ask_says_when_a_configured_model_is_not_used(capsys, monkeypatch, tmp_path) -> None:
-    # An index built without a model answers by keywords whatever model is configured: say so, once.
+def _indexed_note(capsys, monkeypatch, tmp_path):  # noqa: ANN202 - (docs folder, index folder)
     _env(monkeypatch)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "note.md").write_text("Le projet Hélios a coûté 12 millions d'euros en 2021.\n", "utf-8")
     index_dir = str(tmp_path / "index")
     assert _run(capsys, "index", str(docs), "--index-dir", index_dir)[0] == 0
+    return docs, index_dir
+
+
+def test_ask_says_when_a_configured_model_is_not_used(capsys, monkeypatch, tmp_path) -> None:
+    # An index built without a model answers by keywords whatever model is configured: say so, once.
+    docs, index_dir = _indexed_note(capsys, monkeypatch, tmp_path)
     question = ("ask", "Combien a coûté le projet Hélios ?", "--index-dir", index_dir)
     code, out, err = _run(capsys, *question)
     assert code == 0 and "12 millions" in out and err == ""  # lexical chosen: nothing to say
@@ -182,3 +187,49 @@ def test_users_without_a_terminal_nor_password_stdin_says_how_to_give_the_passwo
     assert not (tmp_path / "chat.sqlite3").exists() or "alice" not in (
         tmp_path / "chat.sqlite3"
     ).read_bytes().decode("latin-1")
+
+
+def test_python_dash_m_rag_runs_the_cli() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "rag", "--help"], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: rag ") and "index" in done.stdout and "ask" in done.stdout
+
+
+def test_ask_on_an_empty_index_says_it_is_empty(capsys, monkeypatch, tmp_path) -> None:
+    # An index with no chunk (an empty folder indexed, or every file forgotten): "the documents do not
+    # say" would blame the documents; the fix is to index some.
+    _env(monkeypatch)
+    (tmp_path / "empty").mkdir()
+    index_dir = str(tmp_path / "index")
+    assert _run(capsys, "index", str(tmp_path / "empty"), "--index-dir", index_dir)[0] == 0
+    code, out, err = _run(capsys, "ask", "Combien a coûté le projet Hélios ?", "--index-dir", index_dir)
+    assert code == 2 and out == ""
+    assert err.startswith("rag ask: error:") and err.count("\n") == 1
+    assert "is empty" in err and "rag index" in err and index_dir in err
+
+
+def test_index_without_paths_updates_the_remembered_folders(capsys, monkeypatch, tmp_path) -> None:
+    # README: "the index remembers them (every run re-checks them all)": `rag index` alone re-checks them.
+    docs, index_dir = _indexed_note(capsys, monkeypatch, tmp_path)
+    (docs / "b.md").write_text("Le projet Séléné a coûté 7 millions d'euros en 2022.\n", "utf-8")
+    code, out, err = _run(capsys, "index", "--index-dir", index_dir)
+    assert code == 0, err
+    assert "1 new" in out
+    code, out, _ = _run(capsys, "ask", "Combien a coûté le projet Séléné ?", "--index-dir", index_dir)
+    assert code == 0 and "7 millions" in out
+
+
+def test_index_without_paths_and_without_an_index_says_what_to_give(capsys, monkeypatch, tmp_path) -> None:
+    _env(monkeypatch)
+    index_dir = tmp_path / "index"
+    code, out, err = _run(capsys, "index", "--index-dir", str(index_dir))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "rag index docs/" in err and str(index_dir) in err
+    assert not index_dir.exists()
