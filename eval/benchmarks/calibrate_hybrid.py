@@ -69,7 +69,7 @@ FEATURE_CODE = (
     "index/store.py",
 )
 #: Bump when what `evidence_record` writes changes (this file is not hashed: its analysis part changes often).
-FEATURES_VERSION = 12  # 12: term groups in full; 11: passage scores; 10: passage spans, golden ids; 9: the query's token cosines
+FEATURES_VERSION = 13  # 13: per-retriever passage scores; 12: term groups in full; 11: passage scores; 10: passage spans, golden ids; 9: the query's token cosines
 QUERY_BATCH = 64
 
 
@@ -282,8 +282,9 @@ def evidence_record(state: dict) -> dict:
             [g.word, sorted(g.stems), g.weight, sorted(g.native), g.answer_weight, g.translated]
             for g in evidence.term_groups
         ],
-        # Where each passage lies in its document (what `rag eval` checks a cited passage by), its fused score.
-        "passages": [[p.number, p.start, p.end, p.score] for p in state["passages"]],
+        # Where each passage lies in its document (what `rag eval` checks a cited passage by), its fused score
+        # and each retriever's.
+        "passages": [[p.number, p.start, p.end, p.score, p.scores] for p in state["passages"]],
         "windows": [
             {
                 "passage": w.passage.number,
@@ -375,6 +376,7 @@ def rebuild_evidence(record: dict):
                 start,
                 end,
                 score[0] if score else 0.0,
+                scores=score[1] if len(score) > 1 else {},
                 instruction_like=w["instruction_like"],
             )
             passages[w["passage"]] = passage

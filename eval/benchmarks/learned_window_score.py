@@ -60,6 +60,16 @@ FEATURES = (
     "position",  # the window's place in its passage (0 first .. 1 last)
     "log_words",  # log of the window's word count
     "score_ratio",  # the passage's fused retrieval score over the first passage's
+    # How far below the best retrieved passage the window's passage is (`rag.backends.extractive.
+    # retrieval_gaps`): the fused score (1 - score_ratio), and each retriever's own score (`Passage.scores`;
+    # the fused score min-max normalises each retriever over its candidates, which magnifies small differences
+    # on a small corpus): the dense cosine, the best sentence's cosine, the late-interaction MaxSim (absolute),
+    # BM25 (as a share of the best).
+    "retrieval_gap",
+    "dense_gap",
+    "sentence_gap",
+    "late_gap",
+    "lexical_gap",
 )
 
 
@@ -90,6 +100,9 @@ def candidates(evidence) -> tuple:
 
 def features(window, evidence) -> list[float]:
     """The values of `FEATURES` for one window of `evidence`."""
+    from rag.backends.extractive import best_retrieval_scores, retrieval_gaps
+
+    gaps = retrieval_gaps(window, best_retrieval_scores(evidence.windows))
     own = [w for w in evidence.windows if w.passage.number == window.passage.number]
     index = next((i for i, w in enumerate(own) if w.window.start == window.window.start), 0)
     top = max((w.passage.score for w in evidence.windows), default=0.0)
@@ -108,6 +121,7 @@ def features(window, evidence) -> list[float]:
         index / max(1, len(own) - 1),
         math.log(1 + len(window.window.text.split())),
         window.passage.score / top if top > 0 else 0.0,
+        *(gaps[name] for name in FEATURES[FEATURES.index("retrieval_gap") :]),
     ]
 
 
@@ -192,6 +206,7 @@ def first_quote_weights(weights: Sequence[float]) -> dict[str, float]:
         "rank": named["rank"],
         "cosine_gap": named["cosine_gap_xl"],
         "maxsim_gap": named["maxsim_gap_xl"],
+        **{name: named[name] for name in FEATURES[FEATURES.index("retrieval_gap") :]},
     }
 
 

@@ -151,20 +151,52 @@ LEARNED_FIRST_QUOTE_WEIGHTS = {
 FIRST_QUOTE_WEIGHTS_CROSSLINGUAL: dict[str, float] = {}
 
 
-def first_quote_score(window: ScoredWindow, weights: dict[str, float] | None = None) -> float:
+#: The retrievers whose own score of a passage the first quote may read (`Passage.scores`): the dense cosine of
+#: the chunk, of its best sentence, the late-interaction MaxSim (absolute gaps: cosines on one scale whatever
+#: the corpus), BM25 (as a share of the best: its scale is the corpus's).
+RETRIEVER_GAPS = {"dense": False, "sentence": False, "late": False, "lexical": True}
+
+
+def best_retrieval_scores(windows: Sequence[ScoredWindow]) -> dict[str, float]:
+    """The best retrieved passage's scores among `windows`' passages: fused ("fused") and each retriever's."""
+    best: dict[str, float] = {"fused": max((w.passage.score for w in windows), default=0.0)}
+    for name in RETRIEVER_GAPS:
+        best[name] = max((w.passage.scores.get(name, 0.0) for w in windows), default=0.0)
+    return best
+
+
+def retrieval_gaps(window: ScoredWindow, best: dict[str, float]) -> dict[str, float]:
+    """How far below the best retrieved passage (`best`, `best_retrieval_scores`) the window's passage is: how
+    sure retrieval was that the first passage is the better one, where the passage's rank says only that it
+    was. "retrieval_gap": the fused score's, as a share of the best's (0.3 for a passage at 0.7 of it);
+    "<retriever>_gap": each retriever's (`RETRIEVER_GAPS`)."""
+    top = best.get("fused", 0.0)
+    gaps = {"retrieval_gap": 1.0 - window.passage.score / top if top > 0 else 0.0}
+    for name, relative in RETRIEVER_GAPS.items():
+        high = best.get(name, 0.0)
+        gap = high - window.passage.scores.get(name, high) if name in best else 0.0
+        gaps[f"{name}_gap"] = (gap / high if high > 0 else 0.0) if relative else gap
+    return gaps
+
+
+def first_quote_score(
+    window: ScoredWindow, weights: dict[str, float] | None = None, best: dict[str, float] | None = None
+) -> float:
     """How well `window` answers a question asked in another language than its document, for the choice of
     the first quote (`weights`, by default `FIRST_QUOTE_WEIGHTS_CROSSLINGUAL`; empty: not in use, see
-    `ExtractiveGenerator.select`)."""
+    `ExtractiveGenerator.select`; `best`: the best retrieved passage's scores, see `retrieval_gaps`)."""
     weights = weights or FIRST_QUOTE_WEIGHTS_CROSSLINGUAL
-    return (
+    score = (
         weights["native"] * window.match_native
         + weights["cognate"] * window.match_cognate
         + weights["translated"] * window.match_translated
         + (weights["typed"] if window.typed else 0.0)
-        + weights["rank"] * window.rank
+        + weights.get("rank", 0.0) * window.rank
         + weights["cosine_gap"] * window.cosine_gap
         + weights["maxsim_gap"] * window.maxsim_gap
     )
+    gaps = retrieval_gaps(window, best or {})
+    return score + sum(weights.get(name, 0.0) * value for name, value in gaps.items())
 
 
 def adds_question_words(candidate: ScoredWindow, first: ScoredWindow, covered: set[frozenset[str]]) -> bool:
@@ -258,7 +290,10 @@ class ExtractiveGenerator(Generator):
             return []
         first = scored[0]
         if first.crosslingual and first.cosine is not None and FIRST_QUOTE_WEIGHTS_CROSSLINGUAL:
-            first = min(scored, key=lambda s: (-first_quote_score(s), s.passage.number, s.window.start))
+            best = best_retrieval_scores(evidence.windows)
+            first = min(
+                scored, key=lambda s: (-first_quote_score(s, best=best), s.passage.number, s.window.start)
+            )
         chosen = [first]
         covered = set(first.covered)
         top = scored[0].answer_score

@@ -91,3 +91,20 @@ def test_the_gate_sweep_finds_a_lexical_reach_when_far_windows_words_mislead() -
     gate, rates, balanced = sweep_gates(records, "m", everywhere, reaches=LEXICAL_REACHES)
     assert gate.lexical_reach is not None and gate.lexical_reach < 0.08
     assert balanced == 1.0 and all(rate == (0.0, 1.0) for rate in rates.values())
+
+
+def test_the_features_keep_each_retrievers_passage_scores() -> None:
+    """A record's passages keep their fused score and each retriever's (`evidence_record`, features version
+    13); older records without them rebuild passages with none."""
+    from eval.benchmarks.calibrate_hybrid import rebuild_evidence
+
+    record = {
+        "language": "fr", "focus": "alpha ?", "answer_type": "", "unknown_name": False, "question_tokens": None,
+        "term_groups": [["alpha", ["alpha"], 1.0, ["alpha"], 1.0, False]],
+        "passages": [[1, 0, 100, 3.5, {"dense": 0.84, "lexical": 2.0}]],
+        "windows": [_window_record(1, 10, 40, "alpha one.", 1.0)],
+    }  # fmt: skip
+    passage = rebuild_evidence(record).windows[0].passage
+    assert (passage.score, passage.scores) == (3.5, {"dense": 0.84, "lexical": 2.0})
+    record["passages"] = [[1, 0, 100, 3.5]]
+    assert rebuild_evidence(record).windows[0].passage.scores == {}

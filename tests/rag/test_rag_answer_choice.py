@@ -683,3 +683,28 @@ def test_across_languages_the_first_quote_is_chosen_by_the_learned_weights(monke
     assert [w.passage.number for w in generator.select("q", "en", [], _evidence(*lexical, hybrid=False))][
         0
     ] == 1
+
+
+def test_the_first_quote_can_read_how_sure_retrieval_was() -> None:
+    """`retrieval_gaps`: how far the window's passage is below the best retrieved passage, by the fused score
+    (a share of the best's) and by each retriever's own score (`Passage.scores`: cosines as differences, BM25
+    as a share); `first_quote_score` weighs them by name, and without the best scores they read 0."""
+    from rag.backends.extractive import best_retrieval_scores, first_quote_score, retrieval_gaps
+
+    top = _window("Zorg vaut 80 milliards.", 0)
+    top = replace(top, passage=replace(top.passage, score=4.0, scores={"dense": 0.84, "lexical": 2.0}))
+    low = _window("Zorg a des milliards.", 0)
+    low = replace(
+        low, passage=replace(top.passage, number=2, score=3.0, scores={"dense": 0.83, "lexical": 1.5})
+    )
+    best = best_retrieval_scores([top, low])
+    gaps = retrieval_gaps(low, best)
+    assert gaps["retrieval_gap"] == pytest.approx(0.25)
+    assert gaps["dense_gap"] == pytest.approx(0.01)
+    assert gaps["lexical_gap"] == pytest.approx(0.25)
+    assert gaps["late_gap"] == 0.0  # no late-interaction score retrieved: no gap
+    assert set(retrieval_gaps(top, best).values()) == {0.0}
+    weights = {"native": 1.0, "cognate": 1.0, "translated": 1.0, "typed": 0.0, "cosine_gap": 0.0}
+    weights |= {"maxsim_gap": 0.0, "dense_gap": -10.0}
+    assert first_quote_score(low, weights, best) == pytest.approx(first_quote_score(top, weights, best) - 0.1)
+    assert first_quote_score(low, weights) == first_quote_score(top, weights)
