@@ -194,20 +194,36 @@ def compare(rows, shipped, learned, shipped_best, learned_best) -> str:
     )
 
 
-def first_quote_weights(weights: Sequence[float]) -> dict[str, float]:
+def first_quote_weights(weights: Sequence[float], crosslingual: bool = True) -> dict[str, float]:
     """Fitted weights (`FEATURES` order) as `rag.backends.extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL` (the
-    cross-language gaps' weights; the other features weigh nothing there)."""
+    cross-language gaps' weights; the other features weigh nothing there), or as
+    `FIRST_QUOTE_WEIGHTS_SAME_LANGUAGE` (`crosslingual` False: the same-language gaps' weights)."""
     named = dict(zip(FEATURES, weights, strict=True))
+    suffix = "xl" if crosslingual else "same"
     return {
         "native": named["native"],
         "cognate": named["cognate"],
         "translated": named["translated"],
         "typed": named["typed"],
         "rank": named["rank"],
-        "cosine_gap": named["cosine_gap_xl"],
-        "maxsim_gap": named["maxsim_gap_xl"],
+        "cosine_gap": named[f"cosine_gap_{suffix}"],
+        "maxsim_gap": named[f"maxsim_gap_{suffix}"],
         **{name: named[name] for name in FEATURES[FEATURES.index("retrieval_gap") :]},
     }
+
+
+def use_first_quote_weights(weights: Sequence[float] | None, languages: str | None) -> None:
+    """Sets the product's first-quote weights to the fitted `weights` for `languages` (crosslingual, same,
+    both: `--first-quote`), or turns both off (None)."""
+    import rag.backends.extractive as extractive
+
+    on = weights is not None
+    extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = (
+        first_quote_weights(weights) if on and languages in ("crosslingual", "both") else {}
+    )
+    extractive.FIRST_QUOTE_WEIGHTS_SAME_LANGUAGE = (
+        first_quote_weights(weights, crosslingual=False) if on and languages in ("same", "both") else {}
+    )
 
 
 def expand(weights: Sequence[float], mask: Sequence[bool]) -> list[float]:
@@ -237,9 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--first-quote",
-        action="store_true",
-        help="The learned weights choose only the first quote of a question asked in another language than "
-        "the document (rag.backends.extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL); answer_score the rest.",
+        nargs="?",
+        const="crosslingual",
+        choices=("crosslingual", "same", "both"),
+        help="The learned weights choose only the first quote, of a question asked in another language than "
+        "the document (crosslingual, the default: rag.backends.extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL), "
+        "in its own language (same: FIRST_QUOTE_WEIGHTS_SAME_LANGUAGE) or both; answer_score the rest.",
     )
     parser.add_argument("--fitters", choices=("both", "pointwise", "listwise"), default="both")
     parser.add_argument("--span-floor", type=float, default=None)
@@ -286,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # The baseline is the answer before the first-quote rule (`FIRST_QUOTE_WEIGHTS_CROSSLINGUAL`, which this
     # script chose): `answer_score` alone picks every quote.
-    extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = {}
+    use_first_quote_weights(None, None)
     shipped = {id(r): compose(r) for r in answerable}
     gold, gate = golden_evidence(), gate_for(args.model)
     precision, imprecise = golden_citation_precision(records, lambda r: r["evidence"], gold, gate)
@@ -321,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 try:
                     if args.first_quote:  # the learned weights pick the first quote, across languages only
-                        extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = first_quote_weights(weights)
+                        use_first_quote_weights(weights, args.first_quote)
                     else:
                         ScoredWindow.answer_score = property(score)
                     extractive.ADD_RATIO_MAXSIM = ratio
@@ -334,11 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         learned_best[id(r)] = best_holds(r)
                 finally:
                     ScoredWindow.answer_score = shipped_property
-                    extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = {}
+                    use_first_quote_weights(None, None)
                     extractive.ADD_RATIO_MAXSIM = shipped_ratio
                     extractive.CROSSLINGUAL_TIE_RATIO = shipped_tie
             print(
-                f"{'first quote across languages: ' if args.first_quote else ''}{name} on {', '.join(chosen)}, {args.folds}-fold cross-validation by article, l2 {args.l2}, "
+                f"{f'first quote ({args.first_quote}): ' if args.first_quote else ''}{name} on {', '.join(chosen)}, {args.folds}-fold cross-validation by article, l2 {args.l2}, "
                 f"ADD_RATIO_MAXSIM {ratio}, CROSSLINGUAL_TIE_RATIO {tie}:"
             )
             for lang in LANGUAGES:
@@ -360,11 +379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return sum(w * f for w, f in zip(weights, values, strict=True))
 
         if args.first_quote:
-            print(f"  as FIRST_QUOTE_WEIGHTS_CROSSLINGUAL: {first_quote_weights(weights)}")
+            if args.first_quote != "same":
+                print(f"  as FIRST_QUOTE_WEIGHTS_CROSSLINGUAL: {first_quote_weights(weights)}")
+            if args.first_quote != "crosslingual":
+                print(f"  as FIRST_QUOTE_WEIGHTS_SAME_LANGUAGE: {first_quote_weights(weights, False)}")
         for ratio in ratios:
             try:
                 if args.first_quote:
-                    extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = first_quote_weights(weights)
+                    use_first_quote_weights(weights, args.first_quote)
                 else:
                     ScoredWindow.answer_score = property(full_score)
                 extractive.ADD_RATIO_MAXSIM = ratio
@@ -372,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 precision, imprecise = golden_citation_precision(records, read, gold, gate)
             finally:
                 ScoredWindow.answer_score = shipped_property
-                extractive.FIRST_QUOTE_WEIGHTS_CROSSLINGUAL = {}
+                use_first_quote_weights(None, None)
                 extractive.ADD_RATIO_MAXSIM = shipped_ratio
                 extractive.CROSSLINGUAL_TIE_RATIO = shipped_tie
             figures = " ".join(f"{lang} {precision[lang]:.3f}" for lang in LANGUAGES if lang in precision)

@@ -37,7 +37,9 @@ def test_the_features_read_the_window_its_passage_and_the_first_passage() -> Non
     assert values["cosine_gap_same"] == 0.1 and values["cosine_gap_xl"] == 0.0  # one language
     assert values["first"] == 0.0 and values["position"] == 1.0  # the passage's second and last window
     assert values["score_ratio"] == 1.0
-    assert dict(zip(FEATURES, features(windows[2], evidence), strict=True))["score_ratio"] == 0.5
+    second_values = dict(zip(FEATURES, features(windows[2], evidence), strict=True))
+    assert second_values["score_ratio"] == 0.5 and second_values["retrieval_gap"] == 0.5
+    assert second_values["dense_gap"] == 0.0  # no retriever's own score kept: no gap
 
 
 @pytest.mark.parametrize("fit", [fit_listwise, fit_pointwise])

@@ -676,6 +676,12 @@ def test_across_languages_the_first_quote_is_chosen_by_the_learned_weights(monke
     assert [w.passage.number for w in generator.select("q", "en", [], _evidence(words, meaning))] == [2]
     same = [replace(w, crosslingual=False) for w in (words, meaning)]
     assert [w.passage.number for w in generator.select("q", "fr", [], _evidence(*same))] == [1]
+    # In the question's own language the same choice is `FIRST_QUOTE_WEIGHTS_SAME_LANGUAGE`'s (off too).
+    monkeypatch.setattr(
+        extractive, "FIRST_QUOTE_WEIGHTS_SAME_LANGUAGE", extractive.LEARNED_FIRST_QUOTE_WEIGHTS
+    )
+    assert [w.passage.number for w in generator.select("q", "fr", [], _evidence(*same))] == [2]
+    monkeypatch.setattr(extractive, "FIRST_QUOTE_WEIGHTS_SAME_LANGUAGE", {})
     lexical = [
         replace(w, cosine=None, cosine_gap=0.0, maxsim=None, maxsim_gap=0.0, coverage=0.3)
         for w in (words, meaning)
