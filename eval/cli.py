@@ -12,6 +12,7 @@ correctness (eval/judge.py); it needs an LLM backend and is off by default.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,12 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         except FeedbackError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        if not count:
+            print(
+                f"No thumbs-down answer in {settings.ui.database} yet (the chat's 👎 records them): nothing "
+                f"to review, {out} is empty."
+            )
+            return 0
         print(f"{count} thumbs-down answer{'s' if count != 1 else ''} written to {out} for review.")
         return 0
 
@@ -151,6 +158,23 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     runs_dir = Path(settings.eval.runs_dir)
     cache_dir = runs_dir / ".cache"
+    # Checked before anything runs: a report that cannot be written must not be found out at the end.
+    reason = _cannot_write(cache_dir)
+    if reason:
+        print(
+            f"error: Cannot write in the runs folder {runs_dir} ({reason}); the evaluation keeps its indexes "
+            "and reports there. Set eval.runs_dir (RAG_EVAL__RUNS_DIR) to a folder you can write to.",
+            file=sys.stderr,
+        )
+        return 2
+    reason = _cannot_write(Path(args.out)) if args.out else None
+    if reason:
+        print(
+            f"error: Cannot write the report folder {args.out} ({reason}). Give a folder you can write to "
+            "with --out DIR.",
+            file=sys.stderr,
+        )
+        return 2
     datasets = []
     try:
         if args.docs and not args.golden:
@@ -189,6 +213,17 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     print(headline(results))
     print(f"Report: {written['summary']}")
     return 0
+
+
+def _cannot_write(folder: Path) -> str | None:
+    """Why `folder` cannot be created or written to, or None when it can (it is created)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
 
 
 def headline(results: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ This module reads files only; it builds no index and imports nothing heavy.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,17 +105,50 @@ def _parse_history(raw: object, where: str) -> list[dict[str, str]]:
     return [{"role": turn["role"], "content": turn["content"]} for turn in raw]
 
 
+def _check_golden_record(record: object, where: str) -> None:
+    """The shape of one golden line: its keys and their types, each fault named with the line."""
+    if not isinstance(record, dict):
+        kind = {list: "list", str: "string"}.get(type(record), type(record).__name__)
+        raise DatasetError(f"{where}: a JSON {kind}, not an object. Each line must be one JSON object.")
+    missing = [key for key in ("id", "question", "lang", "answerable", "evidence") if key not in record]
+    if missing:
+        raise DatasetError(
+            f"{where}: missing key(s) {', '.join(missing)}. See shared/README.md for the format."
+        )
+    for key in ("id", "question"):
+        if not isinstance(record[key], str) or not record[key].strip():
+            raise DatasetError(f"{where}: {key} must be a non-empty text, got {record[key]!r:.60}.")
+    lang = record["lang"]
+    # Any ISO 639-1 code: a question in Russian or Japanese is a fair golden question (answered in the
+    # fallback language); "French" or "FR" would split the per-language figures without a word.
+    if not isinstance(lang, str) or not re.fullmatch(r"[a-z]{2}", lang):
+        raise DatasetError(
+            f"{where}: lang {lang!r:.40} is not a language code: give the question's language as a "
+            "two-letter lower-case ISO 639-1 code, e.g. fr, en, de."
+        )
+    if not isinstance(record["answerable"], bool):
+        raise DatasetError(
+            f"{where}: answerable must be true or false (JSON), got {record['answerable']!r:.40}."
+        )
+    if not isinstance(record["evidence"], list):
+        raise DatasetError(
+            f'{where}: evidence must be a list of {{"doc": file name, "quote": exact text}} objects '
+            "([] for an unanswerable question)."
+        )
+    for number, item in enumerate(record["evidence"], 1):
+        if not isinstance(item, dict):
+            raise DatasetError(
+                f'{where}: evidence {number} must be an object {{"doc": file name, "quote": exact text}}.'
+            )
+
+
 def parse_golden_line(line: str, where: str, documents: dict[str, str], docs_dir: Path) -> EvalItem:
     """One golden JSONL line -> EvalItem, with each quote located in its document."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{where}: not valid JSON ({exc}). Each line must be one JSON object.") from exc
-    missing = [key for key in ("id", "question", "lang", "answerable", "evidence") if key not in record]
-    if missing:
-        raise DatasetError(
-            f"{where}: missing key(s) {', '.join(missing)}. See shared/README.md for the format."
-        )
+    _check_golden_record(record, where)
     evidence: list[Evidence] = []
     for number, item in enumerate(record["evidence"], 1):
         doc = _resolve_doc(str(item.get("doc", "")), documents)
@@ -156,6 +190,23 @@ def parse_golden_line(line: str, where: str, documents: dict[str, str], docs_dir
     )
 
 
+def _golden_lines(path: Path) -> list[str]:
+    if path.is_dir():
+        raise DatasetError(
+            f"Golden file {path} is a folder, not a file. Pass --golden FILE with a JSONL file."
+        )
+    if not path.is_file():
+        raise DatasetError(f"Golden file {path} does not exist. Pass --golden FILE with a JSONL file.")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"Golden file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}). Save it as UTF-8."
+        ) from exc
+    except OSError as exc:
+        raise DatasetError(f"Golden file {path} cannot be read ({exc.strerror}).") from exc
+
+
 def load_golden(paths: Sequence[str | Path], docs_dir: str | Path) -> Dataset:
     """Load one or more golden files whose quotes refer to .txt documents under `docs_dir`."""
     docs_dir = Path(docs_dir)
@@ -167,9 +218,8 @@ def load_golden(paths: Sequence[str | Path], docs_dir: str | Path) -> Dataset:
     items: list[EvalItem] = []
     seen: dict[str, str] = {}
     for path in map(Path, paths):
-        if not path.is_file():
-            raise DatasetError(f"Golden file {path} does not exist. Pass --golden FILE with a JSONL file.")
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        first = len(items)
+        for number, line in enumerate(_golden_lines(path), 1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -180,6 +230,10 @@ def load_golden(paths: Sequence[str | Path], docs_dir: str | Path) -> Dataset:
                 )
             seen[item.id] = where
             items.append(item)
+        if len(items) == first:
+            raise DatasetError(
+                f"Golden file {path} holds no question. Give a JSONL file with one question per line."
+            )
     return Dataset(
         name="golden", docs_dir=docs_dir, items=items, documents=documents, sources=[str(p) for p in paths]
     )

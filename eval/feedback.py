@@ -41,6 +41,11 @@ def read_thumbs_down(database: Path) -> list[dict[str, Any]]:
             ).fetchall()
         except sqlite3.OperationalError:
             return []  # a database from before feedback existed: nothing to review
+        except sqlite3.DatabaseError as exc:
+            raise FeedbackError(
+                f"{database} is not a chat database ({exc}). Give the chat's with RAG_UI__DATABASE=PATH "
+                "(setting ui.database)."
+            ) from exc
     return [dict(row) for row in rows]
 
 
@@ -81,8 +86,14 @@ def candidate(row: dict[str, Any]) -> dict[str, Any]:
 def write_candidates(database: Path, out: Path) -> int:
     """Write the candidates of `database` into `out` (JSONL); return how many."""
     rows = read_thumbs_down(database)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(candidate(row), ensure_ascii=False) + "\n")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(candidate(row), ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise FeedbackError(
+            f"Cannot write the candidates to {out} ({exc.strerror}). Give a file you can write to: "
+            "rag eval --from-feedback FILE."
+        ) from exc
     return len(rows)
