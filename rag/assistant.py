@@ -43,6 +43,8 @@ _T = TypeVar("_T")
 def _with_index_dir(settings: Settings, index_dir: str | Path | None) -> Settings:
     if index_dir is None:
         return settings
+    if not isinstance(index_dir, str | os.PathLike):
+        raise InvalidArgumentError(f"index_dir must be a folder path (str or Path), got {index_dir!r:.60}.")
     return settings.model_copy(
         update={"index": settings.index.model_copy(update={"index_dir": Path(index_dir)})}
     )
@@ -150,6 +152,10 @@ class _Reader:
 
     def _per_backend(self, built: dict[str, _T], name: str, build: Callable[[], _T]) -> _T:
         """`built[name]`, built once (under the lock: two first questions do not build it twice)."""
+        if not isinstance(name, str):
+            raise InvalidArgumentError(
+                f"backend must be the name of a backend (str, e.g. 'extractive' or 'ollama'), got {name!r:.40}."
+            )
         with self._lock:
             if name not in built:
                 built[name] = build()

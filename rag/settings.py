@@ -334,6 +334,15 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Build the settings: defaults < TOML file < RAG_* environment < `overrides` (dotted keys)."""
+    if config_file is not None and not isinstance(config_file, str | os.PathLike):
+        raise SettingsError(
+            f"config_file must be the path of a TOML file (str or Path), got {config_file!r:.60}."
+        )
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise SettingsError(
+            "overrides must be a mapping of dotted keys to values, e.g. {'retrieval.top_k': 8}, got "
+            f"{type(overrides).__name__}."
+        )
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     from_env = environ.get("RAG_CONFIG", "")

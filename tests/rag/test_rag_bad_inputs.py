@@ -185,3 +185,26 @@ def test_a_question_in_a_non_latin_script_is_answered_in_english(seed_assistant,
     answer = seed_assistant.ask(question)
     assert answer.language != "fr"
     assert answer.text.startswith(("The documents do not say", "According to the documents")), answer.text
+
+
+def test_index_dir_and_backend_of_the_wrong_type_name_the_argument(seed_assistant, tmp_path) -> None:
+    from rag import open_assistant
+
+    with pytest.raises(RagError, match=r"index_dir must be a folder path"):
+        open_assistant(lexical_settings(tmp_path / "ix"), index_dir=42)  # type: ignore[arg-type]
+    with pytest.raises(RagError, match=r"backend must be the name of a backend.*got 3"):
+        seed_assistant.ask("Qui dirige OpenAI ?", backend=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda load: load(42), r"config_file must be the path of a TOML file.*got 42"),
+        (lambda load: load(overrides=[1]), r"overrides must be a mapping of dotted keys.*retrieval\.top_k"),
+    ],
+)
+def test_load_settings_arguments_of_the_wrong_type_are_named(call, expected) -> None:
+    from rag import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=expected):
+        call(load_settings)
