@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from index.checkpoint import EmbeddingCheckpoint
 from index.chunking import ChunkingSettings, approx_count_batch, chunk_document
 from index.config import IndexConfig
 from index.embedding import Embedder, approx_token_spans, load_embedder
@@ -199,6 +200,9 @@ class BuildPlan:
     to_load: list[tuple[_Found, bytes | None, bool]] = field(default_factory=list)  # (file, bytes, is_new)
     skipped_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     nothing_changed: bool = False
+    # Where embeddings are computed: the embedder through the interrupted-run checkpoint (index.checkpoint)
+    # when the store has a folder for it, else None (the embedder itself).
+    checkpoint: EmbeddingCheckpoint | None = None
 
     @property
     def mode(self) -> str:
@@ -254,8 +258,11 @@ def build_index(
         plan = plan_build(
             writer, new_roots, forget_roots, config, embedder, rebuild, report, progress, on_progress
         )
+        plan.checkpoint = _checkpoint(writer, plan.embedder)
         if plan.nothing_changed:
             assert plan.previous is not None
+            if plan.checkpoint is not None:
+                plan.checkpoint.clear()  # left by a run whose new files are gone again
             files = plan.previous.manifest.files  # counted from the manifest: no chunk is read
             return _finish(report, files, sum(len(entry.chunk_ids) for entry in files.values()), started)
         loaded = load_and_chunk(plan, report, progress, on_progress)
@@ -277,7 +284,21 @@ def build_index(
             )
         )
         report.written = True
+        if plan.checkpoint is not None:
+            if plan.checkpoint.reused:
+                report.messages.append(
+                    f"Resumed: {plan.checkpoint.reused} texts embedded by an interrupted run were reused, "
+                    "not embedded again."
+                )
+            plan.checkpoint.clear()
         return _finish(report, assembled.entries, assembled.chunk_count, started)
+
+
+def _checkpoint(writer: IndexWriter, embedder: Embedder | None) -> EmbeddingCheckpoint | None:
+    folder = getattr(writer, "checkpoint_dir", None)  # folder stores only (index.checkpoint)
+    if embedder is None or folder is None:
+        return None
+    return EmbeddingCheckpoint(folder, embedder)
 
 
 def _previous_roots(writer: IndexWriter, rebuild: bool, previous: PreviousIndex | None) -> list[Path]:
@@ -561,12 +582,13 @@ def embed_chunks(
     new_tokens = None
     if todo:
         texts = [chunks[i].text for i in todo]
+        source = plan.checkpoint or embedder
         if plan.wants_tokens:
-            vectors[todo], new_tokens = embedder.embed_passages_with_tokens(
+            vectors[todo], new_tokens = source.embed_passages_with_tokens(
                 texts, show_progress=progress, on_progress=on_progress
             )
         else:
-            vectors[todo] = embedder.embed_passages(texts, show_progress=progress, on_progress=on_progress)
+            vectors[todo] = source.embed_passages(texts, show_progress=progress, on_progress=on_progress)
     report.embedded_chunks = len(todo)
     if not plan.wants_tokens or (todo and new_tokens is None):
         return vectors, None
@@ -602,7 +624,7 @@ def find_windows(plan: BuildPlan, assembled: _Assembled, report: BuildReport) ->
     windows, report.embedded_windows = build_window_table(
         [document.text for document, _ in assembled.documents],
         reused,
-        None if embedder is None else embedder.embed_passages,
+        None if embedder is None else (plan.checkpoint or embedder).embed_passages,
         embedder.dimension if embedder is not None else 0,
     )
     return windows

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.checkpoint import CHECKPOINT_DIR
 from index.errors import IndexLockedError, IndexNotFoundError, IndexWriteError
 from index.generations import (
     CHUNKS_FILE,
@@ -65,6 +66,11 @@ class FolderIndexWriter:
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         return index_lock(self.index_dir)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where `build_index` keeps the embeddings of a run until its generation is written."""
+        return self.index_dir / CHECKPOINT_DIR
 
     def read_previous(self) -> IndexStore | None:
         try:
