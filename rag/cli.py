@@ -15,6 +15,7 @@ one line on stderr and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -238,6 +239,7 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _UsageError(f"Not found: {', '.join(missing)}. Give existing files or folders to `rag chat`.")
+    _check_chat_database(settings)
     try:
         from ui import app
     except ModuleNotFoundError as exc:
@@ -282,9 +284,32 @@ def _raise_if_not_installed(exc: ModuleNotFoundError, what: str) -> None:
     ) from exc
 
 
+def _check_chat_database(settings: Settings) -> None:
+    """The chat's SQLite file (accounts, conversations, feedback) can be opened or created: said in one line
+    before anything runs, instead of a traceback from inside the chat (or after indexing)."""
+    import sqlite3
+
+    path = Path(settings.ui.database)
+    fix = "Point ui.database (RAG_UI__DATABASE) at the chat's SQLite file, or at a new file in a folder you can write to."
+    if path.is_dir():
+        raise _UsageError(f"The chat database {path} is a folder. {fix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"The chat database {path} cannot be created ({exc.strerror}). {fix}") from None
+    if not path.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise _UsageError(f"{path} is not a chat database ({exc}). {fix}") from None
+
+
 def _cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     from ui.accounts import AccountError, Accounts, Database
 
+    _check_chat_database(settings)
     accounts = Accounts(Database(settings.ui.database))
     try:
         if args.users_command == "add":

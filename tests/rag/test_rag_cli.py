@@ -233,3 +233,24 @@ def test_index_without_paths_and_without_an_index_says_what_to_give(capsys, monk
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "rag index docs/" in err and str(index_dir) in err
     assert not index_dir.exists()
+
+
+@pytest.mark.parametrize("what", ["not-a-database", "under-a-file", "a-folder"])
+@pytest.mark.parametrize("command", [["users", "list"], ["chat"]])
+def test_a_bad_chat_database_is_one_line_before_anything_runs(
+    capsys, monkeypatch, tmp_path, command, what
+) -> None:
+    _env(monkeypatch)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("garbage " * 200, encoding="utf-8")
+    database = {"not-a-database": a_file, "under-a-file": a_file / "chat.sqlite3", "a-folder": tmp_path}[what]
+    monkeypatch.setenv("RAG_UI__DATABASE", str(database))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.md").write_text("Le projet Hélios a coûté 12 millions d'euros.\n", "utf-8")
+    argv = command + ([str(docs), "--index-dir", str(tmp_path / "index")] if command == ["chat"] else [])
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(database) in err and "RAG_UI__DATABASE" in err
+    assert not (tmp_path / "index").exists()  # the chat stopped before indexing
+    assert a_file.read_text(encoding="utf-8") == "garbage " * 200
