@@ -303,7 +303,8 @@ def _checkpoint(writer: IndexWriter, embedder: Embedder | None) -> EmbeddingChec
 
 def _previous_roots(writer: IndexWriter, rebuild: bool, previous: PreviousIndex | None) -> list[Path]:
     if not rebuild:
-        return [Path(r) for r in previous.manifest.roots] if previous else []
+        # `is not None`: an index of 0 chunks is falsy (IndexStore.__len__) but still knows its folders
+        return [Path(r) for r in previous.manifest.roots] if previous is not None else []
     try:
         old = writer.read_previous()
     except Exception:  # noqa: BLE001 - a damaged index is exactly what --rebuild is for
@@ -406,8 +407,8 @@ def plan_build(
                 what = "is not a supported file" if root.is_file() else "holds no supported file"
                 report.messages.append(f"{root} {what} (supported: {supported}): nothing added from it.")
 
-    old_entries = previous.manifest.files if previous else {}
-    old_skipped = previous.manifest.skipped if previous else {}
+    old_entries = previous.manifest.files if previous is not None else {}
+    old_skipped = previous.manifest.skipped if previous is not None else {}
     for number, item in enumerate(_progress_iter(found, progress, "scanning"), start=1):
         known_bad = old_skipped.get(str(item.path))
         if known_bad and (known_bad["size"], known_bad["mtime_ns"]) == (item.size, item.mtime_ns):

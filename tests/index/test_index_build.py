@@ -394,3 +394,19 @@ def test_a_full_disk_while_writing_is_one_message_and_the_index_is_unchanged(
     assert "Traceback" not in err and "RAG_INDEX__INDEX_DIR" in err
     assert _snapshot(IndexStore.open(config.index_dir)) == before
     assert [p.name for p in config.index_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_index_left_empty_remembers_its_folders(tmp_path: Path, corpus: Path) -> None:  # noqa: ANN001
+    # Every file moved out for a while (or filtered out by index.extensions): the index holds no chunk, but
+    # still the folders it was built from; the next run finds the files back without being given the folder.
+    config = _config(tmp_path)
+    build_index([corpus], config)
+    moved = tmp_path / "moved"
+    shutil.move(corpus, moved)
+    corpus.mkdir()
+    emptied = build_index([], config)
+    assert emptied.chunks == 0 and IndexStore.open(config.index_dir).manifest.roots == [str(corpus)]
+    shutil.rmtree(corpus)
+    shutil.move(moved, corpus)
+    back = build_index([], config)
+    assert back.files == 3 and back.new_files == 3
