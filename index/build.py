@@ -393,10 +393,12 @@ def plan_build(
         if not root.exists():
             report.messages.append(f"{root} no longer exists: its files are removed from the index.")
     found = discover_files([r for r in roots if r.exists()], config.extensions)
-    supported = ", ".join(SUPPORTED_EXTENSIONS)
+    # The types looked for: all the loaders read, or those the settings narrowed them to (said so).
+    narrowed = tuple(config.extensions) != SUPPORTED_EXTENSIONS
+    supported = f"{'index.extensions' if narrowed else 'supported'}: {', '.join(config.extensions)}"
     if not found:
         where = ", ".join(str(r) for r in roots) or "(no folder given)"
-        report.messages.append(f"No supported files in {where} (supported: {supported}).")
+        report.messages.append(f"No supported files in {where} ({supported}).")
     else:  # a path given now that adds nothing, beside folders the index already holds: said too
         for root in new_roots:
             if (
@@ -405,7 +407,7 @@ def plan_build(
                 and not discover_files([root], config.extensions)
             ):
                 what = "is not a supported file" if root.is_file() else "holds no supported file"
-                report.messages.append(f"{root} {what} (supported: {supported}): nothing added from it.")
+                report.messages.append(f"{root} {what} ({supported}): nothing added from it.")
 
     old_entries = previous.manifest.files if previous is not None else {}
     old_skipped = previous.manifest.skipped if previous is not None else {}

@@ -410,3 +410,12 @@ def test_an_index_left_empty_remembers_its_folders(tmp_path: Path, corpus: Path)
     shutil.move(moved, corpus)
     back = build_index([], config)
     assert back.files == 3 and back.new_files == 3
+
+
+def test_no_files_of_the_configured_types_names_those_types(tmp_path: Path, corpus: Path) -> None:  # noqa: ANN001
+    config = IndexConfig(
+        index_dir=tmp_path / "index", embedding_model="", show_progress=False, extensions=(".docx",)
+    )
+    report = build_index([corpus], config)
+    message = next(m for m in report.messages if "No supported files" in m)
+    assert "(index.extensions: .docx)" in message and ".txt" not in message
