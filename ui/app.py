@@ -168,25 +168,46 @@ document.addEventListener('toggle', (event) => {
 
 # Rename and Delete act on the conversation selected in the list: inactive while none is (none at all, a new
 # conversation, after a delete); Regenerate, Edit last question, Copy answer and Export act on the chat:
-# inactive while it is empty. Gradio sets the list's value in the page without an event to listen to, so
-# both are read four times a second (a property read and a query: no request, no layout).
+# inactive while it is empty. Both follow the page's changes, not a timer (it read the page four times a
+# second for as long as it was open): the list's selection is told by its change event
+# (`CONVERSATION_SELECTED_JS`, in the page: Gradio sets the list's value with no DOM change to observe), the
+# chat's questions are seen by a MutationObserver, at most once a frame. The list's change also fills the
+# Title box.
 CONVERSATION_ACTIONS_SCRIPT = """<script>
 (() => {
+  let selected = false;
   const inactive = (ids, off, why) => {
     for (const id of ids) {
       const button = document.getElementById(id);
       if (button && button.disabled !== off) { button.disabled = off; button.title = off ? why : ''; }
     }
   };
-  setInterval(() => {
-    const list = document.querySelector('#conversations input');
-    inactive(['rename-conversation', 'delete-conversation'], !list || !list.value.trim(),
-             'Open a conversation from the list first');
+  const update = () => {
+    inactive(['rename-conversation', 'delete-conversation'], !selected, 'Open a conversation from the list first');
     inactive(['regenerate', 'edit-last', 'copy-answer', 'export'], !document.querySelector('#chat .question'),
              'Ask a question first');
-  }, 250);
+  };
+  // And the Title box shows the selected conversation's title (its label in the list), or nothing: it
+  // stayed empty after a first answer put the conversation in the list, selected. In the page: the answer
+  // event sends nothing more for it, and no request is made.
+  const showTitle = (value) => {
+    const list = document.querySelector('#conversations input');
+    const box = document.querySelector('#conversation-title textarea');
+    const title = value && list ? list.value : '';
+    if (box && box.value !== title) { box.value = title; box.dispatchEvent(new Event('input', {bubbles: true})); }
+  };
+  window.ragConversationSelected = (value) => {
+    selected = !!value;
+    update();
+    requestAnimationFrame(() => showTitle(value));  // (the list shows the selected title by then)
+  };
+  let pending = false;
+  new MutationObserver(() => {
+    if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; update(); }); }
+  }).observe(document.documentElement, {childList: true, subtree: true});
 })();
 </script>"""
+CONVERSATION_SELECTED_JS = "(value) => { window.ragConversationSelected?.(value); return []; }"
 
 # The height of the bar under the chat (question box, actions, export, feedback), as --ask-bar-height: on a
 # phone that bar is fixed to the bottom of the view and the page keeps that much room at its end (a fixed
@@ -1402,6 +1423,8 @@ def _wire_chat(page: _Page, handlers: ChatHandlers, *, with_feedback: bool) -> N
     saved.input(
         handlers.open_conversation, saved, [chat.chatbot, page.conversation, title], queue=False
     ).then(handlers.hide_extras, None, extras, queue=False)
+    # Rename and Delete active or not, the Title box filled: in the page (CONVERSATION_ACTIONS_SCRIPT).
+    saved.change(None, saved, None, js=CONVERSATION_SELECTED_JS)
     chat.regenerate.click(
         handlers.take_back_last, page.conversation, chat_outputs, queue=False, show_progress="hidden"
     ).then(**answer, api_visibility="private")

@@ -653,3 +653,30 @@ def test_typing_on_a_fresh_page_goes_into_the_question_box(url, browser):
     chat.wait_for_answer(before)
     assert chat.questions() == [QUESTION]
     chat.page.context.close()
+
+
+def test_the_title_box_shows_the_conversation_title_once_it_has_one(url, browser):
+    """After the first answer the conversation is in the list, selected, but the Title box under it stayed
+    empty ("Rename the open conversation"): renaming meant typing the whole title again. It shows the title
+    once the conversation has one, and is emptied with a new conversation."""
+    chat = open_page(browser, url, "light")
+    title = chat.page.locator("#conversation-title textarea, #conversation-title input").first
+    chat.ask(QUESTION)
+    chat.page.wait_for_function(
+        "() => document.querySelector('#conversations input').value.startsWith('Quelle est')", timeout=10_000
+    )
+    chat.page.wait_for_function(
+        "() => document.querySelector('#conversation-title textarea, #conversation-title input')"
+        ".value === document.querySelector('#conversations input').value",
+        timeout=10_000,
+    )
+    assert title.input_value() == QUESTION
+    chat.screenshot("title-box-after-first-answer.png")
+    chat.ask("Sam Altman possède-t-il des parts d'OpenAI ?")  # a follow-up leaves it as it is
+    assert title.input_value() == QUESTION
+    chat.new_conversation()
+    chat.page.wait_for_function(
+        "() => !document.querySelector('#conversation-title textarea, #conversation-title input').value",
+        timeout=10_000,
+    )
+    chat.page.context.close()
