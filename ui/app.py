@@ -240,13 +240,25 @@ ASK_BAR_SCRIPT = """<script>
 # Under the conversation list's label while it is empty.
 NO_CONVERSATIONS = "No conversations yet: each one is kept here from its first answer."
 
+# What a wrong name or password gets on the login page, in place of Gradio's "Incorrect Credentials" (its
+# words and title case, no way out). Gradio 6 has no setting for it: its translations (`i18n=`) are not sent
+# to the login page; the line (`p.creds`) is hidden, its text out of the accessibility tree, and this
+# sentence shown in its place.
+LOGIN_FAILED = (
+    "This user name and password do not match an account. Type them again; if you forgot your password, "
+    "an administrator can set a new one (rag users passwd NAME)."
+)
+
 # The login page's message (HTML: Gradio showed the Markdown backticks as they are). The login page gets
 # neither the page's CSS nor its <head>, only this message: its <style> gives Gradio's field labels
 # ("username", "password", in lowercase in every language Gradio ships) the sentence case of the rest of
-# the page.
+# the page, and says LOGIN_FAILED.
 LOGIN_MESSAGE = (
     "<style>label > span[data-testid=block-info] { display: inline-block; }"
-    " label > span[data-testid=block-info]::first-letter { text-transform: uppercase; }</style>"
+    " label > span[data-testid=block-info]::first-letter { text-transform: uppercase; }"
+    " p.creds { visibility: hidden; font-size: 0; line-height: 0; }"
+    f' p.creds::before {{ content: "{LOGIN_FAILED}"; visibility: visible; font-size: var(--text-md);'
+    " display: block; max-width: 56em; line-height: 1.5; }</style>"
     "Ask your documents: sign in with the account an administrator created for you "
     "(administrators: <code>rag users add NAME</code>)."
 )

@@ -67,8 +67,20 @@ def test_a_wrong_password_does_not_open_the_chat(team_url, browser):
     page.fill("input[type=text]", "alice")
     page.fill("input[type=password]", "not her password")
     page.get_by_role("button", name="Login").click()
-    page.get_by_text("Incorrect").first.wait_for(timeout=15_000)
+    page.locator("p.creds").wait_for(state="attached", timeout=15_000)
     assert page.locator("#question textarea").count() == 0
+    # Said in the product's words, not Gradio's "Incorrect Credentials" (its title case, and no way out):
+    # Gradio's line is hidden (and out of the accessibility tree), the page's sentence shown in its place.
+    shown = page.evaluate(
+        """() => { const line = document.querySelector('p.creds'), style = getComputedStyle(line);
+                   const before = getComputedStyle(line, '::before');
+                   return {own: style.visibility, size: style.fontSize, height: line.getBoundingClientRect().height,
+                           text: before.content, visible: before.visibility}; }"""
+    )
+    assert shown["own"] == "hidden" and shown["size"] == "0px", shown
+    assert shown["visible"] == "visible" and shown["height"] > 10, shown
+    assert "do not match an account" in shown["text"] and "rag users passwd" in shown["text"], shown
+    assert "Credentials" not in page.get_by_role("main").or_(page.locator("body")).first.aria_snapshot()
     page.context.close()
 
 
