@@ -365,8 +365,8 @@ def render_banner(status: Mapping[str, Any], backend: str | None = None) -> str:
         return ""
     items = "".join(f"<li>{note}</li>" for note in notes)
     return (
-        f'<div class="banner" role="note"><span class="banner-title">Offline mode</span> — {" · ".join(short)}. '
-        "This is expected here, not an error."
+        f'<div class="banner" role="note"><span class="banner-title">Offline mode</span><span class="banner-text">'
+        f" — {' · '.join(short)}. This is expected here, not an error.</span>"
         f"<details><summary>What this means and how to enable the full mode</summary><ul>{items}</ul></details></div>"
     )
 

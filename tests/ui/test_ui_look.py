@@ -680,3 +680,24 @@ def test_the_title_box_shows_the_conversation_title_once_it_has_one(url, browser
         timeout=10_000,
     )
     chat.page.context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_phone_header_leaves_the_height_to_the_conversation(url, browser, theme):
+    """At 390x844 the title, a four-line subtitle and a five-line banner took 290 px before the chat began
+    (a third of the room above the question bar). The header is the title and a banner of two lines; the
+    banner's text and notes are one tap away, in full."""
+    chat = open_page(browser, url, theme, width=390, height=844)
+    chat.page.wait_for_timeout(300)  # past the page's load events
+    top = "() => document.querySelector('#chat').getBoundingClientRect().top"
+    assert chat.page.evaluate(top) <= 130, chat.page.evaluate(top)
+    banner = chat.page.locator("#mode-banner .banner")
+    assert banner.bounding_box()["height"] <= 56, banner.bounding_box()
+    assert banner.get_by_text("Offline mode").is_visible()
+    chat.screenshot(f"phone-header-{theme}.png")
+    chat.page.click("#mode-banner summary")
+    text = banner.locator(".banner-text")
+    text.wait_for()
+    assert "keyword search" in text.inner_text() and banner.locator("li").first.is_visible()
+    chat.screenshot(f"phone-header-{theme}-open.png")
+    chat.page.context.close()

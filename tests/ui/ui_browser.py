@@ -212,7 +212,10 @@ WATCH_HEADER_JS = """
   window.headerGaps = [];
   window.headerBoxes = [];
   const tick = () => {
-    const subtitle = document.querySelector('.app-subtitle'), banner = document.querySelector('#mode-banner .banner');
+    // (The subtitle, or the title on a phone, where the subtitle is not shown.)
+    let subtitle = document.querySelector('.app-subtitle');
+    if (subtitle && !subtitle.getBoundingClientRect().height) subtitle = document.querySelector('.app-title');
+    const banner = document.querySelector('#mode-banner .banner');
     if (subtitle && banner && banner.getBoundingClientRect().height > 0) {
       const text = subtitle.getBoundingClientRect(), top = banner.getBoundingClientRect().top;
       window.headerGaps.push(Math.round(top - text.bottom));
