@@ -701,3 +701,43 @@ def test_the_phone_header_leaves_the_height_to_the_conversation(url, browser, th
     assert "keyword search" in text.inner_text() and banner.locator("li").first.is_visible()
     chat.screenshot(f"phone-header-{theme}-open.png")
     chat.page.context.close()
+
+
+# The text lines of the chat (their boxes, within the chat's view) under the chat's "Scroll down" arrow.
+_TEXT_UNDER_ARROW_JS = """() => {
+  const arrow = document.querySelector('#chat .scroll-down-button-container button').getBoundingClientRect();
+  const chat = document.querySelector('#chat').getBoundingClientRect();
+  const walker = document.createTreeWalker(document.querySelector('#chat'), NodeFilter.SHOW_TEXT);
+  const under = [];
+  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+    if (!text.textContent.trim() || text.parentElement.closest('.scroll-down-button-container')) continue;
+    const range = document.createRange();
+    range.selectNodeContents(text);
+    for (const line of range.getClientRects()) {
+      if (line.bottom < chat.top || line.top > chat.bottom) continue;
+      if (line.right > arrow.left && line.left < arrow.right && line.bottom > arrow.top && line.top < arrow.bottom)
+        under.push(text.textContent.trim().slice(0, 40));
+    }
+  }
+  return under;
+}"""
+
+
+@pytest.mark.parametrize(("theme", "width", "height"), [("dark", 390, 844), ("light", 1280, 500)])
+def test_the_scroll_down_arrow_sits_beside_the_text_not_over_it(url, browser, theme, width, height):
+    """Gradio's "Scroll down" arrow sat in the middle of the chat's bottom, over the answer's words (on a
+    phone it hid a word of a source card in every line that passed under it), with no edge of its own. It
+    sits in the chat's right margin, a button with a visible edge (WCAG 1.4.11)."""
+    chat = open_page(browser, url, theme, width=width, height=height)
+    chat.ask(QUESTION)
+    chat.ask("What financial challenges does OpenAI face?")
+    chat.page.wait_for_timeout(500)  # the chat's scrolling to the new question settles
+    chat.page.mouse.move(200, 300)
+    chat.page.mouse.wheel(0, -3000)  # back to the first question: the arrow shows
+    arrow = chat.page.locator("#chat .scroll-down-button-container button")
+    arrow.wait_for(timeout=10_000)
+    chat.page.wait_for_timeout(300)
+    chat.screenshot(f"scroll-arrow-{theme}-{width}.png")
+    assert chat.page.evaluate(_TEXT_UNDER_ARROW_JS) == []
+    assert control_boundary(chat.page, "#chat .scroll-down-button-container button") >= 3
+    chat.page.context.close()
