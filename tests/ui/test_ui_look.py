@@ -741,3 +741,32 @@ def test_the_scroll_down_arrow_sits_beside_the_text_not_over_it(url, browser, th
     assert chat.page.evaluate(_TEXT_UNDER_ARROW_JS) == []
     assert control_boundary(chat.page, "#chat .scroll-down-button-container button") >= 3
     chat.page.context.close()
+
+
+# Before the page's scripts run: every repeating timer the page starts, with its period.
+_WATCH_TIMERS_JS = """
+(() => {
+  window.pageTimers = [];
+  const start = window.setInterval;
+  window.setInterval = function (fn, ms, ...rest) { window.pageTimers.push(ms || 0); return start.call(this, fn, ms, ...rest); };
+})();
+"""
+
+
+def test_the_page_does_no_work_on_a_timer_while_nothing_happens(url, browser):
+    """The conversation actions were switched on and off by a script that read the page four times a
+    second for as long as it was open (a phone's battery, a background tab). They follow the page's
+    changes instead: the conversation list's selection and the chat's questions."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(_WATCH_TIMERS_JS)
+    chat = ChatPage(context.new_page(), f"{url}/?__theme=light").open()
+    chat.ask(QUESTION)
+    chat.page.wait_for_function(
+        "() => !document.querySelector('#rename-conversation').disabled", timeout=10_000
+    )
+    chat.new_conversation()
+    chat.page.wait_for_function(
+        "() => document.querySelector('#rename-conversation').disabled", timeout=10_000
+    )
+    assert [ms for ms in chat.page.evaluate("() => window.pageTimers") if ms < 1_000] == []
+    context.close()
