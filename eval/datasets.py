@@ -78,11 +78,18 @@ def read_document(path: Path) -> str:
 
 
 def _documents_in(docs_dir: Path) -> dict[str, str]:
-    return {
-        path.relative_to(docs_dir).as_posix(): read_document(path)
-        for path in sorted(docs_dir.rglob("*.txt"))
-        if path.is_file()
-    }
+    documents = {}
+    for path in sorted(docs_dir.rglob("*.txt")):
+        if not path.is_file():
+            continue
+        try:
+            documents[path.relative_to(docs_dir).as_posix()] = read_document(path)
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"Document {path} is not UTF-8 text ({exc.reason} at byte {exc.start}): golden quotes are "
+                "found in UTF-8 .txt files. Save it as UTF-8, or move it out of the --docs folder."
+            ) from exc
+    return documents
 
 
 def _resolve_doc(name: str, documents: dict[str, str]) -> str | None:

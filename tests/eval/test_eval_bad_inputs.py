@@ -154,3 +154,9 @@ def test_from_feedback_on_a_file_that_is_not_a_database_is_one_line(capsys, monk
     code, _, err = _eval(capsys, "--from-feedback", str(tmp_path / "candidates.jsonl"))
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "not a chat database" in err and "RAG_UI__DATABASE" in err
+
+
+def test_a_document_that_is_not_utf8_in_docs_is_named(tmp_path, docs) -> None:
+    (docs / "b.txt").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(DatasetError, match=r"b\.txt is not UTF-8 text.*Save it as UTF-8"):
+        load_golden([_golden(tmp_path, GOOD)], docs)
