@@ -327,6 +327,15 @@ def plan_build(
     previous = None if rebuild else writer.read_previous()
     old_roots = _previous_roots(writer, rebuild, previous)
     roots = [r for r in dict.fromkeys([*old_roots, *new_roots]) if r not in forget_roots]
+    for path in sorted(forget_roots - set(old_roots) - set(new_roots)):
+        holder = next((root for root in roots if path.is_relative_to(root)), None)
+        if holder is not None:
+            report.messages.append(
+                f"{path} is inside {holder}, which stays indexed: --forget drops a folder or file given to "
+                f"the index itself. To drop this file, move it out of {holder} (or delete it) and index again."
+            )
+        else:
+            report.messages.append(f"{path} is not in the index: nothing to forget.")
 
     if embedder is AUTO:
         embedder = load_embedder(config) if config.embedding_model else None

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         action="append",
         default=[],
-        help="Remove a file's documents (repeatable).",
+        help="Drop a folder or file given before, with its documents (repeatable).",
     )
     index.add_argument(
         "--from-folder",

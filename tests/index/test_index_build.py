@@ -419,3 +419,17 @@ def test_no_files_of_the_configured_types_names_those_types(tmp_path: Path, corp
     report = build_index([corpus], config)
     message = next(m for m in report.messages if "No supported files" in m)
     assert "(index.extensions: .docx)" in message and ".txt" not in message
+
+
+def test_forget_of_a_path_that_is_no_root_says_what_happens(tmp_path: Path, corpus: Path) -> None:  # noqa: ANN001
+    # --forget drops what was given to the index (a folder, a file); a file inside an indexed folder stays
+    # while its folder is indexed: said, not an "Up to date" that looks like success.
+    config = _config(tmp_path)
+    build_index([corpus], config)
+    report = build_index([], config, forget=[corpus / "paris.txt", tmp_path / "elsewhere.txt"])
+    assert report.files == 3
+    assert any(
+        f"{corpus / 'paris.txt'} is inside {corpus}, which stays indexed" in m and "move it out" in m
+        for m in report.messages
+    ), report.messages
+    assert any(f"{tmp_path / 'elsewhere.txt'} is not in the index" in m for m in report.messages)
