@@ -240,11 +240,13 @@ def questions_to_ask(piaf_dir: Path, excluded: set[str], per_class: int) -> list
 
 def setting_overrides(args: argparse.Namespace) -> dict:
     """The settings the features are collected with, beside the product's defaults (`--span-floor`,
-    `--query-float32`)."""
+    `--query-float32`, `--query-int8`)."""
     floor = getattr(args, "span_floor", None)
     overrides = {} if floor is None else {"retrieval.cosine_span_floor": floor}
     if getattr(args, "query_float32", False):
         overrides["index.embedding_query_int8"] = False
+    elif getattr(args, "query_int8", False):
+        overrides["index.embedding_query_int8"] = True
     return overrides
 
 
@@ -896,6 +898,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--query-float32",
         action="store_true",
         help="Collect the features with questions embedded in float32 (index.embedding_query_int8 off).",
+    )
+    parser.add_argument(
+        "--query-int8",
+        action="store_true",
+        help="Collect the features with questions through the int8 copy (index.embedding_query_int8 on).",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
