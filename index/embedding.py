@@ -270,6 +270,14 @@ class SentenceTransformerEmbedder(Embedder):
             for i, text in enumerate(texts)
         ]
 
+    def _batch_size(self, onnx: OnnxTransformer | None) -> int:
+        """Texts per model call: 1 through the int8 query copy, whose dynamic quantisation scales each
+        activation by the largest value of the whole call (padding rows and the other questions included):
+        batched, a question's vector moved by ~3e-4 per dimension with its neighbours, so an answer could
+        change with what other people asked at the same moment. One at a time it costs about the same per
+        question (0.60 x float32's at batch 1, 0.76 x at batch 8, `eval.benchmarks.query_int8`)."""
+        return 1 if onnx is not None and onnx is self.query_onnx else self.batch_size
+
     def _embed_all(
         self,
         texts: list[str],
@@ -289,13 +297,14 @@ class SentenceTransformerEmbedder(Embedder):
         token vectors (`_embed_batch(tokens=True)`), in text order, int8 as they are stored when
         `quantise_tokens` (a passage's: a large corpus's float32 token vectors would not fit in memory)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if len(texts) > self.batch_size:
+        batch_size = self._batch_size(onnx)
+        if len(texts) > batch_size:
             with self._tokenizer_lock:
                 lengths = self.count_tokens_batch(texts)
         else:
             lengths = [len(text) for text in texts]
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-        batches = [order[lo : lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
+        batches = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
 
         found: list[TextTokens | None] = [None] * len(texts) if tokens is not None else []
 
@@ -401,6 +410,8 @@ class SentenceTransformerEmbedder(Embedder):
         of like lengths pad less; each call's fixed cost keeps them from being single questions.
         (`call_size`: another size, to compare.)"""
         size = call_size or QUERY_CALL_SIZE
+        if self.query_onnx is not None:  # the int8 copy: one question per call (see `_batch_size`)
+            return [[i] for i in range(len(texts))]
         if len(texts) <= size:
             return [list(range(len(texts)))]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -107,12 +107,16 @@ def test_query_path_gives_encodes_vectors(
 
 
 def test_questions_waiting_together_are_embedded_shortest_first_in_small_calls(
-    tiny_embedder, monkeypatch
+    tiny_st_model_dir: Path, monkeypatch
 ) -> None:  # noqa: ANN001
     """The query batcher's burst: calls of at most QUERY_CALL_SIZE questions of like lengths (a call pads each
-    question to its longest), each question's encoding handed back in its place, the same as alone."""
+    question to its longest), each question's encoding handed back in its place, the same as alone (float32
+    questions; the int8 copy's: the next test)."""
     from index.embedding import QUERY_CALL_SIZE
 
+    tiny_embedder = SentenceTransformerEmbedder(
+        IndexConfig(embedding_model=str(tiny_st_model_dir), embedding_query_int8=False)
+    )
     questions = [f"{'très ' * (n % 7)}question {n} ?" for n in range(2 * QUERY_CALL_SIZE + 3)]
     calls: list[list[str]] = []
     encode = tiny_embedder.encode_queries
@@ -131,6 +135,22 @@ def test_questions_waiting_together_are_embedded_shortest_first_in_small_calls(
     calls.clear()
     tiny_embedder._encode_waiting_queries(questions[:2])
     assert calls == [questions[:2]]  # a few: one call, as they came
+
+
+def test_int8_questions_waiting_together_are_embedded_one_per_call_as_alone(tiny_embedder) -> None:  # noqa: ANN001
+    """The int8 copy scales each call's activations by their largest value: batched, a question's vector
+    moved with its neighbours (~3e-4 per dimension), so an answer could depend on what others asked at the
+    same moment. Through it, every question is a call of its own, in the burst and in `embed_queries`."""
+    if tiny_embedder.query_onnx is None:
+        pytest.skip("no int8 copy here (onnxruntime's quantiser missing)")
+    questions = [f"{'très ' * (n % 7)}question {n} ?" for n in range(11)]
+    assert tiny_embedder.query_calls(questions) == [[i] for i in range(11)]
+    alone = [tiny_embedder.encode_queries([question])[0] for question in questions]
+    for mine, reference in zip(tiny_embedder._encode_waiting_queries(questions), alone, strict=True):
+        assert np.array_equal(mine.vector, reference.vector)
+        assert np.array_equal(mine.tokens.vectors, reference.tokens.vectors)
+    together = tiny_embedder.embed_queries(questions)
+    assert np.array_equal(together, np.stack([reference.vector for reference in alone]))
 
 
 def test_torch_threads_is_restored_after_an_error() -> None:
