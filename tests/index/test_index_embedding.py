@@ -137,12 +137,16 @@ def test_questions_waiting_together_are_embedded_shortest_first_in_small_calls(
     assert calls == [questions[:2]]  # a few: one call, as they came
 
 
-def test_int8_questions_waiting_together_are_embedded_one_per_call_as_alone(tiny_embedder) -> None:  # noqa: ANN001
+def test_int8_questions_waiting_together_are_embedded_one_per_call_as_alone(tiny_st_model_dir: Path) -> None:
     """The int8 copy scales each call's activations by their largest value: batched, a question's vector
     moved with its neighbours (~3e-4 per dimension), so an answer could depend on what others asked at the
     same moment. Through it, every question is a call of its own, in the burst and in `embed_queries`."""
-    if tiny_embedder.query_onnx is None:
-        pytest.skip("no int8 copy here (onnxruntime's quantiser missing)")
+    tiny_embedder = SentenceTransformerEmbedder(
+        IndexConfig(embedding_model=str(tiny_st_model_dir), embedding_query_int8=True)
+    )
+    assert (
+        tiny_embedder.query_onnx is not None
+    )  # the int8 copy is made (onnxruntime's quantiser is a dependency)
     questions = [f"{'très ' * (n % 7)}question {n} ?" for n in range(11)]
     assert tiny_embedder.query_calls(questions) == [[i] for i in range(11)]
     alone = [tiny_embedder.encode_queries([question])[0] for question in questions]
