@@ -89,6 +89,9 @@ class EmbeddingCheckpoint:
         missing = [
             i for i, key in enumerate(keys) if key not in known or (with_tokens and known[key][1] is None)
         ]
+        # Slices of texts of like length (the embedder sorts each call's texts by length to pad little: slices
+        # taken in the given order would each span every length). A text's vectors do not depend on its slice.
+        missing.sort(key=lambda i: len(texts[i]))
         done = len(texts) - len(missing)
         self.reused += done
         report, close = _progress(len(texts), show_progress and bool(missing), on_progress)
